@@ -1,0 +1,78 @@
+// Image<T>: owning storage plus geometry; ImageView<T>: trivially copyable view for kernels.
+#pragma once
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "voxalign/image/geometry.hpp"
+
+namespace voxalign {
+
+/// A non-owning, trivially copyable view of up to 4D data in NIfTI order. Strides are in elements,
+/// so views of numpy arrays with any strides need no copy.
+template <class T> struct ImageView {
+  T* data = nullptr;
+  int64_t dims[4] = {1, 1, 1, 1};
+  int64_t strides[4] = {1, 1, 1, 1};
+
+  int64_t offset(int64_t i, int64_t j = 0, int64_t k = 0, int64_t t = 0) const {
+    return i * strides[0] + j * strides[1] + k * strides[2] + t * strides[3];
+  }
+  T& operator()(int64_t i, int64_t j = 0, int64_t k = 0, int64_t t = 0) const {
+    return data[offset(i, j, k, t)];
+  }
+  int64_t size() const { return dims[0] * dims[1] * dims[2] * dims[3]; }
+  bool contiguous() const {
+    return strides[0] == 1 && strides[1] == dims[0] && strides[2] == dims[0] * dims[1] &&
+           strides[3] == dims[0] * dims[1] * dims[2];
+  }
+  /// The 3D frame t of a 4D view.
+  ImageView frame(int64_t t) const {
+    ImageView v = *this;
+    v.data = data + t * strides[3];
+    v.dims[3] = 1;
+    return v;
+  }
+  operator ImageView<const T>() const {
+    ImageView<const T> v;
+    v.data = data;
+    for (int d = 0; d < 4; ++d) v.dims[d] = dims[d], v.strides[d] = strides[d];
+    return v;
+  }
+};
+static_assert(std::is_trivially_copyable_v<ImageView<float>>);
+
+/// An image owning contiguous storage (i fastest) together with its geometry.
+template <class T> class Image {
+public:
+  Image() = default;
+  explicit Image(const Geometry& g, T fill = T(0)) : geom_(g), data_(static_cast<size_t>(g.size()), fill) {}
+
+  const Geometry& geometry() const { return geom_; }
+  Geometry& geometry() { return geom_; }
+  T* data() { return data_.data(); }
+  const T* data() const { return data_.data(); }
+  std::vector<T>& storage() { return data_; }
+  const std::vector<T>& storage() const { return data_; }
+  int64_t size() const { return static_cast<int64_t>(data_.size()); }
+
+  ImageView<T> view() { return make_view<T>(data_.data()); }
+  ImageView<const T> view() const { return make_view<const T>(data_.data()); }
+
+private:
+  template <class U> ImageView<U> make_view(U* p) const {
+    ImageView<U> v;
+    v.data = p;
+    int64_t s = 1;
+    for (int d = 0; d < 4; ++d) {
+      v.dims[d] = geom_.dims[d];
+      v.strides[d] = s;
+      s *= geom_.dims[d];
+    }
+    return v;
+  }
+  Geometry geom_;
+  std::vector<T> data_;
+};
+
+} // namespace voxalign

@@ -1,0 +1,279 @@
+// nanobind bindings of voxalign::core. Thin: argument conversion only; all numerics are C++.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+#include "voxalign/image/nifti.hpp"
+#include "voxalign/resample/resample.hpp"
+#include "voxalign/spline/interpolate.hpp"
+#include "voxalign/spline/prefilter.hpp"
+#include "voxalign/transform/affine_io.hpp"
+
+namespace nb = nanobind;
+using namespace voxalign;
+
+namespace {
+
+template <class T> using InArr = nb::ndarray<const T, nb::device::cpu>;
+using Mat44 = nb::ndarray<const double, nb::shape<4, 4>, nb::device::cpu>;
+
+template <class T> ImageView<const T> view_of(const InArr<T>& a, int max_ndim, const char* what) {
+  if (a.ndim() < 1 || a.ndim() > size_t(max_ndim))
+    throw InvalidArgument(std::string(what) + " must have 1 to " + std::to_string(max_ndim) + " dimensions, not " +
+                          std::to_string(a.ndim()));
+  ImageView<const T> v;
+  v.data = a.data();
+  for (size_t d = 0; d < a.ndim(); ++d) {
+    v.dims[d] = int64_t(a.shape(d));
+    v.strides[d] = int64_t(a.stride(d));
+    if (v.dims[d] < 1) throw InvalidArgument(std::string(what) + " has an empty axis");
+  }
+  return v;
+}
+
+Mat4 to_mat4(const Mat44& m) {
+  Mat4 r;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) r(i, j) = m(i, j);
+  return r;
+}
+
+nb::ndarray<nb::numpy, double, nb::shape<4, 4>> from_mat4(const Mat4& m) {
+  double* d = new double[16];
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) d[4 * i + j] = m(i, j);
+  nb::capsule owner(d, [](void* p) noexcept { delete[] static_cast<double*>(p); });
+  return nb::ndarray<nb::numpy, double, nb::shape<4, 4>>(d, {4, 4}, owner);
+}
+
+// A numpy array in NIfTI (Fortran, i fastest) order owning `img`'s storage.
+template <class T> nb::ndarray<nb::numpy, T> from_image(Image<T>&& img, int ndim) {
+  auto* holder = new std::vector<T>(std::move(img.storage()));
+  nb::capsule owner(holder, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  size_t shape[4];
+  int64_t strides[4];
+  int64_t s = 1;
+  for (int d = 0; d < ndim; ++d) {
+    shape[d] = size_t(img.geometry().dims[d]);
+    strides[d] = s;
+    s *= img.geometry().dims[d];
+  }
+  return nb::ndarray<nb::numpy, T>(holder->data(), size_t(ndim), shape, owner, strides);
+}
+
+template <class T> nb::ndarray<nb::numpy, T> new_array(const std::vector<size_t>& shape, T** data, bool fortran) {
+  size_t n = 1;
+  for (auto s : shape) n *= s;
+  auto* buf = new std::vector<T>(n);
+  *data = buf->data();
+  nb::capsule owner(buf, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  std::vector<int64_t> strides(shape.size());
+  int64_t s = 1;
+  if (fortran)
+    for (size_t d = 0; d < shape.size(); ++d) strides[d] = s, s *= int64_t(shape[d]);
+  else
+    for (size_t d = shape.size(); d-- > 0;) strides[d] = s, s *= int64_t(shape[d]);
+  return nb::ndarray<nb::numpy, T>(buf->data(), shape.size(), shape.data(), owner, strides.data());
+}
+
+template <class T>
+std::tuple<nb::ndarray<nb::numpy, T>, int> py_coefficients(InArr<T> a, int order, const std::string& mode, double cval) {
+  const ImageView<const T> v = view_of<T>(a, 3, "array");
+  Coefficients<T> c;
+  {
+    nb::gil_scoped_release release;
+    c = spline_coefficients<T>(v, int(a.ndim()), order, parse_mode(mode), cval);
+  }
+  return {from_image(std::move(c.image), int(a.ndim())), c.pad};
+}
+
+// Wrap caller-provided coefficients (already padded by `pad`) without copying.
+template <class T> Coefficients<T> borrow(const ImageView<const T>& v, int ndim, int order, Mode mode, int pad, double cval) {
+  Coefficients<T> c;
+  c.ndim = ndim, c.order = order, c.mode = mode, c.pad = pad, c.cval = cval;
+  Geometry g;
+  for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
+  c.image = Image<T>(g);
+  // Coefficients must be contiguous for the kernels: copy (cheap next to evaluation).
+  T* dst = c.image.data();
+  for (int64_t k = 0; k < v.dims[2]; ++k)
+    for (int64_t j = 0; j < v.dims[1]; ++j)
+      for (int64_t i = 0; i < v.dims[0]; ++i) *dst++ = v(i, j, k);
+  return c;
+}
+
+template <class T>
+nb::object py_interpolate(InArr<T> coeffs, int pad, int order, const std::string& mode, double cval,
+                          nb::ndarray<const double, nb::ndim<2>, nb::c_contig, nb::device::cpu> pts, bool grad) {
+  const ImageView<const T> v = view_of<T>(coeffs, 3, "coefficients");
+  const int nd = int(coeffs.ndim());
+  if (pts.shape(1) != size_t(nd))
+    throw InvalidArgument("points must have " + std::to_string(nd) + " coordinates each (last axis), not " +
+                          std::to_string(pts.shape(1)));
+  const int64_t n = int64_t(pts.shape(0));
+  T* vals;
+  auto out = new_array<T>({size_t(n)}, &vals, false);
+  T* grads = nullptr;
+  nb::object gobj = nb::none();
+  if (grad) {
+    auto g = new_array<T>({size_t(n), size_t(nd)}, &grads, false);
+    gobj = nb::cast(g);
+  }
+  {
+    nb::gil_scoped_release release;
+    const Coefficients<T> c = borrow<T>(v, nd, order, parse_mode(mode), pad, cval);
+    interpolate<T>(c, pts.data(), n, vals, grads);
+  }
+  if (grad) return nb::make_tuple(out, gobj);
+  return nb::cast(out);
+}
+
+template <class T>
+nb::ndarray<nb::numpy, T> py_resample(InArr<T> a, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
+                                      Mat44 pullback, int order, const std::string& mode, double cval) {
+  const ImageView<const T> v = view_of<T>(a, 4, "array");
+  if (shape.size() < 1 || shape.size() > 3) throw InvalidArgument("shape must have 1 to 3 entries");
+  Geometry gin;
+  for (int d = 0; d < 4; ++d) gin.dims[d] = v.dims[d];
+  const int frames = int(v.dims[3]);
+  std::vector<size_t> oshape(shape.begin(), shape.end());
+  while (oshape.size() < 3 && a.ndim() == 4) oshape.push_back(1);
+  if (a.ndim() == 4) oshape.push_back(size_t(frames));
+  for (auto s : shape)
+    if (s < 1) throw InvalidArgument("shape entries must be positive");
+  T* data;
+  auto out = new_array<T>(oshape, &data, true);
+  ImageView<T> ov;
+  ov.data = data;
+  int64_t s = 1;
+  for (int d = 0; d < 4; ++d) {
+    ov.dims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
+    ov.strides[d] = s;
+    s *= ov.dims[d];
+  }
+  ResampleOptions o;
+  o.order = order;
+  o.mode = parse_mode(mode);
+  o.cval = cval;
+  const Mat4 A = to_mat4(affine), B = to_mat4(target_affine), P = to_mat4(pullback);
+  {
+    nb::gil_scoped_release release;
+    resample_into<T>(v, A, interpolated_axes(gin), ov, B, P, o);
+  }
+  return out;
+}
+
+template <class T>
+nb::ndarray<nb::numpy, T> py_warp_field(InArr<T> a, InArr<T> field, int order, const std::string& mode, double cval) {
+  const ImageView<const T> v = view_of<T>(a, 3, "array");
+  const int nd = int(a.ndim());
+  if (field.ndim() != size_t(nd + 1) || field.shape(size_t(nd)) != size_t(nd))
+    throw InvalidArgument("field must have shape (*out_shape, " + std::to_string(nd) + ")");
+  ImageView<const T> fv;
+  fv.data = field.data();
+  std::vector<size_t> oshape;
+  for (int d = 0; d < nd; ++d) {
+    fv.dims[d] = int64_t(field.shape(size_t(d)));
+    fv.strides[d] = int64_t(field.stride(size_t(d)));
+    oshape.push_back(field.shape(size_t(d)));
+  }
+  fv.dims[3] = nd;
+  fv.strides[3] = int64_t(field.stride(size_t(nd)));
+  T* data;
+  auto out = new_array<T>(oshape, &data, true);
+  ImageView<T> ov;
+  ov.data = data;
+  int64_t s = 1;
+  for (int d = 0; d < 4; ++d) {
+    ov.dims[d] = d < nd ? fv.dims[d] : 1;
+    ov.strides[d] = s;
+    s *= ov.dims[d];
+  }
+  {
+    nb::gil_scoped_release release;
+    const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), cval);
+    warp_displacement<T>(c, fv, ov);
+  }
+  return out;
+}
+
+template <class T> void write_typed(const std::string& path, InArr<T> a, Mat44 affine, const std::string& dtype, double tr) {
+  const ImageView<const T> v = view_of<T>(a, 4, "array");
+  Geometry g;
+  g.ndim = int(a.ndim());
+  for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
+  g.affine = to_mat4(affine);
+  g.time_step = tr;
+  NiftiWriteOptions o;
+  o.dtype = parse_dtype(dtype);
+  nb::gil_scoped_release release;
+  Image<T> img(g);
+  T* dst = img.data();
+  for (int64_t t = 0; t < v.dims[3]; ++t)
+    for (int64_t k = 0; k < v.dims[2]; ++k)
+      for (int64_t j = 0; j < v.dims[1]; ++j)
+        for (int64_t i = 0; i < v.dims[0]; ++i) *dst++ = v(i, j, k, t);
+  write_nifti(path, img, o);
+}
+
+} // namespace
+
+NB_MODULE(_voxalign, m) {
+  m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const InvalidArgument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const IoError& e) {
+      PyErr_SetString(PyExc_OSError, e.what());
+    }
+  });
+  m.def("set_num_threads", &set_num_threads);
+  m.def("get_num_threads", &num_threads);
+  m.def("parse_order", [](const std::string& s) { return parse_order(s); });
+  m.def("spline_coefficients", &py_coefficients<double>);
+  m.def("spline_coefficients", &py_coefficients<float>);
+  m.def("interpolate", &py_interpolate<double>);
+  m.def("interpolate", &py_interpolate<float>);
+  m.def("resample", &py_resample<double>);
+  m.def("resample", &py_resample<float>);
+  m.def("warp_field", &py_warp_field<double>);
+  m.def("warp_field", &py_warp_field<float>);
+  m.def("read_transform", [](const std::string& p) { return from_mat4(read_transform(p)); });
+  m.def("write_itk_affine", [](const std::string& p, Mat44 m) { write_itk_affine(p, to_mat4(m)); });
+  m.def("read_nifti", [](const std::string& path, bool single) -> nb::tuple {
+    NiftiHeaderInfo info;
+    nb::object arr;
+    if (single) {
+      Image<float> img;
+      {
+        nb::gil_scoped_release r;
+        img = read_nifti<float>(path, &info);
+      }
+      arr = nb::cast(from_image(std::move(img), info.geometry.ndim));
+    } else {
+      Image<double> img;
+      {
+        nb::gil_scoped_release r;
+        img = read_nifti<double>(path, &info);
+      }
+      arr = nb::cast(from_image(std::move(img), info.geometry.ndim));
+    }
+    nb::dict d;
+    d["dtype"] = dtype_name(info.dtype);
+    d["version"] = info.version;
+    d["sform_code"] = info.sform_code;
+    d["qform_code"] = info.qform_code;
+    d["scl_slope"] = info.scl_slope;
+    d["scl_inter"] = info.scl_inter;
+    d["time_step"] = info.geometry.time_step;
+    return nb::make_tuple(arr, from_mat4(info.geometry.affine), d);
+  });
+  m.def("write_nifti", &write_typed<double>);
+  m.def("write_nifti", &write_typed<float>);
+}

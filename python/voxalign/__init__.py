@@ -1,0 +1,200 @@
+"""voxalign: fast, exact image registration and correction for medical imaging.
+
+Arrays are indexed [i, j, k(, t)] exactly as nibabel returns them (any memory layout is accepted;
+results come back in NIfTI/Fortran order). World space is NIfTI RAS+ millimetres. Every transform
+is a pull-back: it maps an output (fixed) world point to the input (moving) world point sampled
+there. Interpolation degrees: 0 nearest, 1 linear, 2..7 prefiltered B-splines, "keys" Catmull-Rom.
+Boundary modes use scipy.ndimage's names and meanings.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _voxalign as _core
+
+__all__ = [
+    "Coefficients", "spline_coefficients", "interpolate", "map_coordinates", "resample", "warp_field",
+    "read_nifti", "write_nifti", "read_transform", "write_itk_affine", "set_num_threads", "get_num_threads",
+    "MODES", "__version__",
+]
+__version__ = "0.1.0"
+
+MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-constant", "wrap", "grid-wrap")
+
+set_num_threads = _core.set_num_threads
+get_num_threads = _core.get_num_threads
+
+
+def _order(degree) -> int:
+    if isinstance(degree, str):
+        return _core.parse_order(degree)
+    if isinstance(degree, (bool, np.bool_)) or int(degree) != degree or not 0 <= int(degree) <= 7:
+        raise ValueError(f"degree must be 0..7 or 'keys', not {degree!r}")
+    return int(degree)
+
+
+def _mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown boundary mode {mode!r} (use one of {', '.join(MODES)})")
+    return mode
+
+
+def _float_array(a) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype == np.float32 or a.dtype == np.float64:
+        return a
+    if np.iscomplexobj(a):
+        raise TypeError("complex arrays are not supported")
+    return a.astype(np.float64)
+
+
+class Coefficients:
+    """Spline coefficients of an image, as returned by :func:`spline_coefficients`.
+
+    ``array`` holds the coefficients; for degree >= 2 with mode 'nearest' or 'grid-constant' it
+    carries ``pad`` extra samples on each side of every axis (scipy.ndimage pads the same way), so
+    use :func:`interpolate` with this object rather than with ``array`` alone.
+    """
+
+    def __init__(self, array: np.ndarray, degree, mode: str, pad: int, cval: float):
+        self.array, self.degree, self.mode, self.pad, self.cval = array, degree, mode, pad, cval
+
+    @property
+    def shape(self):
+        """Shape of the image the coefficients interpolate (without padding)."""
+        return tuple(s - 2 * self.pad for s in self.array.shape)
+
+    def __repr__(self):
+        return f"Coefficients(shape={self.shape}, degree={self.degree!r}, mode={self.mode!r}, pad={self.pad})"
+
+
+def spline_coefficients(array, degree=3, mode: str = "mirror", cval: float = 0.0) -> Coefficients:
+    """Interpolation coefficients of a 1D, 2D or 3D array.
+
+    Degree >= 2 runs the exact recursive B-spline prefilter along every axis with the boundary
+    initialisation of ``mode``; degrees 0, 1 and 'keys' need none (the coefficients are the samples).
+    float32 input gives float32 coefficients, anything else float64.
+    """
+    a = _float_array(array)
+    order = _order(degree)
+    coeffs, pad = _core.spline_coefficients(a, order, _mode(mode), float(cval))
+    return Coefficients(coeffs, degree, mode, pad, float(cval))
+
+
+def interpolate(coeffs, points, degree=None, mode: Optional[str] = None, cval: Optional[float] = None, grad=False):
+    """Evaluate spline coefficients at points.
+
+    ``coeffs`` is a :class:`Coefficients` (its degree, mode and cval are used unless given) or a
+    plain array of coefficients (degree 3, mode 'mirror' by default, no padding). ``points`` has
+    shape (..., ndim): voxel coordinates, last axis the coordinate. Returns values of shape (...);
+    with grad=True also the gradient, shape (..., ndim), per voxel.
+    """
+    if isinstance(coeffs, Coefficients):
+        arr, pad = coeffs.array, coeffs.pad
+        degree = coeffs.degree if degree is None else degree
+        mode = coeffs.mode if mode is None else mode
+        cval = coeffs.cval if cval is None else cval
+        if (_order(degree), mode) != (_order(coeffs.degree), coeffs.mode) and pad:
+            raise ValueError("degree/mode differ from those the coefficients were computed with")
+    else:
+        arr, pad = _float_array(coeffs), 0
+        degree = 3 if degree is None else degree
+        mode = "mirror" if mode is None else mode
+        cval = 0.0 if cval is None else cval
+    pts = np.asarray(points, dtype=np.float64)
+    nd = arr.ndim
+    if pts.ndim == 0 or pts.shape[-1] != nd:
+        raise ValueError(f"points must have shape (..., {nd})")
+    lead = pts.shape[:-1]
+    flat = np.ascontiguousarray(pts.reshape(-1, nd))
+    res = _core.interpolate(arr, pad, _order(degree), _mode(mode), float(cval), flat, bool(grad))
+    if grad:
+        v, g = res
+        return v.reshape(lead), g.reshape(lead + (nd,))
+    return res.reshape(lead)
+
+
+def map_coordinates(input, coordinates, order=3, mode: str = "constant", cval: float = 0.0, prefilter: bool = True):
+    """Drop-in for scipy.ndimage.map_coordinates (same arguments, same results to rounding).
+
+    ``coordinates`` has shape (ndim, ...) as in scipy. float32 input is computed in float32.
+    """
+    a = _float_array(input)
+    c = np.asarray(coordinates, dtype=np.float64)
+    if c.shape[0] != a.ndim:
+        raise ValueError("coordinates must have shape (input.ndim, ...)")
+    pts = np.moveaxis(c, 0, -1)
+    if prefilter:
+        co = spline_coefficients(a, order, mode, cval)
+        return interpolate(co, pts)
+    return interpolate(a, pts, degree=order, mode=mode, cval=cval)
+
+
+def _as_transform(t) -> np.ndarray:
+    if t is None:
+        return np.eye(4)
+    if isinstance(t, (str, os.PathLike)):
+        return read_transform(t)
+    if isinstance(t, np.ndarray) and t.shape == (4, 4):
+        return np.asarray(t, dtype=np.float64)
+    if isinstance(t, (list, tuple)) and len(t) and not np.isscalar(t[0]):
+        m = np.eye(4)
+        for x in t:  # applied to the output point in the order given
+            m = _as_transform(x) @ m
+        return m
+    arr = np.asarray(t, dtype=np.float64)
+    if arr.shape != (4, 4):
+        raise ValueError("transform must be a 4x4 matrix, a file name, or a list of those")
+    return arr
+
+
+def resample(array, affine, shape: Sequence[int], target_affine, transform=None, degree=3, mode: str = "mirror",
+             cval: float = 0.0):
+    """Resample ``array`` (voxel->world ``affine``) onto the grid ``shape`` / ``target_affine``.
+
+    ``transform`` is a world-space (RAS mm) pull-back: a 4x4 matrix mapping target world points to
+    input world points, a transform file name, or a list of those applied in the order given. A 4D
+    array is resampled frame by frame (its last axis is time). Returns an array of ``shape``
+    (plus the frames), float32 for float32 input and float64 otherwise.
+    """
+    a = _float_array(array)
+    shape = tuple(int(s) for s in np.atleast_1d(shape))
+    A = np.asarray(affine, dtype=np.float64)
+    B = np.asarray(target_affine, dtype=np.float64)
+    if A.shape != (4, 4) or B.shape != (4, 4):
+        raise ValueError("affine and target_affine must be 4x4")
+    return _core.resample(a, A, list(shape), B, _as_transform(transform), _order(degree), _mode(mode), float(cval))
+
+
+def warp_field(array, field, degree=3, mode: str = "constant", cval: float = 0.0):
+    """out(x) = array(x + field(x)), with a displacement field in voxels of shape (*out_shape, ndim)."""
+    a = _float_array(array)
+    f = np.asarray(field, dtype=a.dtype)
+    return _core.warp_field(a, f, _order(degree), _mode(mode), float(cval))
+
+
+def read_nifti(path, dtype=np.float64):
+    """Read a NIfTI-1/2 image (.nii, .nii.gz). Returns (array, affine, info): the array scaled by
+    scl_slope/scl_inter, indexed [i, j, k(, t)]; the affine by nibabel's rule; info a dict with the
+    on-disk dtype, NIfTI version, codes and scaling."""
+    single = np.dtype(dtype) == np.float32
+    return _core.read_nifti(os.fspath(path), single)
+
+
+def write_nifti(path, array, affine, dtype: str = "float32", time_step: float = 1.0):
+    """Write a 1-4D array as NIfTI (.nii or .nii.gz) with sform and qform set from ``affine``."""
+    a = _float_array(array)
+    _core.write_nifti(os.fspath(path), a, np.asarray(affine, dtype=np.float64), str(dtype), float(time_step))
+
+
+def read_transform(path) -> np.ndarray:
+    """Read a transform file (4x4 RAS text, ITK text, ANTs .mat) as a 4x4 RAS pull-back matrix."""
+    return np.asarray(_core.read_transform(os.fspath(path)))
+
+
+def write_itk_affine(path, matrix) -> None:
+    """Write a 4x4 RAS pull-back matrix as an ITK AffineTransform_double_3_3 text file (LPS)."""
+    _core.write_itk_affine(os.fspath(path), np.asarray(matrix, dtype=np.float64))

@@ -1,0 +1,361 @@
+#include "voxalign/image/nifti.hpp"
+
+#include <nifti2_io.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <random>
+#include <unistd.h>
+
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+
+namespace fs = std::filesystem;
+
+namespace voxalign {
+
+DataType parse_dtype(const std::string& s) {
+  static const std::pair<const char*, DataType> names[] = {
+      {"uint8", DataType::UInt8},   {"int8", DataType::Int8},       {"int16", DataType::Int16},
+      {"uint16", DataType::UInt16}, {"int32", DataType::Int32},     {"uint32", DataType::UInt32},
+      {"int64", DataType::Int64},   {"uint64", DataType::UInt64},   {"float32", DataType::Float32},
+      {"float64", DataType::Float64}, {"float", DataType::Float32}, {"double", DataType::Float64}};
+  for (auto& [n, t] : names)
+    if (s == n) return t;
+  throw InvalidArgument("unknown data type '" + s +
+                        "' (use uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32 or float64)");
+}
+
+std::string dtype_name(DataType t) {
+  switch (t) {
+  case DataType::UInt8: return "uint8";
+  case DataType::Int8: return "int8";
+  case DataType::Int16: return "int16";
+  case DataType::UInt16: return "uint16";
+  case DataType::Int32: return "int32";
+  case DataType::UInt32: return "uint32";
+  case DataType::Int64: return "int64";
+  case DataType::UInt64: return "uint64";
+  case DataType::Float32: return "float32";
+  case DataType::Float64: return "float64";
+  }
+  return "?";
+}
+
+namespace {
+
+int to_nifti_code(DataType t) {
+  switch (t) {
+  case DataType::UInt8: return NIFTI_TYPE_UINT8;
+  case DataType::Int8: return NIFTI_TYPE_INT8;
+  case DataType::Int16: return NIFTI_TYPE_INT16;
+  case DataType::UInt16: return NIFTI_TYPE_UINT16;
+  case DataType::Int32: return NIFTI_TYPE_INT32;
+  case DataType::UInt32: return NIFTI_TYPE_UINT32;
+  case DataType::Int64: return NIFTI_TYPE_INT64;
+  case DataType::UInt64: return NIFTI_TYPE_UINT64;
+  case DataType::Float32: return NIFTI_TYPE_FLOAT32;
+  case DataType::Float64: return NIFTI_TYPE_FLOAT64;
+  }
+  return 0;
+}
+
+bool from_nifti_code(int code, DataType& t) {
+  switch (code) {
+  case NIFTI_TYPE_UINT8: t = DataType::UInt8; return true;
+  case NIFTI_TYPE_INT8: t = DataType::Int8; return true;
+  case NIFTI_TYPE_INT16: t = DataType::Int16; return true;
+  case NIFTI_TYPE_UINT16: t = DataType::UInt16; return true;
+  case NIFTI_TYPE_INT32: t = DataType::Int32; return true;
+  case NIFTI_TYPE_UINT32: t = DataType::UInt32; return true;
+  case NIFTI_TYPE_INT64: t = DataType::Int64; return true;
+  case NIFTI_TYPE_UINT64: t = DataType::UInt64; return true;
+  case NIFTI_TYPE_FLOAT32: t = DataType::Float32; return true;
+  case NIFTI_TYPE_FLOAT64: t = DataType::Float64; return true;
+  default: return false;
+  }
+}
+
+struct NimDeleter {
+  void operator()(nifti_image* n) const { nifti_image_free(n); }
+};
+using NimPtr = std::unique_ptr<nifti_image, NimDeleter>;
+
+void quiet_nifti() {
+  static std::atomic<bool> done{false};
+  if (!done.exchange(true)) nifti_set_debug_level(0);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// nibabel's quaternion -> rotation (quat2mat after fillpositive).
+Eigen::Matrix3d nibabel_quat_to_rot(double b, double c, double d) {
+  double w2 = 1.0 - (b * b + c * c + d * d);
+  double a = w2 < 0 ? 0.0 : std::sqrt(w2);
+  const double nq = a * a + b * b + c * c + d * d;
+  if (nq < std::numeric_limits<double>::epsilon()) return Eigen::Matrix3d::Identity();
+  const double s = 2.0 / nq;
+  const double X = b * s, Y = c * s, Z = d * s;
+  const double wX = a * X, wY = a * Y, wZ = a * Z;
+  const double xX = b * X, xY = b * Y, xZ = b * Z;
+  const double yY = c * Y, yZ = c * Z, zZ = d * Z;
+  Eigen::Matrix3d R;
+  R << 1.0 - (yY + zZ), xY - wZ, xZ + wY, xY + wZ, 1.0 - (xX + zZ), yZ - wX, xZ - wY, yZ + wX, 1.0 - (xX + yY);
+  return R;
+}
+
+Mat4 nibabel_affine(const nifti_image* nim) {
+  Mat4 A = Mat4::Identity();
+  if (nim->sform_code > 0) {
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 4; ++c) A(r, c) = nim->sto_xyz.m[r][c];
+    return A;
+  }
+  if (nim->qform_code > 0) {
+    const Eigen::Matrix3d R = nibabel_quat_to_rot(nim->quatern_b, nim->quatern_c, nim->quatern_d);
+    Eigen::Vector3d zooms(std::fabs(nim->pixdim[1]), std::fabs(nim->pixdim[2]), std::fabs(nim->pixdim[3]));
+    zooms[2] *= nim->qfac < 0 ? -1.0 : 1.0;
+    A.block<3, 3>(0, 0) = R * zooms.asDiagonal();
+    A(0, 3) = nim->qoffset_x;
+    A(1, 3) = nim->qoffset_y;
+    A(2, 3) = nim->qoffset_z;
+    return A;
+  }
+  // nibabel's shape_zoom_affine(shape, zooms, x_flip=True) on the first min(ndim, 3) axes.
+  const int nd = static_cast<int>(std::min<int64_t>(nim->ndim, 3));
+  for (int d = 0; d < 3; ++d) {
+    const double n = d < nd ? double(nim->dim[d + 1]) : 1.0;
+    double z = d < nd ? double(nim->pixdim[d + 1]) : 1.0;
+    if (d == 0) z = -z;
+    A(d, d) = z;
+    A(d, 3) = -(n - 1) / 2.0 * z;
+  }
+  return A;
+}
+
+NimPtr open_header(const std::string& path, NiftiHeaderInfo& info) {
+  quiet_nifti();
+  std::error_code ec;
+  VX_CHECK(fs::exists(path, ec), IoError, path, ": no such file");
+  VX_CHECK(!fs::is_directory(path, ec), IoError, path, ": is a directory, not a NIfTI file");
+  {
+    std::ifstream f(path, std::ios::binary);
+    VX_CHECK(f.good(), IoError, path, ": cannot open for reading");
+  }
+  VX_CHECK(ends_with(path, ".nii") || ends_with(path, ".nii.gz") || ends_with(path, ".hdr") ||
+               ends_with(path, ".hdr.gz") || ends_with(path, ".img") || ends_with(path, ".img.gz"),
+           IoError, path, ": not a NIfTI file name (expected .nii, .nii.gz or .hdr/.img)");
+  NimPtr nim(nifti_image_read(path.c_str(), 0));
+  VX_CHECK(nim, IoError, path, ": not a valid NIfTI file (unreadable or invalid header)");
+  VX_CHECK(nim->nifti_type != NIFTI_FTYPE_ANALYZE, IoError, path,
+           ": ANALYZE 7.5 files are not supported (no reliable orientation); convert to NIfTI");
+  DataType dt;
+  VX_CHECK(from_nifti_code(nim->datatype, dt), IoError, path, ": unsupported datatype ",
+           nifti_datatype_string(nim->datatype), " (code ", nim->datatype, ")");
+  VX_CHECK(nim->ndim >= 1 && nim->ndim <= 7, IoError, path, ": invalid number of dimensions ", nim->ndim);
+  for (int d = 1; d <= nim->ndim; ++d)
+    VX_CHECK(nim->dim[d] >= 1, IoError, path, ": dimension ", d, " is ", nim->dim[d], " (must be positive)");
+  for (int d = 5; d <= nim->ndim; ++d)
+    VX_CHECK(nim->dim[d] == 1, IoError, path, ": images with more than 4 dimensions are not supported (dim[", d,
+             "] = ", nim->dim[d], ")");
+  Geometry& g = info.geometry;
+  g.ndim = static_cast<int>(std::min<int64_t>(nim->ndim, 4));
+  for (int d = 0; d < 4; ++d) g.dims[d] = d < g.ndim ? nim->dim[d + 1] : 1;
+  try {
+    validate_dims(g.dims, g.ndim);
+  } catch (const Error& e) {
+    throw IoError(path + ": " + e.what());
+  }
+  g.affine = nibabel_affine(nim.get());
+  VX_CHECK(g.affine.allFinite(), IoError, path, ": the voxel-to-world matrix is not finite");
+  g.time_step = (nim->ndim >= 4 && nim->pixdim[4] > 0) ? nim->pixdim[4] : 1.0;
+  info.dtype = dt;
+  info.version = (nim->nifti_type == NIFTI_FTYPE_NIFTI2_1 || nim->nifti_type == NIFTI_FTYPE_NIFTI2_2) ? 2 : 1;
+  info.sform_code = nim->sform_code;
+  info.qform_code = nim->qform_code;
+  if (nim->scl_slope == 0 || !std::isfinite(nim->scl_slope)) {
+    info.scl_slope = 1.0;
+    info.scl_inter = 0.0;
+  } else {
+    VX_CHECK(std::isfinite(nim->scl_inter), IoError, path, ": valid scl_slope but invalid scl_inter");
+    info.scl_slope = nim->scl_slope;
+    info.scl_inter = nim->scl_inter;
+  }
+  return nim;
+}
+
+template <class S, class T> void convert_in(const void* src, T* dst, int64_t n, double slope, double inter) {
+  const S* s = static_cast<const S*>(src);
+  const bool scaled = !(slope == 1.0 && inter == 0.0);
+  parallel_for(n, 1 << 18, [&](int64_t a, int64_t b) {
+    if (scaled)
+      for (int64_t i = a; i < b; ++i) dst[i] = T(double(s[i]) * slope + inter);
+    else
+      for (int64_t i = a; i < b; ++i) dst[i] = T(s[i]);
+  });
+}
+
+template <class D, class T> void convert_out(const T* src, void* dst, int64_t n) {
+  D* d = static_cast<D*>(dst);
+  parallel_for(n, 1 << 18, [&](int64_t a, int64_t b) {
+    for (int64_t i = a; i < b; ++i) {
+      if constexpr (std::is_floating_point_v<D>) {
+        d[i] = D(src[i]);
+      } else {
+        double v = double(src[i]);
+        if (std::isnan(v)) { d[i] = D(0); continue; }
+        v = v > 0 ? v + 0.5 : (std::is_signed_v<D> ? v - 0.5 : 0.0);
+        const double lo = double(std::numeric_limits<D>::lowest()), hi = double(std::numeric_limits<D>::max());
+        if (v <= lo) d[i] = std::numeric_limits<D>::lowest();
+        else if (v >= hi) d[i] = std::numeric_limits<D>::max();
+        else d[i] = D(v); // truncation after the +-0.5: round half away from zero
+      }
+    }
+  });
+}
+
+} // namespace
+
+NiftiHeaderInfo read_nifti_header(const std::string& path) {
+  NiftiHeaderInfo info;
+  open_header(path, info);
+  return info;
+}
+
+template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
+  NiftiHeaderInfo info;
+  NimPtr nim = open_header(path, info);
+  const int64_t n = info.geometry.size();
+  VX_CHECK(nim->nvox == n, IoError, path, ": header voxel count ", nim->nvox, " does not match its dimensions");
+  VX_CHECK(nifti_image_load(nim.get()) == 0 && nim->data, IoError, path, ": truncated or unreadable image data (expected ",
+           n * nim->nbyper, " bytes after offset ", nim->iname_offset, ")");
+  Image<T> img(info.geometry);
+  const double sl = info.scl_slope, ic = info.scl_inter;
+  T* dst = img.data();
+  switch (info.dtype) {
+  case DataType::UInt8: convert_in<uint8_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::Int8: convert_in<int8_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::Int16: convert_in<int16_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::UInt16: convert_in<uint16_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::Int32: convert_in<int32_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::UInt32: convert_in<uint32_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::Int64: convert_in<int64_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::UInt64: convert_in<uint64_t>(nim->data, dst, n, sl, ic); break;
+  case DataType::Float32: convert_in<float>(nim->data, dst, n, sl, ic); break;
+  case DataType::Float64: convert_in<double>(nim->data, dst, n, sl, ic); break;
+  }
+  if (info_out) *info_out = info;
+  return img;
+}
+
+void check_nifti_output_path(const std::string& path) {
+  VX_CHECK(ends_with(path, ".nii") || ends_with(path, ".nii.gz"), IoError, path,
+           ": output file name must end in .nii or .nii.gz");
+  const fs::path parent = fs::path(path).parent_path();
+  std::error_code ec;
+  VX_CHECK(parent.empty() || fs::is_directory(parent, ec), IoError, path, ": output directory ", parent.string(),
+           " does not exist");
+  VX_CHECK(!fs::is_directory(path, ec), IoError, path, ": is a directory");
+}
+
+template <class T> void write_nifti(const std::string& path, const Image<T>& img, const NiftiWriteOptions& opts) {
+  quiet_nifti();
+  check_nifti_output_path(path);
+  const Geometry& g = img.geometry();
+  validate_dims(g.dims, g.ndim);
+  VX_CHECK(g.affine.allFinite(), InvalidArgument, path, ": refusing to write a non-finite voxel-to-world matrix");
+  int64_t dims[8] = {g.ndim, g.dims[0], g.dims[1], g.dims[2], g.dims[3], 1, 1, 1};
+  bool big = false;
+  for (int d = 0; d < 4; ++d) big |= g.dims[d] > 32767;
+  NimPtr nim(nifti_make_new_nim(dims, to_nifti_code(opts.dtype), 0));
+  VX_CHECK(nim, IoError, path, ": cannot create a NIfTI header");
+  nim->nifti_type = big ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
+
+  nifti_dmat44 S;
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 4; ++c) S.m[r][c] = g.affine(r, c);
+  nim->sto_xyz = S;
+  nim->sto_ijk = nifti_dmat44_inverse(S);
+  nim->sform_code = opts.xform_code;
+  double qb, qc, qd, qx, qy, qz, dx, dy, dz, qfac;
+  nifti_dmat44_to_quatern(S, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
+  nim->quatern_b = qb, nim->quatern_c = qc, nim->quatern_d = qd;
+  nim->qoffset_x = qx, nim->qoffset_y = qy, nim->qoffset_z = qz;
+  nim->qfac = qfac;
+  nim->qform_code = opts.xform_code;
+  const Vec3 sp = g.spacing();
+  nim->dx = nim->pixdim[1] = sp[0];
+  nim->dy = nim->pixdim[2] = sp[1];
+  nim->dz = nim->pixdim[3] = sp[2];
+  nim->qto_xyz = nifti_quatern_to_dmat44(qb, qc, qd, qx, qy, qz, nim->dx, nim->dy, nim->dz, qfac);
+  nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
+  if (g.ndim >= 4) nim->dt = nim->pixdim[4] = g.time_step;
+  nim->xyz_units = NIFTI_UNITS_MM;
+  nim->time_units = NIFTI_UNITS_SEC;
+  nim->scl_slope = 1.0;
+  nim->scl_inter = 0.0;
+  std::snprintf(nim->descrip, sizeof(nim->descrip), "voxalign");
+
+  std::vector<unsigned char> buf(static_cast<size_t>(img.size() * nim->nbyper));
+  void* raw = buf.data();
+  const T* src = img.data();
+  const int64_t n = img.size();
+  switch (opts.dtype) {
+  case DataType::UInt8: convert_out<uint8_t>(src, raw, n); break;
+  case DataType::Int8: convert_out<int8_t>(src, raw, n); break;
+  case DataType::Int16: convert_out<int16_t>(src, raw, n); break;
+  case DataType::UInt16: convert_out<uint16_t>(src, raw, n); break;
+  case DataType::Int32: convert_out<int32_t>(src, raw, n); break;
+  case DataType::UInt32: convert_out<uint32_t>(src, raw, n); break;
+  case DataType::Int64: convert_out<int64_t>(src, raw, n); break;
+  case DataType::UInt64: convert_out<uint64_t>(src, raw, n); break;
+  case DataType::Float32: convert_out<float>(src, raw, n); break;
+  case DataType::Float64: convert_out<double>(src, raw, n); break;
+  }
+
+  // Temporary name in the same directory (same file system), keeping the extension.
+  const fs::path target(path);
+  std::random_device rd;
+  const std::string tmp =
+      (target.parent_path() / (".vxtmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) + "-" +
+                               target.filename().string()))
+          .string();
+  std::free(nim->fname);
+  std::free(nim->iname);
+  nim->fname = strdup(tmp.c_str());
+  nim->iname = strdup(tmp.c_str());
+  nim->iname_offset = big ? 544 : 352;
+  nim->data = raw;
+  const bool gz = ends_with(path, ".gz");
+  const std::string mode = gz ? "wb" + std::to_string(std::clamp(opts.gzip_level, 1, 9)) : "wb";
+  nifti_image_write_hdr_img(nim.get(), 1, mode.c_str());
+  nim->data = nullptr; // owned by buf
+  std::error_code ec;
+  const bool ok = fs::exists(tmp, ec) &&
+                  (gz ? fs::file_size(tmp, ec) > 0
+                      : fs::file_size(tmp, ec) == uintmax_t(nim->iname_offset + n * nim->nbyper));
+  if (!ok) {
+    fs::remove(tmp, ec);
+    throw IoError(path + ": writing failed (disk full or not writable?)");
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw IoError(path + ": cannot move the finished file into place: " + ec.message());
+  }
+}
+
+template Image<float> read_nifti(const std::string&, NiftiHeaderInfo*);
+template Image<double> read_nifti(const std::string&, NiftiHeaderInfo*);
+template void write_nifti(const std::string&, const Image<float>&, const NiftiWriteOptions&);
+template void write_nifti(const std::string&, const Image<double>&, const NiftiWriteOptions&);
+
+} // namespace voxalign

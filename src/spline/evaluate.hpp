@@ -1,0 +1,166 @@
+// Internal: evaluation of spline coefficients at one point, for any kernel K, dimension D and
+// scalar T. Written once; gather (value), gradient and -- in later modules -- scatter use the same
+// stencil (indices, weights, weight derivatives) computed by make_stencil.
+#pragma once
+#include <cstdint>
+
+#include "voxalign/spline/modes.hpp"
+#include "voxalign/spline/weights.hpp"
+
+namespace voxalign::detail {
+
+/// Everything needed to read the coefficient array around one point.
+template <int K, int D, class T> struct Stencil {
+  static constexpr int W = kernel_taps(K);
+  int64_t off[D][W];   ///< element offsets per axis (index * stride), already folded
+  T w[D][W];           ///< weights
+  T dw[D][W];          ///< weight derivatives (filled when requested)
+  T sign[D];           ///< d(mapped coordinate)/d(coordinate): +1, -1 (mirrored) or 0 (clamped)
+  bool gc_out[D][W] = {}; ///< grid-constant: tap lies outside the array (reads cval)
+  bool any_gc_out;
+};
+
+/// Build the stencil for point x (coordinates in voxels of the un-padded image). Returns false when
+/// the point takes the constant value (mode 'constant' outside [0, n-1]).
+template <int K, int D, class T, bool Grad>
+VX_HD bool make_stencil(const double* x, const int64_t* dims, const int64_t* strides, Mode mode, int pad,
+                        Stencil<K, D, T>& s) {
+  constexpr int W = Stencil<K, D, T>::W;
+  const Mode fold = spline_boundary_mode(mode);
+  s.any_gc_out = false;
+  for (int d = 0; d < D; ++d) {
+    double cc = x[d] + pad;
+    double sign = 1.0;
+    if (mode != Mode::GridConstant && mode != Mode::Nearest) cc = map_coordinate(cc, dims[d], mode, sign);
+    if (!(cc > -1.0 || mode == Mode::GridConstant || mode == Mode::Nearest)) return false;
+    const int64_t start = kernel_start(cc, K);
+    const int64_t n = dims[d], st = strides[d];
+    if (mode == Mode::GridConstant) {
+      for (int l = 0; l < W; ++l) {
+        const int64_t idx = start + l;
+        const bool out = idx < 0 || idx >= n;
+        s.gc_out[d][l] = out;
+        s.any_gc_out |= out;
+        s.off[d][l] = out ? 0 : idx * st;
+      }
+    } else if (start < 0 || start + W - 1 >= n) {
+      for (int l = 0; l < W; ++l) s.off[d][l] = fold_index(start + l, n, fold) * st;
+    } else {
+      for (int l = 0; l < W; ++l) s.off[d][l] = (start + l) * st;
+    }
+    kernel_weights<K, T>(cc, s.w[d], Grad ? s.dw[d] : nullptr);
+    s.sign[d] = T(sign);
+  }
+  return true;
+}
+
+/// Tensor-product sum over the stencil. Returns the value; writes the gradient (d/dx_d, voxel
+/// units) to grad when Grad. GC: grid-constant taps outside the array read cval.
+template <int K, int D, class T, bool Grad, bool GC>
+VX_HD T apply_stencil(const T* c, const Stencil<K, D, T>& s, T cval, T* grad) {
+  constexpr int W = Stencil<K, D, T>::W;
+  auto at = [&](int64_t o, bool out) -> T { return GC && out ? cval : c[o]; };
+  if constexpr (D == 1) {
+    T v = 0, g = 0;
+    for (int i = 0; i < W; ++i) {
+      const T a = at(s.off[0][i], GC && s.gc_out[0][i]);
+      v += s.w[0][i] * a;
+      if constexpr (Grad) g += s.dw[0][i] * a;
+    }
+    if constexpr (Grad) grad[0] = g * s.sign[0];
+    return v;
+  } else if constexpr (D == 2) {
+    T v = 0, g0 = 0, g1 = 0;
+    for (int j = 0; j < W; ++j) {
+      const int64_t oj = s.off[1][j];
+      T r = 0, rd = 0;
+      for (int i = 0; i < W; ++i) {
+        const T a = at(oj + s.off[0][i], GC && (s.gc_out[1][j] || s.gc_out[0][i]));
+        r += s.w[0][i] * a;
+        if constexpr (Grad) rd += s.dw[0][i] * a;
+      }
+      v += s.w[1][j] * r;
+      if constexpr (Grad) {
+        g0 += s.w[1][j] * rd;
+        g1 += s.dw[1][j] * r;
+      }
+    }
+    if constexpr (Grad) {
+      grad[0] = g0 * s.sign[0];
+      grad[1] = g1 * s.sign[1];
+    }
+    return v;
+  } else {
+    T v = 0, g0 = 0, g1 = 0, g2 = 0;
+    for (int k = 0; k < W; ++k) {
+      const int64_t ok = s.off[2][k];
+      T pv = 0, p0 = 0, p1 = 0;
+      for (int j = 0; j < W; ++j) {
+        const int64_t oj = ok + s.off[1][j];
+        T r = 0, rd = 0;
+        for (int i = 0; i < W; ++i) {
+          const T a = at(oj + s.off[0][i], GC && (s.gc_out[2][k] || s.gc_out[1][j] || s.gc_out[0][i]));
+          r += s.w[0][i] * a;
+          if constexpr (Grad) rd += s.dw[0][i] * a;
+        }
+        pv += s.w[1][j] * r;
+        if constexpr (Grad) {
+          p0 += s.w[1][j] * rd;
+          p1 += s.dw[1][j] * r;
+        }
+      }
+      v += s.w[2][k] * pv;
+      if constexpr (Grad) {
+        g0 += s.w[2][k] * p0;
+        g1 += s.w[2][k] * p1;
+        g2 += s.dw[2][k] * pv;
+      }
+    }
+    if constexpr (Grad) {
+      grad[0] = g0 * s.sign[0];
+      grad[1] = g1 * s.sign[1];
+      grad[2] = g2 * s.sign[2];
+    }
+    return v;
+  }
+}
+
+/// Value (and gradient) at one point.
+template <int K, int D, class T, bool Grad>
+VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, const double* x, Mode mode,
+                       int pad, T cval, T* grad) {
+  Stencil<K, D, T> s;
+  if (!make_stencil<K, D, T, Grad>(x, dims, strides, mode, pad, s)) {
+    if constexpr (Grad)
+      for (int d = 0; d < D; ++d) grad[d] = T(0);
+    return cval;
+  }
+  if (s.any_gc_out) return apply_stencil<K, D, T, Grad, true>(c, s, cval, grad);
+  return apply_stencil<K, D, T, Grad, false>(c, s, cval, grad);
+}
+
+/// Call f.template operator()<K, D>() for the runtime order and dimension (the one switch where
+/// kernels are instantiated).
+template <class F> decltype(auto) dispatch_kernel(int order, int ndim, F&& f) {
+  auto by_dim = [&](auto kc) -> decltype(auto) {
+    constexpr int K = decltype(kc)::value;
+    switch (ndim) {
+    case 1: return f.template operator()<K, 1>();
+    case 2: return f.template operator()<K, 2>();
+    default: return f.template operator()<K, 3>();
+    }
+  };
+  switch (order) {
+  case 0: return by_dim(std::integral_constant<int, 0>{});
+  case 1: return by_dim(std::integral_constant<int, 1>{});
+  case 2: return by_dim(std::integral_constant<int, 2>{});
+  case 3: return by_dim(std::integral_constant<int, 3>{});
+  case 4: return by_dim(std::integral_constant<int, 4>{});
+  case 5: return by_dim(std::integral_constant<int, 5>{});
+  case 6: return by_dim(std::integral_constant<int, 6>{});
+  case 7: return by_dim(std::integral_constant<int, 7>{});
+  default: return by_dim(std::integral_constant<int, kKeys>{});
+  }
+}
+
+} // namespace voxalign::detail

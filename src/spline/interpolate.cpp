@@ -1,0 +1,106 @@
+#include "voxalign/spline/interpolate.hpp"
+
+#include "evaluate.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+
+namespace voxalign {
+namespace {
+
+template <class T> struct CoeffView {
+  const T* data;
+  int64_t dims[3];
+  int64_t strides[3];
+  int pad;
+  Mode mode;
+  T cval;
+  int order;
+  int ndim;
+};
+
+template <class T> CoeffView<T> coeff_view(const Coefficients<T>& c) {
+  CoeffView<T> v{};
+  const auto iv = c.image.view();
+  v.data = iv.data;
+  for (int d = 0; d < 3; ++d) v.dims[d] = iv.dims[d], v.strides[d] = iv.strides[d];
+  v.pad = c.pad;
+  v.mode = c.mode;
+  v.cval = T(c.cval);
+  v.order = c.order;
+  v.ndim = c.ndim;
+  return v;
+}
+
+// Evaluate over the voxels of an output grid (dims[0..2]); point(i, j, k, x) fills the input
+// coordinate x[0..D-1] of voxel (i, j, k). Rows are the unit of parallel work.
+template <class T, class PointFn> void eval_grid(const CoeffView<T>& cv, ImageView<T> out, PointFn point) {
+  const int64_t nrows = out.dims[1] * out.dims[2];
+  detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
+    parallel_for(nrows, 16, [&](int64_t r0, int64_t r1) {
+      double x[3];
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t j = r % out.dims[1], k = r / out.dims[1];
+        T* row = out.data + j * out.strides[1] + k * out.strides[2];
+        for (int64_t i = 0; i < out.dims[0]; ++i) {
+          point(i, j, k, x);
+          row[i * out.strides[0]] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode,
+                                                                          cv.pad, cv.cval, nullptr);
+        }
+      }
+    });
+  });
+}
+
+} // namespace
+
+template <class T>
+void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T* values, T* grads) {
+  const CoeffView<T> cv = coeff_view(c);
+  detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
+    parallel_for(npts, 4096, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const double* x = points + p * D;
+        if (grads)
+          values[p] = detail::evaluate_point<K, D, T, true>(cv.data, cv.dims, cv.strides, x, cv.mode, cv.pad, cv.cval,
+                                                            grads + p * D);
+        else
+          values[p] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode, cv.pad,
+                                                             cv.cval, nullptr);
+      }
+    });
+  });
+}
+
+template <class T> void warp_displacement(const Coefficients<T>& c, ImageView<const T> field, ImageView<T> out) {
+  for (int d = 0; d < 3; ++d)
+    VX_CHECK(field.dims[d] == out.dims[d], InvalidArgument, "displacement field grid (axis ", d, ": ", field.dims[d],
+             ") differs from the output grid (", out.dims[d], ")");
+  VX_CHECK(field.dims[3] == c.ndim, InvalidArgument, "displacement field has ", field.dims[3],
+           " components; expected ", c.ndim);
+  const int nd = c.ndim;
+  eval_grid(coeff_view(c), out, [&](int64_t i, int64_t j, int64_t k, double* x) {
+    const int64_t o = field.offset(i, j, k);
+    const int64_t idx[3] = {i, j, k};
+    for (int d = 0; d < nd; ++d) x[d] = double(idx[d]) + double(field.data[o + d * field.strides[3]]);
+  });
+}
+
+template <class T> void warp_affine(const Coefficients<T>& c, const double* M, ImageView<T> out) {
+  const int nd = c.ndim;
+  eval_grid(coeff_view(c), out, [&](int64_t i, int64_t j, int64_t k, double* x) {
+    for (int d = 0; d < nd; ++d) {
+      const double* r = M + 4 * d;
+      x[d] = r[0] * double(i) + r[1] * double(j) + r[2] * double(k) + r[3];
+    }
+  });
+}
+
+#define VX_INSTANTIATE(T)                                                                                   \
+  template void interpolate(const Coefficients<T>&, const double*, int64_t, T*, T*);                        \
+  template void warp_displacement(const Coefficients<T>&, ImageView<const T>, ImageView<T>);                \
+  template void warp_affine(const Coefficients<T>&, const double*, ImageView<T>);
+VX_INSTANTIATE(float)
+VX_INSTANTIATE(double)
+#undef VX_INSTANTIATE
+
+} // namespace voxalign

@@ -1,0 +1,224 @@
+#include "voxalign/spline/prefilter.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+
+namespace voxalign {
+
+std::vector<double> bspline_poles(int degree) {
+  switch (degree) {
+  case 2: return {-0.171572875253809902396622551580603843};
+  case 3: return {-0.267949192431122706472553658494127633};
+  case 4: return {-0.361341225900220177092212841325675255, -0.013725429297339121360331226939128204};
+  case 5: return {-0.430575347099973791851434783493520110, -0.043096288203264653822712376822550182};
+  case 6: return {-0.48829458930304475513011803888378906211227916123938,
+                  -0.081679271076237512597937765737059080653379610398148,
+                  -0.0014141518083258177510872439765585925278641690553467};
+  case 7: return {-0.53528043079643816554240378168164607183392315234269,
+                  -0.12255461519232669051527226435935734360548654942730,
+                  -0.0091486948096082769285930216516478534156925639545994};
+  default: return {};
+  }
+}
+
+namespace {
+// Boundary initialisations, vectorised over `m` interleaved lines (element i of line l at
+// c[i*m + l]). Formulas are scipy.ndimage's (ni_splines.c), evaluated over the whole line.
+void causal_mirror(double* c, int64_t n, int64_t m, double z) {
+  const double zn1 = std::pow(z, double(n - 1));
+  double* c0 = c;
+  const double* cl = c + (n - 1) * m;
+  for (int64_t l = 0; l < m; ++l) c0[l] += zn1 * cl[l];
+  double zi = z;
+  for (int64_t i = 1; i < n - 1; ++i) {
+    const double* a = c + i * m;
+    const double* b = c + (n - 1 - i) * m;
+    for (int64_t l = 0; l < m; ++l) c0[l] += zi * (a[l] + zn1 * b[l]);
+    zi *= z;
+  }
+  const double s = 1.0 / (1 - zn1 * zn1);
+  for (int64_t l = 0; l < m; ++l) c0[l] *= s;
+}
+void anticausal_mirror(double* c, int64_t n, int64_t m, double z) {
+  double* cl = c + (n - 1) * m;
+  const double* cp = c + (n - 2) * m;
+  const double s = z / (z * z - 1);
+  for (int64_t l = 0; l < m; ++l) cl[l] = (z * cp[l] + cl[l]) * s;
+}
+void causal_wrap(double* c, int64_t n, int64_t m, double z) {
+  double zi = z;
+  for (int64_t i = 1; i < n; ++i) {
+    const double* a = c + (n - i) * m;
+    for (int64_t l = 0; l < m; ++l) c[l] += zi * a[l];
+    zi *= z;
+  }
+  const double s = 1.0 / (1 - zi);
+  for (int64_t l = 0; l < m; ++l) c[l] *= s;
+}
+void anticausal_wrap(double* c, int64_t n, int64_t m, double z) {
+  double zi = z;
+  double* cl = c + (n - 1) * m;
+  for (int64_t i = 0; i < n - 1; ++i) {
+    const double* a = c + i * m;
+    for (int64_t l = 0; l < m; ++l) cl[l] += zi * a[l];
+    zi *= z;
+  }
+  const double s = z / (zi - 1);
+  for (int64_t l = 0; l < m; ++l) cl[l] *= s;
+}
+void causal_reflect(double* c, int64_t n, int64_t m, double z, double* tmp) {
+  const double zn = std::pow(z, double(n));
+  const double* cl = c + (n - 1) * m;
+  for (int64_t l = 0; l < m; ++l) {
+    tmp[l] = c[l];
+    c[l] += zn * cl[l];
+  }
+  double zi = z;
+  for (int64_t i = 1; i < n; ++i) {
+    const double* a = c + i * m;
+    const double* b = c + (n - 1 - i) * m;
+    for (int64_t l = 0; l < m; ++l) c[l] += zi * (a[l] + zn * b[l]);
+    zi *= z;
+  }
+  const double s = z / (1 - zn * zn);
+  for (int64_t l = 0; l < m; ++l) c[l] = c[l] * s + tmp[l];
+}
+void anticausal_reflect(double* c, int64_t n, int64_t m, double z) {
+  double* cl = c + (n - 1) * m;
+  const double s = z / (z - 1);
+  for (int64_t l = 0; l < m; ++l) cl[l] *= s;
+}
+} // namespace
+
+void prefilter_lines(double* c, int64_t n, int64_t m, int degree, Mode mode) {
+  const std::vector<double> poles = bspline_poles(degree);
+  if (poles.empty() || n < 2) return; // scipy leaves length-1 lines untouched (gain included)
+  double gain = 1.0;
+  for (double z : poles) gain *= (1.0 - z) * (1.0 - 1.0 / z);
+  for (int64_t i = 0; i < n * m; ++i) c[i] *= gain;
+  std::vector<double> tmp(static_cast<size_t>(m));
+  for (double z : poles) {
+    switch (mode) {
+    case Mode::GridWrap: causal_wrap(c, n, m, z); break;
+    case Mode::Nearest:
+    case Mode::Reflect: causal_reflect(c, n, m, z, tmp.data()); break;
+    default: causal_mirror(c, n, m, z); break;
+    }
+    for (int64_t i = 1; i < n; ++i) {
+      double* a = c + i * m;
+      const double* b = a - m;
+      for (int64_t l = 0; l < m; ++l) a[l] += z * b[l];
+    }
+    switch (mode) {
+    case Mode::GridWrap: anticausal_wrap(c, n, m, z); break;
+    case Mode::Nearest:
+    case Mode::Reflect: anticausal_reflect(c, n, m, z); break;
+    default: anticausal_mirror(c, n, m, z); break;
+    }
+    for (int64_t i = n - 2; i >= 0; --i) {
+      double* a = c + i * m;
+      const double* b = a + m;
+      for (int64_t l = 0; l < m; ++l) a[l] = z * (b[l] - a[l]);
+    }
+  }
+}
+
+namespace {
+// Filter every line of `data` (contiguous, dims d) along `axis`, in blocks of interleaved lines.
+template <class T> void filter_axis(T* data, const int64_t* d, int axis, int degree, Mode mode) {
+  const int64_t n = d[axis];
+  if (n < 2) return;
+  int64_t inner = 1, outer = 1;
+  for (int a = 0; a < axis; ++a) inner *= d[a];
+  for (int a = axis + 1; a < 4; ++a) outer *= d[a];
+  // Lines are (o, i) with element k at data[(o*n + k)*inner + i]. Group up to B consecutive i
+  // (contiguous in memory) or, for axis 0, B consecutive o (each a contiguous line).
+  constexpr int64_t B = 16;
+  if (inner == 1) {
+    const int64_t ngroups = (outer + B - 1) / B;
+    parallel_for(ngroups, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t g0, int64_t g1) {
+      std::vector<double> buf(static_cast<size_t>(n * B));
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t o0 = g * B, m = std::min(B, outer - o0);
+        for (int64_t l = 0; l < m; ++l) {
+          const T* src = data + (o0 + l) * n;
+          for (int64_t k = 0; k < n; ++k) buf[size_t(k * m + l)] = double(src[k]);
+        }
+        prefilter_lines(buf.data(), n, m, degree, mode);
+        for (int64_t l = 0; l < m; ++l) {
+          T* dst = data + (o0 + l) * n;
+          for (int64_t k = 0; k < n; ++k) dst[k] = T(buf[size_t(k * m + l)]);
+        }
+      }
+    });
+    return;
+  }
+  const int64_t per_outer = (inner + B - 1) / B;
+  parallel_for(outer * per_outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t g0, int64_t g1) {
+    std::vector<double> buf(static_cast<size_t>(n * B));
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t o = g / per_outer, i0 = (g % per_outer) * B, m = std::min(B, inner - i0);
+      T* base = data + o * n * inner + i0;
+      for (int64_t k = 0; k < n; ++k)
+        for (int64_t l = 0; l < m; ++l) buf[size_t(k * m + l)] = double(base[k * inner + l]);
+      prefilter_lines(buf.data(), n, m, degree, mode);
+      for (int64_t k = 0; k < n; ++k)
+        for (int64_t l = 0; l < m; ++l) base[k * inner + l] = T(buf[size_t(k * m + l)]);
+    }
+  });
+}
+} // namespace
+
+template <class T>
+Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, Mode mode, double cval) {
+  VX_CHECK(ndim >= 1 && ndim <= 3, InvalidArgument, "interpolation works on 1 to 3 axes, not ", ndim);
+  VX_CHECK((order >= 0 && order <= 7) || order == kKeys, InvalidArgument, "interpolation order must be 0..7 or keys, not ", order);
+  for (int d = ndim; d < 4; ++d)
+    VX_CHECK(in.dims[d] == 1, InvalidArgument, "spline_coefficients: axis ", d, " has size ", in.dims[d],
+             " but only ", ndim, " axes are interpolated (pass one frame at a time)");
+  Coefficients<T> c;
+  c.ndim = ndim;
+  c.order = order;
+  c.mode = mode;
+  c.cval = cval;
+  c.pad = coefficient_pad(order, mode);
+  const int64_t p = c.pad;
+  Geometry g;
+  g.ndim = ndim;
+  for (int d = 0; d < 4; ++d) g.dims[d] = in.dims[d] + (d < ndim ? 2 * p : 0);
+  c.image = Image<T>(g);
+  T* out = c.image.data();
+  const int64_t d0 = g.dims[0], d1 = g.dims[1], d2 = g.dims[2];
+  // Copy (with scipy's padding: edge values for 'nearest', cval for 'grid-constant').
+  const T fill = T(cval);
+  parallel_for(d2, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t j = 0; j < d1; ++j) {
+        T* row = out + (k * d1 + j) * d0;
+        const int64_t sj = j - (ndim > 1 ? p : 0), sk = k - (ndim > 2 ? p : 0);
+        const bool row_in = sj >= 0 && sj < in.dims[1] && sk >= 0 && sk < in.dims[2];
+        for (int64_t i = 0; i < d0; ++i) {
+          const int64_t si = i - p;
+          if (mode == Mode::GridConstant && !(row_in && si >= 0 && si < in.dims[0])) {
+            row[i] = fill;
+            continue;
+          }
+          const int64_t ci = std::clamp<int64_t>(si, 0, in.dims[0] - 1);
+          const int64_t cj = std::clamp<int64_t>(sj, 0, in.dims[1] - 1);
+          const int64_t ck = std::clamp<int64_t>(sk, 0, in.dims[2] - 1);
+          row[i] = in(ci, cj, ck);
+        }
+      }
+  });
+  if (needs_prefilter(order))
+    for (int a = 0; a < ndim; ++a) filter_axis(out, g.dims.data(), a, order, mode);
+  return c;
+}
+
+template Coefficients<float> spline_coefficients(ImageView<const float>, int, int, Mode, double);
+template Coefficients<double> spline_coefficients(ImageView<const double>, int, int, Mode, double);
+
+} // namespace voxalign

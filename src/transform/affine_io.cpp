@@ -1,0 +1,263 @@
+#include "voxalign/transform/affine_io.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "voxalign/core/error.hpp"
+
+namespace voxalign {
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::vector<double> parse_numbers(const std::string& s, const std::string& what) {
+  std::istringstream in(s);
+  std::vector<double> v;
+  std::string tok;
+  while (in >> tok) {
+    char* end = nullptr;
+    const double x = std::strtod(tok.c_str(), &end);
+    VX_CHECK(end && *end == '\0' && std::isfinite(x), IoError, what, ": '", tok, "' is not a finite number");
+    v.push_back(x);
+  }
+  return v;
+}
+
+Eigen::Matrix3d rot_x(double a) {
+  Eigen::Matrix3d r;
+  r << 1, 0, 0, 0, std::cos(a), -std::sin(a), 0, std::sin(a), std::cos(a);
+  return r;
+}
+Eigen::Matrix3d rot_y(double a) {
+  Eigen::Matrix3d r;
+  r << std::cos(a), 0, std::sin(a), 0, 1, 0, -std::sin(a), 0, std::cos(a);
+  return r;
+}
+Eigen::Matrix3d rot_z(double a) {
+  Eigen::Matrix3d r;
+  r << std::cos(a), -std::sin(a), 0, std::sin(a), std::cos(a), 0, 0, 0, 1;
+  return r;
+}
+Eigen::Matrix3d versor_matrix(double x, double y, double z, const std::string& what) {
+  const double n2 = x * x + y * y + z * z;
+  VX_CHECK(n2 <= 1.0 + 1e-12, IoError, what, ": versor parameters have norm > 1");
+  const double w = std::sqrt(std::max(0.0, 1.0 - n2));
+  return Eigen::Quaterniond(w, x, y, z).toRotationMatrix();
+}
+
+// One ITK transform (LPS) as a 4x4 matrix: y = M (x - c) + t + c.
+Mat4 itk_matrix_offset(const Eigen::Matrix3d& M, const Vec3& t, const Vec3& c) {
+  Mat4 A = Mat4::Identity();
+  A.block<3, 3>(0, 0) = M;
+  A.block<3, 1>(0, 3) = t + c - M * c;
+  return A;
+}
+
+Mat4 itk_transform_lps(const std::string& type, const std::vector<double>& p, const std::vector<double>& f,
+                       const std::string& what) {
+  auto base = type.substr(0, type.find('_'));
+  const bool dim3 = type.size() >= 4 && type.compare(type.size() - 4, 4, "_3_3") == 0;
+  const bool dim3single = type.size() >= 2 && type.compare(type.size() - 2, 2, "_3") == 0;
+  auto need = [&](size_t np, size_t nf_min) {
+    VX_CHECK(p.size() == np, IoError, what, ": ", type, " needs ", np, " parameters, found ", p.size());
+    VX_CHECK(f.size() >= nf_min, IoError, what, ": ", type, " needs ", nf_min, " fixed parameters, found ", f.size());
+  };
+  Vec3 c = Vec3::Zero();
+  auto centre = [&] {
+    if (f.size() >= 3) c = Vec3(f[0], f[1], f[2]);
+  };
+  if ((base == "AffineTransform" || base == "MatrixOffsetTransformBase") && dim3) {
+    need(12, 0);
+    centre();
+    Eigen::Matrix3d M;
+    M << p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8];
+    return itk_matrix_offset(M, Vec3(p[9], p[10], p[11]), c);
+  }
+  if (base == "Euler3DTransform" && dim3single) {
+    need(6, 3);
+    centre();
+    const bool zyx = f.size() >= 4 && f[3] != 0.0;
+    const Eigen::Matrix3d R = zyx ? Eigen::Matrix3d(rot_z(p[2]) * rot_y(p[1]) * rot_x(p[0]))
+                                  : Eigen::Matrix3d(rot_z(p[2]) * rot_x(p[0]) * rot_y(p[1]));
+    return itk_matrix_offset(R, Vec3(p[3], p[4], p[5]), c);
+  }
+  if (base == "VersorRigid3DTransform" && dim3single) {
+    need(6, 3);
+    centre();
+    return itk_matrix_offset(versor_matrix(p[0], p[1], p[2], what), Vec3(p[3], p[4], p[5]), c);
+  }
+  if (base == "Similarity3DTransform" && dim3single) {
+    need(7, 3);
+    centre();
+    return itk_matrix_offset(p[6] * versor_matrix(p[0], p[1], p[2], what), Vec3(p[3], p[4], p[5]), c);
+  }
+  if (base == "TranslationTransform" && dim3single) {
+    need(3, 0);
+    return itk_matrix_offset(Eigen::Matrix3d::Identity(), Vec3(p[0], p[1], p[2]), c);
+  }
+  if (base == "IdentityTransform" && dim3single) return Mat4::Identity();
+  throw IoError(what + ": unsupported ITK transform type '" + type +
+                "' (supported: AffineTransform, MatrixOffsetTransformBase, Euler3DTransform, "
+                "VersorRigid3DTransform, Similarity3DTransform, TranslationTransform, 3D)");
+}
+
+Mat4 read_plain_matrix(const std::string& text, const std::string& what) {
+  std::string stripped;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto h = line.find('#');
+    if (h != std::string::npos) line = line.substr(0, h);
+    for (char& ch : line)
+      if (ch == ',' || ch == '[' || ch == ']' || ch == ';') ch = ' ';
+    stripped += line + "\n";
+  }
+  const std::vector<double> v = parse_numbers(stripped, what);
+  VX_CHECK(v.size() == 16 || v.size() == 12, IoError, what, ": expected a 4x4 matrix (16 numbers), found ", v.size(),
+           " numbers");
+  Mat4 A = Mat4::Identity();
+  for (size_t i = 0; i < v.size(); ++i) A(int(i / 4), int(i % 4)) = v[i];
+  VX_CHECK(std::abs(A(3, 0)) < 1e-9 && std::abs(A(3, 1)) < 1e-9 && std::abs(A(3, 2)) < 1e-9 &&
+               std::abs(A(3, 3) - 1.0) < 1e-9,
+           IoError, what, ": the last row of an affine matrix must be 0 0 0 1");
+  return A;
+}
+
+// MATLAB v4 binary file as written by ITK's MatlabTransformIO (ANTs' default .mat output).
+Mat4 read_itk_mat(const std::string& bytes, const std::string& what) {
+  size_t pos = 0;
+  std::vector<double> params, fixed;
+  std::string type;
+  while (pos + 20 <= bytes.size()) {
+    int32_t hdr[5];
+    std::memcpy(hdr, bytes.data() + pos, 20);
+    pos += 20;
+    const int32_t mopt = hdr[0], mrows = hdr[1], ncols = hdr[2], namelen = hdr[4];
+    VX_CHECK(mopt == 0 || mopt == 10, IoError, what,
+             ": not a little-endian MATLAB v4 file of doubles/floats (ITK .mat transform)");
+    VX_CHECK(mrows > 0 && ncols > 0 && namelen > 0 && mrows * int64_t(ncols) < 1000, IoError, what,
+             ": malformed MATLAB v4 record");
+    VX_CHECK(pos + size_t(namelen) <= bytes.size(), IoError, what, ": truncated file");
+    std::string name(bytes.data() + pos, size_t(namelen));
+    name = name.c_str();
+    pos += size_t(namelen);
+    const size_t n = size_t(mrows) * size_t(ncols), esz = mopt == 0 ? 8 : 4;
+    VX_CHECK(pos + n * esz <= bytes.size(), IoError, what, ": truncated file");
+    std::vector<double> vals(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (esz == 8) std::memcpy(&vals[i], bytes.data() + pos + 8 * i, 8);
+      else {
+        float fl;
+        std::memcpy(&fl, bytes.data() + pos + 4 * i, 4);
+        vals[i] = fl;
+      }
+    }
+    pos += n * esz;
+    if (name == "fixed") fixed = vals;
+    else {
+      type = name;
+      params = vals;
+    }
+  }
+  VX_CHECK(!type.empty(), IoError, what, ": no transform found in the .mat file");
+  return lps_ras_flip(itk_transform_lps(type, params, fixed, what));
+}
+
+} // namespace
+
+Mat4 lps_ras_flip(const Mat4& m) {
+  Mat4 F = Mat4::Identity();
+  F(0, 0) = F(1, 1) = -1;
+  return F * m * F;
+}
+
+Mat4 compose_in_order(const std::vector<Mat4>& ts) {
+  Mat4 A = Mat4::Identity();
+  for (const Mat4& t : ts) A = t * A;
+  return A;
+}
+
+Mat4 parse_itk_transform_text(const std::string& text, const std::string& what) {
+  std::istringstream in(text);
+  std::string line;
+  std::vector<std::string> types;
+  std::vector<std::vector<double>> params, fixed;
+  while (std::getline(in, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    const auto colon = line.find(':');
+    VX_CHECK(colon != std::string::npos, IoError, what, ": unexpected line '", line, "'");
+    const std::string key = trim(line.substr(0, colon)), val = trim(line.substr(colon + 1));
+    if (key == "Transform") {
+      types.push_back(val);
+      params.emplace_back();
+      fixed.emplace_back();
+    } else if (key == "Parameters") {
+      VX_CHECK(!types.empty(), IoError, what, ": Parameters before any Transform line");
+      params.back() = parse_numbers(val, what);
+    } else if (key == "FixedParameters") {
+      VX_CHECK(!types.empty(), IoError, what, ": FixedParameters before any Transform line");
+      fixed.back() = parse_numbers(val, what);
+    } else {
+      throw IoError(what + ": unexpected key '" + key + "'");
+    }
+  }
+  VX_CHECK(!types.empty(), IoError, what, ": no transform found");
+  size_t first = 0;
+  if (types[0].rfind("CompositeTransform", 0) == 0) first = 1;
+  else VX_CHECK(types.size() == 1, IoError, what, ": contains ", types.size(),
+                " transforms without a CompositeTransform header");
+  VX_CHECK(first < types.size(), IoError, what, ": empty CompositeTransform");
+  // ITK's CompositeTransform applies the last transform of its queue first.
+  Mat4 A = Mat4::Identity();
+  for (size_t i = first; i < types.size(); ++i) A = A * itk_transform_lps(types[i], params[i], fixed[i], what);
+  return lps_ras_flip(A);
+}
+
+Mat4 read_transform(const std::string& path) {
+  std::error_code ec;
+  VX_CHECK(std::filesystem::exists(path, ec), IoError, path, ": no such file");
+  std::ifstream f(path, std::ios::binary);
+  VX_CHECK(f.good(), IoError, path, ": cannot open for reading");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  const std::string bytes = ss.str();
+  VX_CHECK(!bytes.empty(), IoError, path, ": empty file");
+  if (bytes.find('\0') != std::string::npos) return read_itk_mat(bytes, path);
+  if (bytes.find("Transform:") != std::string::npos || bytes.find("#Insight Transform File") != std::string::npos)
+    return parse_itk_transform_text(bytes, path);
+  return read_plain_matrix(bytes, path);
+}
+
+void write_itk_affine(const std::string& path, const Mat4& ras) {
+  const Mat4 lps = lps_ras_flip(ras);
+  std::ostringstream o;
+  o << std::setprecision(17);
+  o << "#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\nParameters:";
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) o << ' ' << lps(r, c);
+  for (int r = 0; r < 3; ++r) o << ' ' << lps(r, 3);
+  o << "\nFixedParameters: 0 0 0\n";
+  const std::string tmp = path + ".vxtmp";
+  {
+    std::ofstream f(tmp);
+    VX_CHECK(f.good(), IoError, path, ": cannot open for writing");
+    f << o.str();
+    VX_CHECK(f.good(), IoError, path, ": writing failed");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  VX_CHECK(!ec, IoError, path, ": cannot move the finished file into place");
+}
+
+} // namespace voxalign
