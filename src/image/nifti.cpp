@@ -12,6 +12,7 @@
 #include <memory>
 #include <random>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
@@ -141,6 +142,43 @@ Mat4 nibabel_affine(const nifti_image* nim) {
   return A;
 }
 
+// Read the raw header ourselves to check what nifti_clib silently "fixes" (it sets non-positive
+// dimensions to 1) and to learn the NIfTI version. Returns 1 or 2, or 0 for ANALYZE/unknown.
+int check_raw_header(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  VX_CHECK(f, IoError, path, ": cannot open for reading");
+  unsigned char h[540];
+  const int got = gzread(f, h, sizeof(h));
+  gzclose(f);
+  VX_CHECK(got >= 348, IoError, path, ": not a valid NIfTI file (shorter than a header)");
+  int32_t sz;
+  std::memcpy(&sz, h, 4);
+  const bool swap = sz != 348 && sz != 540;
+  if (swap) sz = int32_t(__builtin_bswap32(uint32_t(sz)));
+  VX_CHECK(sz == 348 || sz == 540, IoError, path, ": not a valid NIfTI file (bad header size)");
+  VX_CHECK(sz == 348 || got >= 540, IoError, path, ": not a valid NIfTI file (truncated NIfTI-2 header)");
+  int64_t dim[8];
+  for (int i = 0; i < 8; ++i) {
+    if (sz == 348) {
+      uint16_t v;
+      std::memcpy(&v, h + 40 + 2 * i, 2);
+      if (swap) v = __builtin_bswap16(v);
+      dim[i] = int16_t(v);
+    } else {
+      uint64_t v;
+      std::memcpy(&v, h + 16 + 8 * i, 8);
+      if (swap) v = __builtin_bswap64(v);
+      dim[i] = int64_t(v);
+    }
+  }
+  VX_CHECK(dim[0] >= 1 && dim[0] <= 7, IoError, path, ": invalid number of dimensions dim[0] = ", dim[0]);
+  for (int d = 1; d <= dim[0]; ++d)
+    VX_CHECK(dim[d] >= 1, IoError, path, ": dimension ", d, " is ", dim[d], " (must be positive)");
+  const bool magic1 = std::memcmp(h + 344, "n+1", 4) == 0 || std::memcmp(h + 344, "ni1", 4) == 0;
+  const bool magic2 = sz == 540 && (std::memcmp(h + 4, "n+2", 3) == 0 || std::memcmp(h + 4, "ni2", 3) == 0);
+  return magic2 ? 2 : (sz == 348 && magic1 ? 1 : 0);
+}
+
 NimPtr open_header(const std::string& path, NiftiHeaderInfo& info) {
   quiet_nifti();
   std::error_code ec;
@@ -153,6 +191,9 @@ NimPtr open_header(const std::string& path, NiftiHeaderInfo& info) {
   VX_CHECK(ends_with(path, ".nii") || ends_with(path, ".nii.gz") || ends_with(path, ".hdr") ||
                ends_with(path, ".hdr.gz") || ends_with(path, ".img") || ends_with(path, ".img.gz"),
            IoError, path, ": not a NIfTI file name (expected .nii, .nii.gz or .hdr/.img)");
+  const int version = check_raw_header(path);
+  VX_CHECK(version != 0, IoError, path,
+           ": ANALYZE 7.5 files are not supported (no reliable orientation); convert to NIfTI");
   NimPtr nim(nifti_image_read(path.c_str(), 0));
   VX_CHECK(nim, IoError, path, ": not a valid NIfTI file (unreadable or invalid header)");
   VX_CHECK(nim->nifti_type != NIFTI_FTYPE_ANALYZE, IoError, path,
@@ -178,7 +219,7 @@ NimPtr open_header(const std::string& path, NiftiHeaderInfo& info) {
   VX_CHECK(g.affine.allFinite(), IoError, path, ": the voxel-to-world matrix is not finite");
   g.time_step = (nim->ndim >= 4 && nim->pixdim[4] > 0) ? nim->pixdim[4] : 1.0;
   info.dtype = dt;
-  info.version = (nim->nifti_type == NIFTI_FTYPE_NIFTI2_1 || nim->nifti_type == NIFTI_FTYPE_NIFTI2_2) ? 2 : 1;
+  info.version = version;
   info.sform_code = nim->sform_code;
   info.qform_code = nim->qform_code;
   if (nim->scl_slope == 0 || !std::isfinite(nim->scl_slope)) {
@@ -235,8 +276,28 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
   NimPtr nim = open_header(path, info);
   const int64_t n = info.geometry.size();
   VX_CHECK(nim->nvox == n, IoError, path, ": header voxel count ", nim->nvox, " does not match its dimensions");
-  VX_CHECK(nifti_image_load(nim.get()) == 0 && nim->data, IoError, path, ": truncated or unreadable image data (expected ",
-           n * nim->nbyper, " bytes after offset ", nim->iname_offset, ")");
+  // Raw data read here rather than by nifti_image_load, which replaces NaN/Inf by 0 (nibabel, the
+  // reference, keeps them) -- and so that the gzip buffer can be large.
+  const int64_t nbytes = n * nim->nbyper;
+  std::vector<unsigned char> raw(static_cast<size_t>(nbytes));
+  {
+    gzFile f = gzopen(nim->iname, "rb");
+    VX_CHECK(f, IoError, path, ": cannot open image data ", nim->iname);
+    gzbuffer(f, 1 << 20);
+    bool ok = gzseek(f, z_off_t(nim->iname_offset), SEEK_SET) == z_off_t(nim->iname_offset);
+    int64_t done = 0;
+    while (ok && done < nbytes) {
+      const unsigned chunk = unsigned(std::min<int64_t>(nbytes - done, 1 << 30));
+      const int r = gzread(f, raw.data() + done, chunk);
+      if (r <= 0) break;
+      done += r;
+    }
+    gzclose(f);
+    VX_CHECK(ok && done == nbytes, IoError, path, ": truncated or unreadable image data (expected ", nbytes,
+             " bytes after offset ", nim->iname_offset, ", got ", done, ")");
+  }
+  if (nim->nbyper > 1 && nim->byteorder != nifti_short_order()) nifti_swap_Nbytes(n, nim->nbyper, raw.data());
+  nim->data = raw.data();
   Image<T> img(info.geometry);
   const double sl = info.scl_slope, ic = info.scl_inter;
   T* dst = img.data();
@@ -252,6 +313,7 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
   case DataType::Float32: convert_in<float>(nim->data, dst, n, sl, ic); break;
   case DataType::Float64: convert_in<double>(nim->data, dst, n, sl, ic); break;
   }
+  nim->data = nullptr; // owned by raw
   if (info_out) *info_out = info;
   return img;
 }

@@ -1,0 +1,50 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def voxalign_exe() -> str:
+    """The CLI under test: $VOXALIGN_EXE, else the build tree's, else the one on PATH."""
+    exe = os.environ.get("VOXALIGN_EXE")
+    if exe:
+        return exe
+    built = ROOT / "build" / "release" / "voxalign"
+    if built.exists():
+        return str(built)
+    found = shutil.which("voxalign")
+    if not found:
+        pytest.skip("voxalign executable not found")
+    return found
+
+
+@pytest.fixture
+def cli():
+    exe = voxalign_exe()
+
+    def run(*args, check=True):
+        p = subprocess.run([exe, *map(str, args)], capture_output=True, text=True, timeout=300)
+        if check and p.returncode != 0:
+            raise AssertionError(f"voxalign {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr}")
+        return p
+
+    return run
+
+
+MRICRON = Path("/usr/share/mricron/templates")
+
+
+@pytest.fixture
+def t1_path():
+    """A real T1 volume from Debian's mricron-data (installed by `make deps`)."""
+    p = MRICRON / "ch2.nii.gz"
+    if not p.exists():
+        if os.environ.get("CI") or os.environ.get("VOXALIGN_REQUIRE_DATA"):
+            pytest.fail("mricron-data is not installed (run make deps)")
+        pytest.skip("mricron-data not installed")
+    return p
