@@ -125,10 +125,100 @@ VX_HD T apply_stencil(const T* c, const Stencil<K, D, T>& s, T cval, T* grad) {
   }
 }
 
-/// Value (and gradient) at one point.
+/// Lanes used for the contiguous axis-0 taps in apply_interior: the next power of two >= taps.
+/// Reads cover `simd_lanes` samples from the first tap, so callers must make sure
+/// start + simd_lanes - 1 < n on axis 0 (the extra lanes get weight zero).
+VX_HD constexpr int simd_lanes(int order) {
+  const int w = kernel_taps(order);
+  return w <= 1 ? 1 : w <= 2 ? 2 : w <= 4 ? 4 : 8;
+}
+
+template <class T, int V> struct SimdVec {
+  typedef T type __attribute__((vector_size(sizeof(T) * V)));
+};
+
+/// Tensor-product sum for a point whose taps all lie inside the array on every axis: the taps of
+/// axis 0 are contiguous (stride 1), so rows are accumulated as short vectors (GCC vector
+/// extensions) and reduced once against the axis-0 weights.
+template <int K, int D, class T, bool Grad>
+VX_HD T apply_interior(const T* p, const int64_t* strides, const T (*w)[kernel_taps(K)],
+                       const T (*dw)[kernel_taps(K)], T* grad) {
+  constexpr int W = kernel_taps(K);
+  constexpr int V = simd_lanes(K);
+  using vec = typename SimdVec<T, V>::type;
+  auto load = [](const T* q) {
+    vec v;
+    __builtin_memcpy(&v, q, sizeof(vec));
+    return v;
+  };
+  auto lanes = [](const T* a) { // weights padded with zeros to V lanes
+    vec v = {};
+    for (int i = 0; i < W; ++i) v[i] = a[i];
+    return v;
+  };
+  auto hsum = [](vec v) {
+    T s = 0;
+    for (int i = 0; i < V; ++i) s += v[i];
+    return s;
+  };
+  const vec w0 = lanes(w[0]);
+  if constexpr (D == 1) {
+    const vec row = load(p);
+    if constexpr (Grad) grad[0] = hsum(lanes(dw[0]) * row);
+    return hsum(w0 * row);
+  } else {
+    const int64_t s1 = strides[1];
+    const int64_t s2 = D == 3 ? strides[2] : 0;
+    vec acc = {}, acc1 = {}, acc2 = {};
+    for (int k = 0; k < (D == 3 ? W : 1); ++k) {
+      vec rk = {}, rk1 = {};
+      for (int j = 0; j < W; ++j) {
+        const vec row = load(p + k * s2 + j * s1);
+        rk += w[1][j] * row;
+        if constexpr (Grad) rk1 += dw[1][j] * row;
+      }
+      if constexpr (D == 3) {
+        acc += w[2][k] * rk;
+        if constexpr (Grad) {
+          acc1 += w[2][k] * rk1;
+          acc2 += dw[2][k] * rk;
+        }
+      } else {
+        acc = rk;
+        if constexpr (Grad) acc1 = rk1;
+      }
+    }
+    if constexpr (Grad) {
+      grad[0] = hsum(lanes(dw[0]) * acc);
+      grad[1] = hsum(w0 * acc1);
+      if constexpr (D == 3) grad[2] = hsum(w0 * acc2);
+    }
+    return hsum(w0 * acc);
+  }
+}
+
+/// Value (and gradient) at one point. `strides[0]` must be 1 (coefficients are contiguous).
 template <int K, int D, class T, bool Grad>
 VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, const double* x, Mode mode,
                        int pad, T cval, T* grad) {
+  constexpr int W = kernel_taps(K);
+  // Fast path: the point is inside [0, n-1] (no coordinate mapping in any mode) and all its taps
+  // are inside the array (no index folding) on every axis.
+  {
+    T w[D][W], dw[D][W];
+    int64_t off = 0;
+    bool interior = true;
+    for (int d = 0; d < D && interior; ++d) {
+      const double cc = x[d] + pad;
+      const int64_t start = kernel_start(cc, K);
+      const int reach = d == 0 ? simd_lanes(K) : W;
+      interior = cc >= 0.0 && cc <= double(dims[d] - 1) && start >= 0 && start + reach - 1 < dims[d];
+      if (!interior) break;
+      off += start * strides[d];
+      kernel_weights<K, T>(cc, w[d], Grad ? dw[d] : nullptr);
+    }
+    if (interior) return apply_interior<K, D, T, Grad>(c + off, strides, w, dw, grad);
+  }
   Stencil<K, D, T> s;
   if (!make_stencil<K, D, T, Grad>(x, dims, strides, mode, pad, s)) {
     if constexpr (Grad)

@@ -1,5 +1,8 @@
 #include "voxalign/spline/interpolate.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include "evaluate.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
@@ -86,12 +89,57 @@ template <class T> void warp_displacement(const Coefficients<T>& c, ImageView<co
 }
 
 template <class T> void warp_affine(const Coefficients<T>& c, const double* M, ImageView<T> out) {
-  const int nd = c.ndim;
-  eval_grid(coeff_view(c), out, [&](int64_t i, int64_t j, int64_t k, double* x) {
-    for (int d = 0; d < nd; ++d) {
-      const double* r = M + 4 * d;
-      x[d] = r[0] * double(i) + r[1] * double(j) + r[2] * double(k) + r[3];
-    }
+  const CoeffView<T> cv = coeff_view(c);
+  const int64_t nrows = out.dims[1] * out.dims[2];
+  detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
+    constexpr int W = kernel_taps(K);
+    // A point is "interior" when its coordinate (plus padding) lies in [lo, hi_d] on every axis:
+    // then no boundary mapping or folding applies and all taps are in the array.
+    const double lo = double(W);
+    parallel_for(nrows, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t j = r % out.dims[1], k = r / out.dims[1];
+        T* row = out.data + j * out.strides[1] + k * out.strides[2];
+        const int64_t n = out.dims[0];
+        double b[3], st[3];
+        int64_t ilo = 0, ihi = n; // interior range of i, conservative by one voxel at each end
+        for (int d = 0; d < D; ++d) {
+          const double* m = M + 4 * d;
+          b[d] = m[1] * double(j) + m[2] * double(k) + m[3] + cv.pad;
+          st[d] = m[0];
+          const double hi = double(cv.dims[d] - 1 - (d == 0 ? detail::simd_lanes(K) : W));
+          if (!(hi > lo)) { ihi = 0; continue; }
+          if (st[d] == 0.0) {
+            if (!(b[d] >= lo && b[d] <= hi)) ihi = 0;
+            continue;
+          }
+          double a = (lo - b[d]) / st[d], e = (hi - b[d]) / st[d];
+          if (a > e) std::swap(a, e);
+          ilo = std::max<int64_t>(ilo, int64_t(std::ceil(std::max(a, -1.0))) + 1);
+          ihi = std::min<int64_t>(ihi, int64_t(std::floor(std::min(e, double(n)))) - 1);
+        }
+        if (ihi < ilo) ilo = ihi = 0;
+        double x[3];
+        auto general = [&](int64_t i) {
+          for (int d = 0; d < D; ++d) x[d] = b[d] - cv.pad + st[d] * double(i);
+          row[i * out.strides[0]] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode,
+                                                                          cv.pad, cv.cval, nullptr);
+        };
+        for (int64_t i = 0; i < ilo; ++i) general(i);
+        for (int64_t i = ilo; i < ihi; ++i) {
+          T w[D][W];
+          int64_t off = 0;
+          for (int d = 0; d < D; ++d) {
+            const double cc = b[d] + st[d] * double(i);
+            off += kernel_start(cc, K) * cv.strides[d];
+            kernel_weights<K, T>(cc, w[d], nullptr);
+          }
+          row[i * out.strides[0]] =
+              detail::apply_interior<K, D, T, false>(cv.data + off, cv.strides, w, nullptr, nullptr);
+        }
+        for (int64_t i = std::max(ihi, ilo); i < n; ++i) general(i);
+      }
+    });
   });
 }
 

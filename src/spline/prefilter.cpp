@@ -135,8 +135,9 @@ template <class T> void filter_axis(T* data, const int64_t* d, int axis, int deg
   for (int a = 0; a < axis; ++a) inner *= d[a];
   for (int a = axis + 1; a < 4; ++a) outer *= d[a];
   // Lines are (o, i) with element k at data[(o*n + k)*inner + i]. Group up to B consecutive i
-  // (contiguous in memory) or, for axis 0, B consecutive o (each a contiguous line).
-  constexpr int64_t B = 16;
+  // (contiguous in memory) or, for axis 0, B consecutive o (each a contiguous line). B is sized so
+  // the double buffer (n x B) stays in L2 while rows of B values are read contiguously.
+  const int64_t B = inner == 1 ? 16 : std::clamp<int64_t>((32768 / n) / 16 * 16, 16, 256);
   if (inner == 1) {
     const int64_t ngroups = (outer + B - 1) / B;
     parallel_for(ngroups, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t g0, int64_t g1) {

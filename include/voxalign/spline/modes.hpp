@@ -12,8 +12,10 @@
 
 #ifdef __CUDACC__
 #define VX_HD __host__ __device__ inline
+#define VX_FORCEINLINE __forceinline__
 #else
 #define VX_HD inline
+#define VX_FORCEINLINE __attribute__((always_inline))
 #endif
 
 namespace voxalign {
