@@ -126,16 +126,24 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
                                                                           cv.pad, cv.cval, nullptr);
         };
         for (int64_t i = 0; i < ilo; ++i) general(i);
-        for (int64_t i = ilo; i < ihi; ++i) {
-          T w[D][W];
-          int64_t off = 0;
+        // Interior: weights for 4 points at once (SIMD over points), then the tensor sums.
+        for (int64_t i0 = ilo; i0 < ihi; i0 += 4) {
+          const int m = int(std::min<int64_t>(4, ihi - i0));
+          T w4[D][W][4];
+          int64_t off[4] = {0, 0, 0, 0};
           for (int d = 0; d < D; ++d) {
-            const double cc = b[d] + st[d] * double(i);
-            off += kernel_start(cc, K) * cv.strides[d];
-            kernel_weights<K, T>(cc, w[d], nullptr);
+            double xs[4];
+            for (int p = 0; p < 4; ++p) xs[p] = b[d] + st[d] * double(i0 + std::min(p, m - 1));
+            kernel_weights4<K, T>(xs, w4[d]);
+            for (int p = 0; p < 4; ++p) off[p] += kernel_start(xs[p], K) * cv.strides[d];
           }
-          row[i * out.strides[0]] =
-              detail::apply_interior<K, D, T, false>(cv.data + off, cv.strides, w, nullptr, nullptr);
+          for (int p = 0; p < m; ++p) {
+            T w[D][W];
+            for (int d = 0; d < D; ++d)
+              for (int q = 0; q < W; ++q) w[d][q] = w4[d][q][p];
+            row[(i0 + p) * out.strides[0]] =
+                detail::apply_interior<K, D, T, false>(cv.data + off[p], cv.strides, w, nullptr, nullptr);
+          }
         }
         for (int64_t i = std::max(ihi, ilo); i < n; ++i) general(i);
       }
