@@ -52,8 +52,8 @@ nb::ndarray<nb::numpy, double, nb::shape<4, 4>> from_mat4(const Mat4& m) {
 
 // A numpy array in NIfTI (Fortran, i fastest) order owning `img`'s storage.
 template <class T> nb::ndarray<nb::numpy, T> from_image(Image<T>&& img, int ndim) {
-  auto* holder = new std::vector<T>(std::move(img.storage()));
-  nb::capsule owner(holder, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  auto* holder = new Buffer<T>(std::move(img.storage()));
+  nb::capsule owner(holder, [](void* p) noexcept { delete static_cast<Buffer<T>*>(p); });
   size_t shape[4];
   int64_t strides[4];
   int64_t s = 1;
@@ -68,9 +68,9 @@ template <class T> nb::ndarray<nb::numpy, T> from_image(Image<T>&& img, int ndim
 template <class T> nb::ndarray<nb::numpy, T> new_array(const std::vector<size_t>& shape, T** data, bool fortran) {
   size_t n = 1;
   for (auto s : shape) n *= s;
-  auto* buf = new std::vector<T>(n);
+  auto* buf = new Buffer<T>(n); // uninitialised: every element is written by the caller
   *data = buf->data();
-  nb::capsule owner(buf, [](void* p) noexcept { delete static_cast<std::vector<T>*>(p); });
+  nb::capsule owner(buf, [](void* p) noexcept { delete static_cast<Buffer<T>*>(p); });
   std::vector<int64_t> strides(shape.size());
   int64_t s = 1;
   if (fortran)
@@ -97,7 +97,7 @@ template <class T> Coefficients<T> borrow(const ImageView<const T>& v, int ndim,
   c.ndim = ndim, c.order = order, c.mode = mode, c.pad = pad, c.cval = cval;
   Geometry g;
   for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
-  c.image = Image<T>(g);
+  c.image = Image<T>(g, no_init);
   // Coefficients must be contiguous for the kernels: copy (cheap next to evaluation).
   T* dst = c.image.data();
   for (int64_t k = 0; k < v.dims[2]; ++k)
@@ -211,7 +211,7 @@ template <class T> void write_typed(const std::string& path, InArr<T> a, Mat44 a
   NiftiWriteOptions o;
   o.dtype = parse_dtype(dtype);
   nb::gil_scoped_release release;
-  Image<T> img(g);
+  Image<T> img(g, no_init);
   T* dst = img.data();
   for (int64_t t = 0; t < v.dims[3]; ++t)
     for (int64_t k = 0; k < v.dims[2]; ++k)

@@ -298,7 +298,7 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
   }
   if (nim->nbyper > 1 && nim->byteorder != nifti_short_order()) nifti_swap_Nbytes(n, nim->nbyper, raw.data());
   nim->data = raw.data();
-  Image<T> img(info.geometry);
+  Image<T> img(info.geometry, no_init);
   const double sl = info.scl_slope, ic = info.scl_inter;
   T* dst = img.data();
   switch (info.dtype) {

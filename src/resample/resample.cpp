@@ -35,7 +35,7 @@ Image<T> resample(const Image<T>& in, const Geometry& target, const Mat4& world_
   g.dims[3] = in.geometry().dims[3];
   g.ndim = in.geometry().dims[3] > 1 ? 4 : std::min(target.ndim, 3);
   g.time_step = in.geometry().time_step;
-  Image<T> out(g);
+  Image<T> out(g, no_init);
   resample_into<T>(in.view(), in.geometry().affine, interpolated_axes(in.geometry()), out.view(), g.affine,
                    world_pullback, opts);
   return out;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
@@ -27,7 +30,27 @@ std::vector<double> bspline_poles(int degree) {
 namespace {
 // Boundary initialisations, vectorised over `m` interleaved lines (element i of line l at
 // c[i*m + l]). Formulas are scipy.ndimage's (ni_splines.c), evaluated over the whole line.
+// Number of terms after which z^i is below double precision relative to the first term: when the
+// whole line is longer, the boundary sums are truncated there (the neglected terms are below
+// rounding, so results equal the full sums to rounding).
+int64_t horizon(double z) { return int64_t(std::ceil(std::log(1e-18) / std::log(std::abs(z)))) + 1; }
+
+// sum_{i < h} z^i c[i] over interleaved lines (into out).
+void truncated_sum(const double* c, int64_t h, int64_t m, double z, double* out) {
+  for (int64_t l = 0; l < m; ++l) out[l] = c[l];
+  double zi = z;
+  for (int64_t i = 1; i < h; ++i) {
+    const double* a = c + i * m;
+    for (int64_t l = 0; l < m; ++l) out[l] += zi * a[l];
+    zi *= z;
+  }
+}
+
 void causal_mirror(double* c, int64_t n, int64_t m, double z) {
+  if (horizon(z) < n - 1) { // z^(n-1) negligible: c0 = sum z^i c[i]
+    truncated_sum(c, horizon(z), m, z, c);
+    return;
+  }
   const double zn1 = std::pow(z, double(n - 1));
   double* c0 = c;
   const double* cl = c + (n - 1) * m;
@@ -49,6 +72,15 @@ void anticausal_mirror(double* c, int64_t n, int64_t m, double z) {
   for (int64_t l = 0; l < m; ++l) cl[l] = (z * cp[l] + cl[l]) * s;
 }
 void causal_wrap(double* c, int64_t n, int64_t m, double z) {
+  if (horizon(z) < n) { // c0 += sum_{i>=1} z^i c[n-i], truncated
+    double zi = z;
+    for (int64_t i = 1; i < horizon(z); ++i) {
+      const double* a = c + (n - i) * m;
+      for (int64_t l = 0; l < m; ++l) c[l] += zi * a[l];
+      zi *= z;
+    }
+    return;
+  }
   double zi = z;
   for (int64_t i = 1; i < n; ++i) {
     const double* a = c + (n - i) * m;
@@ -59,6 +91,17 @@ void causal_wrap(double* c, int64_t n, int64_t m, double z) {
   for (int64_t l = 0; l < m; ++l) c[l] *= s;
 }
 void anticausal_wrap(double* c, int64_t n, int64_t m, double z) {
+  if (horizon(z) < n) { // c[n-1] = (c[n-1] + sum_{i<h} z^(i+1) c[i]) * z / (z^n - 1), z^n ~ 0
+    double zi = z;
+    double* cl = c + (n - 1) * m;
+    for (int64_t i = 0; i < horizon(z); ++i) {
+      const double* a = c + i * m;
+      for (int64_t l = 0; l < m; ++l) cl[l] += zi * a[l];
+      zi *= z;
+    }
+    for (int64_t l = 0; l < m; ++l) cl[l] *= -z;
+    return;
+  }
   double zi = z;
   double* cl = c + (n - 1) * m;
   for (int64_t i = 0; i < n - 1; ++i) {
@@ -70,6 +113,11 @@ void anticausal_wrap(double* c, int64_t n, int64_t m, double z) {
   for (int64_t l = 0; l < m; ++l) cl[l] *= s;
 }
 void causal_reflect(double* c, int64_t n, int64_t m, double z, double* tmp) {
+  if (horizon(z) < n) { // z^n negligible: c0 = c0 + z * sum_{i<h} z^i c[i]
+    truncated_sum(c, horizon(z), m, z, tmp);
+    for (int64_t l = 0; l < m; ++l) c[l] += z * tmp[l];
+    return;
+  }
   const double zn = std::pow(z, double(n));
   const double* cl = c + (n - 1) * m;
   for (int64_t l = 0; l < m; ++l) {
@@ -190,32 +238,39 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
   Geometry g;
   g.ndim = ndim;
   for (int d = 0; d < 4; ++d) g.dims[d] = in.dims[d] + (d < ndim ? 2 * p : 0);
-  c.image = Image<T>(g);
+  c.image = Image<T>(g, no_init); // every voxel is written by the copy below
   T* out = c.image.data();
   const int64_t d0 = g.dims[0], d1 = g.dims[1], d2 = g.dims[2];
-  // Copy (with scipy's padding: edge values for 'nearest', cval for 'grid-constant').
+  // Copy (with scipy's padding: edge values for 'nearest', cval for 'grid-constant'), row by row.
   const T fill = T(cval);
-  parallel_for(d2, 1, [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k)
-      for (int64_t j = 0; j < d1; ++j) {
-        T* row = out + (k * d1 + j) * d0;
-        const int64_t sj = j - (ndim > 1 ? p : 0), sk = k - (ndim > 2 ? p : 0);
-        const bool row_in = sj >= 0 && sj < in.dims[1] && sk >= 0 && sk < in.dims[2];
-        for (int64_t i = 0; i < d0; ++i) {
-          const int64_t si = i - p;
-          if (mode == Mode::GridConstant && !(row_in && si >= 0 && si < in.dims[0])) {
-            row[i] = fill;
-            continue;
-          }
-          const int64_t ci = std::clamp<int64_t>(si, 0, in.dims[0] - 1);
-          const int64_t cj = std::clamp<int64_t>(sj, 0, in.dims[1] - 1);
-          const int64_t ck = std::clamp<int64_t>(sk, 0, in.dims[2] - 1);
-          row[i] = in(ci, cj, ck);
-        }
+  const int64_t p1 = ndim > 1 ? p : 0, p2 = ndim > 2 ? p : 0;
+  parallel_for(d1 * d2, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t j = r % d1, k = r / d1;
+      T* row = out + r * d0;
+      const int64_t sj = j - p1, sk = k - p2;
+      const bool row_in = sj >= 0 && sj < in.dims[1] && sk >= 0 && sk < in.dims[2];
+      if (mode == Mode::GridConstant && !row_in) {
+        std::fill(row, row + d0, fill);
+        continue;
       }
+      const T* src = &in(0, std::clamp<int64_t>(sj, 0, in.dims[1] - 1), std::clamp<int64_t>(sk, 0, in.dims[2] - 1));
+      const int64_t n0 = in.dims[0], s0 = in.strides[0];
+      if (s0 == 1) std::copy(src, src + n0, row + p);
+      else
+        for (int64_t i = 0; i < n0; ++i) row[p + i] = src[i * s0];
+      const T left = mode == Mode::GridConstant ? fill : src[0];
+      const T right = mode == Mode::GridConstant ? fill : src[(n0 - 1) * s0];
+      std::fill(row, row + p, left);
+      std::fill(row + p + n0, row + d0, right);
+    }
   });
   if (needs_prefilter(order))
-    for (int a = 0; a < ndim; ++a) filter_axis(out, g.dims.data(), a, order, mode);
+    for (int a = 0; a < ndim; ++a) {
+      auto t0 = std::chrono::steady_clock::now();
+      filter_axis(out, g.dims.data(), a, order, mode);
+      if (std::getenv("VX_PROFILE")) std::fprintf(stderr, "axis %d: %.3f s\n", a, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
   return c;
 }
 

@@ -119,7 +119,7 @@ TEST(Interpolate, BitIdenticalAcrossThreadCounts) {
     const auto c = spline_coefficients<float>(img.view(), 3, 3, Mode::Mirror);
     Image<float> out(img.geometry());
     warp_affine(c, M, out.view());
-    (threads == 1 ? r1 : r2) = out.storage();
+    (threads == 1 ? r1 : r2).assign(out.storage().begin(), out.storage().end());
   }
   set_num_threads(0);
   ASSERT_EQ(r1.size(), r2.size());

@@ -1,7 +1,9 @@
 // Image<T>: owning storage plus geometry; ImageView<T>: trivially copyable view for kernels.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "voxalign/image/geometry.hpp"
@@ -42,18 +44,36 @@ template <class T> struct ImageView {
 };
 static_assert(std::is_trivially_copyable_v<ImageView<float>>);
 
+/// Allocator that leaves elements uninitialised on resize (value-initialisation of large buffers
+/// that are overwritten right away costs a full extra pass over memory).
+template <class T> struct DefaultInitAllocator : std::allocator<T> {
+  template <class U> struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() = default;
+  template <class U> DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+  template <class U> void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
+  template <class U, class... A> void construct(U* p, A&&... a) { ::new (static_cast<void*>(p)) U(std::forward<A>(a)...); }
+};
+template <class T> using Buffer = std::vector<T, DefaultInitAllocator<T>>;
+
+/// Tag: allocate an image without initialising its voxels.
+struct NoInit {};
+inline constexpr NoInit no_init{};
+
 /// An image owning contiguous storage (i fastest) together with its geometry.
 template <class T> class Image {
 public:
   Image() = default;
   explicit Image(const Geometry& g, T fill = T(0)) : geom_(g), data_(static_cast<size_t>(g.size()), fill) {}
+  Image(const Geometry& g, NoInit) : geom_(g), data_(static_cast<size_t>(g.size())) {}
 
   const Geometry& geometry() const { return geom_; }
   Geometry& geometry() { return geom_; }
   T* data() { return data_.data(); }
   const T* data() const { return data_.data(); }
-  std::vector<T>& storage() { return data_; }
-  const std::vector<T>& storage() const { return data_; }
+  Buffer<T>& storage() { return data_; }
+  const Buffer<T>& storage() const { return data_; }
   int64_t size() const { return static_cast<int64_t>(data_.size()); }
 
   ImageView<T> view() { return make_view<T>(data_.data()); }
@@ -72,7 +92,7 @@ private:
     return v;
   }
   Geometry geom_;
-  std::vector<T> data_;
+  Buffer<T> data_;
 };
 
 } // namespace voxalign
