@@ -170,9 +170,14 @@ def resample(array, affine, shape: Sequence[int], target_affine, transform=None,
 
 
 def warp_field(array, field, degree=3, mode: str = "constant", cval: float = 0.0):
-    """out(x) = array(x + field(x)), with a displacement field in voxels of shape (*out_shape, ndim)."""
+    """out(x) = array(x + field(x)), with a displacement field in voxels of shape (*out_shape, ndim).
+
+    The field's last axis holds the components (voxel units, along i, j, k). Any memory layout is
+    accepted; NIfTI (Fortran) order, as nibabel returns it, avoids a copy."""
     a = _float_array(array)
-    f = np.asarray(field, dtype=a.dtype)
+    # The kernels walk the output along i: give them the field in NIfTI (Fortran) order, as nibabel
+    # returns it; other layouts are copied once.
+    f = np.asfortranarray(field, dtype=a.dtype)
     return _core.warp_field(a, f, _order(degree), _mode(mode), float(cval))
 
 

@@ -34,20 +34,66 @@ template <class T> CoeffView<T> coeff_view(const Coefficients<T>& c) {
   return v;
 }
 
+// Evaluate up to 4 points whose coordinates (voxels of the un-padded image) are xs[d][p], writing
+// out[p * ostride]. When all 4 are interior (checked here unless Known), their weights are computed
+// together (SIMD over points); other points take evaluate_point's own paths.
+template <int K, int D, class T, bool Known>
+inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[4], int m, T* out, int64_t ostride) {
+  constexpr int W = kernel_taps(K);
+  bool all_in = m == 4;
+  if constexpr (!Known) {
+    for (int d = 0; d < D && all_in; ++d) {
+      const int reach = d == 0 ? detail::simd_lanes(K) : W;
+      const double hi = double(cv.dims[d] - 1);
+      for (int p = 0; p < 4; ++p) {
+        const double cc = xs[d][p] + cv.pad;
+        const int64_t start = kernel_start(cc, K);
+        all_in &= cc >= 0.0 && cc <= hi && start >= 0 && start + reach - 1 < cv.dims[d];
+      }
+    }
+  }
+  if (!all_in) {
+    for (int p = 0; p < m; ++p) {
+      double x[3];
+      for (int d = 0; d < D; ++d) x[d] = xs[d][p];
+      out[p * ostride] =
+          detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode, cv.pad, cv.cval, nullptr);
+    }
+    return;
+  }
+  T w4[D][W][4];
+  int64_t off[4] = {0, 0, 0, 0};
+  for (int d = 0; d < D; ++d) {
+    double cc[4];
+    for (int p = 0; p < 4; ++p) cc[p] = xs[d][p] + cv.pad;
+    kernel_weights4<K, T>(cc, w4[d]);
+    for (int p = 0; p < 4; ++p) off[p] += kernel_start(cc[p], K) * cv.strides[d];
+  }
+  for (int p = 0; p < m; ++p) {
+    T w[D][W];
+    for (int d = 0; d < D; ++d)
+      for (int q = 0; q < W; ++q) w[d][q] = w4[d][q][p];
+    out[p * ostride] = detail::apply_interior<K, D, T, false>(cv.data + off[p], cv.strides, w, nullptr, nullptr);
+  }
+}
+
 // Evaluate over the voxels of an output grid (dims[0..2]); point(i, j, k, x) fills the input
 // coordinate x[0..D-1] of voxel (i, j, k). Rows are the unit of parallel work.
 template <class T, class PointFn> void eval_grid(const CoeffView<T>& cv, ImageView<T> out, PointFn point) {
   const int64_t nrows = out.dims[1] * out.dims[2];
   detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
     parallel_for(nrows, 16, [&](int64_t r0, int64_t r1) {
-      double x[3];
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t j = r % out.dims[1], k = r / out.dims[1];
         T* row = out.data + j * out.strides[1] + k * out.strides[2];
-        for (int64_t i = 0; i < out.dims[0]; ++i) {
-          point(i, j, k, x);
-          row[i * out.strides[0]] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode,
-                                                                          cv.pad, cv.cval, nullptr);
+        for (int64_t i0 = 0; i0 < out.dims[0]; i0 += 4) {
+          const int m = int(std::min<int64_t>(4, out.dims[0] - i0));
+          double xs[3][4], x[3];
+          for (int p = 0; p < 4; ++p) {
+            point(i0 + std::min(p, m - 1), j, k, x);
+            for (int d = 0; d < D; ++d) xs[d][p] = x[d];
+          }
+          eval_batch<K, D, T, false>(cv, xs, m, row + i0 * out.strides[0], out.strides[0]);
         }
       }
     });
@@ -61,6 +107,16 @@ void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T
   const CoeffView<T> cv = coeff_view(c);
   detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
     parallel_for(npts, 4096, [&](int64_t p0, int64_t p1) {
+      if (!grads) {
+        for (int64_t q0 = p0; q0 < p1; q0 += 4) {
+          const int m = int(std::min<int64_t>(4, p1 - q0));
+          double xs[3][4];
+          for (int p = 0; p < 4; ++p)
+            for (int d = 0; d < D; ++d) xs[d][p] = points[(q0 + std::min(p, m - 1)) * D + d];
+          eval_batch<K, D, T, false>(cv, xs, m, values + q0, 1);
+        }
+        return;
+      }
       for (int64_t p = p0; p < p1; ++p) {
         const double* x = points + p * D;
         if (grads)
@@ -129,21 +185,10 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
         // Interior: weights for 4 points at once (SIMD over points), then the tensor sums.
         for (int64_t i0 = ilo; i0 < ihi; i0 += 4) {
           const int m = int(std::min<int64_t>(4, ihi - i0));
-          T w4[D][W][4];
-          int64_t off[4] = {0, 0, 0, 0};
-          for (int d = 0; d < D; ++d) {
-            double xs[4];
-            for (int p = 0; p < 4; ++p) xs[p] = b[d] + st[d] * double(i0 + std::min(p, m - 1));
-            kernel_weights4<K, T>(xs, w4[d]);
-            for (int p = 0; p < 4; ++p) off[p] += kernel_start(xs[p], K) * cv.strides[d];
-          }
-          for (int p = 0; p < m; ++p) {
-            T w[D][W];
-            for (int d = 0; d < D; ++d)
-              for (int q = 0; q < W; ++q) w[d][q] = w4[d][q][p];
-            row[(i0 + p) * out.strides[0]] =
-                detail::apply_interior<K, D, T, false>(cv.data + off[p], cv.strides, w, nullptr, nullptr);
-          }
+          double xs[3][4];
+          for (int d = 0; d < D; ++d)
+            for (int p = 0; p < 4; ++p) xs[d][p] = b[d] - cv.pad + st[d] * double(i0 + std::min(p, m - 1));
+          eval_batch<K, D, T, true>(cv, xs, m, row + i0 * out.strides[0], out.strides[0]);
         }
         for (int64_t i = std::max(ihi, ilo); i < n; ++i) general(i);
       }
