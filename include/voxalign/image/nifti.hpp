@@ -32,7 +32,7 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
 struct NiftiWriteOptions {
   DataType dtype = DataType::Float32;
   int xform_code = 2;  ///< sform_code and qform_code written (2 = aligned anat, 1 = scanner anat)
-  int gzip_level = 1;  ///< for .nii.gz (1 as nibabel: fast, nearly as small)
+  int gzip_level = 1;  ///< libdeflate level for .nii.gz (1..12; 1 is fastest and, like nibabel's zlib level 1, nearly as small)
 };
 
 /// Write an image to .nii or .nii.gz (NIfTI-1, or NIfTI-2 when a dimension exceeds 32767), with
