@@ -34,18 +34,22 @@ template <class T> CoeffView<T> coeff_view(const Coefficients<T>& c) {
   return v;
 }
 
-// Evaluate up to 4 points whose coordinates (voxels of the un-padded image) are xs[d][p], writing
-// out[p * ostride]. When all 4 are interior (checked here unless Known), their weights are computed
-// together (SIMD over points); other points take evaluate_point's own paths.
+// Points evaluated together: 8 for float (one AVX vector of weights), 4 for double.
+template <class T> constexpr int kBatch = sizeof(T) == 4 ? 8 : 4;
+
+// Evaluate up to kBatch points whose coordinates (voxels of the un-padded image) are xs[d][p],
+// writing out[p * ostride]. When all are interior (checked here unless Known), their weights are
+// computed together (SIMD over points); other points take evaluate_point's own paths.
 template <int K, int D, class T, bool Known>
-inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[4], int m, T* out, int64_t ostride) {
+inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[kBatch<T>], int m, T* out, int64_t ostride) {
   constexpr int W = kernel_taps(K);
-  bool all_in = m == 4;
+  constexpr int N = kBatch<T>;
+  bool all_in = m == N;
   if constexpr (!Known) {
     for (int d = 0; d < D && all_in; ++d) {
       const int reach = d == 0 ? detail::simd_lanes(K) : W;
       const double hi = double(cv.dims[d] - 1);
-      for (int p = 0; p < 4; ++p) {
+      for (int p = 0; p < N; ++p) {
         const double cc = xs[d][p] + cv.pad;
         const int64_t start = kernel_start(cc, K);
         all_in &= cc >= 0.0 && cc <= hi && start >= 0 && start + reach - 1 < cv.dims[d];
@@ -61,18 +65,19 @@ inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[4], int m, T* 
     }
     return;
   }
-  T w4[D][W][4];
-  int64_t off[4] = {0, 0, 0, 0};
+  T wb[D][W][N];
+  int64_t off[N] = {};
   for (int d = 0; d < D; ++d) {
-    double cc[4];
-    for (int p = 0; p < 4; ++p) cc[p] = xs[d][p] + cv.pad;
-    kernel_weights4<K, T>(cc, w4[d]);
-    for (int p = 0; p < 4; ++p) off[p] += kernel_start(cc[p], K) * cv.strides[d];
+    double cc[N];
+    int64_t start[N];
+    for (int p = 0; p < N; ++p) cc[p] = xs[d][p] + cv.pad;
+    kernel_weights_batch<K, T, N>(cc, wb[d], start);
+    for (int p = 0; p < N; ++p) off[p] += start[p] * cv.strides[d];
   }
   for (int p = 0; p < m; ++p) {
     T w[D][W];
     for (int d = 0; d < D; ++d)
-      for (int q = 0; q < W; ++q) w[d][q] = w4[d][q][p];
+      for (int q = 0; q < W; ++q) w[d][q] = wb[d][q][p];
     out[p * ostride] = detail::apply_interior<K, D, T, false>(cv.data + off[p], cv.strides, w, nullptr, nullptr);
   }
 }
@@ -86,10 +91,11 @@ template <class T, class PointFn> void eval_grid(const CoeffView<T>& cv, ImageVi
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t j = r % out.dims[1], k = r / out.dims[1];
         T* row = out.data + j * out.strides[1] + k * out.strides[2];
-        for (int64_t i0 = 0; i0 < out.dims[0]; i0 += 4) {
-          const int m = int(std::min<int64_t>(4, out.dims[0] - i0));
-          double xs[3][4], x[3];
-          for (int p = 0; p < 4; ++p) {
+        constexpr int N = kBatch<T>;
+        for (int64_t i0 = 0; i0 < out.dims[0]; i0 += N) {
+          const int m = int(std::min<int64_t>(N, out.dims[0] - i0));
+          double xs[3][N], x[3] = {0, 0, 0};
+          for (int p = 0; p < N; ++p) {
             point(i0 + std::min(p, m - 1), j, k, x);
             for (int d = 0; d < D; ++d) xs[d][p] = x[d];
           }
@@ -108,10 +114,11 @@ void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T
   detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
     parallel_for(npts, 4096, [&](int64_t p0, int64_t p1) {
       if (!grads) {
-        for (int64_t q0 = p0; q0 < p1; q0 += 4) {
-          const int m = int(std::min<int64_t>(4, p1 - q0));
-          double xs[3][4];
-          for (int p = 0; p < 4; ++p)
+        constexpr int N = kBatch<T>;
+        for (int64_t q0 = p0; q0 < p1; q0 += N) {
+          const int m = int(std::min<int64_t>(N, p1 - q0));
+          double xs[3][N];
+          for (int p = 0; p < N; ++p)
             for (int d = 0; d < D; ++d) xs[d][p] = points[(q0 + std::min(p, m - 1)) * D + d];
           eval_batch<K, D, T, false>(cv, xs, m, values + q0, 1);
         }
@@ -146,15 +153,21 @@ template <class T> void warp_displacement(const Coefficients<T>& c, ImageView<co
 
 template <class T> void warp_affine(const Coefficients<T>& c, const double* M, ImageView<T> out) {
   const CoeffView<T> cv = coeff_view(c);
-  const int64_t nrows = out.dims[1] * out.dims[2];
+  // Tiles of the output (TI x TJ x TK voxels) are the unit of work: a tile's input footprint stays
+  // in cache, whatever the rotation. Tiling does not depend on the thread count.
+  constexpr int64_t TI = 64, TJ = 8, TK = 8;
+  const int64_t ni = (out.dims[0] + TI - 1) / TI, nj = (out.dims[1] + TJ - 1) / TJ, nk = (out.dims[2] + TK - 1) / TK;
   detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
     constexpr int W = kernel_taps(K);
     // A point is "interior" when its coordinate (plus padding) lies in [lo, hi_d] on every axis:
     // then no boundary mapping or folding applies and all taps are in the array.
     const double lo = double(W);
-    parallel_for(nrows, 16, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t j = r % out.dims[1], k = r / out.dims[1];
+    parallel_for(ni * nj * nk, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ti = t % ni, tj = (t / ni) % nj, tk = t / (ni * nj);
+      const int64_t i_begin = ti * TI, i_end = std::min(out.dims[0], i_begin + TI);
+      for (int64_t k = tk * TK; k < std::min(out.dims[2], (tk + 1) * TK); ++k)
+      for (int64_t j = tj * TJ; j < std::min(out.dims[1], (tj + 1) * TJ); ++j) {
         T* row = out.data + j * out.strides[1] + k * out.strides[2];
         const int64_t n = out.dims[0];
         double b[3], st[3];
@@ -175,22 +188,26 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
           ihi = std::min<int64_t>(ihi, int64_t(std::floor(std::min(e, double(n)))) - 1);
         }
         if (ihi < ilo) ilo = ihi = 0;
+        ilo = std::clamp(ilo, i_begin, i_end);
+        ihi = std::clamp(ihi, ilo, i_end);
         double x[3];
         auto general = [&](int64_t i) {
           for (int d = 0; d < D; ++d) x[d] = b[d] - cv.pad + st[d] * double(i);
           row[i * out.strides[0]] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode,
                                                                           cv.pad, cv.cval, nullptr);
         };
-        for (int64_t i = 0; i < ilo; ++i) general(i);
+        for (int64_t i = i_begin; i < ilo; ++i) general(i);
         // Interior: weights for 4 points at once (SIMD over points), then the tensor sums.
-        for (int64_t i0 = ilo; i0 < ihi; i0 += 4) {
-          const int m = int(std::min<int64_t>(4, ihi - i0));
-          double xs[3][4];
+        constexpr int N = kBatch<T>;
+        for (int64_t i0 = ilo; i0 < ihi; i0 += N) {
+          const int m = int(std::min<int64_t>(N, ihi - i0));
+          double xs[3][N];
           for (int d = 0; d < D; ++d)
-            for (int p = 0; p < 4; ++p) xs[d][p] = b[d] - cv.pad + st[d] * double(i0 + std::min(p, m - 1));
+            for (int p = 0; p < N; ++p) xs[d][p] = b[d] - cv.pad + st[d] * double(i0 + std::min(p, m - 1));
           eval_batch<K, D, T, true>(cv, xs, m, row + i0 * out.strides[0], out.strides[0]);
         }
-        for (int64_t i = std::max(ihi, ilo); i < n; ++i) general(i);
+        for (int64_t i = ihi; i < i_end; ++i) general(i);
+      }
       }
     });
   });

@@ -4,6 +4,8 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "voxalign/spline/modes.hpp"
 
@@ -18,22 +20,29 @@ VX_HD int64_t kernel_start(double x, int order) {
 }
 
 namespace detail {
+// Element type of F: F itself for a scalar, the lane type for a GCC vector.
+template <class F> auto scalar_of_impl(int) -> std::remove_cvref_t<decltype(std::declval<F&>()[0])>;
+template <class F> auto scalar_of_impl(...) -> F;
+template <class F> using scalar_of = decltype(scalar_of_impl<F>(0));
+
 constexpr double kInv[8] = {0.0, 1.0, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7};
 
 /// Uniform B-spline values M_n(u + j), j = 0..n, for u in [0, 1) (Cox-de Boor recursion; M_n is the
 /// B-spline of degree n supported on [0, n+1]). Also returns M_{n-1}(u + j), j = 0..n-1, in prev.
 /// F is double or a GCC vector of doubles (several points at once).
 template <int N, class F> VX_HD VX_FORCEINLINE void bspline_step(int d, F u, F* cur) {
+  using S = scalar_of<F>;
   F next[N + 1];
   for (int j = 0; j <= d; ++j) {
     const F a = j < d ? cur[j] : F{};      // M_{d-1}(u + j)
     const F b = j > 0 ? cur[j - 1] : F{};  // M_{d-1}(u + j - 1)
-    next[j] = ((u + double(j)) * a + (double(d + 1 - j) - u) * b) * kInv[d];
+    next[j] = ((u + S(j)) * a + (S(d + 1 - j) - u) * b) * S(kInv[d]);
   }
   for (int j = 0; j <= d; ++j) cur[j] = next[j];
 }
 template <int N, class F> VX_HD VX_FORCEINLINE void bspline_table(F u, F* cur, F* prev) {
-  cur[0] = F{} + 1.0;
+  using S = scalar_of<F>;
+  cur[0] = F{} + S(1.0);
   for (int d = 1; d < N; ++d) bspline_step<N>(d, u, cur);
   for (int j = 0; j < N; ++j) prev[j] = cur[j];
   prev[N] = F{};
@@ -44,53 +53,54 @@ template <int N, class F> VX_HD VX_FORCEINLINE void bspline_table(F u, F* cur, F
 /// x - floor(x + 1/2) (even orders), as scipy computes it. Orders 1..5 use scipy.ndimage's own
 /// formulas, so results agree with it to the last bits; orders 6 and 7 the recursion.
 template <int K, class F> VX_HD VX_FORCEINLINE void kernel_values(F f, F* v) {
+  using S = scalar_of<F>;
   if constexpr (K == kKeys) {
     const F t2 = f * f, t3 = t2 * f;
-    v[0] = -0.5 * t3 + t2 - 0.5 * f;
-    v[1] = 1.5 * t3 - 2.5 * t2 + 1.0;
-    v[2] = -1.5 * t3 + 2.0 * t2 + 0.5 * f;
-    v[3] = 0.5 * t3 - 0.5 * t2;
+    v[0] = -S(0.5) * t3 + t2 - S(0.5) * f;
+    v[1] = S(1.5) * t3 - S(2.5) * t2 + S(1.0);
+    v[2] = -S(1.5) * t3 + S(2.0) * t2 + S(0.5) * f;
+    v[3] = S(0.5) * t3 - S(0.5) * t2;
   } else if constexpr (K == 0) {
-    v[0] = F{} + 1.0;
+    v[0] = F{} + S(1.0);
   } else if constexpr (K <= 5) {
-    F y = f, z = 1.0 - f, t;
+    F y = f, z = S(1.0) - f, t;
     if constexpr (K == 1) {
-      v[0] = 1.0 - f;
+      v[0] = S(1.0) - f;
     } else if constexpr (K == 2) {
-      v[1] = 0.75 - f * f;
-      y = 0.5 - f;
-      v[0] = 0.5 * y * y;
+      v[1] = S(0.75) - f * f;
+      y = S(0.5) - f;
+      v[0] = S(0.5) * y * y;
     } else if constexpr (K == 3) {
-      v[1] = (y * y * (y - 2.0) * 3.0 + 4.0) * (1.0 / 6.0);
-      v[2] = (z * z * (z - 2.0) * 3.0 + 4.0) * (1.0 / 6.0);
-      v[0] = z * z * z * (1.0 / 6.0);
+      v[1] = (y * y * (y - S(2.0)) * S(3.0) + S(4.0)) * (S(1.0) / S(6.0));
+      v[2] = (z * z * (z - S(2.0)) * S(3.0) + S(4.0)) * (S(1.0) / S(6.0));
+      v[0] = z * z * z * (S(1.0) / S(6.0));
     } else if constexpr (K == 4) {
       t = f * f;
-      v[2] = t * (t * 0.25 - 0.625) + 115.0 / 192.0;
-      y = 1.0 + f;
-      v[1] = y * (y * (y * (5.0 - y) * (1.0 / 6.0) - 1.25) + 5.0 / 24.0) + 55.0 / 96.0;
-      v[3] = z * (z * (z * (5.0 - z) * (1.0 / 6.0) - 1.25) + 5.0 / 24.0) + 55.0 / 96.0;
-      y = 0.5 - f;
+      v[2] = t * (t * S(0.25) - S(0.625)) + S(115.0) / S(192.0);
+      y = S(1.0) + f;
+      v[1] = y * (y * (y * (S(5.0) - y) * (S(1.0) / S(6.0)) - S(1.25)) + S(5.0) / S(24.0)) + S(55.0) / S(96.0);
+      v[3] = z * (z * (z * (S(5.0) - z) * (S(1.0) / S(6.0)) - S(1.25)) + S(5.0) / S(24.0)) + S(55.0) / S(96.0);
+      y = S(0.5) - f;
       t = y * y;
-      v[0] = t * t * (1.0 / 24.0);
+      v[0] = t * t * (S(1.0) / S(24.0));
     } else { // K == 5
       t = y * y;
-      v[2] = t * (t * (0.25 - y * (1.0 / 12.0)) - 0.5) + 0.55;
+      v[2] = t * (t * (S(0.25) - y * (S(1.0) / S(12.0))) - S(0.5)) + S(0.55);
       t = z * z;
-      v[3] = t * (t * (0.25 - z * (1.0 / 12.0)) - 0.5) + 0.55;
-      y += 1.0;
-      v[1] = y * (y * (y * (y * (y * (1.0 / 24.0) - 0.375) + 1.25) - 1.75) + 0.625) + 0.425;
-      z += 1.0;
-      v[4] = z * (z * (z * (z * (z * (1.0 / 24.0) - 0.375) + 1.25) - 1.75) + 0.625) + 0.425;
-      y = 1.0 - f;
+      v[3] = t * (t * (S(0.25) - z * (S(1.0) / S(12.0))) - S(0.5)) + S(0.55);
+      y += S(1.0);
+      v[1] = y * (y * (y * (y * (y * (S(1.0) / S(24.0)) - S(0.375)) + S(1.25)) - S(1.75)) + S(0.625)) + S(0.425);
+      z += S(1.0);
+      v[4] = z * (z * (z * (z * (z * (S(1.0) / S(24.0)) - S(0.375)) + S(1.25)) - S(1.75)) + S(0.625)) + S(0.425);
+      y = S(1.0) - f;
       t = y * y;
-      v[0] = y * t * t * (1.0 / 120.0);
+      v[0] = y * t * t * (S(1.0) / S(120.0));
     }
-    v[K] = F{} + 1.0;
+    v[K] = F{} + S(1.0);
     for (int i = 0; i < K; ++i) v[K] -= v[i];
   } else {
     F cur[K + 1], prev[K + 1];
-    bspline_table<K>((K & 1) ? f : f + 0.5, cur, prev); // u in [0, 1)
+    bspline_table<K>((K & 1) ? f : f + S(0.5), cur, prev); // u in [0, 1)
     for (int k = 0; k <= K; ++k) v[k] = cur[K - k];
   }
 }
@@ -131,15 +141,22 @@ template <int K, class T> VX_HD VX_FORCEINLINE void kernel_weights(double x, T* 
   }
 }
 
-/// Weights for 4 points at once (x[0..3]); w[k] holds the 4 points' weights for tap k.
-template <int K, class T> VX_HD VX_FORCEINLINE void kernel_weights4(const double* x, T (*w)[4]) {
-  typedef double d4 __attribute__((vector_size(32)));
-  d4 f;
-  for (int p = 0; p < 4; ++p) f[p] = detail::kernel_fraction<K>(x[p]);
-  d4 v[kernel_taps(K)];
+/// Stencils of N points at once: start[p] = kernel_start(x[p]) and w[k][p] the weight of tap k for
+/// point p, computed in T with N-lane vectors (SIMD over points). Equal to kernel_weights up to
+/// the rounding of T.
+template <int K, class T, int N>
+VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start) {
+  typedef T vec __attribute__((vector_size(sizeof(T) * N)));
+  vec f;
+  for (int p = 0; p < N; ++p) {
+    const double fl = std::floor((K == kKeys || (K & 1)) ? x[p] : x[p] + 0.5);
+    start[p] = int64_t(fl) - (K == kKeys ? 1 : K / 2);
+    f[p] = T(x[p] - fl);
+  }
+  vec v[kernel_taps(K)];
   detail::kernel_values<K>(f, v);
   for (int k = 0; k < kernel_taps(K); ++k)
-    for (int p = 0; p < 4; ++p) w[k][p] = T(v[k][p]);
+    for (int p = 0; p < N; ++p) w[k][p] = v[k][p];
 }
 
 } // namespace voxalign
