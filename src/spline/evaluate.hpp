@@ -139,10 +139,10 @@ template <class T, int V> struct SimdVec {
 
 /// Tensor-product sum for a point whose taps all lie inside the array on every axis: the taps of
 /// axis 0 are contiguous (stride 1), so rows are accumulated as short vectors (GCC vector
-/// extensions) and reduced once against the axis-0 weights.
+/// extensions) and reduced once against the axis-0 weights. Weight (axis d, tap q) is
+/// w[d * wd + q * wq] (and likewise dw), so batched weights are read in place.
 template <int K, int D, class T, bool Grad>
-VX_HD T apply_interior(const T* p, const int64_t* strides, const T (*w)[kernel_taps(K)],
-                       const T (*dw)[kernel_taps(K)], T* grad) {
+VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* dw, int wd, int wq, T* grad) {
   constexpr int W = kernel_taps(K);
   constexpr int V = simd_lanes(K);
   using vec = typename SimdVec<T, V>::type;
@@ -151,9 +151,9 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T (*w)[kernel_t
     __builtin_memcpy(&v, q, sizeof(vec));
     return v;
   };
-  auto lanes = [](const T* a) { // weights padded with zeros to V lanes
+  auto lanes = [&](const T* a) { // axis-0 weights padded with zeros to V lanes
     vec v = {};
-    for (int i = 0; i < W; ++i) v[i] = a[i];
+    for (int i = 0; i < W; ++i) v[i] = a[i * wq];
     return v;
   };
   auto hsum = [](vec v) {
@@ -161,10 +161,12 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T (*w)[kernel_t
     for (int i = 0; i < V; ++i) s += v[i];
     return s;
   };
-  const vec w0 = lanes(w[0]);
+  const T* w1 = w + wd;
+  const T* w2 = w + 2 * wd;
+  const vec w0 = lanes(w);
   if constexpr (D == 1) {
     const vec row = load(p);
-    if constexpr (Grad) grad[0] = hsum(lanes(dw[0]) * row);
+    if constexpr (Grad) grad[0] = hsum(lanes(dw) * row);
     return hsum(w0 * row);
   } else {
     const int64_t s1 = strides[1];
@@ -174,14 +176,14 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T (*w)[kernel_t
       vec rk = {}, rk1 = {};
       for (int j = 0; j < W; ++j) {
         const vec row = load(p + k * s2 + j * s1);
-        rk += w[1][j] * row;
-        if constexpr (Grad) rk1 += dw[1][j] * row;
+        rk += w1[j * wq] * row;
+        if constexpr (Grad) rk1 += dw[wd + j * wq] * row;
       }
       if constexpr (D == 3) {
-        acc += w[2][k] * rk;
+        acc += w2[k * wq] * rk;
         if constexpr (Grad) {
-          acc1 += w[2][k] * rk1;
-          acc2 += dw[2][k] * rk;
+          acc1 += w2[k * wq] * rk1;
+          acc2 += dw[2 * wd + k * wq] * rk;
         }
       } else {
         acc = rk;
@@ -189,7 +191,7 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T (*w)[kernel_t
       }
     }
     if constexpr (Grad) {
-      grad[0] = hsum(lanes(dw[0]) * acc);
+      grad[0] = hsum(lanes(dw) * acc);
       grad[1] = hsum(w0 * acc1);
       if constexpr (D == 3) grad[2] = hsum(w0 * acc2);
     }
@@ -217,7 +219,7 @@ VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, 
       off += start * strides[d];
       kernel_weights<K, T>(cc, w[d], Grad ? dw[d] : nullptr);
     }
-    if (interior) return apply_interior<K, D, T, Grad>(c + off, strides, w, dw, grad);
+    if (interior) return apply_interior<K, D, T, Grad>(c + off, strides, &w[0][0], &dw[0][0], W, 1, grad);
   }
   Stencil<K, D, T> s;
   if (!make_stencil<K, D, T, Grad>(x, dims, strides, mode, pad, s)) {

@@ -74,12 +74,9 @@ inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[kBatch<T>], in
     kernel_weights_batch<K, T, N>(cc, wb[d], start);
     for (int p = 0; p < N; ++p) off[p] += start[p] * cv.strides[d];
   }
-  for (int p = 0; p < m; ++p) {
-    T w[D][W];
-    for (int d = 0; d < D; ++d)
-      for (int q = 0; q < W; ++q) w[d][q] = wb[d][q][p];
-    out[p * ostride] = detail::apply_interior<K, D, T, false>(cv.data + off[p], cv.strides, w, nullptr, nullptr);
-  }
+  for (int p = 0; p < m; ++p)
+    out[p * ostride] = detail::apply_interior<K, D, T, false>(cv.data + off[p], cv.strides, &wb[0][0][p], nullptr,
+                                                              W * N, N, nullptr);
 }
 
 // Evaluate over the voxels of an output grid (dims[0..2]); point(i, j, k, x) fills the input
