@@ -295,6 +295,9 @@ void read_image_bytes(const std::string& path, const std::string& file, int64_t 
     return;
   }
   const int64_t total = offset + nbytes;
+  // DEFLATE expands at most ~1032:1: a header claiming more data than that is corrupt (and would
+  // otherwise make us allocate its claimed size).
+  if (double(total) > 1032.0 * double(in.size()) + 1e6) throw truncated(0);
   std::vector<unsigned char> all(static_cast<size_t>(total));
   libdeflate_decompressor* d = libdeflate_alloc_decompressor();
   VX_CHECK(d, IoError, path, ": out of memory");

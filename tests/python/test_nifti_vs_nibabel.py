@@ -148,3 +148,23 @@ def test_bad_files_give_one_line_errors(tmp_path):
             va.read_nifti(tmp_path / e)
         except OSError as err:
             assert "\n" not in str(err)
+
+
+def test_overflowing_dimensions_are_refused(tmp_path):
+    """A NIfTI-2 header whose dimensions multiply past 2^63 (and one that claims far more data than
+    the file holds) is refused before anything is allocated."""
+    good = tmp_path / "n2.nii"
+    nib.Nifti2Image(np.zeros((2, 2, 2), np.float32), np.eye(4)).to_filename(good)
+    raw = bytearray(good.read_bytes())
+    for dims, name, msg in (((3, 2**31, 2**31, 2**31), "overflow.nii", "overflow"),
+                            ((3, 4096, 4096, 4096), "huge.nii", "truncated")):
+        hdr = raw[:]
+        hdr[16:16 + 8 * 4] = np.array(dims, dtype="<i8").tobytes()
+        p = tmp_path / name
+        p.write_bytes(bytes(hdr))
+        with pytest.raises(OSError, match=msg):
+            va.read_nifti(p)
+        gz = tmp_path / (name + ".gz")
+        gz.write_bytes(gzip.compress(bytes(hdr)))
+        with pytest.raises(OSError, match=msg):
+            va.read_nifti(gz)
