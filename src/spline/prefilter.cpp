@@ -2,9 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
@@ -175,49 +172,87 @@ void prefilter_lines(double* c, int64_t n, int64_t m, int degree, Mode mode) {
 }
 
 namespace {
-// Filter every line of `data` (contiguous, dims d) along `axis`, in blocks of interleaved lines.
+// Filter the contiguous lines o in [o0, o1) (line o holds data[o*n .. o*n+n)), 16 at a time.
+template <class T>
+void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mode, std::vector<double>& buf) {
+  constexpr int64_t B = 16;
+  buf.resize(static_cast<size_t>(n * B));
+  for (int64_t g = o0; g < o1; g += B) {
+    const int64_t m = std::min(B, o1 - g);
+    for (int64_t l = 0; l < m; ++l) {
+      const T* src = data + (g + l) * n;
+      for (int64_t k = 0; k < n; ++k) buf[size_t(k * m + l)] = double(src[k]);
+    }
+    prefilter_lines(buf.data(), n, m, degree, mode);
+    for (int64_t l = 0; l < m; ++l) {
+      T* dst = data + (g + l) * n;
+      for (int64_t k = 0; k < n; ++k) dst[k] = T(buf[size_t(k * m + l)]);
+    }
+  }
+}
+
+// Filter the strided lines i in [i0, i1) (element k of line i at base[k*inner + i]), B at a time
+// with B sized so the double buffer (n x B) stays in L2 while rows are read contiguously.
+template <class T>
+void filter_strided(T* base, int64_t n, int64_t inner, int64_t i0, int64_t i1, int degree, Mode mode,
+                    std::vector<double>& buf) {
+  const int64_t B = std::clamp<int64_t>((32768 / n) / 16 * 16, 16, 256);
+  buf.resize(static_cast<size_t>(n * B));
+  for (int64_t g = i0; g < i1; g += B) {
+    const int64_t m = std::min(B, i1 - g);
+    T* b = base + g;
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t l = 0; l < m; ++l) buf[size_t(k * m + l)] = double(b[k * inner + l]);
+    prefilter_lines(buf.data(), n, m, degree, mode);
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t l = 0; l < m; ++l) b[k * inner + l] = T(buf[size_t(k * m + l)]);
+  }
+}
+
+// Filter every line of `data` (contiguous, dims d) along `axis`. Every line is filtered by the
+// same arithmetic whatever the grouping, so results do not depend on blocks or threads.
 template <class T> void filter_axis(T* data, const int64_t* d, int axis, int degree, Mode mode) {
   const int64_t n = d[axis];
   if (n < 2) return;
   int64_t inner = 1, outer = 1;
   for (int a = 0; a < axis; ++a) inner *= d[a];
   for (int a = axis + 1; a < 4; ++a) outer *= d[a];
-  // Lines are (o, i) with element k at data[(o*n + k)*inner + i]. Group up to B consecutive i
-  // (contiguous in memory) or, for axis 0, B consecutive o (each a contiguous line). B is sized so
-  // the double buffer (n x B) stays in L2 while rows of B values are read contiguously.
-  const int64_t B = inner == 1 ? 16 : std::clamp<int64_t>((32768 / n) / 16 * 16, 16, 256);
+  const int64_t grain = std::max<int64_t>(1, 65536 / n);
   if (inner == 1) {
-    const int64_t ngroups = (outer + B - 1) / B;
-    parallel_for(ngroups, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t g0, int64_t g1) {
-      std::vector<double> buf(static_cast<size_t>(n * B));
-      for (int64_t g = g0; g < g1; ++g) {
-        const int64_t o0 = g * B, m = std::min(B, outer - o0);
-        for (int64_t l = 0; l < m; ++l) {
-          const T* src = data + (o0 + l) * n;
-          for (int64_t k = 0; k < n; ++k) buf[size_t(k * m + l)] = double(src[k]);
-        }
-        prefilter_lines(buf.data(), n, m, degree, mode);
-        for (int64_t l = 0; l < m; ++l) {
-          T* dst = data + (o0 + l) * n;
-          for (int64_t k = 0; k < n; ++k) dst[k] = T(buf[size_t(k * m + l)]);
-        }
-      }
+    parallel_for(outer, grain, [&](int64_t o0, int64_t o1) {
+      std::vector<double> buf;
+      filter_rows(data, n, o0, o1, degree, mode, buf);
     });
     return;
   }
-  const int64_t per_outer = (inner + B - 1) / B;
-  parallel_for(outer * per_outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t g0, int64_t g1) {
-    std::vector<double> buf(static_cast<size_t>(n * B));
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t o = g / per_outer, i0 = (g % per_outer) * B, m = std::min(B, inner - i0);
-      T* base = data + o * n * inner + i0;
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t l = 0; l < m; ++l) buf[size_t(k * m + l)] = double(base[k * inner + l]);
-      prefilter_lines(buf.data(), n, m, degree, mode);
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t l = 0; l < m; ++l) base[k * inner + l] = T(buf[size_t(k * m + l)]);
+  // Work items: (outer index o, block of 256 inner indices).
+  constexpr int64_t IB = 256;
+  const int64_t per_outer = (inner + IB - 1) / IB;
+  parallel_for(outer * per_outer, std::max<int64_t>(1, grain / IB), [&](int64_t w0, int64_t w1) {
+    std::vector<double> buf;
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t o = w / per_outer, i0 = (w % per_outer) * IB;
+      filter_strided(data + o * n * inner, n, inner, i0, std::min(inner, i0 + IB), degree, mode, buf);
     }
   });
+}
+
+// 3D: axes 0 and 1 slice by slice (a slice stays in cache between the two passes), then axis 2.
+template <class T> void filter_volume(T* data, const int64_t* d, int ndim, int degree, Mode mode) {
+  if (ndim == 3 && d[2] >= 8) {
+    const int64_t n0 = d[0], n1 = d[1];
+    parallel_for(d[2], 1, [&](int64_t k0, int64_t k1) {
+      std::vector<double> buf;
+      for (int64_t k = k0; k < k1; ++k) {
+        T* slice = data + k * n0 * n1;
+        if (n0 >= 2) filter_rows(slice, n0, 0, n1, degree, mode, buf);
+        if (n1 >= 2) filter_strided(slice, n1, n0, 0, n0, degree, mode, buf);
+      }
+    });
+    filter_axis(data, d, 2, degree, mode);
+    return;
+  }
+  for (int a = 0; a < ndim; ++a) filter_axis(data, d, a, degree, mode);
 }
 } // namespace
 
@@ -265,12 +300,7 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
       std::fill(row + p + n0, row + d0, right);
     }
   });
-  if (needs_prefilter(order))
-    for (int a = 0; a < ndim; ++a) {
-      auto t0 = std::chrono::steady_clock::now();
-      filter_axis(out, g.dims.data(), a, order, mode);
-      if (std::getenv("VX_PROFILE")) std::fprintf(stderr, "axis %d: %.3f s\n", a, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
+  if (needs_prefilter(order)) filter_volume(out, g.dims.data(), ndim, order, mode);
   return c;
 }
 
