@@ -38,7 +38,8 @@ s = time.perf_counter()
 ours = va.resample(data, img.affine, data.shape, img.affine, transform=T, degree=3, mode="grid-constant")
 t_va = time.perf_counter() - s
 got = nib.load(f"{out}/t1_rotated.nii.gz").get_fdata()
-print(f"   input  {data.shape} voxels {img.header.get_zooms()} mm, range {data.min():.0f}..{data.max():.0f}")
+zooms = "x".join(f"{z:g}" for z in img.header.get_zooms())
+print(f"   input  {data.shape} voxels of {zooms} mm, range {data.min():.0f}..{data.max():.0f}")
 print(f"   CLI end to end (read .nii.gz, resample, write .nii.gz): {t1e - t0:.2f} s")
 print(f"   in-memory cubic resample: voxalign {t_va:.3f} s, scipy.ndimage {t_scipy:.3f} s "
       f"({t_scipy / t_va:.0f}x faster)")

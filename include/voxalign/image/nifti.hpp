@@ -1,4 +1,5 @@
-// NIfTI-1 / NIfTI-2 reading and writing (.nii, .nii.gz), through nifti_clib.
+// NIfTI-1 / NIfTI-2 reading and writing (.nii, .nii.gz): headers through nifti_clib, data bytes
+// through libdeflate/zlib (see docs/nifti.md for why).
 //
 // The world matrix follows nibabel's rule: the sform when sform_code > 0, else the qform when
 // qform_code > 0, else nibabel's fall-back (pixdim scaling, x flipped, origin at the centre).
