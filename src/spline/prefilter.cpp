@@ -173,8 +173,10 @@ void prefilter_lines(double* c, int64_t n, int64_t m, int degree, Mode mode) {
 
 namespace {
 // Filter the contiguous lines o in [o0, o1) (line o holds data[o*n .. o*n+n)), 16 at a time.
+using LineBuffer = Buffer<double>; // uninitialised on resize: every element is written before use
+
 template <class T>
-void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mode, std::vector<double>& buf) {
+void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mode, LineBuffer& buf) {
   constexpr int64_t B = 16;
   buf.resize(static_cast<size_t>(n * B));
   for (int64_t g = o0; g < o1; g += B) {
@@ -195,7 +197,7 @@ void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mo
 // with B sized so the double buffer (n x B) stays in L2 while rows are read contiguously.
 template <class T>
 void filter_strided(T* base, int64_t n, int64_t inner, int64_t i0, int64_t i1, int degree, Mode mode,
-                    std::vector<double>& buf) {
+                    LineBuffer& buf) {
   const int64_t B = std::clamp<int64_t>((32768 / n) / 16 * 16, 16, 256);
   buf.resize(static_cast<size_t>(n * B));
   for (int64_t g = i0; g < i1; g += B) {
@@ -220,7 +222,7 @@ template <class T> void filter_axis(T* data, const int64_t* d, int axis, int deg
   const int64_t grain = std::max<int64_t>(1, 65536 / n);
   if (inner == 1) {
     parallel_for(outer, grain, [&](int64_t o0, int64_t o1) {
-      std::vector<double> buf;
+      thread_local LineBuffer buf;
       filter_rows(data, n, o0, o1, degree, mode, buf);
     });
     return;
@@ -229,7 +231,7 @@ template <class T> void filter_axis(T* data, const int64_t* d, int axis, int deg
   constexpr int64_t IB = 256;
   const int64_t per_outer = (inner + IB - 1) / IB;
   parallel_for(outer * per_outer, std::max<int64_t>(1, grain / IB), [&](int64_t w0, int64_t w1) {
-    std::vector<double> buf;
+    thread_local LineBuffer buf;
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t o = w / per_outer, i0 = (w % per_outer) * IB;
       filter_strided(data + o * n * inner, n, inner, i0, std::min(inner, i0 + IB), degree, mode, buf);
@@ -242,7 +244,7 @@ template <class T> void filter_volume(T* data, const int64_t* d, int ndim, int d
   if (ndim == 3 && d[2] >= 8) {
     const int64_t n0 = d[0], n1 = d[1];
     parallel_for(d[2], 1, [&](int64_t k0, int64_t k1) {
-      std::vector<double> buf;
+      thread_local LineBuffer buf;
       for (int64_t k = k0; k < k1; ++k) {
         T* slice = data + k * n0 * n1;
         if (n0 >= 2) filter_rows(slice, n0, 0, n1, degree, mode, buf);
