@@ -91,7 +91,7 @@ std::tuple<nb::ndarray<nb::numpy, T>, int> py_coefficients(InArr<T> a, int order
   return {from_image(std::move(c.image), int(a.ndim())), c.pad};
 }
 
-// Wrap caller-provided coefficients (already padded by `pad`) without copying.
+// Caller-provided coefficients (already padded by `pad`), copied into contiguous storage.
 template <class T> Coefficients<T> borrow(const ImageView<const T>& v, int ndim, int order, Mode mode, int pad, double cval) {
   Coefficients<T> c;
   c.ndim = ndim, c.order = order, c.mode = mode, c.pad = pad, c.cval = cval;

@@ -90,14 +90,16 @@ def interpolate(coeffs, points, degree=None, mode: Optional[str] = None, cval: O
     ``coeffs`` is a :class:`Coefficients` (its degree, mode and cval are used unless given) or a
     plain array of coefficients (degree 3, mode 'mirror' by default, no padding). ``points`` has
     shape (..., ndim): voxel coordinates, last axis the coordinate. Returns values of shape (...);
-    with grad=True also the gradient, shape (..., ndim), per voxel.
+    with grad=True also the gradient, shape (..., ndim), per voxel. Points with a NaN/Inf
+    coordinate or one beyond 1e15 voxels take ``cval``.
     """
     if isinstance(coeffs, Coefficients):
         arr, pad = coeffs.array, coeffs.pad
         degree = coeffs.degree if degree is None else degree
         mode = coeffs.mode if mode is None else mode
         cval = coeffs.cval if cval is None else cval
-        if (_order(degree), mode) != (_order(coeffs.degree), coeffs.mode) and pad:
+        prefiltered = pad or 2 <= _order(coeffs.degree) <= 7
+        if prefiltered and (_order(degree), mode) != (_order(coeffs.degree), coeffs.mode):
             raise ValueError("degree/mode differ from those the coefficients were computed with")
     else:
         arr, pad = _float_array(coeffs), 0
@@ -117,11 +119,23 @@ def interpolate(coeffs, points, degree=None, mode: Optional[str] = None, cval: O
     return res.reshape(lead)
 
 
-def map_coordinates(input, coordinates, order=3, mode: str = "constant", cval: float = 0.0, prefilter: bool = True):
+def map_coordinates(input, coordinates, output=None, order=3, mode: str = "constant", cval: float = 0.0,
+                    prefilter: bool = True):
     """Drop-in for scipy.ndimage.map_coordinates (same arguments, same results to rounding).
 
     ``coordinates`` has shape (ndim, ...) as in scipy. float32 input is computed in float32.
+    ``output`` may be a dtype or an array of the result's shape to fill (as in scipy).
     """
+    res = _map_coordinates(input, coordinates, order, mode, cval, prefilter)
+    if output is None:
+        return res
+    if isinstance(output, np.ndarray):
+        output[...] = res
+        return output
+    return res.astype(output)
+
+
+def _map_coordinates(input, coordinates, order, mode, cval, prefilter):
     a = _float_array(input)
     c = np.asarray(coordinates, dtype=np.float64)
     if c.shape[0] != a.ndim:
@@ -138,8 +152,12 @@ def _as_transform(t) -> np.ndarray:
         return np.eye(4)
     if isinstance(t, (str, os.PathLike)):
         return read_transform(t)
-    if isinstance(t, np.ndarray) and t.shape == (4, 4):
-        return np.asarray(t, dtype=np.float64)
+    try:
+        arr = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is not None and arr.shape == (4, 4):
+        return arr
     if isinstance(t, (list, tuple)) and len(t) and not np.isscalar(t[0]):
         m = np.eye(4)
         for x in t:  # applied to the output point in the order given

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -55,7 +56,13 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   };
   std::vector<std::thread> pool;
   pool.reserve(static_cast<size_t>(nthreads - 1));
-  for (int t = 1; t < nthreads; ++t) pool.emplace_back(worker);
+  for (int t = 1; t < nthreads; ++t) {
+    try {
+      pool.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break; // fewer threads: the blocks, and so the results, are the same
+    }
+  }
   worker();
   for (auto& t : pool) t.join();
   for (auto& e : errors)

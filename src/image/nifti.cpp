@@ -192,7 +192,15 @@ NimPtr open_header(const std::string& path, NiftiHeaderInfo& info) {
   VX_CHECK(ends_with(path, ".nii") || ends_with(path, ".nii.gz") || ends_with(path, ".hdr") ||
                ends_with(path, ".hdr.gz") || ends_with(path, ".img") || ends_with(path, ".img.gz"),
            IoError, path, ": not a NIfTI file name (expected .nii, .nii.gz or .hdr/.img)");
-  const int version = check_raw_header(path);
+  // For a .img/.img.gz name the header is the matching .hdr.
+  std::string header_path = path;
+  if (ends_with(path, ".img") || ends_with(path, ".img.gz")) {
+    char* h = nifti_findhdrname(path.c_str());
+    VX_CHECK(h, IoError, path, ": no header (.hdr) found for this .img file");
+    header_path = h;
+    std::free(h);
+  }
+  const int version = check_raw_header(header_path);
   VX_CHECK(version != 0, IoError, path,
            ": ANALYZE 7.5 files are not supported (no reliable orientation); convert to NIfTI");
   NimPtr nim(nifti_image_read(path.c_str(), 0));
@@ -337,15 +345,15 @@ std::vector<unsigned char> gzip_parallel(const unsigned char* data, size_t n, in
   const int64_t nchunks = int64_t((n + chunk - 1) / chunk);
   std::vector<std::vector<unsigned char>> parts(size_t(std::max<int64_t>(nchunks, 1)));
   parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
-    libdeflate_compressor* c = libdeflate_alloc_compressor(level);
+    std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(libdeflate_alloc_compressor(level),
+                                                                                &libdeflate_free_compressor);
     if (!c) throw IoError("out of memory (gzip compressor)");
     for (int64_t ci = c0; ci < c1; ++ci) {
       const size_t a = size_t(ci) * chunk, len = std::min(chunk, n - a);
       auto& out = parts[size_t(ci)];
-      out.resize(libdeflate_gzip_compress_bound(c, len));
-      out.resize(libdeflate_gzip_compress(c, data + a, len, out.data(), out.size()));
+      out.resize(libdeflate_gzip_compress_bound(c.get(), len));
+      out.resize(libdeflate_gzip_compress(c.get(), data + a, len, out.data(), out.size()));
     }
-    libdeflate_free_compressor(c);
   });
   std::vector<unsigned char> all;
   size_t total = 0;
@@ -373,25 +381,23 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
   const int64_t nbytes = n * nim->nbyper;
   std::vector<unsigned char> raw;
   read_image_bytes(path, nim->iname, nim->iname_offset, nbytes, raw);
-  unsigned char* bytes = raw.data() + nim->iname_offset;
+  unsigned char* bytes = raw.data() + nim->iname_offset; // owned by raw, never by nim
   if (nim->nbyper > 1 && nim->byteorder != nifti_short_order()) nifti_swap_Nbytes(n, nim->nbyper, bytes);
-  nim->data = bytes;
   Image<T> img(info.geometry, no_init);
   const double sl = info.scl_slope, ic = info.scl_inter;
   T* dst = img.data();
   switch (info.dtype) {
-  case DataType::UInt8: convert_in<uint8_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::Int8: convert_in<int8_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::Int16: convert_in<int16_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::UInt16: convert_in<uint16_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::Int32: convert_in<int32_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::UInt32: convert_in<uint32_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::Int64: convert_in<int64_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::UInt64: convert_in<uint64_t>(nim->data, dst, n, sl, ic); break;
-  case DataType::Float32: convert_in<float>(nim->data, dst, n, sl, ic); break;
-  case DataType::Float64: convert_in<double>(nim->data, dst, n, sl, ic); break;
+  case DataType::UInt8: convert_in<uint8_t>(bytes, dst, n, sl, ic); break;
+  case DataType::Int8: convert_in<int8_t>(bytes, dst, n, sl, ic); break;
+  case DataType::Int16: convert_in<int16_t>(bytes, dst, n, sl, ic); break;
+  case DataType::UInt16: convert_in<uint16_t>(bytes, dst, n, sl, ic); break;
+  case DataType::Int32: convert_in<int32_t>(bytes, dst, n, sl, ic); break;
+  case DataType::UInt32: convert_in<uint32_t>(bytes, dst, n, sl, ic); break;
+  case DataType::Int64: convert_in<int64_t>(bytes, dst, n, sl, ic); break;
+  case DataType::UInt64: convert_in<uint64_t>(bytes, dst, n, sl, ic); break;
+  case DataType::Float32: convert_in<float>(bytes, dst, n, sl, ic); break;
+  case DataType::Float64: convert_in<double>(bytes, dst, n, sl, ic); break;
   }
-  nim->data = nullptr; // owned by raw
   if (info_out) *info_out = info;
   return img;
 }

@@ -9,6 +9,9 @@
 
 namespace voxalign::detail {
 
+/// Coordinates beyond this magnitude (or NaN/Inf) evaluate to cval in every mode.
+constexpr double kMaxCoordinate = 1e15;
+
 /// Everything needed to read the coefficient array around one point.
 template <int K, int D, class T> struct Stencil {
   static constexpr int W = kernel_taps(K);
@@ -16,7 +19,8 @@ template <int K, int D, class T> struct Stencil {
   T w[D][W];           ///< weights
   T dw[D][W];          ///< weight derivatives (filled when requested)
   T sign[D];           ///< d(mapped coordinate)/d(coordinate): +1, -1 (mirrored) or 0 (clamped)
-  bool gc_out[D][W] = {}; ///< grid-constant: tap lies outside the array (reads cval)
+  bool gc_out[D][W] = {}; ///< grid-constant: tap lies outside the array (reads cval); zeroed
+                          ///< because apply_stencil<GC=true> reads every entry
   bool any_gc_out;
 };
 
@@ -29,6 +33,8 @@ VX_HD bool make_stencil(const double* x, const int64_t* dims, const int64_t* str
   const Mode fold = spline_boundary_mode(mode);
   s.any_gc_out = false;
   for (int d = 0; d < D; ++d) {
+    // Non-finite or absurdly far coordinates (no integer index exists) take the constant value.
+    if (!(std::abs(x[d]) <= kMaxCoordinate)) return false;
     double cc = x[d] + pad;
     double sign = 1.0;
     if (mode != Mode::GridConstant && mode != Mode::Nearest) cc = map_coordinate(cc, dims[d], mode, sign);
@@ -161,8 +167,8 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* 
     for (int i = 0; i < V; ++i) s += v[i];
     return s;
   };
-  const T* w1 = w + wd;
-  const T* w2 = w + 2 * wd;
+  const T* w1 = D >= 2 ? w + wd : w;
+  const T* w2 = D >= 3 ? w + 2 * wd : w;
   const vec w0 = lanes(w);
   if constexpr (D == 1) {
     const vec row = load(p);
@@ -212,9 +218,11 @@ VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, 
     bool interior = true;
     for (int d = 0; d < D && interior; ++d) {
       const double cc = x[d] + pad;
+      interior = cc >= 0.0 && cc <= double(dims[d] - 1); // false for NaN too
+      if (!interior) break;
       const int64_t start = kernel_start(cc, K);
       const int reach = d == 0 ? simd_lanes(K) : W;
-      interior = cc >= 0.0 && cc <= double(dims[d] - 1) && start >= 0 && start + reach - 1 < dims[d];
+      interior = start >= 0 && start + reach - 1 < dims[d];
       if (!interior) break;
       off += start * strides[d];
       kernel_weights<K, T>(cc, w[d], Grad ? dw[d] : nullptr);

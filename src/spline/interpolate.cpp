@@ -49,10 +49,12 @@ inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[kBatch<T>], in
     for (int d = 0; d < D && all_in; ++d) {
       const int reach = d == 0 ? detail::simd_lanes(K) : W;
       const double hi = double(cv.dims[d] - 1);
-      for (int p = 0; p < N; ++p) {
+      for (int p = 0; p < N && all_in; ++p) {
         const double cc = xs[d][p] + cv.pad;
+        all_in = cc >= 0.0 && cc <= hi; // false for NaN too: checked before any conversion
+        if (!all_in) break;
         const int64_t start = kernel_start(cc, K);
-        all_in &= cc >= 0.0 && cc <= hi && start >= 0 && start + reach - 1 < cv.dims[d];
+        all_in = start >= 0 && start + reach - 1 < cv.dims[d];
       }
     }
   }
@@ -121,15 +123,9 @@ void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T
         }
         return;
       }
-      for (int64_t p = p0; p < p1; ++p) {
-        const double* x = points + p * D;
-        if (grads)
-          values[p] = detail::evaluate_point<K, D, T, true>(cv.data, cv.dims, cv.strides, x, cv.mode, cv.pad, cv.cval,
-                                                            grads + p * D);
-        else
-          values[p] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode, cv.pad,
-                                                             cv.cval, nullptr);
-      }
+      for (int64_t p = p0; p < p1; ++p)
+        values[p] = detail::evaluate_point<K, D, T, true>(cv.data, cv.dims, cv.strides, points + p * D, cv.mode, cv.pad,
+                                                          cv.cval, grads + p * D);
     });
   });
 }
@@ -194,7 +190,7 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
                                                                           cv.pad, cv.cval, nullptr);
         };
         for (int64_t i = i_begin; i < ilo; ++i) general(i);
-        // Interior: weights for 4 points at once (SIMD over points), then the tensor sums.
+        // Interior: weights for a batch of points at once (SIMD over points), then the tensor sums.
         constexpr int N = kBatch<T>;
         for (int64_t i0 = ilo; i0 < ihi; i0 += N) {
           const int m = int(std::min<int64_t>(N, ihi - i0));

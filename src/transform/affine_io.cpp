@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <random>
 #include <sstream>
 
 #include "voxalign/core/error.hpp"
@@ -248,16 +249,22 @@ void write_itk_affine(const std::string& path, const Mat4& ras) {
     for (int c = 0; c < 3; ++c) o << ' ' << lps(r, c);
   for (int r = 0; r < 3; ++r) o << ' ' << lps(r, 3);
   o << "\nFixedParameters: 0 0 0\n";
-  const std::string tmp = path + ".vxtmp";
+  const std::string tmp = path + ".vxtmp-" + std::to_string(std::random_device{}());
+  std::error_code ec;
+  bool ok = false;
   {
     std::ofstream f(tmp);
-    VX_CHECK(f.good(), IoError, path, ": cannot open for writing");
-    f << o.str();
-    VX_CHECK(f.good(), IoError, path, ": writing failed");
+    if (f.good()) {
+      f << o.str();
+      f.close();
+      ok = !f.fail();
+    }
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  VX_CHECK(!ec, IoError, path, ": cannot move the finished file into place");
+  if (ok) std::filesystem::rename(tmp, path, ec);
+  if (!ok || ec) {
+    std::filesystem::remove(tmp, ec);
+    throw IoError(path + (ok ? ": cannot move the finished file into place" : ": cannot write (disk full or not writable?)"));
+  }
 }
 
 } // namespace voxalign

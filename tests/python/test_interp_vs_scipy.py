@@ -145,3 +145,26 @@ def test_bad_arguments_raise():
         va.spline_coefficients(a, 3, "bogus")
     with pytest.raises(ValueError):
         va.interpolate(a, np.zeros((3, 3)))
+
+
+def test_non_finite_and_huge_coordinates_take_cval():
+    """NaN, +-Inf and coordinates beyond 1e15 voxels have no sample index: every mode returns cval
+    (no crash, no out-of-bounds read)."""
+    a = np.random.default_rng(9).normal(size=(6, 7, 8))
+    bad = np.array([[np.nan, 1, 1], [np.inf, 1, 1], [1, -np.inf, 1], [1, 1, 1e300], [2.5, 3.5, 1e18]])
+    for mode in MODES:
+        for degree in (0, 1, 3, 5, "keys"):
+            v, g = va.interpolate(va.spline_coefficients(a, degree, mode, cval=-2.0), bad, grad=True)
+            np.testing.assert_array_equal(v, -2.0, err_msg=f"{mode} {degree}")
+            np.testing.assert_array_equal(g, 0.0)
+            np.testing.assert_array_equal(va.map_coordinates(a, bad.T, order=degree if degree != "keys" else 3,
+                                                             mode=mode, cval=-2.0), -2.0)
+
+
+def test_map_coordinates_output_argument():
+    a = np.random.default_rng(10).normal(size=(9, 9))
+    pts = np.array([[1.5, 2.5, 7.2], [3.3, 0.1, 8.0]])
+    out = np.empty(3, dtype=np.float32)
+    assert va.map_coordinates(a, pts, out, 3) is out
+    np.testing.assert_allclose(out, ndi.map_coordinates(a, pts, None, 3), rtol=1e-6)
+    assert va.map_coordinates(a, pts, np.float32).dtype == np.float32

@@ -168,3 +168,14 @@ def test_overflowing_dimensions_are_refused(tmp_path):
         gz.write_bytes(gzip.compress(bytes(hdr)))
         with pytest.raises(OSError, match=msg):
             va.read_nifti(gz)
+
+
+def test_hdr_img_pair_by_either_name(tmp_path):
+    data = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    aff = np.diag([2.0, 3.0, 4.0, 1.0])
+    img = nib.Nifti1Pair(data, aff)
+    img.to_filename(tmp_path / "pair.img")
+    for name in ("pair.hdr", "pair.img"):
+        got, a, _ = va.read_nifti(tmp_path / name)
+        np.testing.assert_array_equal(got, data)
+        np.testing.assert_allclose(a, nib.load(tmp_path / "pair.img").affine, atol=1e-6)

@@ -122,3 +122,10 @@ def test_transform_list_applies_in_order_given(tmp_path, cli):
         "--mode", "mirror", "-q")
     out, _, _ = va.read_nifti(tmp_path / "out.nii", dtype=np.float32)
     np.testing.assert_allclose(out, listed, atol=1e-5 * np.ptp(data))
+
+
+def test_transform_as_nested_list():
+    data = np.random.default_rng(4).normal(size=(8, 9, 10))
+    T = [[1, 0, 0, 1.5], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
+    np.testing.assert_array_equal(va.resample(data, np.eye(4), data.shape, np.eye(4), transform=T),
+                                  va.resample(data, np.eye(4), data.shape, np.eye(4), transform=np.array(T, float)))
