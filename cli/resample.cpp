@@ -66,9 +66,9 @@ template <class T> void run_typed(const ResampleArgs& a) {
 
 void register_resample(CLI::App& app) {
   auto a = std::make_shared<ResampleArgs>();
-  CLI::App* cmd = app.add_subcommand(
-      "resample",
-      "Resample IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.\n"
+  CLI::App* cmd = app.add_subcommand("resample", "Resample an image onto another grid through world-space transforms");
+  cmd->footer(
+      "Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.\n"
       "Transforms are pull-backs (output point -> input point, as ITK/ANTs files are) and are applied to the\n"
       "output point in the order given: with -t A -t B the output point x samples IN at B(A(x)). Note that this\n"
       "is the reverse of antsApplyTransforms' stack order. 4D inputs are resampled frame by frame.");
