@@ -1,5 +1,5 @@
 // Micro-benchmark of the C++ kernels alone (no I/O, no Python): prefilter and affine warp of a
-// 256^3 float32 volume. Usage: voxalign_bench_kernels [n] [degree] [threads]
+// 256^3 float32 volume. Usage: voxalign_bench_kernels [n] [degree] [threads] [i(dentity)|r(otation)] [mode]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   std::uniform_real_distribution<float> U(0, 1);
   for (auto& v : img.storage()) v = U(rng);
   auto t0 = Clock::now();
-  const auto c = spline_coefficients<float>(img.view(), 3, degree, Mode::Mirror);
+  const Mode mode = argc > 5 ? parse_mode(argv[5]) : Mode::Mirror;
+  const auto c = spline_coefficients<float>(img.view(), 3, degree, mode);
   auto t1 = Clock::now();
   const bool ident = argc > 4 && argv[4][0] == 'i';
   const double R[16] = {0.99, -0.1, 0.02, 3, 0.1, 0.99, 0.01, -2, -0.02, 0, 1, 1, 0, 0, 0, 1};
