@@ -147,14 +147,9 @@ nb::ndarray<nb::numpy, T> py_resample(InArr<T> a, Mat44 affine, std::vector<int6
     if (s < 1) throw InvalidArgument("shape entries must be positive");
   T* data;
   auto out = new_array<T>(oshape, &data, true);
-  ImageView<T> ov;
-  ov.data = data;
-  int64_t s = 1;
-  for (int d = 0; d < 4; ++d) {
-    ov.dims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
-    ov.strides[d] = s;
-    s *= ov.dims[d];
-  }
+  int64_t odims[4];
+  for (int d = 0; d < 4; ++d) odims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
+  const ImageView<T> ov = contiguous_view(data, odims);
   ResampleOptions o;
   o.order = order;
   o.mode = parse_mode(mode);
@@ -185,14 +180,9 @@ nb::ndarray<nb::numpy, T> py_warp_field(InArr<T> a, InArr<T> field, int order, c
   fv.strides[3] = int64_t(field.stride(size_t(nd)));
   T* data;
   auto out = new_array<T>(oshape, &data, true);
-  ImageView<T> ov;
-  ov.data = data;
-  int64_t s = 1;
-  for (int d = 0; d < 4; ++d) {
-    ov.dims[d] = d < nd ? fv.dims[d] : 1;
-    ov.strides[d] = s;
-    s *= ov.dims[d];
-  }
+  int64_t odims[4];
+  for (int d = 0; d < 4; ++d) odims[d] = d < nd ? fv.dims[d] : 1;
+  const ImageView<T> ov = contiguous_view(data, odims);
   {
     nb::gil_scoped_release release;
     const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), cval);

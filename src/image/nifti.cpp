@@ -211,8 +211,7 @@ NimPtr open_header(const std::string& path, NiftiHeaderInfo& info) {
   VX_CHECK(from_nifti_code(nim->datatype, dt), IoError, path, ": unsupported datatype ",
            nifti_datatype_string(nim->datatype), " (code ", nim->datatype, ")");
   VX_CHECK(nim->ndim >= 1 && nim->ndim <= 7, IoError, path, ": invalid number of dimensions ", nim->ndim);
-  for (int d = 1; d <= nim->ndim; ++d)
-    VX_CHECK(nim->dim[d] >= 1, IoError, path, ": dimension ", d, " is ", nim->dim[d], " (must be positive)");
+  // Non-positive dimensions were refused by check_raw_header (nifti_clib would have set them to 1).
   for (int d = 5; d <= nim->ndim; ++d)
     VX_CHECK(nim->dim[d] == 1, IoError, path, ": images with more than 4 dimensions are not supported (dim[", d,
              "] = ", nim->dim[d], ")");

@@ -44,6 +44,19 @@ template <class T> struct ImageView {
 };
 static_assert(std::is_trivially_copyable_v<ImageView<float>>);
 
+/// View of contiguous data in NIfTI order (i fastest) with the given dims.
+template <class T> ImageView<T> contiguous_view(T* data, const int64_t* dims) {
+  ImageView<T> v;
+  v.data = data;
+  int64_t s = 1;
+  for (int d = 0; d < 4; ++d) {
+    v.dims[d] = dims[d];
+    v.strides[d] = s;
+    s *= dims[d];
+  }
+  return v;
+}
+
 /// Allocator that leaves elements uninitialised on resize (value-initialisation of large buffers
 /// that are overwritten right away costs a full extra pass over memory).
 template <class T> struct DefaultInitAllocator : std::allocator<T> {
@@ -80,17 +93,7 @@ public:
   ImageView<const T> view() const { return make_view<const T>(data_.data()); }
 
 private:
-  template <class U> ImageView<U> make_view(U* p) const {
-    ImageView<U> v;
-    v.data = p;
-    int64_t s = 1;
-    for (int d = 0; d < 4; ++d) {
-      v.dims[d] = geom_.dims[d];
-      v.strides[d] = s;
-      s *= geom_.dims[d];
-    }
-    return v;
-  }
+  template <class U> ImageView<U> make_view(U* p) const { return contiguous_view(p, geom_.dims.data()); }
   Geometry geom_;
   Buffer<T> data_;
 };
