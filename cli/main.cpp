@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "voxalign 0.1.0");
   app.require_subcommand(1);
   voxalign::cli::register_resample(app);
+  voxalign::cli::register_n4(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

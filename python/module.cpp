@@ -4,10 +4,13 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/array.h>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/image/nifti.hpp"
+#include "voxalign/n4/n4.hpp"
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/spline/prefilter.hpp"
@@ -212,6 +215,47 @@ template <class T> void write_typed(const std::string& path, InArr<T> a, Mat44 a
 
 } // namespace
 
+nb::tuple py_n4(InArr<float> img, std::optional<InArr<uint8_t>> mask, std::optional<InArr<float>> weight,
+                std::array<double, 3> spacing, std::vector<int> iterations, double convergence, int spline_order,
+                std::vector<int> control_points, double spline_distance, int shrink, int bins, double fwhm,
+                double wiener, int otsu_bins) {
+  const auto v = view_of(img, 3, "image");
+  ImageView<const uint8_t> mv;
+  ImageView<const float> wv;
+  if (mask) mv = view_of(*mask, 3, "mask");
+  if (weight) wv = view_of(*weight, 3, "weight");
+  N4Options o;
+  o.iterations = std::move(iterations);
+  o.convergence = convergence;
+  o.spline_order = spline_order;
+  o.control_points = std::move(control_points);
+  o.spline_distance = spline_distance;
+  o.shrink = shrink;
+  o.bins = bins;
+  o.fwhm = fwhm;
+  o.wiener = wiener;
+  o.otsu_bins = otsu_bins;
+  N4Result r;
+  {
+    nb::gil_scoped_release release;
+    r = n4(v, spacing, mask ? &mv : nullptr, weight ? &wv : nullptr, o, true);
+  }
+  const int nd = int(img.ndim());
+  nb::dict rep;
+  rep["fit_shape"] = r.report.fit_dims;
+  rep["fit_voxels"] = r.report.fit_voxels;
+  rep["control_points"] = r.report.control_points;
+  rep["iterations"] = r.report.iterations;
+  rep["convergence"] = r.report.final_convergence;
+  rep["otsu_mask"] = r.report.otsu_mask;
+  return nb::make_tuple(from_image(std::move(r.corrected), nd), from_image(std::move(r.bias), nd), rep);
+}
+
+nb::ndarray<nb::numpy, uint8_t> py_otsu(InArr<float> img, int bins) {
+  const auto v = view_of(img, 3, "image");
+  return from_image(otsu_mask(v, bins), int(img.ndim()));
+}
+
 NB_MODULE(_voxalign, m) {
   m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
@@ -224,6 +268,9 @@ NB_MODULE(_voxalign, m) {
     }
   });
   m.def("set_num_threads", &set_num_threads);
+  m.def("n4", &py_n4);
+  m.def("otsu_mask", &py_otsu);
+  m.def("otsu_threshold", [](InArr<float> img, int bins) { return otsu_threshold(view_of(img, 4, "image"), bins); });
   m.def("get_num_threads", &num_threads);
   m.def("parse_order", [](const std::string& s) { return parse_order(s); });
   m.def("spline_coefficients", &py_coefficients<double>);

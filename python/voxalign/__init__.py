@@ -18,6 +18,7 @@ from . import _voxalign as _core
 __all__ = [
     "Coefficients", "spline_coefficients", "interpolate", "map_coordinates", "resample", "warp_field",
     "read_nifti", "write_nifti", "read_transform", "write_itk_affine", "set_num_threads", "get_num_threads",
+    "n4", "otsu_mask", "otsu_threshold",
     "MODES", "__version__",
 ]
 __version__ = "0.1.0"
@@ -221,3 +222,69 @@ def read_transform(path) -> np.ndarray:
 def write_itk_affine(path, matrix) -> None:
     """Write a 4x4 RAS pull-back matrix as an ITK AffineTransform_double_3_3 text file (LPS)."""
     _core.write_itk_affine(os.fspath(path), np.asarray(matrix, dtype=np.float64))
+
+
+def _iterations(iterations) -> list:
+    if isinstance(iterations, str):
+        iterations = [int(x) for x in iterations.split("x")]
+    return [int(x) for x in iterations]
+
+
+def n4(image, mask=None, spacing=None, *, weight=None, iterations=(50, 50, 50, 50), convergence: float = 0.0,
+       shrink: int = 4, spline_distance: Optional[float] = None, control_points=4, spline_order: int = 3,
+       bins: int = 200, fwhm: float = 0.15, wiener: float = 0.01, otsu_bins: int = 128, return_report: bool = False):
+    """N4 bias-field correction (ITK's N4BiasFieldCorrectionImageFilter, ANTs' defaults).
+
+    ``image``: 2D or 3D array (positive intensities; voxels <= 0 are not used for the estimate).
+    ``mask``: voxels (non-zero) to estimate the bias from; default: an Otsu foreground mask.
+    ``spacing``: voxel size in mm per axis (default 1). ``weight``: ITK's confidence image.
+    ``iterations``: per fitting level, e.g. (50, 50, 30, 20) or "50x50x30x20"; ``convergence``:
+    stop a level when the coefficient of variation of the field update falls to this (0: never).
+    ``shrink``: fit on the image subsampled by this factor, then evaluate the bias at full
+    resolution. ``spline_distance`` (mm, ANTs -b [d]) or ``control_points`` (per axis or one value)
+    set the initial B-spline mesh; the mesh is refined between levels.
+    Returns ``(corrected, bias)`` as float32 arrays (``corrected = image / bias``), plus a report
+    dict when ``return_report`` is true.
+    """
+    img = np.asarray(image)
+    if np.iscomplexobj(img):
+        raise TypeError("complex arrays are not supported")
+    if img.ndim not in (2, 3):
+        raise ValueError(f"n4 expects a 2D or 3D image, got {img.ndim} dimensions")
+    img = img.astype(np.float32, copy=False)
+    m = None
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != img.shape:
+            raise ValueError(f"mask shape {m.shape} differs from the image's {img.shape}")
+        m = (m != 0).astype(np.uint8)
+    w = None
+    if weight is not None:
+        w = np.asarray(weight, dtype=np.float32)
+        if w.shape != img.shape:
+            raise ValueError(f"weight shape {w.shape} differs from the image's {img.shape}")
+    sp = [1.0, 1.0, 1.0]
+    if spacing is not None:
+        s = [float(x) for x in np.atleast_1d(spacing)]
+        if len(s) == 1:
+            s = s * img.ndim
+        if len(s) != img.ndim:
+            raise ValueError(f"spacing needs {img.ndim} values, got {len(s)}")
+        sp[: img.ndim] = s
+    cps = [int(x) for x in np.atleast_1d(control_points)]
+    corrected, bias, report = _core.n4(img, m, w, sp, _iterations(iterations), float(convergence), int(spline_order),
+                                       cps, float(spline_distance or 0.0), int(shrink), int(bins), float(fwhm),
+                                       float(wiener), int(otsu_bins))
+    if return_report:
+        return corrected, bias, report
+    return corrected, bias
+
+
+def otsu_threshold(image, bins: int = 128) -> float:
+    """Otsu's threshold as ITK's OtsuThresholdImageFilter computes it (``bins`` histogram bins)."""
+    return _core.otsu_threshold(np.asarray(image, dtype=np.float32), int(bins))
+
+
+def otsu_mask(image, bins: int = 128) -> np.ndarray:
+    """Foreground mask (uint8: 1 above Otsu's threshold, 0 at or below), ITK's way."""
+    return _core.otsu_mask(np.asarray(image, dtype=np.float32), int(bins))

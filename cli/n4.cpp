@@ -1,0 +1,167 @@
+// voxalign n4: N4 bias-field correction with ANTs' N4BiasFieldCorrection options and defaults.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/image/nifti.hpp"
+#include "voxalign/n4/n4.hpp"
+
+namespace voxalign::cli {
+namespace {
+
+struct N4Args {
+  std::string input, output, mask, weight, bias_out, iterations = "50x50x50x50", control_points, dtype = "float32";
+  double convergence = 0.0, spline_distance = 0.0, fwhm = 0.15, wiener = 0.01;
+  int shrink = 4, spline_order = 3, bins = 200, otsu_bins = 128, threads = 0;
+  bool verbose = false, quiet = false;
+};
+
+/// A same-grid companion image (mask or weight) of the input, as float.
+Image<float> read_companion(const std::string& path, const Geometry& grid, const char* what) {
+  Image<float> im;
+  try {
+    im = read_nifti<float>(path);
+  } catch (...) {
+    rethrow_with_context(std::string("reading ") + what);
+  }
+  const Geometry& g = im.geometry();
+  VX_CHECK(g.dims[3] == 1, InvalidArgument, what, " ", path, " is 4D; a 3D image on the input's grid is needed");
+  VX_CHECK(g.same_grid(grid), InvalidArgument, what, " ", path, " is not on the input's grid (", g.dims[0], "x", g.dims[1],
+           "x", g.dims[2], " vs ", grid.dims[0], "x", grid.dims[1], "x", grid.dims[2],
+           ", or a different voxel-to-world matrix); resample it first");
+  return im;
+}
+
+void run(const N4Args& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  N4Options o;
+  o.iterations = parse_x_list(a.iterations, "--iterations");
+  o.convergence = a.convergence;
+  o.spline_order = a.spline_order;
+  o.spline_distance = a.spline_distance;
+  if (!a.control_points.empty()) o.control_points = parse_x_list(a.control_points, "--control-points");
+  o.shrink = a.shrink;
+  o.bins = a.bins;
+  o.fwhm = a.fwhm;
+  o.wiener = a.wiener;
+  o.otsu_bins = a.otsu_bins;
+  if (a.verbose)
+    o.progress = [](const N4Progress& p) {
+      std::printf("  level %d iteration %3d  convergence %.3e\n", p.level + 1, p.iteration, p.convergence);
+      std::fflush(stdout);
+    };
+
+  Image<float> in;
+  try {
+    in = read_nifti<float>(a.input);
+  } catch (...) {
+    rethrow_with_context("reading input");
+  }
+  const Geometry& g = in.geometry();
+  VX_CHECK(g.dims[3] == 1, InvalidArgument, "input ", a.input, " is 4D (", g.dims[3],
+           " frames); N4 corrects one 2D or 3D image (run it on a mean or on each frame)");
+  Image<uint8_t> mask;
+  if (!a.mask.empty()) {
+    Image<float> m = read_companion(a.mask, g, "--mask");
+    mask = Image<uint8_t>(m.geometry(), no_init);
+    for (int64_t p = 0; p < m.size(); ++p) mask.data()[p] = m.data()[p] != 0.0f ? 1 : 0;
+  }
+  Image<float> weight;
+  if (!a.weight.empty()) weight = read_companion(a.weight, g, "--weight");
+  const Vec3 sp = g.spacing();
+  ImageView<const uint8_t> mv = mask.view();
+  ImageView<const float> wv = weight.view();
+  N4Result r;
+  try {
+    r = n4(in.view(), {sp[0], sp[1], sp[2]}, a.mask.empty() ? nullptr : &mv, a.weight.empty() ? nullptr : &wv, o,
+           !a.bias_out.empty());
+  } catch (...) {
+    rethrow_with_context(a.input);
+  }
+  in = Image<float>(); // free the input before writing
+  r.corrected.geometry() = g;
+  NiftiWriteOptions w;
+  w.dtype = parse_dtype(a.dtype);
+  write_nifti(a.output, r.corrected, w);
+  if (!a.bias_out.empty()) {
+    r.bias.geometry() = g;
+    write_nifti(a.bias_out, r.bias, NiftiWriteOptions{});
+  }
+  if (!a.quiet) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("n4 %s -> %s: fit on %lldx%lldx%lld (shrink %d), %lld voxels from %s; iterations", a.input.c_str(),
+                a.output.c_str(), (long long)r.report.fit_dims[0], (long long)r.report.fit_dims[1],
+                (long long)r.report.fit_dims[2], a.shrink, (long long)r.report.fit_voxels,
+                r.report.otsu_mask ? "an Otsu mask" : "the mask");
+    for (size_t l = 0; l < r.report.iterations.size(); ++l)
+      std::printf("%s%d", l ? "x" : " ", r.report.iterations[l]);
+    const auto& cp = r.report.control_points.back();
+    std::printf(", final lattice %dx%dx%d, convergence %.2e; %.2f s", cp[0], cp[1], cp[2],
+                r.report.final_convergence.back(), secs);
+    if (!a.bias_out.empty()) std::printf("; bias field -> %s", a.bias_out.c_str());
+    std::printf("\n");
+  }
+}
+
+} // namespace
+
+void register_n4(CLI::App& app) {
+  auto a = std::make_shared<N4Args>();
+  CLI::App* cmd = app.add_subcommand("n4", "N4 bias-field correction (ITK/ANTs N4BiasFieldCorrection)");
+  cmd->footer(
+      "Same algorithm and answer as ITK's N4BiasFieldCorrectionImageFilter, with the options and defaults of\n"
+      "ANTs' N4BiasFieldCorrection: ANTs -s S = --shrink S, -c [50x50x50x50,T] = --iterations 50x50x50x50\n"
+      "--convergence T, -b [D,3] = --spline-distance D --spline-order 3, -b [4x4x4] = --control-points 4x4x4,\n"
+      "-t [0.15,0.01,200] = --fwhm 0.15 --wiener 0.01 --bins 200, -x M = --mask M, -w W = --weight W,\n"
+      "-o [OUT,BIAS] = -o OUT --bias-out BIAS. The bias is fitted on the image shrunk by S and evaluated at full\n"
+      "resolution from the B-spline control lattice; every voxel is divided by it. Without --mask the bias is\n"
+      "estimated inside an Otsu foreground mask. Voxels <= 0 are left out of the estimate (their log is\n"
+      "undefined) but corrected. See docs/n4.md.");
+  cmd->add_option("input", a->input, "Input image (2D or 3D .nii/.nii.gz, positive intensities)")->required();
+  cmd->add_option("-o,--output", a->output, "Corrected image; written only when complete")->required();
+  cmd->add_option("--mask", a->mask, "Estimate the bias inside this mask (non-zero voxels; same grid as the input)");
+  cmd->add_option("--weight", a->weight,
+                  "Confidence image (same grid): voxels <= 0 are left out, the others weight the B-spline fit");
+  cmd->add_option("--bias-out", a->bias_out, "Also write the multiplicative bias field (input = corrected * bias)");
+  cmd->add_option("--shrink", a->shrink, "Shrink factor for the fit (ANTs -s)")->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--iterations", a->iterations,
+                  "Iterations per fitting level, joined by x; one entry per level (ANTs -c [...])")
+      ->capture_default_str();
+  cmd->add_option("--convergence", a->convergence,
+                  "Stop a level when the coefficient of variation of the field update is <= T (0: run every iteration)")
+      ->capture_default_str();
+  auto* sd = cmd->add_option("--spline-distance", a->spline_distance,
+                             "B-spline mesh element size in mm at the first level (ANTs -b [D])");
+  auto* cpo = cmd->add_option("--control-points", a->control_points,
+                              "Control points per axis at the first level, N or NxNxN (default 4, ITK's default)");
+  sd->excludes(cpo);
+  cpo->excludes(sd);
+  cmd->add_option("--spline-order", a->spline_order, "B-spline order of the bias field (1..3)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3));
+  cmd->add_option("--bins", a->bins, "Histogram bins for the sharpening")->capture_default_str()->check(CLI::Range(2, 100000));
+  cmd->add_option("--fwhm", a->fwhm, "FWHM of the bias blur (log intensity)")->capture_default_str();
+  cmd->add_option("--wiener", a->wiener, "Wiener filter noise")->capture_default_str();
+  cmd->add_option("--otsu-bins", a->otsu_bins, "Histogram bins of the Otsu mask used without --mask (ITK default)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 100000));
+  cmd->add_option("--dtype", a->dtype, "Data type of the corrected image (float32, float64, int16, ...)")->capture_default_str();
+  cmd->add_flag("-v,--verbose", a->verbose, "Print the convergence measure after every iteration");
+  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
+  add_threads_option(cmd, a->threads);
+  cmd->callback([a] {
+    apply_threads(a->threads);
+    parse_dtype(a->dtype);
+    parse_x_list(a->iterations, "--iterations");
+    if (!a->control_points.empty()) parse_x_list(a->control_points, "--control-points");
+    check_nifti_output_path(a->output);
+    if (!a->bias_out.empty()) check_nifti_output_path(a->bias_out);
+    VX_CHECK(a->spline_distance >= 0, InvalidArgument, "--spline-distance must be >= 0");
+    run(*a);
+  });
+}
+
+} // namespace voxalign::cli
