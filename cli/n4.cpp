@@ -29,9 +29,12 @@ Image<float> read_companion(const std::string& path, const Geometry& grid, const
   }
   const Geometry& g = im.geometry();
   VX_CHECK(g.dims[3] == 1, InvalidArgument, what, " ", path, " is 4D; a 3D image on the input's grid is needed");
-  VX_CHECK(g.same_grid(grid), InvalidArgument, what, " ", path, " is not on the input's grid (", g.dims[0], "x", g.dims[1],
-           "x", g.dims[2], " vs ", grid.dims[0], "x", grid.dims[1], "x", grid.dims[2],
-           ", or a different voxel-to-world matrix); resample it first");
+  VX_CHECK(g.dims[0] == grid.dims[0] && g.dims[1] == grid.dims[1] && g.dims[2] == grid.dims[2], InvalidArgument, what, " ",
+           path, " is not on the input's grid (", g.dims[0], "x", g.dims[1], "x", g.dims[2], " voxels vs ", grid.dims[0], "x",
+           grid.dims[1], "x", grid.dims[2], "); resample it first");
+  VX_CHECK(g.same_grid(grid), InvalidArgument, what, " ", path,
+           " is not on the input's grid (same size, different voxel-to-world matrix: max difference ",
+           (g.affine - grid.affine).cwiseAbs().maxCoeff(), " mm); resample it first");
   return im;
 }
 
@@ -60,7 +63,7 @@ void run(const N4Args& a) {
   } catch (...) {
     rethrow_with_context("reading input");
   }
-  const Geometry& g = in.geometry();
+  const Geometry g = in.geometry(); // a copy: the input is freed before writing
   VX_CHECK(g.dims[3] == 1, InvalidArgument, "input ", a.input, " is 4D (", g.dims[3],
            " frames); N4 corrects one 2D or 3D image (run it on a mean or on each frame)");
   Image<uint8_t> mask;
