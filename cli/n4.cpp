@@ -117,7 +117,7 @@ void register_n4(CLI::App& app) {
   cmd->footer(
       "Same algorithm and answer as ITK's N4BiasFieldCorrectionImageFilter, with the options and defaults of\n"
       "ANTs' N4BiasFieldCorrection: ANTs -s S = --shrink S, -c [50x50x50x50,T] = --iterations 50x50x50x50\n"
-      "--convergence T, -b [D,3] = --spline-distance D --spline-order 3, -b [4x4x4] = --control-points 4x4x4,\n"
+      "--convergence T, -b [D,3] = --spline-distance D --spline-order 3, -b [1x1x1] (mesh) = --control-points 4,\n"
       "-t [0.15,0.01,200] = --fwhm 0.15 --wiener 0.01 --bins 200, -x M = --mask M, -w W = --weight W,\n"
       "-o [OUT,BIAS] = -o OUT --bias-out BIAS. The bias is fitted on the image shrunk by S and evaluated at full\n"
       "resolution from the B-spline control lattice; every voxel is divided by it. Without --mask the bias is\n"

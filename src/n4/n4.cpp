@@ -105,44 +105,35 @@ std::vector<double> fit_coefficients(const Axis& a, bool numerator) {
   return c;
 }
 
-/// out[a, c, o] = sum over i with base[i] <= c < base[i] + taps of coef[i, c - base[i]] * in[a, i, o]
-/// for data laid out [inner][n][outer] (inner fastest); out is [inner][ncp][outer].
-void contract(const std::vector<double>& in, int64_t inner, int64_t outer, const Axis& ax,
-              const std::vector<double>& coef, std::vector<double>& out) {
-  out.assign(static_cast<size_t>(inner * ax.ncp * outer), 0.0);
+/// One axis of the separable B-spline sums on data laid out [inner][n or ncp][outer] (inner fastest):
+/// to_lattice: out[a, c, o] = sum over voxels i with base[i] <= c < base[i] + taps of
+///             coef[i, c - base[i]] * in[a, i, o]   ([inner][n][outer] -> [inner][ncp][outer]);
+/// otherwise the transpose, out[a, i, o] = sum_t coef[i, t] * in[a, base[i] + t, o].
+void axis_sum(const std::vector<double>& in, int64_t inner, int64_t outer, const Axis& ax,
+              const std::vector<double>& coef, bool to_lattice, std::vector<double>& out) {
+  const int64_t n_in = to_lattice ? ax.n : ax.ncp, n_out = to_lattice ? ax.ncp : ax.n;
+  out.assign(static_cast<size_t>(inner * n_out * outer), 0.0);
   parallel_for(outer, 1, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
-      const double* src = in.data() + o * inner * ax.n;
-      double* dst = out.data() + o * inner * ax.ncp;
-      for (int64_t i = 0; i < ax.n; ++i) {
+      const double* src = in.data() + o * inner * n_in;
+      double* dst = out.data() + o * inner * n_out;
+      for (int64_t i = 0; i < ax.n; ++i)
         for (int t = 0; t < ax.taps; ++t) {
           const double c = coef[static_cast<size_t>(i * ax.taps + t)];
-          double* d = dst + (ax.base[static_cast<size_t>(i)] + t) * inner;
-          const double* s = src + i * inner;
-          for (int64_t a = 0; a < inner; ++a) d[a] += c * s[a];
+          const int64_t node = ax.base[static_cast<size_t>(i)] + t;
+          double* d = dst + (to_lattice ? node : i) * inner;
+          const double* q = src + (to_lattice ? i : node) * inner;
+          for (int64_t a = 0; a < inner; ++a) d[a] += c * q[a];
         }
-      }
     }
   });
 }
-
-/// out[a, i, o] = sum_t w[i, t] * in[a, base[i] + t, o]: [inner][ncp][outer] -> [inner][n][outer].
+void contract(const std::vector<double>& in, int64_t inner, int64_t outer, const Axis& ax,
+              const std::vector<double>& coef, std::vector<double>& out) {
+  axis_sum(in, inner, outer, ax, coef, true, out);
+}
 void expand(const std::vector<double>& in, int64_t inner, int64_t outer, const Axis& ax, std::vector<double>& out) {
-  out.assign(static_cast<size_t>(inner * ax.n * outer), 0.0);
-  parallel_for(outer, 1, [&](int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      const double* src = in.data() + o * inner * ax.ncp;
-      double* dst = out.data() + o * inner * ax.n;
-      for (int64_t i = 0; i < ax.n; ++i) {
-        double* d = dst + i * inner;
-        for (int t = 0; t < ax.taps; ++t) {
-          const double w = ax.w[static_cast<size_t>(i * ax.taps + t)];
-          const double* s = src + (ax.base[static_cast<size_t>(i)] + t) * inner;
-          for (int64_t a = 0; a < inner; ++a) d[a] += w * s[a];
-        }
-      }
-    }
-  });
+  axis_sum(in, inner, outer, ax, ax.w, false, out);
 }
 
 /// The lattice summed over y and z: rows[(j, l)][cx] = sum_{cy, cz} wy wz phi, ready for the final
@@ -197,13 +188,13 @@ std::vector<double> refine_lattice(const std::vector<double>& phi, std::array<in
 }
 
 /// ITK's SharpenImage, given the histogram: the intensity mapping E(u|v) over the bins.
-std::vector<Real> sharpening_map(const std::vector<double>& hist, Real bin_min, Real slope, const N4Options& o) {
+std::vector<Real> sharpening_map(const std::vector<double>& hist, Real bin_min, Real slope, const N4Options& o,
+                                Eigen::FFT<double>& fft) {
   const int bins = o.bins;
   const double exponent = std::ceil(std::log(static_cast<double>(bins)) / std::log(2.0)) + 1;
   const auto padded = static_cast<unsigned>(std::pow(2.0, exponent) + 0.5);
   const auto offset = static_cast<unsigned>(0.5 * (padded - bins));
   using C = std::complex<double>;
-  Eigen::FFT<double> fft;
   std::vector<C> V(padded, C(0, 0)), Vf, F(padded, C(0, 0)), Ff, U, Uf(padded), num(padded), numf, den, denf;
   for (int n = 0; n < bins; ++n) V[n + offset] = hist[static_cast<size_t>(n)];
   fft.fwd(Vf, V);
@@ -367,6 +358,7 @@ FitOutput fit(const FitData& g, std::array<int, 3> ncp, const N4Options& o, N4Re
   const int64_t M = g.count(), rows = g.rows();
   const std::array<bool, 3> active{true, true, g.three_d};
   const bool weighted = !g.conf.empty();
+  Eigen::FFT<double> fft; // keeps its twiddle tables across iterations
   Buffer<float> field(static_cast<size_t>(M));
   std::fill(field.begin(), field.end(), 0.0f);
   std::vector<double> lattice(static_cast<size_t>(ncp[0]) * ncp[1] * ncp[2], 0.0);
@@ -460,7 +452,7 @@ FitOutput fit(const FitData& g, std::array<int, 3> ncp, const N4Options& o, N4Re
       std::vector<double> hist(static_cast<size_t>(o.bins), 0.0);
       for (const auto& h : block_hist)
         for (int b = 0; b < o.bins; ++b) hist[static_cast<size_t>(b)] += h[static_cast<size_t>(b)] + h[static_cast<size_t>(b + o.bins)];
-      const std::vector<Real> E = flat ? std::vector<Real>{} : sharpening_map(hist, bin_min, slope, o);
+      const std::vector<Real> E = flat ? std::vector<Real>{} : sharpening_map(hist, bin_min, slope, o, fft);
 
       // Residual (log-uncorrected minus sharpened) contracted with w^3 / sum w^2 (Lee's numerator).
       contract_x(ax.num, [&](int64_t n, int64_t len, double* out) {

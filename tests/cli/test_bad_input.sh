@@ -10,16 +10,7 @@ open('trunc.nii', 'wb').write(raw[:len(raw) - 100])
 open('text.nii', 'w').write('hello' * 100)
 open('bad_tfm.txt', 'w').write('1 2 3')
 "
-expect_fail() { # name-in-message, args...
-  local want=$1; shift
-  "$VOXALIGN" "$@" >stdout.txt 2>stderr.txt
-  local rc=$?
-  if [ $rc -eq 0 ]; then echo "expected failure: $*"; exit 1; fi
-  if [ "$(wc -l < stderr.txt)" -ne 1 ]; then echo "not one line: $*"; cat stderr.txt; exit 1; fi
-  if ! grep -q -- "$want" stderr.txt; then echo "message lacks '$want': $(cat stderr.txt)"; exit 1; fi
-  if ls out* >/dev/null 2>&1 || ls .vxtmp* >/dev/null 2>&1; then echo "output left behind: $*"; exit 1; fi
-  echo "ok ($rc): $(cat stderr.txt)"
-}
+source "$(dirname "$0")/lib.sh"
 expect_fail "missing.nii.gz: no such file" resample missing.nii.gz -o out.nii.gz
 expect_fail "text.nii: not a valid NIfTI" resample text.nii -o out.nii.gz
 expect_fail "trunc.nii: truncated" resample trunc.nii -o out.nii.gz

@@ -43,16 +43,7 @@ print('ok')
 " || exit 1
 rm -f corr*.nii.gz bias.nii.gz
 
-expect_fail() { # text-in-message, args...
-  local want=$1; shift
-  "$VOXALIGN" "$@" >stdout.txt 2>stderr.txt
-  local rc=$?
-  if [ $rc -eq 0 ]; then echo "expected failure: $*"; exit 1; fi
-  if [ "$(wc -l < stderr.txt)" -ne 1 ]; then echo "not one line: $*"; cat stderr.txt; exit 1; fi
-  if ! grep -q -- "$want" stderr.txt; then echo "message lacks '$want': $(cat stderr.txt)"; exit 1; fi
-  if ls out* >/dev/null 2>&1 || ls .vxtmp* >/dev/null 2>&1; then echo "output left behind: $*"; exit 1; fi
-  echo "ok ($rc): $(cat stderr.txt)"
-}
+source "$(dirname "$0")/lib.sh"
 expect_fail "four_d.nii.gz is 4D" n4 four_d.nii.gz -o out.nii.gz
 expect_fail "nan.nii.gz: n4: the image has a non-finite value" n4 nan.nii.gz -o out.nii.gz
 expect_fail "mask_small.nii.gz is not on the input's grid" n4 in.nii.gz -o out.nii.gz --mask mask_small.nii.gz
