@@ -15,6 +15,7 @@
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/spline/prefilter.hpp"
 #include "voxalign/transform/affine_io.hpp"
+#include "voxalign/warp/warp.hpp"
 
 namespace nb = nanobind;
 using namespace voxalign;
@@ -256,6 +257,131 @@ nb::ndarray<nb::numpy, uint8_t> py_otsu(InArr<float> img, int bins) {
   return from_image(otsu_mask(v, bins), int(img.ndim()));
 }
 
+// A field (or tangent) of shape (*grid, nd) as a view with the components in dims[3].
+template <class T> ImageView<const T> field_view(const InArr<T>& f, int nd, const char* what) {
+  if (f.ndim() != size_t(nd + 1) || f.shape(size_t(nd)) != size_t(nd))
+    throw InvalidArgument(std::string(what) + " must have shape (*grid, " + std::to_string(nd) + ")");
+  ImageView<const T> v;
+  v.data = f.data();
+  for (int d = 0; d < nd; ++d) v.dims[d] = int64_t(f.shape(size_t(d))), v.strides[d] = int64_t(f.stride(size_t(d)));
+  v.dims[3] = nd;
+  v.strides[3] = int64_t(f.stride(size_t(nd)));
+  return v;
+}
+
+template <class T> ImageView<T> output_of(const std::vector<size_t>& shape, T** data, nb::ndarray<nb::numpy, T>& arr) {
+  arr = new_array<T>(shape, data, true);
+  int64_t dims[4] = {1, 1, 1, 1};
+  for (size_t d = 0; d < shape.size(); ++d) dims[d] = int64_t(shape[d]);
+  return contiguous_view(*data, dims);
+}
+
+std::vector<size_t> grid_shape(const std::vector<int64_t>& shape, int nd) {
+  if (int(shape.size()) != nd) throw InvalidArgument("shape must have " + std::to_string(nd) + " entries");
+  std::vector<size_t> s;
+  for (auto v : shape) {
+    if (v < 1) throw InvalidArgument("shape entries must be positive");
+    s.push_back(size_t(v));
+  }
+  return s;
+}
+
+template <class T>
+nb::ndarray<nb::numpy, T> py_warp_adjoint(InArr<T> y, InArr<T> field, std::vector<int64_t> in_shape, int order,
+                                          const std::string& mode) {
+  const int nd = int(y.ndim());
+  const ImageView<const T> yv = view_of<T>(y, 3, "y");
+  const ImageView<const T> fv = field_view(field, nd, "field");
+  T* data;
+  nb::ndarray<nb::numpy, T> out;
+  const ImageView<T> ov = output_of<T>(grid_shape(in_shape, nd), &data, out);
+  {
+    nb::gil_scoped_release release;
+    warp_displacement_adjoint<T>(yv, fv, nd, order, parse_mode(mode), ov);
+  }
+  return out;
+}
+
+template <class T>
+nb::ndarray<nb::numpy, T> py_affine_warp(InArr<T> a, Mat44 M, std::vector<int64_t> out_shape, int order,
+                                         const std::string& mode, double cval) {
+  const int nd = int(a.ndim());
+  const ImageView<const T> v = view_of<T>(a, 3, "array");
+  T* data;
+  nb::ndarray<nb::numpy, T> out;
+  const ImageView<T> ov = output_of<T>(grid_shape(out_shape, nd), &data, out);
+  double m[16];
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) m[4 * i + j] = M(i, j);
+  {
+    nb::gil_scoped_release release;
+    const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), cval);
+    warp_affine<T>(c, m, ov);
+  }
+  return out;
+}
+
+template <class T>
+nb::ndarray<nb::numpy, T> py_affine_adjoint(InArr<T> y, Mat44 M, std::vector<int64_t> in_shape, int order,
+                                            const std::string& mode) {
+  const int nd = int(y.ndim());
+  const ImageView<const T> yv = view_of<T>(y, 3, "y");
+  T* data;
+  nb::ndarray<nb::numpy, T> out;
+  const ImageView<T> ov = output_of<T>(grid_shape(in_shape, nd), &data, out);
+  double m[16];
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) m[4 * i + j] = M(i, j);
+  {
+    nb::gil_scoped_release release;
+    warp_affine_adjoint<T>(yv, m, nd, order, parse_mode(mode), ov);
+  }
+  return out;
+}
+
+// kind 0: (value, gradient); 1: JVP with tangent `other` (a field); 2: VJP with cotangent `other` (an image)
+template <class T>
+nb::object py_warp_derivative(InArr<T> a, InArr<T> field, std::optional<InArr<T>> other, int kind, int order,
+                              const std::string& mode) {
+  const int nd = int(a.ndim());
+  const ImageView<const T> v = view_of<T>(a, 3, "array");
+  const ImageView<const T> fv = field_view(field, nd, "field");
+  std::vector<size_t> grid;
+  for (int d = 0; d < nd; ++d) grid.push_back(size_t(fv.dims[d]));
+  std::vector<size_t> with_comp = grid;
+  with_comp.push_back(size_t(nd));
+  T *d0, *d1;
+  nb::ndarray<nb::numpy, T> o0, o1;
+  if (kind != 1 && !other && kind == 2) throw InvalidArgument("warp VJP needs a cotangent");
+  if (kind == 1 && !other) throw InvalidArgument("warp JVP needs a tangent field");
+  ImageView<T> value, grad;
+  if (kind == 0) {
+    value = output_of<T>(grid, &d0, o0);
+    grad = output_of<T>(with_comp, &d1, o1);
+  } else if (kind == 1) {
+    value = output_of<T>(grid, &d0, o0);
+  } else {
+    grad = output_of<T>(with_comp, &d1, o1);
+  }
+  ImageView<const T> ov;
+  if (kind == 1) ov = field_view(*other, nd, "tangent");
+  if (kind == 2) {
+    ov = view_of<T>(*other, 3, "cotangent");
+    for (int d = 0; d < nd; ++d)
+      if (ov.dims[d] != fv.dims[d]) throw InvalidArgument("cotangent must have the field's grid shape");
+  }
+  {
+    nb::gil_scoped_release release;
+    const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), 0.0);
+    if (kind == 0) warp_displacement_gradient<T>(c, fv, value, grad);
+    else if (kind == 1) warp_displacement_jvp<T>(c, fv, ov, value);
+    else warp_displacement_vjp<T>(c, fv, ov, grad);
+  }
+  if (kind == 0) return nb::make_tuple(o0, o1);
+  if (kind == 1) return nb::cast(o0);
+  return nb::cast(o1);
+}
+
 NB_MODULE(_voxalign, m) {
   m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
@@ -269,6 +395,14 @@ NB_MODULE(_voxalign, m) {
   });
   m.def("set_num_threads", &set_num_threads);
   m.def("n4", &py_n4);
+  m.def("warp_adjoint", &py_warp_adjoint<double>);
+  m.def("warp_adjoint", &py_warp_adjoint<float>);
+  m.def("affine_warp", &py_affine_warp<double>);
+  m.def("affine_warp", &py_affine_warp<float>);
+  m.def("affine_adjoint", &py_affine_adjoint<double>);
+  m.def("affine_adjoint", &py_affine_adjoint<float>);
+  m.def("warp_derivative", &py_warp_derivative<double>);
+  m.def("warp_derivative", &py_warp_derivative<float>);
   m.def("otsu_mask", &py_otsu);
   m.def("otsu_threshold", [](InArr<float> img, int bins) { return otsu_threshold(view_of(img, 4, "image"), bins); });
   m.def("get_num_threads", &num_threads);

@@ -19,6 +19,8 @@ __all__ = [
     "Coefficients", "spline_coefficients", "interpolate", "map_coordinates", "resample", "warp_field",
     "read_nifti", "write_nifti", "read_transform", "write_itk_affine", "set_num_threads", "get_num_threads",
     "n4", "otsu_mask", "otsu_threshold",
+    "warp", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp", "adjoint_affine_warp",
+    "WarpOperator", "AffineWarpOperator",
     "MODES", "__version__",
 ]
 __version__ = "0.1.0"
@@ -288,3 +290,153 @@ def otsu_threshold(image, bins: int = 128) -> float:
 def otsu_mask(image, bins: int = 128) -> np.ndarray:
     """Foreground mask (uint8: 1 above Otsu's threshold, 0 at or below), ITK's way."""
     return _core.otsu_mask(np.asarray(image, dtype=np.float32), int(bins))
+
+
+# ---------------------------------------------------------------- warping operators (docs/warp.md)
+
+
+def _pair(image, other, name):
+    """image as float32/float64 and `other` cast to the same dtype."""
+    a = _float_array(image)
+    return a, np.asarray(other, dtype=a.dtype)
+
+
+def _field(field, ndim, dtype):
+    f = np.asfortranarray(field, dtype=dtype)
+    if f.ndim != ndim + 1 or f.shape[-1] != ndim:
+        raise ValueError(f"field must have shape (*grid, {ndim}), got {f.shape}")
+    return f
+
+
+def warp(image, field, degree=3, mode: str = "constant"):
+    """The warp operator M: out(x) = image(x + field(x)) (field in voxels, shape (*grid, ndim)).
+
+    Constant modes use 0 outside (the operator is linear); degree >= 2 includes the prefilter."""
+    a = _float_array(image)
+    return _core.warp_field(a, _field(field, a.ndim, a.dtype), _order(degree), _mode(mode), 0.0)
+
+
+def adjoint_warp(y, field, shape, degree=3, mode: str = "constant"):
+    """The exact adjoint M^T of :func:`warp` for this field, applied to ``y`` (the output grid);
+    returns an array of ``shape`` (the input grid): <warp(x), y> == <x, adjoint_warp(y)>."""
+    yv = _float_array(y)
+    shape = [int(s) for s in np.atleast_1d(shape)]
+    return _core.warp_adjoint(yv, _field(field, yv.ndim, yv.dtype), shape, _order(degree), _mode(mode))
+
+
+def warp_gradient(image, field, degree=3, mode: str = "constant"):
+    """(warped, grad): the warped image and the gradient of the interpolated image at the warped
+    points, shape (*grid, ndim) -- the per-voxel Jacobian of the warp with respect to the field."""
+    a = _float_array(image)
+    return _core.warp_derivative(a, _field(field, a.ndim, a.dtype), None, 0, _order(degree), _mode(mode))
+
+
+def warp_jvp(image, field, dfield, degree=3, mode: str = "constant"):
+    """Exact derivative of :func:`warp` with respect to the field along ``dfield``:
+    grad image(x + u(x)) . du(x)."""
+    a = _float_array(image)
+    return _core.warp_derivative(a, _field(field, a.ndim, a.dtype), _field(dfield, a.ndim, a.dtype), 1,
+                                 _order(degree), _mode(mode))
+
+
+def warp_vjp(image, field, ybar, degree=3, mode: str = "constant"):
+    """Exact vector-Jacobian product of :func:`warp` with respect to the field: ybar(x) * grad
+    image(x + u(x)), shape (*grid, ndim)."""
+    a = _float_array(image)
+    return _core.warp_derivative(a, _field(field, a.ndim, a.dtype), np.asarray(ybar, dtype=a.dtype), 2,
+                                 _order(degree), _mode(mode))
+
+
+def _voxel_matrix(matrix, ndim):
+    """A (ndim+1)^2 homogeneous voxel matrix (or a 4x4) as the 4x4 the core takes."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.shape == (4, 4):
+        return m
+    if m.shape != (ndim + 1, ndim + 1):
+        raise ValueError(f"matrix must be {ndim + 1}x{ndim + 1} or 4x4, got {m.shape}")
+    out = np.eye(4)
+    out[:ndim, :ndim] = m[:ndim, :ndim]
+    out[:ndim, 3] = m[:ndim, ndim]
+    return out
+
+
+def affine_warp(image, matrix, shape=None, degree=3, mode: str = "constant"):
+    """The affine warp out(x) = image(A x + b), with ``matrix`` the homogeneous output-voxel ->
+    input-voxel map ((ndim+1)^2 or 4x4); ``shape`` of the output (default: the input's)."""
+    a = _float_array(image)
+    shape = list(a.shape) if shape is None else [int(s) for s in np.atleast_1d(shape)]
+    return _core.affine_warp(a, _voxel_matrix(matrix, a.ndim), shape, _order(degree), _mode(mode), 0.0)
+
+
+def adjoint_affine_warp(y, matrix, shape, degree=3, mode: str = "constant"):
+    """The exact adjoint of :func:`affine_warp` applied to ``y``; returns an array of ``shape``."""
+    yv = _float_array(y)
+    shape = [int(s) for s in np.atleast_1d(shape)]
+    return _core.affine_adjoint(yv, _voxel_matrix(matrix, yv.ndim), shape, _order(degree), _mode(mode))
+
+
+def _linear_operator_base():
+    from scipy.sparse.linalg import LinearOperator
+
+    return LinearOperator
+
+
+class _WarpOperatorMixin:
+    def _matvec(self, x):
+        x = np.asarray(x, dtype=self.dtype).reshape(self.in_shape, order="F")
+        return np.asarray(self._forward(x)).reshape(-1, order="F")
+
+    def _rmatvec(self, y):
+        y = np.asarray(y, dtype=self.dtype).reshape(self.out_shape, order="F")
+        return np.asarray(self._adjoint(y)).reshape(-1, order="F")
+
+    def _adjoint_op(self):
+        from scipy.sparse.linalg import LinearOperator
+
+        return LinearOperator(self.shape[::-1], matvec=self._rmatvec, rmatvec=self._matvec, dtype=self.dtype)
+
+
+def WarpOperator(field, in_shape=None, degree=3, mode: str = "constant", dtype=np.float64):
+    """The displacement-field warp as a scipy.sparse.linalg.LinearOperator on flattened images
+    (Fortran order, as nibabel arrays): matvec = :func:`warp`, rmatvec = the exact adjoint.
+    Works with scipy's cg/lsqr and with PyLops."""
+    LinearOperator = _linear_operator_base()
+    f = np.asarray(field)
+    out_shape = tuple(f.shape[:-1])
+    in_shape = out_shape if in_shape is None else tuple(int(s) for s in in_shape)
+    f = _field(f, len(out_shape), np.dtype(dtype))
+
+    class _Op(_WarpOperatorMixin, LinearOperator):
+        def __init__(self):
+            self.in_shape, self.out_shape = in_shape, out_shape
+            super().__init__(np.dtype(dtype), (int(np.prod(out_shape)), int(np.prod(in_shape))))
+
+        def _forward(self, x):
+            return warp(x, f, degree, mode)
+
+        def _adjoint(self, y):
+            return adjoint_warp(y, f, in_shape, degree, mode)
+
+    return _Op()
+
+
+def AffineWarpOperator(matrix, in_shape, out_shape=None, degree=3, mode: str = "constant", dtype=np.float64):
+    """The affine warp (output voxel -> input voxel ``matrix``) as a LinearOperator, like
+    :func:`WarpOperator`."""
+    LinearOperator = _linear_operator_base()
+    in_shape = tuple(int(s) for s in in_shape)
+    out_shape = in_shape if out_shape is None else tuple(int(s) for s in out_shape)
+    m = _voxel_matrix(matrix, len(in_shape))
+
+    class _Op(_WarpOperatorMixin, LinearOperator):
+        def __init__(self):
+            self.in_shape, self.out_shape = in_shape, out_shape
+            super().__init__(np.dtype(dtype), (int(np.prod(out_shape)), int(np.prod(in_shape))))
+
+        def _forward(self, x):
+            return affine_warp(x, m, out_shape, degree, mode)
+
+        def _adjoint(self, y):
+            return adjoint_affine_warp(y, m, in_shape, degree, mode)
+
+    return _Op()

@@ -172,11 +172,86 @@ void prefilter_lines(double* c, int64_t n, int64_t m, int degree, Mode mode) {
 }
 
 namespace {
+// Transpose of causal_reflect: that step replaces c[0] by sum_i a_i c[i] (the weights below are
+// read off its two branches); its transpose adds a_i * c[0] to every c[i] and scales c[0] by a_0.
+void causal_reflect_transpose(double* c, int64_t n, int64_t m, double z) {
+  std::vector<double> a(static_cast<size_t>(n), 0.0);
+  const int64_t h = horizon(z);
+  if (h < n) {
+    a[0] = 1 + z;
+    double zi = z;
+    for (int64_t i = 1; i < h; ++i) zi *= z, a[static_cast<size_t>(i)] = zi;
+  } else {
+    // The forward loop's last term (i = n-1) reads c[0] after the earlier terms were added to it,
+    // so everything accumulated before it is scaled by (1 + z^(n-1) z^n) -- as scipy computes it.
+    const double zn = std::pow(z, double(n));
+    const double s = z / (1 - zn * zn);
+    std::vector<double> b(static_cast<size_t>(n), 0.0);
+    b[0] += 1.0;
+    b[static_cast<size_t>(n - 1)] += zn;
+    double zi = z;
+    for (int64_t i = 1; i < n - 1; ++i) {
+      b[static_cast<size_t>(i)] += zi;
+      b[static_cast<size_t>(n - 1 - i)] += zi * zn;
+      zi *= z;
+    }
+    const double q = 1.0 + zi * zn; // zi = z^(n-1)
+    for (int64_t i = 0; i < n; ++i) a[static_cast<size_t>(i)] = s * q * b[static_cast<size_t>(i)];
+    a[static_cast<size_t>(n - 1)] += s * zi;
+    a[0] += 1.0;
+  }
+  for (int64_t l = 0; l < m; ++l) {
+    const double cb = c[l];
+    for (int64_t i = 1; i < n; ++i) c[i * m + l] += a[static_cast<size_t>(i)] * cb;
+    c[l] = a[0] * cb;
+  }
+}
+} // namespace
+
+// Transpose of prefilter_lines for the reflect initialisation (modes reflect and nearest): the
+// steps of the forward filter transposed one by one, in reverse order. scipy's reflect
+// initialisation is not exactly the inverse of a symmetric matrix on short lines, so no symmetry
+// shortcut applies here (the mirror and periodic ones are; see spline_coefficients_adjoint).
+static void prefilter_lines_reflect_transpose(double* c, int64_t n, int64_t m, int degree) {
+  const std::vector<double> poles = bspline_poles(degree);
+  if (poles.empty() || n < 2) return;
+  for (auto it = poles.rbegin(); it != poles.rend(); ++it) {
+    const double z = *it;
+    for (int64_t i = 0; i <= n - 2; ++i) { // anticausal recursion c[i] = z (c[i+1] - c[i]), i = n-2 .. 0
+      double* a = c + i * m;
+      double* b = a + m;
+      for (int64_t l = 0; l < m; ++l) {
+        b[l] += z * a[l];
+        a[l] *= -z;
+      }
+    }
+    double* cl = c + (n - 1) * m; // anticausal_reflect: a diagonal scaling
+    for (int64_t l = 0; l < m; ++l) cl[l] *= z / (z - 1);
+    for (int64_t i = n - 1; i >= 1; --i) { // causal recursion c[i] += z c[i-1]
+      double* a = c + i * m;
+      double* b = a - m;
+      for (int64_t l = 0; l < m; ++l) b[l] += z * a[l];
+    }
+    causal_reflect_transpose(c, n, m, z);
+  }
+  double gain = 1.0;
+  for (double z : poles) gain *= (1.0 - z) * (1.0 - 1.0 / z);
+  for (int64_t i = 0; i < n * m; ++i) c[i] *= gain;
+}
+
+namespace {
 // Filter the contiguous lines o in [o0, o1) (line o holds data[o*n .. o*n+n)), 16 at a time.
 using LineBuffer = Buffer<double>; // uninitialised on resize: every element is written before use
 
+// The forward line filter, or (transpose) the transposed reflect one.
+void filter_buffer(double* c, int64_t n, int64_t m, int degree, Mode mode, bool transpose) {
+  if (transpose) prefilter_lines_reflect_transpose(c, n, m, degree);
+  else prefilter_lines(c, n, m, degree, mode);
+}
+
 template <class T>
-void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mode, LineBuffer& buf) {
+void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mode, LineBuffer& buf,
+                 bool transpose = false) {
   constexpr int64_t B = 16;
   buf.resize(static_cast<size_t>(n * B));
   for (int64_t g = o0; g < o1; g += B) {
@@ -185,7 +260,7 @@ void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mo
       const T* src = data + (g + l) * n;
       for (int64_t k = 0; k < n; ++k) buf[size_t(k * m + l)] = double(src[k]);
     }
-    prefilter_lines(buf.data(), n, m, degree, mode);
+    filter_buffer(buf.data(), n, m, degree, mode, transpose);
     for (int64_t l = 0; l < m; ++l) {
       T* dst = data + (g + l) * n;
       for (int64_t k = 0; k < n; ++k) dst[k] = T(buf[size_t(k * m + l)]);
@@ -197,7 +272,7 @@ void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mo
 // with B sized so the double buffer (n x B) stays in L2 while rows are read contiguously.
 template <class T>
 void filter_strided(T* base, int64_t n, int64_t inner, int64_t i0, int64_t i1, int degree, Mode mode,
-                    LineBuffer& buf) {
+                    LineBuffer& buf, bool transpose = false) {
   const int64_t B = std::clamp<int64_t>((32768 / n) / 16 * 16, 16, 256);
   buf.resize(static_cast<size_t>(n * B));
   for (int64_t g = i0; g < i1; g += B) {
@@ -205,7 +280,7 @@ void filter_strided(T* base, int64_t n, int64_t inner, int64_t i0, int64_t i1, i
     T* b = base + g;
     for (int64_t k = 0; k < n; ++k)
       for (int64_t l = 0; l < m; ++l) buf[size_t(k * m + l)] = double(b[k * inner + l]);
-    prefilter_lines(buf.data(), n, m, degree, mode);
+    filter_buffer(buf.data(), n, m, degree, mode, transpose);
     for (int64_t k = 0; k < n; ++k)
       for (int64_t l = 0; l < m; ++l) b[k * inner + l] = T(buf[size_t(k * m + l)]);
   }
@@ -213,7 +288,7 @@ void filter_strided(T* base, int64_t n, int64_t inner, int64_t i0, int64_t i1, i
 
 // Filter every line of `data` (contiguous, dims d) along `axis`. Every line is filtered by the
 // same arithmetic whatever the grouping, so results do not depend on blocks or threads.
-template <class T> void filter_axis(T* data, const int64_t* d, int axis, int degree, Mode mode) {
+template <class T> void filter_axis(T* data, const int64_t* d, int axis, int degree, Mode mode, bool transpose = false) {
   const int64_t n = d[axis];
   if (n < 2) return;
   int64_t inner = 1, outer = 1;
@@ -223,7 +298,7 @@ template <class T> void filter_axis(T* data, const int64_t* d, int axis, int deg
   if (inner == 1) {
     parallel_for(outer, grain, [&](int64_t o0, int64_t o1) {
       thread_local LineBuffer buf;
-      filter_rows(data, n, o0, o1, degree, mode, buf);
+      filter_rows(data, n, o0, o1, degree, mode, buf, transpose);
     });
     return;
   }
@@ -234,27 +309,27 @@ template <class T> void filter_axis(T* data, const int64_t* d, int axis, int deg
     thread_local LineBuffer buf;
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t o = w / per_outer, i0 = (w % per_outer) * IB;
-      filter_strided(data + o * n * inner, n, inner, i0, std::min(inner, i0 + IB), degree, mode, buf);
+      filter_strided(data + o * n * inner, n, inner, i0, std::min(inner, i0 + IB), degree, mode, buf, transpose);
     }
   });
 }
 
 // 3D: axes 0 and 1 slice by slice (a slice stays in cache between the two passes), then axis 2.
-template <class T> void filter_volume(T* data, const int64_t* d, int ndim, int degree, Mode mode) {
+template <class T> void filter_volume(T* data, const int64_t* d, int ndim, int degree, Mode mode, bool transpose = false) {
   if (ndim == 3 && d[2] >= 8) {
     const int64_t n0 = d[0], n1 = d[1];
     parallel_for(d[2], 1, [&](int64_t k0, int64_t k1) {
       thread_local LineBuffer buf;
       for (int64_t k = k0; k < k1; ++k) {
         T* slice = data + k * n0 * n1;
-        if (n0 >= 2) filter_rows(slice, n0, 0, n1, degree, mode, buf);
-        if (n1 >= 2) filter_strided(slice, n1, n0, 0, n0, degree, mode, buf);
+        if (n0 >= 2) filter_rows(slice, n0, 0, n1, degree, mode, buf, transpose);
+        if (n1 >= 2) filter_strided(slice, n1, n0, 0, n0, degree, mode, buf, transpose);
       }
     });
-    filter_axis(data, d, 2, degree, mode);
+    filter_axis(data, d, 2, degree, mode, transpose);
     return;
   }
-  for (int a = 0; a < ndim; ++a) filter_axis(data, d, a, degree, mode);
+  for (int a = 0; a < ndim; ++a) filter_axis(data, d, a, degree, mode, transpose);
 }
 } // namespace
 
@@ -306,7 +381,79 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
   return c;
 }
 
+template <class T> void prefilter_in_place(T* data, const int64_t* dims, int ndim, int order, Mode mode) {
+  if (needs_prefilter(order)) filter_volume(data, dims, ndim, order, mode);
+}
+
+namespace {
+// Multiply the first and last planes of each interpolated axis by f (the D^-1 / D scalings of the
+// mirror prefilter's transpose; a corner is scaled once per axis it is on the edge of).
+template <class T> void scale_edge_planes(T* data, const int64_t* d, int ndim, T f) {
+  for (int a = 0; a < ndim; ++a) {
+    if (d[a] < 2) continue;
+    int64_t inner = 1, outer = 1;
+    for (int b = 0; b < a; ++b) inner *= d[b];
+    for (int b = a + 1; b < 4; ++b) outer *= d[b];
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t e : {int64_t(0), d[a] - 1}) {
+        T* p = data + (o * d[a] + e) * inner;
+        for (int64_t i = 0; i < inner; ++i) p[i] *= f;
+      }
+  }
+}
+} // namespace
+
+template <class T> void spline_coefficients_adjoint(Coefficients<T>& c, ImageView<T> out) {
+  const auto& g = c.image.geometry();
+  const int64_t* d = g.dims.data();
+  const int ndim = c.ndim;
+  for (int a = 0; a < 4; ++a)
+    VX_CHECK(out.dims[a] == d[a] - (a < ndim ? 2 * c.pad : 0), InvalidArgument,
+             "spline_coefficients_adjoint: output grid does not match the coefficients");
+  T* data = c.image.data();
+  if (needs_prefilter(c.order)) {
+    const bool reflect_init = c.mode == Mode::Nearest || c.mode == Mode::Reflect;
+    const bool mirror_init = !reflect_init && c.mode != Mode::GridWrap;
+    if (mirror_init) scale_edge_planes(data, d, ndim, T(2));
+    filter_volume(data, d, ndim, c.order, c.mode, reflect_init);
+    if (mirror_init) scale_edge_planes(data, d, ndim, T(0.5));
+  }
+  // Transpose of the padding: padded sample q of an axis came from input sample clamp(q - pad)
+  // ('nearest') or from cval ('grid-constant': no input sample).
+  const int64_t p = c.pad;
+  const bool nearest = c.mode == Mode::Nearest;
+  const int64_t p1 = ndim > 1 ? p : 0, p2 = ndim > 2 ? p : 0;
+  auto src_range = [&](int64_t i, int64_t n, int64_t pp, int64_t& lo, int64_t& hi) { // padded indices feeding i
+    lo = i + pp, hi = i + pp + 1;
+    if (nearest && pp > 0) {
+      if (i == 0) lo = 0;
+      if (i == n - 1) hi = n + 2 * pp;
+    }
+  };
+  parallel_for(out.dims[1] * out.dims[2] * out.dims[3], 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t j = r % out.dims[1], k = (r / out.dims[1]) % out.dims[2], t = r / (out.dims[1] * out.dims[2]);
+      int64_t jl, jh, kl, kh;
+      src_range(j, out.dims[1], p1, jl, jh);
+      src_range(k, out.dims[2], p2, kl, kh);
+      for (int64_t i = 0; i < out.dims[0]; ++i) {
+        int64_t il, ih;
+        src_range(i, out.dims[0], p, il, ih);
+        double s = 0.0;
+        for (int64_t kk = kl; kk < kh; ++kk)
+          for (int64_t jj = jl; jj < jh; ++jj)
+            for (int64_t ii = il; ii < ih; ++ii) s += double(data[ii + d[0] * (jj + d[1] * (kk + d[2] * t))]);
+        out(i, j, k, t) = T(s);
+      }
+    }
+  });
+}
+
 template Coefficients<float> spline_coefficients(ImageView<const float>, int, int, Mode, double);
 template Coefficients<double> spline_coefficients(ImageView<const double>, int, int, Mode, double);
+template void prefilter_in_place(float*, const int64_t*, int, int, Mode);
+template void prefilter_in_place(double*, const int64_t*, int, int, Mode);
+template void spline_coefficients_adjoint(Coefficients<float>&, ImageView<float>);
+template void spline_coefficients_adjoint(Coefficients<double>&, ImageView<double>);
 
 } // namespace voxalign

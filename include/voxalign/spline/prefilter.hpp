@@ -34,4 +34,18 @@ template <class T> struct Coefficients {
 template <class T>
 Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, Mode mode, double cval = 0.0);
 
+/// Prefilter a contiguous array (dims[0..3], x fastest) in place along its first `ndim` axes, as
+/// spline_coefficients does after padding.
+template <class T> void prefilter_in_place(T* data, const int64_t* dims, int ndim, int order, Mode mode);
+
+/// Adjoint (transpose) of spline_coefficients as a linear map (cval = 0): `coef` holds values on the
+/// coefficient grid (the input's dims plus 2*pad on interpolated axes; contiguous) and is
+/// overwritten; `out` (the input's grid) receives the transpose applied to them. The prefilter is
+/// B^-1 for the mode's sampling matrix B; B is symmetric for the reflect and periodic extensions,
+/// and B = S D with S symmetric and D = diag(1/2, 1, ..., 1, 1/2) for the mirror extension, so the
+/// transpose is the prefilter itself between two diagonal scalings (exact, no iteration). The
+/// padding of 'nearest' / 'grid-constant' is transposed by summing the pad into the edge samples /
+/// dropping it.
+template <class T> void spline_coefficients_adjoint(Coefficients<T>& coef, ImageView<T> out);
+
 } // namespace voxalign

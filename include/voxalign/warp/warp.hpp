@@ -1,0 +1,52 @@
+// Warping operators as linear maps with exact adjoints and derivatives (docs/warp.md).
+//
+// The warp of an image f (1-3 interpolated axes) is out(x) = f(p(x)) with p(x) = x + u(x) (a
+// displacement field, voxels of the input) or p(x) = M x (an affine map, output voxel -> input
+// voxel). f is interpolated by the spline core: M f = E_p P f with P the prefilter (identity for
+// degrees 0, 1 and Keys) and E_p the evaluation at the points p(x). As linear operators the
+// constant modes use cval = 0. The adjoint is the exact transpose P^T E_p^T; the scatter E_p^T is
+// deterministic (no atomics; bit-identical for any thread count).
+#pragma once
+#include <cstdint>
+
+#include "voxalign/image/image.hpp"
+#include "voxalign/spline/modes.hpp"
+#include "voxalign/spline/prefilter.hpp"
+
+namespace voxalign {
+
+/// Transpose of the evaluation at points: add y(x) * (the weights of p(x)) into `coef` (the
+/// coefficient grid of an image of the operator's input, carrying `coef.pad`; the caller zeroes
+/// it). `y` is the output grid (dims[0..2]); `field` (dims[3] = coef.ndim components, voxels) gives
+/// p(x) = x + u(x); when `field.data` is null, `M` (4x4 row-major, output voxel -> input voxel)
+/// gives p(x) = M x instead.
+template <class T>
+void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field, const double* M);
+
+/// Adjoint of the displacement-field warp: g = P^T E_p^T y, on the input grid `out` (dims[0..2]).
+template <class T>
+void warp_displacement_adjoint(ImageView<const T> y, ImageView<const T> field, int ndim, int order, Mode mode,
+                               ImageView<T> out);
+
+/// Adjoint of the affine warp out(x) = f(M x) (M: 4x4 row-major, output voxel -> input voxel).
+template <class T>
+void warp_affine_adjoint(ImageView<const T> y, const double* M, int ndim, int order, Mode mode, ImageView<T> out);
+
+/// Value and gradient of the interpolated image at the warped points: value(x) = f(p(x)) (when
+/// value.data is not null) and grad(x, d) = (df/dx_d)(p(x)) in dims[3] = ndim components (per voxel
+/// of the input). The derivative of the warp with respect to the field is grad(x) . du(x).
+template <class T>
+void warp_displacement_gradient(const Coefficients<T>& c, ImageView<const T> field, ImageView<T> value,
+                                ImageView<T> grad);
+
+/// JVP of the displacement-field warp with respect to the field: out(x) = grad f(p(x)) . du(x).
+template <class T>
+void warp_displacement_jvp(const Coefficients<T>& c, ImageView<const T> field, ImageView<const T> du,
+                           ImageView<T> out);
+
+/// VJP with respect to the field: out(x, d) = ybar(x) * (df/dx_d)(p(x)).
+template <class T>
+void warp_displacement_vjp(const Coefficients<T>& c, ImageView<const T> field, ImageView<const T> ybar,
+                           ImageView<T> out);
+
+} // namespace voxalign

@@ -1,0 +1,275 @@
+// Warping operators: the deterministic scatter (transpose of spline evaluation at points), the
+// adjoint warps, and the derivatives with respect to the displacement field.
+//
+// Scatter without atomics: the coefficient grid is cut into slabs of kSlab planes along its last
+// interpolated axis. The points are bucketed by the slabs their taps touch (a parallel counting
+// sort whose buckets keep the points in increasing output order), then each slab is filled by one
+// task from its own bucket, writing only its own planes. Every coefficient therefore receives its
+// contributions in a fixed order, whatever the number of threads.
+#include "voxalign/warp/warp.hpp"
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "../spline/evaluate.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+
+namespace voxalign {
+namespace {
+
+constexpr int64_t kSlab = 8;      // coefficient planes per scatter slab
+constexpr int64_t kRowGrain = 64; // output rows per block
+
+/// The input point of output voxel (i, j, k): x + u(x), or M x when there is no field.
+template <class T> struct PointOf {
+  ImageView<const T> field;
+  const double* M;
+  int nd;
+  void operator()(int64_t i, int64_t j, int64_t k, double* x) const {
+    if (field.data) {
+      const int64_t o = field.offset(i, j, k);
+      const int64_t idx[3] = {i, j, k};
+      for (int d = 0; d < nd; ++d) x[d] = double(idx[d]) + double(field.data[o + d * field.strides[3]]);
+    } else {
+      for (int d = 0; d < nd; ++d)
+        x[d] = M[4 * d] * double(i) + M[4 * d + 1] * double(j) + M[4 * d + 2] * double(k) + M[4 * d + 3];
+    }
+  }
+};
+
+/// Add v * weights of the stencil into c, only for taps whose index along axis D-1 is in [lo, hi).
+template <int K, int D, class T, bool GC>
+void scatter_taps(T* c, const detail::Stencil<K, D, T>& s, int64_t slab_stride, T v, int64_t lo, int64_t hi) {
+  constexpr int W = kernel_taps(K);
+  auto in_slab = [&](int64_t off) {
+    const int64_t z = off / slab_stride;
+    return z >= lo && z < hi;
+  };
+  if constexpr (D == 1) {
+    for (int i = 0; i < W; ++i)
+      if (!(GC && s.gc_out[0][i]) && in_slab(s.off[0][i])) c[s.off[0][i]] += v * s.w[0][i];
+  } else if constexpr (D == 2) {
+    for (int j = 0; j < W; ++j) {
+      if ((GC && s.gc_out[1][j]) || !in_slab(s.off[1][j])) continue;
+      const T vj = v * s.w[1][j];
+      T* row = c + s.off[1][j];
+      for (int i = 0; i < W; ++i)
+        if (!(GC && s.gc_out[0][i])) row[s.off[0][i]] += vj * s.w[0][i];
+    }
+  } else {
+    for (int k = 0; k < W; ++k) {
+      if ((GC && s.gc_out[2][k]) || !in_slab(s.off[2][k])) continue;
+      const T vk = v * s.w[2][k];
+      for (int j = 0; j < W; ++j) {
+        if (GC && s.gc_out[1][j]) continue;
+        const T vj = vk * s.w[1][j];
+        T* row = c + s.off[2][k] + s.off[1][j];
+        for (int i = 0; i < W; ++i)
+          if (!(GC && s.gc_out[0][i])) row[s.off[0][i]] += vj * s.w[0][i];
+      }
+    }
+  }
+}
+
+template <class T> void check_output_grid(ImageView<const T> field, const int64_t* dims, int nd, const char* what) {
+  for (int d = 0; d < 3; ++d)
+    VX_CHECK(field.dims[d] == dims[d], InvalidArgument, what, ": displacement field grid (axis ", d, ": ", field.dims[d],
+             ") differs from the output grid (", dims[d], ")");
+  VX_CHECK(field.dims[3] == nd, InvalidArgument, what, ": displacement field has ", field.dims[3],
+           " components; expected ", nd);
+}
+
+/// Calls sink(i, j, k, value, grad) for every voxel of the output grid `dims`, with the value and
+/// gradient of the interpolated image at the voxel's warped point. Rows are the unit of work.
+template <class T, class Sink>
+void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field, const int64_t* dims, Sink&& sink) {
+  const auto cv = c.image.view();
+  const PointOf<T> point{field, nullptr, c.ndim};
+  detail::dispatch_kernel(c.order, c.ndim, [&]<int K, int D>() {
+    parallel_for(dims[1] * dims[2], kRowGrain, [&](int64_t r0, int64_t r1) {
+      double x[3] = {0, 0, 0};
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t j = r % dims[1], k = r / dims[1];
+        for (int64_t i = 0; i < dims[0]; ++i) {
+          std::array<T, 3> g{};
+          point(i, j, k, x);
+          const T v = detail::evaluate_point<K, D, T, true>(cv.data, cv.dims, cv.strides, x, c.mode, c.pad, T(c.cval), g.data());
+          sink(i, j, k, v, g);
+        }
+      }
+    });
+  });
+}
+
+/// The zeroed coefficient grid for an input of dims `in` (first nd axes interpolated).
+template <class T> Coefficients<T> zero_coefficients(const int64_t* in, int nd, int order, Mode mode) {
+  Coefficients<T> c;
+  c.ndim = nd, c.order = order, c.mode = mode, c.pad = coefficient_pad(order, mode), c.cval = 0.0;
+  Geometry g;
+  g.ndim = nd;
+  for (int d = 0; d < 4; ++d) g.dims[d] = in[d] + (d < nd ? 2 * c.pad : 0);
+  c.image = Image<T>(g, T(0));
+  return c;
+}
+
+template <class T>
+void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, int nd, int order, Mode mode,
+             ImageView<T> out) {
+  VX_CHECK(nd >= 1 && nd <= 3, InvalidArgument, "warp adjoint: 1 to 3 interpolated axes, not ", nd);
+  VX_CHECK((order >= 0 && order <= 7) || order == kKeys, InvalidArgument, "warp adjoint: order must be 0..7 or keys");
+  VX_CHECK(y.dims[3] == 1 && out.dims[3] == 1, InvalidArgument, "warp adjoint: one frame at a time");
+  for (int d = nd; d < 3; ++d)
+    VX_CHECK(out.dims[d] == 1 && y.dims[d] == 1, InvalidArgument, "warp adjoint: axis ", d, " is not interpolated");
+  Coefficients<T> c = zero_coefficients<T>(out.dims, nd, order, mode);
+  scatter_points(c, y, field, M);
+  spline_coefficients_adjoint(c, out);
+}
+
+} // namespace
+
+template <class T>
+void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field, const double* M) {
+  const int nd = coef.ndim;
+  const auto& g = coef.image.geometry();
+  const int64_t cd[3] = {g.dims[0], g.dims[1], g.dims[2]};
+  const int64_t cs[3] = {1, cd[0], cd[0] * cd[1]};
+  T* c = coef.image.data();
+  if (field.data) check_output_grid(field, y.dims, nd, "warp adjoint");
+  const int64_t nx = y.dims[0], ny = y.dims[1], nz = y.dims[2], rows = ny * nz;
+  const int a = nd - 1; // slab axis
+  const int64_t na = cd[a], nslabs = (na + kSlab - 1) / kSlab, nblocks = (rows + kRowGrain - 1) / kRowGrain;
+  const PointOf<T> point{field, M, nd};
+  const Mode mode = coef.mode;
+  const int pad = coef.pad;
+  detail::dispatch_kernel(coef.order, nd, [&]<int K, int D>() {
+    constexpr int W = kernel_taps(K);
+    const int64_t one = 1;
+    // Distinct slabs touched by the taps of point x along the slab axis.
+    auto slabs_of = [&](const double* x, int64_t* out) {
+      detail::Stencil<K, 1, T> s;
+      if (!detail::make_stencil<K, 1, T, false>(x + a, &cd[a], &one, mode, pad, s)) return 0;
+      int n = 0;
+      for (int l = 0; l < W; ++l) {
+        if (mode == Mode::GridConstant && s.gc_out[0][l]) continue;
+        const int64_t sl = s.off[0][l] / kSlab;
+        bool seen = false;
+        for (int q = 0; q < n; ++q) seen |= out[q] == sl;
+        if (!seen) out[n++] = sl;
+      }
+      return n;
+    };
+    // Bucket the points: counts per (block, slab), then positions slab-major, block-minor.
+    std::vector<int64_t> count(static_cast<size_t>(nblocks * nslabs), 0);
+    auto visit = [&](int64_t r0, int64_t r1, auto&& take) {
+      double x[3] = {0, 0, 0};
+      int64_t sl[kernel_taps(K)];
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t j = r % ny, k = r / ny;
+        for (int64_t i = 0; i < nx; ++i) {
+          if (y(i, j, k) == T(0)) continue; // contributes nothing
+          point(i, j, k, x);
+          const int n = slabs_of(x, sl);
+          for (int q = 0; q < n; ++q) take(sl[q], i + nx * r);
+        }
+      }
+    };
+    parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      int64_t* cnt = count.data() + (r0 / kRowGrain) * nslabs;
+      visit(r0, r1, [&](int64_t s, int64_t) { ++cnt[s]; });
+    });
+    std::vector<int64_t> start(static_cast<size_t>(nslabs + 1)), pos(count.size());
+    int64_t total = 0;
+    for (int64_t s = 0; s < nslabs; ++s) {
+      start[static_cast<size_t>(s)] = total;
+      for (int64_t b = 0; b < nblocks; ++b) {
+        pos[static_cast<size_t>(b * nslabs + s)] = total;
+        total += count[static_cast<size_t>(b * nslabs + s)];
+      }
+    }
+    start[static_cast<size_t>(nslabs)] = total;
+    Buffer<int64_t> list(static_cast<size_t>(total));
+    parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      int64_t* p = pos.data() + (r0 / kRowGrain) * nslabs;
+      visit(r0, r1, [&](int64_t s, int64_t q) { list[static_cast<size_t>(p[s]++)] = q; });
+    });
+    // Each slab from its bucket, in increasing output order.
+    parallel_for(nslabs, 1, [&](int64_t s0, int64_t s1) {
+      double x[3] = {0, 0, 0};
+      detail::Stencil<K, D, T> st;
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t lo = s * kSlab, hi = std::min(na, lo + kSlab);
+        for (int64_t e = start[static_cast<size_t>(s)]; e < start[static_cast<size_t>(s + 1)]; ++e) {
+          const int64_t q = list[static_cast<size_t>(e)];
+          const int64_t i = q % nx, r = q / nx, j = r % ny, k = r / ny;
+          point(i, j, k, x);
+          if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) continue;
+          const T v = y(i, j, k);
+          if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
+          else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
+        }
+      }
+    });
+  });
+}
+
+template <class T>
+void warp_displacement_adjoint(ImageView<const T> y, ImageView<const T> field, int ndim, int order, Mode mode,
+                               ImageView<T> out) {
+  VX_CHECK(field.data != nullptr, InvalidArgument, "warp adjoint: no displacement field");
+  adjoint(y, field, nullptr, ndim, order, mode, out);
+}
+
+template <class T>
+void warp_affine_adjoint(ImageView<const T> y, const double* M, int ndim, int order, Mode mode, ImageView<T> out) {
+  adjoint(y, ImageView<const T>{}, M, ndim, order, mode, out);
+}
+
+template <class T>
+void warp_displacement_gradient(const Coefficients<T>& c, ImageView<const T> field, ImageView<T> value,
+                                ImageView<T> grad) {
+  check_output_grid(field, grad.dims, c.ndim, "warp gradient");
+  VX_CHECK(grad.dims[3] == c.ndim, InvalidArgument, "warp gradient: the gradient needs ", c.ndim, " components");
+  const int nd = c.ndim;
+  for_each_warped_gradient(c, field, grad.dims, [&](int64_t i, int64_t j, int64_t k, T v, const std::array<T, 3>& g) {
+    if (value.data) value(i, j, k) = v;
+    for (int d = 0; d < nd; ++d) grad(i, j, k, d) = g[d];
+  });
+}
+
+template <class T>
+void warp_displacement_jvp(const Coefficients<T>& c, ImageView<const T> field, ImageView<const T> du, ImageView<T> out) {
+  check_output_grid(field, out.dims, c.ndim, "warp JVP");
+  check_output_grid(du, out.dims, c.ndim, "warp JVP (tangent)");
+  const int nd = c.ndim;
+  for_each_warped_gradient(c, field, out.dims, [&](int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
+    T s = 0;
+    for (int d = 0; d < nd; ++d) s += g[d] * du(i, j, k, d);
+    out(i, j, k) = s;
+  });
+}
+
+template <class T>
+void warp_displacement_vjp(const Coefficients<T>& c, ImageView<const T> field, ImageView<const T> ybar, ImageView<T> out) {
+  check_output_grid(field, ybar.dims, c.ndim, "warp VJP");
+  check_output_grid(ImageView<const T>(out), ybar.dims, c.ndim, "warp VJP (output)");
+  const int nd = c.ndim;
+  for_each_warped_gradient(c, field, ybar.dims, [&](int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
+    const T b = ybar(i, j, k);
+    for (int d = 0; d < nd; ++d) out(i, j, k, d) = b * g[d];
+  });
+}
+
+#define VX_INSTANTIATE(T)                                                                                        \
+  template void scatter_points(Coefficients<T>&, ImageView<const T>, ImageView<const T>, const double*);          \
+  template void warp_displacement_adjoint(ImageView<const T>, ImageView<const T>, int, int, Mode, ImageView<T>);  \
+  template void warp_affine_adjoint(ImageView<const T>, const double*, int, int, Mode, ImageView<T>);             \
+  template void warp_displacement_gradient(const Coefficients<T>&, ImageView<const T>, ImageView<T>, ImageView<T>); \
+  template void warp_displacement_jvp(const Coefficients<T>&, ImageView<const T>, ImageView<const T>, ImageView<T>); \
+  template void warp_displacement_vjp(const Coefficients<T>&, ImageView<const T>, ImageView<const T>, ImageView<T>);
+VX_INSTANTIATE(float)
+VX_INSTANTIATE(double)
+#undef VX_INSTANTIATE
+
+} // namespace voxalign
