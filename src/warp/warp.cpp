@@ -19,8 +19,14 @@
 namespace voxalign {
 namespace {
 
-constexpr int64_t kSlab = 8;      // coefficient planes per scatter slab
+constexpr int64_t kSlab = 16;     // coefficient planes per scatter slab
 constexpr int64_t kRowGrain = 64; // output rows per block
+
+/// Output voxel (i, j, k) packed in 21 bits per index (no divisions to unpack).
+constexpr uint64_t kMask21 = (uint64_t(1) << 21) - 1;
+inline uint64_t pack(int64_t i, int64_t j, int64_t k) {
+  return uint64_t(i) | (uint64_t(j) << 21) | (uint64_t(k) << 42);
+}
 
 /// The input point of output voxel (i, j, k): x + u(x), or M x when there is no field.
 template <class T> struct PointOf {
@@ -71,6 +77,51 @@ void scatter_taps(T* c, const detail::Stencil<K, D, T>& s, int64_t slab_stride, 
       }
     }
   }
+}
+
+/// Scatter of a point whose taps all lie inside the coefficient grid (no boundary mapping or
+/// folding on any axis): weights computed directly, rows of taps contiguous. Returns false (and
+/// does nothing) for other points.
+template <int K, int D, class T>
+bool scatter_interior(T* c, const int64_t* cd, const int64_t* cs, int pad, const double* x, T v, int64_t lo,
+                      int64_t hi) {
+  constexpr int W = kernel_taps(K);
+  constexpr int V = detail::simd_lanes(K); // axis-0 taps as one short vector (extra lanes weigh 0)
+  using vec = typename detail::SimdVec<T, V>::type;
+  int64_t start[3];
+  for (int d = 0; d < D; ++d) {
+    const double cc = x[d] + pad;
+    if (!(cc >= 0.0 && cc <= double(cd[d] - 1))) return false; // false for NaN too
+    start[d] = kernel_start(cc, K);
+    if (start[d] < 0 || start[d] + (d == 0 ? V : W) - 1 >= cd[d]) return false;
+  }
+  T w[3][W];
+  for (int d = 0; d < D; ++d) kernel_weights<K, T>(x[d] + pad, w[d], nullptr);
+  vec w0 = {};
+  for (int i = 0; i < W; ++i) w0[i] = w[0][i];
+  auto add_row = [&](T* row, T a) { // row[0..V) += a * w0
+    vec r;
+    __builtin_memcpy(&r, row, sizeof r);
+    r += a * w0;
+    __builtin_memcpy(row, &r, sizeof r);
+  };
+  if constexpr (D == 1) { // the slab axis is axis 0: scalar, so that no lane touches another slab
+    for (int i = 0; i < W; ++i)
+      if (start[0] + i >= lo && start[0] + i < hi) c[start[0] + i] += v * w[0][i];
+  } else if constexpr (D == 2) {
+    for (int j = 0; j < W; ++j) {
+      if (start[1] + j < lo || start[1] + j >= hi) continue;
+      add_row(c + start[0] + (start[1] + j) * cs[1], v * w[1][j]);
+    }
+  } else {
+    for (int k = 0; k < W; ++k) {
+      if (start[2] + k < lo || start[2] + k >= hi) continue;
+      const T vk = v * w[2][k];
+      T* plane = c + start[0] + (start[2] + k) * cs[2] + start[1] * cs[1];
+      for (int j = 0; j < W; ++j) add_row(plane + j * cs[1], vk * w[1][j]);
+    }
+  }
+  return true;
 }
 
 template <class T> void check_output_grid(ImageView<const T> field, const int64_t* dims, int nd, const char* what) {
@@ -138,6 +189,8 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
   T* c = coef.image.data();
   if (field.data) check_output_grid(field, y.dims, nd, "warp adjoint");
   const int64_t nx = y.dims[0], ny = y.dims[1], nz = y.dims[2], rows = ny * nz;
+  VX_CHECK(nx <= int64_t(kMask21) && ny <= int64_t(kMask21) && nz <= int64_t(kMask21), InvalidArgument,
+           "warp adjoint: grids are limited to 2^21 voxels per axis");
   const int a = nd - 1; // slab axis
   const int64_t na = cd[a], nslabs = (na + kSlab - 1) / kSlab, nblocks = (rows + kRowGrain - 1) / kRowGrain;
   const PointOf<T> point{field, M, nd};
@@ -148,6 +201,18 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
     const int64_t one = 1;
     // Distinct slabs touched by the taps of point x along the slab axis.
     auto slabs_of = [&](const double* x, int64_t* out) {
+      // Fast path: the point and its taps lie inside the coefficient grid along the slab axis.
+      const double cc = x[a] + pad;
+      if (cc >= 0.0 && cc <= double(na - 1)) {
+        const int64_t st = kernel_start(cc, K);
+        if (st >= 0 && st + W - 1 < na) {
+          out[0] = st / kSlab;
+          const int64_t last = (st + W - 1) / kSlab;
+          if (last == out[0]) return 1;
+          out[1] = last;
+          return 2;
+        }
+      }
       detail::Stencil<K, 1, T> s;
       if (!detail::make_stencil<K, 1, T, false>(x + a, &cd[a], &one, mode, pad, s)) return 0;
       int n = 0;
@@ -160,24 +225,30 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
       }
       return n;
     };
-    // Bucket the points: counts per (block, slab), then positions slab-major, block-minor.
+    // Bucket the points: counts per (block, slab), then positions slab-major, block-minor. The
+    // first pass keeps each point's slabs in a key (up to two slabs; rarer cases are recomputed).
+    constexpr uint32_t kNone = 0xFFFFFFFEu, kRecompute = 0xFFFFFFFFu;
+    VX_CHECK(nslabs < 0xFFFF, InvalidArgument, "warp adjoint: grid too large along axis ", a);
     std::vector<int64_t> count(static_cast<size_t>(nblocks * nslabs), 0);
-    auto visit = [&](int64_t r0, int64_t r1, auto&& take) {
+    Buffer<uint32_t> keys(static_cast<size_t>(nx * rows));
+    parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      int64_t* cnt = count.data() + (r0 / kRowGrain) * nslabs;
       double x[3] = {0, 0, 0};
       int64_t sl[kernel_taps(K)];
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t j = r % ny, k = r / ny;
+        uint32_t* key = keys.data() + r * nx;
         for (int64_t i = 0; i < nx; ++i) {
+          key[i] = kNone;
           if (y(i, j, k) == T(0)) continue; // contributes nothing
           point(i, j, k, x);
           const int n = slabs_of(x, sl);
-          for (int q = 0; q < n; ++q) take(sl[q], i + nx * r);
+          for (int q = 0; q < n; ++q) ++cnt[sl[q]];
+          if (n == 1) key[i] = uint32_t(sl[0]);
+          else if (n == 2) key[i] = uint32_t(sl[0]) | (uint32_t(sl[1] + 1) << 16);
+          else if (n > 2) key[i] = kRecompute;
         }
       }
-    };
-    parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-      int64_t* cnt = count.data() + (r0 / kRowGrain) * nslabs;
-      visit(r0, r1, [&](int64_t s, int64_t) { ++cnt[s]; });
     });
     std::vector<int64_t> start(static_cast<size_t>(nslabs + 1)), pos(count.size());
     int64_t total = 0;
@@ -189,10 +260,28 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
       }
     }
     start[static_cast<size_t>(nslabs)] = total;
-    Buffer<int64_t> list(static_cast<size_t>(total));
+    Buffer<uint64_t> list(static_cast<size_t>(total));
     parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
       int64_t* p = pos.data() + (r0 / kRowGrain) * nslabs;
-      visit(r0, r1, [&](int64_t s, int64_t q) { list[static_cast<size_t>(p[s]++)] = q; });
+      double x[3] = {0, 0, 0};
+      int64_t sl[kernel_taps(K)];
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t j = r % ny, k = r / ny;
+        const uint32_t* key = keys.data() + r * nx;
+        for (int64_t i = 0; i < nx; ++i) {
+          const uint32_t kk = key[i];
+          if (kk == kNone) continue;
+          const uint64_t q = pack(i, j, k);
+          if (kk == kRecompute) {
+            point(i, j, k, x);
+            const int n = slabs_of(x, sl);
+            for (int e = 0; e < n; ++e) list[static_cast<size_t>(p[sl[e]]++)] = q;
+            continue;
+          }
+          list[static_cast<size_t>(p[kk & 0xFFFFu]++)] = q;
+          if (kk >> 16) list[static_cast<size_t>(p[(kk >> 16) - 1]++)] = q;
+        }
+      }
     });
     // Each slab from its bucket, in increasing output order.
     parallel_for(nslabs, 1, [&](int64_t s0, int64_t s1) {
@@ -201,11 +290,12 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t lo = s * kSlab, hi = std::min(na, lo + kSlab);
         for (int64_t e = start[static_cast<size_t>(s)]; e < start[static_cast<size_t>(s + 1)]; ++e) {
-          const int64_t q = list[static_cast<size_t>(e)];
-          const int64_t i = q % nx, r = q / nx, j = r % ny, k = r / ny;
+          const uint64_t q = list[static_cast<size_t>(e)];
+          const auto i = int64_t(q & kMask21), j = int64_t((q >> 21) & kMask21), k = int64_t(q >> 42);
           point(i, j, k, x);
-          if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) continue;
           const T v = y(i, j, k);
+          if (scatter_interior<K, D, T>(c, cd, cs, pad, x, v, lo, hi)) continue;
+          if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) continue;
           if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
           else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
         }
