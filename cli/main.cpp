@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   voxalign::cli::register_resample(app);
   voxalign::cli::register_n4(app);
+  voxalign::cli::register_warp(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
