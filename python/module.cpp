@@ -16,6 +16,7 @@
 #include "voxalign/spline/prefilter.hpp"
 #include "voxalign/transform/affine_io.hpp"
 #include "voxalign/warp/warp.hpp"
+#include "voxalign/warp/affine_params.hpp"
 
 namespace nb = nanobind;
 using namespace voxalign;
@@ -44,6 +45,11 @@ Mat4 to_mat4(const Mat44& m) {
   for (int i = 0; i < 4; ++i)
     for (int j = 0; j < 4; ++j) r(i, j) = m(i, j);
   return r;
+}
+
+void rowmajor16(const Mat44& M, double* m) {
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) m[4 * i + j] = M(i, j);
 }
 
 nb::ndarray<nb::numpy, double, nb::shape<4, 4>> from_mat4(const Mat4& m) {
@@ -311,8 +317,7 @@ nb::ndarray<nb::numpy, T> py_affine_warp(InArr<T> a, Mat44 M, std::vector<int64_
   nb::ndarray<nb::numpy, T> out;
   const ImageView<T> ov = output_of<T>(grid_shape(out_shape, nd), &data, out);
   double m[16];
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) m[4 * i + j] = M(i, j);
+  rowmajor16(M, m);
   {
     nb::gil_scoped_release release;
     const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), cval);
@@ -330,8 +335,7 @@ nb::ndarray<nb::numpy, T> py_affine_adjoint(InArr<T> y, Mat44 M, std::vector<int
   nb::ndarray<nb::numpy, T> out;
   const ImageView<T> ov = output_of<T>(grid_shape(in_shape, nd), &data, out);
   double m[16];
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) m[4 * i + j] = M(i, j);
+  rowmajor16(M, m);
   {
     nb::gil_scoped_release release;
     warp_affine_adjoint<T>(yv, m, nd, order, parse_mode(mode), ov);
@@ -382,6 +386,57 @@ nb::object py_warp_derivative(InArr<T> a, InArr<T> field, std::optional<InArr<T>
   return nb::cast(o1);
 }
 
+nb::tuple py_affine_model(int ndim, std::vector<std::string> groups, std::array<double, 3> centre,
+                          std::vector<double> theta) {
+  AffineModel m;
+  m.ndim = ndim;
+  m.groups = std::move(groups);
+  m.centre = Vec3(centre[0], centre[1], centre[2]);
+  const Mat4 M = affine_model_matrix(m, theta);
+  nb::list J;
+  for (const Mat4& d : affine_model_jacobian(m, theta)) J.append(from_mat4(d));
+  return nb::make_tuple(from_mat4(M), J, m.names());
+}
+
+
+template <class T>
+nb::ndarray<nb::numpy, T> py_affine_jvp(InArr<T> a, Mat44 M, Mat44 dM, std::vector<int64_t> out_shape, int order,
+                                        const std::string& mode) {
+  const int nd = int(a.ndim());
+  const ImageView<const T> v = view_of<T>(a, 3, "array");
+  T* data;
+  nb::ndarray<nb::numpy, T> out;
+  const ImageView<T> ov = output_of<T>(grid_shape(out_shape, nd), &data, out);
+  double m[16], dm[16];
+  rowmajor16(M, m);
+  rowmajor16(dM, dm);
+  {
+    nb::gil_scoped_release release;
+    const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), 0.0);
+    warp_affine_jvp<T>(c, m, dm, ov);
+  }
+  return out;
+}
+
+template <class T>
+nb::ndarray<nb::numpy, double, nb::shape<3, 4>> py_affine_moments(InArr<T> a, Mat44 M, InArr<T> ybar, int order,
+                                                                   const std::string& mode) {
+  const int nd = int(a.ndim());
+  const ImageView<const T> v = view_of<T>(a, 3, "array");
+  const ImageView<const T> yv = view_of<T>(ybar, 3, "ybar");
+  if (int(ybar.ndim()) != nd) throw InvalidArgument("ybar must have the image's number of dimensions");
+  double m[16];
+  rowmajor16(M, m);
+  double* G = new double[12];
+  nb::capsule owner(G, [](void* p) noexcept { delete[] static_cast<double*>(p); });
+  {
+    nb::gil_scoped_release release;
+    const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), 0.0);
+    warp_affine_moments<T>(c, m, yv, G);
+  }
+  return nb::ndarray<nb::numpy, double, nb::shape<3, 4>>(G, {3, 4}, owner);
+}
+
 NB_MODULE(_voxalign, m) {
   m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
@@ -401,6 +456,18 @@ NB_MODULE(_voxalign, m) {
   m.def("affine_warp", &py_affine_warp<float>);
   m.def("affine_adjoint", &py_affine_adjoint<double>);
   m.def("affine_adjoint", &py_affine_adjoint<float>);
+  m.def("affine_model", &py_affine_model);
+  m.def("affine_model_names", [](int ndim, std::vector<std::string> groups) {
+    AffineModel am;
+    am.ndim = ndim;
+    am.groups = std::move(groups);
+    am.size(); // validates the groups
+    return am.names();
+  });
+  m.def("affine_jvp", &py_affine_jvp<double>);
+  m.def("affine_jvp", &py_affine_jvp<float>);
+  m.def("affine_moments", &py_affine_moments<double>);
+  m.def("affine_moments", &py_affine_moments<float>);
   m.def("warp_derivative", &py_warp_derivative<double>);
   m.def("warp_derivative", &py_warp_derivative<float>);
   m.def("otsu_mask", &py_otsu);

@@ -20,7 +20,7 @@ __all__ = [
     "read_nifti", "write_nifti", "read_transform", "write_itk_affine", "set_num_threads", "get_num_threads",
     "n4", "otsu_mask", "otsu_threshold",
     "warp", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp", "adjoint_affine_warp",
-    "WarpOperator", "AffineWarpOperator",
+    "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
     "MODES", "__version__",
 ]
 __version__ = "0.1.0"
@@ -420,10 +420,87 @@ def WarpOperator(field, in_shape=None, degree=3, mode: str = "constant", dtype=n
     return _Op()
 
 
-def AffineWarpOperator(matrix, in_shape, out_shape=None, degree=3, mode: str = "constant", dtype=np.float64):
-    """The affine warp (output voxel -> input voxel ``matrix``) as a LinearOperator, like
-    :func:`WarpOperator`."""
+class AffineModel:
+    """A parameterised affine map of voxel coordinates, p(x) = c + t + L (x - c) with L = R Z S
+    (or I + Theta for the 'matrix' group); see docs/warp.md for the parameter groups and order.
+
+    ``groups``: any of "translation", "rotation" (Euler; 1 angle in 2D), "versor" (3D quaternion
+    vector part), "zoom", "shear", "matrix". ``centre``: centre of rotation in input voxels
+    (default: the geometric centre (n - 1) / 2 of ``in_shape``).
+    """
+
+    def __init__(self, in_shape, groups=("translation", "rotation"), centre=None):
+        self.in_shape = tuple(int(s) for s in in_shape)
+        self.ndim = len(self.in_shape)
+        self.groups = [str(g) for g in groups]
+        c = [(s - 1) / 2 for s in self.in_shape] if centre is None else [float(v) for v in centre]
+        if len(c) != self.ndim:
+            raise ValueError(f"centre needs {self.ndim} values")
+        self.centre = (c + [0.0, 0.0])[:3]
+        self.names = list(_core.affine_model_names(self.ndim, self.groups))  # validates the groups
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def _eval(self, theta):
+        theta = [float(v) for v in np.atleast_1d(theta)]
+        if len(theta) != self.size:
+            raise ValueError(f"{self.size} parameters expected ({', '.join(self.names)}), got {len(theta)}")
+        M, J, _ = _core.affine_model(self.ndim, self.groups, self.centre, theta)
+        return np.asarray(M), [np.asarray(j) for j in J]
+
+    def matrix(self, theta) -> np.ndarray:
+        """The 4x4 output-voxel -> input-voxel matrix for parameters ``theta``."""
+        return self._eval(theta)[0]
+
+    def jacobian(self, theta):
+        """d(matrix)/d(theta_j), one 4x4 per parameter (exact, by automatic differentiation)."""
+        return self._eval(theta)[1]
+
+    def select(self, wrt):
+        """Indices of the parameters named (or of the groups named) in ``wrt``; all when None."""
+        if wrt is None:
+            return list(range(self.size))
+        idx = []
+        for w in wrt:
+            hits = [i for i, n in enumerate(self.names) if n == w or n.split("_")[0] == w or
+                    (w == "shear" and n.startswith("shear")) or (w == "matrix" and n.startswith("matrix"))]
+            if not hits:
+                raise ValueError(f"unknown parameter {w!r} (have {', '.join(self.names)})")
+            idx += hits
+        return idx
+
+
+def affine_param_jvp(image, model: AffineModel, theta, dtheta, shape=None, degree=3, mode: str = "constant"):
+    """Exact derivative of the warp x -> image(M(theta) x) along ``dtheta``."""
+    a = _float_array(image)
+    shape = list(a.shape) if shape is None else [int(s) for s in np.atleast_1d(shape)]
+    M, J = model._eval(theta)
+    dM = sum(float(d) * j for d, j in zip(np.atleast_1d(dtheta), J))
+    return _core.affine_jvp(a, M, np.asarray(dM, dtype=np.float64), shape, _order(degree), _mode(mode))
+
+
+def affine_param_vjp(image, model: AffineModel, theta, ybar, degree=3, mode: str = "constant") -> np.ndarray:
+    """Exact gradient of <ybar, warp(image; theta)> with respect to the parameters theta."""
+    a = _float_array(image)
+    M, J = model._eval(theta)
+    G = np.asarray(_core.affine_moments(a, M, np.asarray(ybar, dtype=a.dtype), _order(degree), _mode(mode)))
+    return np.array([float(np.sum(j[:3, :] * G)) for j in J])
+
+
+def AffineWarpOperator(matrix=None, in_shape=None, out_shape=None, degree=3, mode: str = "constant",
+                       dtype=np.float64, model: Optional[AffineModel] = None, theta=None):
+    """The affine warp (output voxel -> input voxel ``matrix``, or ``model`` at parameters
+    ``theta``) as a LinearOperator, like :func:`WarpOperator`. With a model, ``op.derivative(x,
+    wrt=None)`` gives the derivative of the warped image of x with respect to the parameters (all,
+    or those named in ``wrt``: parameter or group names), shape (*out_shape, n)."""
     LinearOperator = _linear_operator_base()
+    if model is not None:
+        in_shape = model.in_shape if in_shape is None else in_shape
+        matrix = model.matrix(theta if theta is not None else [0.0] * model.size)
+    if matrix is None or in_shape is None:
+        raise ValueError("give matrix and in_shape, or model (and theta)")
     in_shape = tuple(int(s) for s in in_shape)
     out_shape = in_shape if out_shape is None else tuple(int(s) for s in out_shape)
     m = _voxel_matrix(matrix, len(in_shape))
@@ -438,5 +515,17 @@ def AffineWarpOperator(matrix, in_shape, out_shape=None, degree=3, mode: str = "
 
         def _adjoint(self, y):
             return adjoint_affine_warp(y, m, in_shape, degree, mode)
+
+        def derivative(self, x, wrt=None):
+            if model is None:
+                raise ValueError("derivative needs the operator built from an AffineModel")
+            x = np.asarray(x, dtype=self.dtype).reshape(in_shape, order="F")
+            th = theta if theta is not None else [0.0] * model.size
+            cols = []
+            for i in model.select(wrt):
+                e = np.zeros(model.size)
+                e[i] = 1.0
+                cols.append(affine_param_jvp(x, model, th, e, out_shape, degree, mode))
+            return np.stack(cols, -1)
 
     return _Op()

@@ -135,9 +135,10 @@ template <class T> void check_output_grid(ImageView<const T> field, const int64_
 /// Calls sink(i, j, k, value, grad) for every voxel of the output grid `dims`, with the value and
 /// gradient of the interpolated image at the voxel's warped point. Rows are the unit of work.
 template <class T, class Sink>
-void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field, const int64_t* dims, Sink&& sink) {
+void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field, const int64_t* dims, Sink&& sink,
+                              const double* M = nullptr) {
   const auto cv = c.image.view();
-  const PointOf<T> point{field, nullptr, c.ndim};
+  const PointOf<T> point{field, M, c.ndim};
   detail::dispatch_kernel(c.order, c.ndim, [&]<int K, int D>() {
     parallel_for(dims[1] * dims[2], kRowGrain, [&](int64_t r0, int64_t r1) {
       double x[3] = {0, 0, 0};
@@ -147,7 +148,7 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
           std::array<T, 3> g{};
           point(i, j, k, x);
           const T v = detail::evaluate_point<K, D, T, true>(cv.data, cv.dims, cv.strides, x, c.mode, c.pad, T(c.cval), g.data());
-          sink(i, j, k, v, g);
+          sink(r0, i, j, k, v, g);
         }
       }
     });
@@ -322,7 +323,7 @@ void warp_displacement_gradient(const Coefficients<T>& c, ImageView<const T> fie
   check_output_grid(field, grad.dims, c.ndim, "warp gradient");
   VX_CHECK(grad.dims[3] == c.ndim, InvalidArgument, "warp gradient: the gradient needs ", c.ndim, " components");
   const int nd = c.ndim;
-  for_each_warped_gradient(c, field, grad.dims, [&](int64_t i, int64_t j, int64_t k, T v, const std::array<T, 3>& g) {
+  for_each_warped_gradient(c, field, grad.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T v, const std::array<T, 3>& g) {
     if (value.data) value(i, j, k) = v;
     for (int d = 0; d < nd; ++d) grad(i, j, k, d) = g[d];
   });
@@ -333,7 +334,7 @@ void warp_displacement_jvp(const Coefficients<T>& c, ImageView<const T> field, I
   check_output_grid(field, out.dims, c.ndim, "warp JVP");
   check_output_grid(du, out.dims, c.ndim, "warp JVP (tangent)");
   const int nd = c.ndim;
-  for_each_warped_gradient(c, field, out.dims, [&](int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
+  for_each_warped_gradient(c, field, out.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
     T s = 0;
     for (int d = 0; d < nd; ++d) s += g[d] * du(i, j, k, d);
     out(i, j, k) = s;
@@ -345,10 +346,43 @@ void warp_displacement_vjp(const Coefficients<T>& c, ImageView<const T> field, I
   check_output_grid(field, ybar.dims, c.ndim, "warp VJP");
   check_output_grid(ImageView<const T>(out), ybar.dims, c.ndim, "warp VJP (output)");
   const int nd = c.ndim;
-  for_each_warped_gradient(c, field, ybar.dims, [&](int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
+  for_each_warped_gradient(c, field, ybar.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
     const T b = ybar(i, j, k);
     for (int d = 0; d < nd; ++d) out(i, j, k, d) = b * g[d];
   });
+}
+
+template <class T>
+void warp_affine_jvp(const Coefficients<T>& c, const double* M, const double* dM, ImageView<T> out) {
+  const int nd = c.ndim;
+  for_each_warped_gradient(c, ImageView<const T>{}, out.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T,
+                                                                 const std::array<T, 3>& g) {
+    T s = 0;
+    for (int d = 0; d < nd; ++d)
+      s += g[d] * T(dM[4 * d] * double(i) + dM[4 * d + 1] * double(j) + dM[4 * d + 2] * double(k) + dM[4 * d + 3]);
+    out(i, j, k) = s;
+  }, M);
+}
+
+template <class T>
+void warp_affine_moments(const Coefficients<T>& c, const double* M, ImageView<const T> ybar, double* G) {
+  const int nd = c.ndim;
+  const int64_t rows = ybar.dims[1] * ybar.dims[2];
+  std::vector<std::array<double, 12>> block(static_cast<size_t>((rows + kRowGrain - 1) / kRowGrain));
+  for (auto& b : block) b.fill(0.0);
+  for_each_warped_gradient(c, ImageView<const T>{}, ybar.dims, [&](int64_t r0, int64_t i, int64_t j, int64_t k, T,
+                                                                   const std::array<T, 3>& g) {
+    auto& b = block[static_cast<size_t>(r0 / kRowGrain)];
+    const double w = double(ybar(i, j, k));
+    const double x[4] = {double(i), double(j), double(k), 1.0};
+    for (int a = 0; a < nd; ++a) {
+      const double wg = w * double(g[a]);
+      for (int e = 0; e < 4; ++e) b[static_cast<size_t>(4 * a + e)] += wg * x[e];
+    }
+  }, M);
+  for (int q = 0; q < 12; ++q) G[q] = 0.0;
+  for (const auto& b : block)
+    for (int q = 0; q < 12; ++q) G[q] += b[static_cast<size_t>(q)];
 }
 
 #define VX_INSTANTIATE(T)                                                                                        \
@@ -357,7 +391,9 @@ void warp_displacement_vjp(const Coefficients<T>& c, ImageView<const T> field, I
   template void warp_affine_adjoint(ImageView<const T>, const double*, int, int, Mode, ImageView<T>);             \
   template void warp_displacement_gradient(const Coefficients<T>&, ImageView<const T>, ImageView<T>, ImageView<T>); \
   template void warp_displacement_jvp(const Coefficients<T>&, ImageView<const T>, ImageView<const T>, ImageView<T>); \
-  template void warp_displacement_vjp(const Coefficients<T>&, ImageView<const T>, ImageView<const T>, ImageView<T>);
+  template void warp_displacement_vjp(const Coefficients<T>&, ImageView<const T>, ImageView<const T>, ImageView<T>); \
+  template void warp_affine_jvp(const Coefficients<T>&, const double*, const double*, ImageView<T>);             \
+  template void warp_affine_moments(const Coefficients<T>&, const double*, ImageView<const T>, double*);
 VX_INSTANTIATE(float)
 VX_INSTANTIATE(double)
 #undef VX_INSTANTIATE

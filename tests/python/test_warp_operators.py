@@ -157,3 +157,60 @@ def test_bad_input():
         vx.adjoint_warp(img, np.zeros((10, 11, 2)), (10, 12))
     with pytest.raises(ValueError, match="matrix must be"):
         vx.affine_warp(img, np.eye(5))
+
+
+# ---------------------------------------------------------------- affine parameters
+
+
+def _smooth3(shape):
+    g = np.meshgrid(*[np.linspace(0, 3, s) for s in shape], indexing="ij")
+    return np.sin(2 * g[0]) + np.cos(1.5 * g[1]) + (np.sin(g[2]) if len(shape) > 2 else 0)
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [["translation"], ["translation", "rotation"], ["translation", "versor", "zoom", "shear"], ["rotation", "zoom"],
+     ["matrix", "translation"]],
+)
+@pytest.mark.parametrize("degree", [1, 3, "keys"])
+def test_affine_parameter_jvp_vjp(groups, degree):
+    rng = np.random.default_rng(len(groups))
+    shape = (20, 18, 16)
+    x = _smooth3(shape)
+    m = vx.AffineModel(shape, groups)
+    th = rng.uniform(-0.1, 0.1, m.size)
+    dth = rng.standard_normal(m.size)
+    h = 1e-6
+    warp_at = lambda t: vx.affine_warp(x, m.matrix(t), shape, degree, "mirror")  # noqa: E731
+    fd = (warp_at(th + h * dth) - warp_at(th - h * dth)) / (2 * h)
+    jvp = vx.affine_param_jvp(x, m, th, dth, None, degree, "mirror")
+    tol = 1e-6 if degree != 1 else 1e-4  # linear interpolation has kinks at the nodes
+    assert np.abs(jvp - fd).mean() <= tol * np.abs(jvp).mean()
+    ybar = rng.standard_normal(shape)
+    g = vx.affine_param_vjp(x, m, th, ybar, degree, "mirror")
+    assert abs(g @ dth - np.vdot(jvp, ybar)) <= 1e-10 * abs(np.vdot(jvp, ybar))
+
+
+def test_affine_model_2d_and_operator_derivative():
+    shape = (30, 26)
+    x = _smooth3(shape)
+    m = vx.AffineModel(shape, ["translation", "rotation", "zoom", "shear"])
+    assert m.names == ["translation_x", "translation_y", "rotation", "zoom_x", "zoom_y", "shear"]
+    th = np.array([1.0, -2.0, 0.1, 0.05, -0.05, 0.02])
+    M = m.matrix(th)
+    c = np.array([(s - 1) / 2 for s in shape])
+    # the centre maps to itself plus the translation
+    np.testing.assert_allclose(M[:2, :2] @ c + M[:2, 3], c + th[:2], atol=1e-12)
+    op = vx.AffineWarpOperator(model=m, theta=th, degree=3, mode="nearest")
+    cols = op.derivative(x, wrt=["translation", "rotation"])
+    assert cols.shape == shape + (3,)
+    for q, i in enumerate([0, 1, 2]):
+        e = np.zeros(m.size)
+        e[i] = 1.0
+        np.testing.assert_allclose(cols[..., q], vx.affine_param_jvp(x, m, th, e, None, 3, "nearest"))
+    with pytest.raises(ValueError, match="unknown parameter"):
+        op.derivative(x, wrt=["spin"])
+    with pytest.raises(ValueError, match="unknown parameter group"):
+        vx.AffineModel(shape, ["translation", "twist"])
+    with pytest.raises(ValueError, match="do not combine"):
+        vx.AffineModel((5, 5, 5), ["matrix", "rotation"])

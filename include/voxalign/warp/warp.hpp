@@ -49,4 +49,15 @@ template <class T>
 void warp_displacement_vjp(const Coefficients<T>& c, ImageView<const T> field, ImageView<const T> ybar,
                            ImageView<T> out);
 
+/// Derivative of the affine warp out(x) = f(M x) along a change dM of the matrix (for example
+/// d(matrix)/d(theta_j) from affine_model_jacobian): out(x) = grad f(M x) . (dM x).
+template <class T>
+void warp_affine_jvp(const Coefficients<T>& c, const double* M, const double* dM, ImageView<T> out);
+
+/// The moments from which every affine-parameter VJP follows: G[4a + b] = sum_x ybar(x)
+/// (df/dx_a)(M x) [i, j, k, 1]_b, so that d<ybar, warp>/d(theta_j) = sum_ab dM_j[a][b] G[4a + b].
+/// Summed in fixed blocks: bit-identical for any thread count.
+template <class T>
+void warp_affine_moments(const Coefficients<T>& c, const double* M, ImageView<const T> ybar, double* G);
+
 } // namespace voxalign
