@@ -437,6 +437,83 @@ nb::ndarray<nb::numpy, double, nb::shape<3, 4>> py_affine_moments(InArr<T> a, Ma
   return nb::ndarray<nb::numpy, double, nb::shape<3, 4>>(G, {3, 4}, owner);
 }
 
+template <class T>
+nb::tuple py_warp_matrix(std::vector<int64_t> out_shape, std::vector<int64_t> in_shape, std::optional<InArr<T>> field,
+                         std::optional<Mat44> M, int order, const std::string& mode) {
+  const int nd = int(in_shape.size());
+  if (nd < 1 || nd > 3 || int(out_shape.size()) != nd) throw InvalidArgument("shapes must have 1 to 3 equal-length entries");
+  const Mode md = parse_mode(mode);
+  const int pad = coefficient_pad(order, md);
+  int64_t od[4] = {1, 1, 1, 1}, cd[3] = {1, 1, 1};
+  for (int d = 0; d < nd; ++d) od[d] = out_shape[size_t(d)], cd[d] = in_shape[size_t(d)] + 2 * pad;
+  ImageView<const T> fv;
+  double m[16];
+  if (field) fv = field_view(*field, nd, "field");
+  else if (M) rowmajor16(*M, m);
+  else throw InvalidArgument("give a field or a matrix");
+  CsrMatrix c;
+  {
+    nb::gil_scoped_release release;
+    c = warp_matrix<T>(od, cd, nd, order, md, pad, fv, field ? nullptr : m);
+  }
+  auto vec_i = [](std::vector<int64_t>&& v) {
+    auto* h = new std::vector<int64_t>(std::move(v));
+    nb::capsule own(h, [](void* p) noexcept { delete static_cast<std::vector<int64_t>*>(p); });
+    return nb::ndarray<nb::numpy, int64_t>(h->data(), {h->size()}, own);
+  };
+  auto* hd = new std::vector<double>(std::move(c.data));
+  nb::capsule own(hd, [](void* p) noexcept { delete static_cast<std::vector<double>*>(p); });
+  nb::ndarray<nb::numpy, double> data(hd->data(), {hd->size()}, own);
+  std::vector<int64_t> cshape(cd, cd + nd);
+  return nb::make_tuple(data, vec_i(std::move(c.indices)), vec_i(std::move(c.indptr)), c.rows, c.cols, cshape, pad);
+}
+
+template <class T>
+nb::tuple py_invert_field(InArr<T> field, int order, int iterations, double tol) {
+  const int nd = int(field.ndim()) - 1;
+  const ImageView<const T> fv = field_view(field, nd, "field");
+  std::vector<size_t> shape;
+  for (int d = 0; d <= nd; ++d) shape.push_back(size_t(field.shape(size_t(d))));
+  T* data;
+  nb::ndarray<nb::numpy, T> out;
+  ImageView<T> ov = output_of<T>(shape, &data, out);
+  // components in dims[3] of the view
+  ov.dims[3] = nd;
+  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
+  int64_t s = 1;
+  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
+  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
+  ov.strides[3] = s;
+  int its;
+  {
+    nb::gil_scoped_release release;
+    its = invert_displacement<T>(fv, nd, order, iterations, tol, ov);
+  }
+  return nb::make_tuple(out, its);
+}
+
+template <class T> nb::ndarray<nb::numpy, T> py_fd_gradient(InArr<T> a) {
+  const int nd = int(a.ndim());
+  const ImageView<const T> v = view_of<T>(a, 3, "array");
+  std::vector<size_t> shape;
+  for (int d = 0; d < nd; ++d) shape.push_back(size_t(a.shape(size_t(d))));
+  shape.push_back(size_t(nd));
+  T* data;
+  nb::ndarray<nb::numpy, T> out;
+  ImageView<T> ov = output_of<T>(shape, &data, out);
+  ov.dims[3] = nd;
+  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
+  int64_t s = 1;
+  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
+  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
+  ov.strides[3] = s;
+  {
+    nb::gil_scoped_release release;
+    finite_difference_gradient<T>(v, nd, ov);
+  }
+  return out;
+}
+
 NB_MODULE(_voxalign, m) {
   m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
@@ -457,6 +534,11 @@ NB_MODULE(_voxalign, m) {
   m.def("affine_adjoint", &py_affine_adjoint<double>);
   m.def("affine_adjoint", &py_affine_adjoint<float>);
   m.def("affine_model", &py_affine_model);
+  m.def("warp_matrix", &py_warp_matrix<double>);
+  m.def("invert_field", &py_invert_field<double>);
+  m.def("invert_field", &py_invert_field<float>);
+  m.def("fd_gradient", &py_fd_gradient<double>);
+  m.def("fd_gradient", &py_fd_gradient<float>);
   m.def("affine_model_names", [](int ndim, std::vector<std::string> groups) {
     AffineModel am;
     am.ndim = ndim;

@@ -21,6 +21,7 @@ __all__ = [
     "n4", "otsu_mask", "otsu_threshold",
     "warp", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp", "adjoint_affine_warp",
     "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
+    "warp_matrix", "invert_field", "approx_adjoint_warp", "approx_warp_jvp",
     "MODES", "__version__",
 ]
 __version__ = "0.1.0"
@@ -529,3 +530,54 @@ def AffineWarpOperator(matrix=None, in_shape=None, out_shape=None, degree=3, mod
             return np.stack(cols, -1)
 
     return _Op()
+
+
+def warp_matrix(in_shape, field=None, matrix=None, out_shape=None, degree=1, mode: str = "constant"):
+    """The warp's evaluation matrix as a scipy.sparse.csr_matrix: rows are output voxels, columns
+    entries of the spline coefficient grid, both flattened in Fortran (NIfTI) order.
+
+    For degree 0, 1 and "keys" the coefficients are the image itself, so ``E @ x.ravel("F")`` is the
+    warp. For degree >= 2 the warp is ``E @ c`` with ``c = spline_coefficients(x, degree, mode).array``
+    (which carries ``pad`` samples per side for modes nearest/grid-constant); the prefilter is not
+    sparse, so it is not folded into the matrix."""
+    from scipy.sparse import csr_matrix
+
+    in_shape = [int(s) for s in in_shape]
+    nd = len(in_shape)
+    f = None if field is None else _field(field, nd, np.float64)
+    out_shape = list(f.shape[:-1]) if f is not None else ([int(s) for s in out_shape] if out_shape else in_shape)
+    m = None if matrix is None else _voxel_matrix(matrix, nd)
+    data, indices, indptr, rows, cols, _, _ = _core.warp_matrix(out_shape, in_shape, f, m, _order(degree), _mode(mode))
+    return csr_matrix((np.asarray(data), np.asarray(indices), np.asarray(indptr)), shape=(rows, cols))
+
+
+def invert_field(field, degree=3, iterations: int = 50, tol: float = 1e-4, return_iterations: bool = False):
+    """Inverse of a displacement field (voxels, shape (*grid, ndim)) by fixed-point iteration
+    v(x) = -u(x + v(x)), u interpolated with ``degree`` (edge values beyond the grid), until the
+    largest update is below ``tol`` voxels."""
+    f = np.asfortranarray(field)
+    if f.dtype not in (np.float32, np.float64):
+        f = f.astype(np.float64, order="F")
+    inv, its = _core.invert_field(f, _order(degree), int(iterations), float(tol))
+    return (inv, its) if return_iterations else inv
+
+
+def approx_adjoint_warp(y, field, degree=3, mode: str = "constant", method: str = "negative"):
+    """The usual approximations of the adjoint, for comparison with :func:`adjoint_warp`: warping
+    by -u ("negative") or by the inverse field ("inverse"). Neither is the transpose."""
+    yv = _float_array(y)
+    f = _field(field, yv.ndim, yv.dtype)
+    if method == "negative":
+        return warp(yv, -f, degree, mode)
+    if method == "inverse":
+        return warp(yv, invert_field(f, degree), degree, mode)
+    raise ValueError(f"method must be 'negative' or 'inverse', not {method!r}")
+
+
+def approx_warp_jvp(image, field, dfield, degree=3, mode: str = "constant"):
+    """The usual approximation of the derivative, for comparison with :func:`warp_jvp`: the
+    finite-difference gradient of the warped image, dotted with the field change."""
+    a = _float_array(image)
+    f = _field(field, a.ndim, a.dtype)
+    g = _core.fd_gradient(warp(a, f, degree, mode))
+    return np.einsum("...d,...d->...", g, np.asarray(dfield, dtype=a.dtype))

@@ -15,6 +15,7 @@
 #include "../spline/evaluate.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
+#include "voxalign/spline/interpolate.hpp"
 
 namespace voxalign {
 namespace {
@@ -385,6 +386,150 @@ void warp_affine_moments(const Coefficients<T>& c, const double* M, ImageView<co
     for (int q = 0; q < 12; ++q) G[q] += b[static_cast<size_t>(q)];
 }
 
+template <class T>
+CsrMatrix warp_matrix(const int64_t* out_dims, const int64_t* cd, int nd, int order, Mode mode, int pad,
+                      ImageView<const T> field, const double* M) {
+  if (field.data) check_output_grid(field, out_dims, nd, "warp matrix");
+  const int64_t cs[3] = {1, cd[0], cd[0] * cd[1]};
+  const int64_t nx = out_dims[0], ny = out_dims[1], nz = out_dims[2], rows = ny * nz, nrow = nx * rows;
+  CsrMatrix m;
+  m.rows = nrow;
+  m.cols = cd[0] * cd[1] * cd[2];
+  m.indptr.assign(static_cast<size_t>(nrow + 1), 0);
+  const PointOf<T> point{field, M, nd};
+  detail::dispatch_kernel(order, nd, [&]<int K, int D>() {
+    constexpr int W = kernel_taps(K);
+    // Entries of one output voxel: (column, weight), folded duplicates merged, ascending.
+    auto entries = [&](int64_t i, int64_t j, int64_t k, std::vector<std::pair<int64_t, double>>& e) {
+      e.clear();
+      double x[3] = {0, 0, 0};
+      point(i, j, k, x);
+      detail::Stencil<K, D, double> st;
+      if (!detail::make_stencil<K, D, double, false>(x, cd, cs, mode, pad, st)) return;
+      const bool gc = st.any_gc_out;
+      for (int kk = 0; kk < (D == 3 ? W : 1); ++kk) {
+        if (D == 3 && gc && st.gc_out[D == 3 ? 2 : 0][kk]) continue;
+        const double wz = D == 3 ? st.w[D == 3 ? 2 : 0][kk] : 1.0;
+        const int64_t oz = D == 3 ? st.off[D == 3 ? 2 : 0][kk] : 0;
+        for (int jj = 0; jj < (D >= 2 ? W : 1); ++jj) {
+          if (D >= 2 && gc && st.gc_out[D >= 2 ? 1 : 0][jj]) continue;
+          const double wy = D >= 2 ? st.w[D >= 2 ? 1 : 0][jj] : 1.0;
+          const int64_t oy = D >= 2 ? st.off[D >= 2 ? 1 : 0][jj] : 0;
+          for (int ii = 0; ii < W; ++ii) {
+            if (gc && st.gc_out[0][ii]) continue;
+            e.emplace_back(oz + oy + st.off[0][ii], wz * wy * st.w[0][ii]);
+          }
+        }
+      }
+      std::sort(e.begin(), e.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      size_t w = 0;
+      for (size_t q = 0; q < e.size(); ++q) {
+        if (w > 0 && e[w - 1].first == e[q].first) e[w - 1].second += e[q].second;
+        else e[w++] = e[q];
+      }
+      e.resize(w);
+    };
+    parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      std::vector<std::pair<int64_t, double>> e;
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t i = 0; i < nx; ++i) {
+          entries(i, r % ny, r / ny, e);
+          m.indptr[static_cast<size_t>(r * nx + i + 1)] = int64_t(e.size());
+        }
+    });
+    for (int64_t q = 0; q < nrow; ++q) m.indptr[static_cast<size_t>(q + 1)] += m.indptr[static_cast<size_t>(q)];
+    m.indices.resize(static_cast<size_t>(m.indptr.back()));
+    m.data.resize(m.indices.size());
+    parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+      std::vector<std::pair<int64_t, double>> e;
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t i = 0; i < nx; ++i) {
+          entries(i, r % ny, r / ny, e);
+          int64_t p = m.indptr[static_cast<size_t>(r * nx + i)];
+          for (const auto& [col, w] : e) m.indices[static_cast<size_t>(p)] = col, m.data[static_cast<size_t>(p++)] = w;
+        }
+    });
+  });
+  return m;
+}
+
+template <class T>
+int invert_displacement(ImageView<const T> field, int nd, int order, int iterations, double tol, ImageView<T> inv) {
+  VX_CHECK(field.dims[3] == nd && inv.dims[3] == nd, InvalidArgument, "invert field: ", nd, " components expected");
+  for (int d = 0; d < 3; ++d)
+    VX_CHECK(inv.dims[d] == field.dims[d], InvalidArgument, "invert field: output grid differs from the field's");
+  // One spline per component of u (mode 'nearest': the field is extended by its edge values).
+  std::vector<Coefficients<T>> cu;
+  for (int d = 0; d < nd; ++d) cu.push_back(spline_coefficients<T>(field.frame(d), nd, order, Mode::Nearest, 0.0));
+  const int64_t* dims = field.dims;
+  const int64_t rows = dims[1] * dims[2];
+  for (int64_t k = 0; k < dims[2]; ++k)
+    for (int64_t j = 0; j < dims[1]; ++j)
+      for (int64_t i = 0; i < dims[0]; ++i)
+        for (int d = 0; d < nd; ++d) inv(i, j, k, d) = -field(i, j, k, d);
+  const int64_t nblocks = (rows + kRowGrain - 1) / kRowGrain;
+  std::vector<double> change(static_cast<size_t>(nblocks));
+  int it = 0;
+  while (it < iterations) {
+    ++it;
+    std::fill(change.begin(), change.end(), 0.0);
+    // Jacobi step: every voxel from the previous iterate (a copy), so the order does not matter.
+    Geometry g;
+    g.dims = {dims[0], dims[1], dims[2], int64_t(nd)};
+    Image<T> prev(g, no_init);
+    for (int64_t k = 0; k < dims[2]; ++k)
+      for (int64_t j = 0; j < dims[1]; ++j)
+        for (int64_t i = 0; i < dims[0]; ++i)
+          for (int d = 0; d < nd; ++d) prev.view()(i, j, k, d) = inv(i, j, k, d);
+    const ImageView<const T> pv = prev.view();
+    detail::dispatch_kernel(order, nd, [&]<int K, int D>() {
+      parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+        double worst = 0.0;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t j = r % dims[1], k = r / dims[1];
+          for (int64_t i = 0; i < dims[0]; ++i) {
+            const int64_t idx[3] = {i, j, k};
+            double x[3] = {0, 0, 0};
+            for (int d = 0; d < D; ++d) x[d] = double(idx[d]) + double(pv(i, j, k, d));
+            for (int d = 0; d < D; ++d) {
+              const auto cv = cu[static_cast<size_t>(d)].image.view();
+              const T v = -detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, Mode::Nearest,
+                                                                  cu[static_cast<size_t>(d)].pad, T(0), nullptr);
+              worst = std::max(worst, std::abs(double(v) - double(pv(i, j, k, d))));
+              inv(i, j, k, d) = v;
+            }
+          }
+        }
+        change[static_cast<size_t>(r0 / kRowGrain)] = worst;
+      });
+    });
+    if (*std::max_element(change.begin(), change.end()) < tol) break;
+  }
+  return it;
+}
+
+template <class T> void finite_difference_gradient(ImageView<const T> f, int nd, ImageView<T> out) {
+  const int64_t* n = f.dims;
+  parallel_for(n[1] * n[2], kRowGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t j = r % n[1], k = r / n[1];
+      for (int64_t i = 0; i < n[0]; ++i) {
+        const int64_t idx[3] = {i, j, k};
+        for (int d = 0; d < nd; ++d) {
+          if (n[d] < 2) {
+            out(i, j, k, d) = T(0);
+            continue;
+          }
+          int64_t lo[3] = {i, j, k}, hi[3] = {i, j, k};
+          lo[d] = std::max<int64_t>(idx[d] - 1, 0);
+          hi[d] = std::min<int64_t>(idx[d] + 1, n[d] - 1);
+          out(i, j, k, d) = (f(hi[0], hi[1], hi[2]) - f(lo[0], lo[1], lo[2])) / T(hi[d] - lo[d]);
+        }
+      }
+    }
+  });
+}
+
 #define VX_INSTANTIATE(T)                                                                                        \
   template void scatter_points(Coefficients<T>&, ImageView<const T>, ImageView<const T>, const double*);          \
   template void warp_displacement_adjoint(ImageView<const T>, ImageView<const T>, int, int, Mode, ImageView<T>);  \
@@ -393,7 +538,11 @@ void warp_affine_moments(const Coefficients<T>& c, const double* M, ImageView<co
   template void warp_displacement_jvp(const Coefficients<T>&, ImageView<const T>, ImageView<const T>, ImageView<T>); \
   template void warp_displacement_vjp(const Coefficients<T>&, ImageView<const T>, ImageView<const T>, ImageView<T>); \
   template void warp_affine_jvp(const Coefficients<T>&, const double*, const double*, ImageView<T>);             \
-  template void warp_affine_moments(const Coefficients<T>&, const double*, ImageView<const T>, double*);
+  template void warp_affine_moments(const Coefficients<T>&, const double*, ImageView<const T>, double*);          \
+  template CsrMatrix warp_matrix(const int64_t*, const int64_t*, int, int, Mode, int, ImageView<const T>,          \
+                                 const double*);                                                                  \
+  template int invert_displacement(ImageView<const T>, int, int, int, double, ImageView<T>);                      \
+  template void finite_difference_gradient(ImageView<const T>, int, ImageView<T>);
 VX_INSTANTIATE(float)
 VX_INSTANTIATE(double)
 #undef VX_INSTANTIATE

@@ -214,3 +214,61 @@ def test_affine_model_2d_and_operator_derivative():
         vx.AffineModel(shape, ["translation", "twist"])
     with pytest.raises(ValueError, match="do not combine"):
         vx.AffineModel((5, 5, 5), ["matrix", "rotation"])
+
+
+# ---------------------------------------------------------------- sparse matrix, inversion, approximations
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+@pytest.mark.parametrize("degree", [0, 1, 2, 3, 5, "keys"])
+@pytest.mark.parametrize("mode", ["constant", "grid-constant", "nearest", "mirror", "reflect", "wrap", "grid-wrap"])
+def test_sparse_matrix_equals_matrix_free(nd, degree, mode):
+    rng = np.random.default_rng(7)
+    shape = SHAPES[nd]
+    x = rng.standard_normal(shape)
+    u = field(rng, shape)
+    E = vx.warp_matrix(shape, field=u, degree=degree, mode=mode)
+    c = vx.spline_coefficients(x, degree, mode).array if degree not in (0, 1, "keys") else x
+    got = (E @ np.asarray(c).ravel(order="F")).reshape(shape, order="F")
+    ref = vx.warp(x, u, degree, mode)
+    assert np.abs(got - ref).max() <= 1e-12 * max(1.0, np.abs(ref).max())
+    # affine, onto another grid
+    A = np.eye(nd + 1)
+    A[:nd, nd] = 0.7
+    A[0, 1] = 0.1
+    out_shape = tuple(s + 2 for s in shape)
+    E = vx.warp_matrix(shape, matrix=A, out_shape=out_shape, degree=degree, mode=mode)
+    got = (E @ np.asarray(c).ravel(order="F")).reshape(out_shape, order="F")
+    assert np.abs(got - vx.affine_warp(x, A, out_shape, degree, mode)).max() <= 1e-12 * max(1.0, np.abs(ref).max())
+
+
+def test_field_inversion_composes_to_identity():
+    shape = (40, 36, 32)
+    g = np.meshgrid(*[np.arange(s, dtype=float) for s in shape], indexing="ij")
+    u = np.stack([2.5 * np.sin(g[1] / 6), 2.0 * np.cos(g[2] / 7), 1.5 * np.sin((g[0] + g[1]) / 8)], -1)
+    v, its = vx.invert_field(u, degree=3, iterations=100, tol=1e-6, return_iterations=True)
+    assert its < 100
+    # x + v(x) + u(x + v(x)) = x away from the edges (points pushed beyond the grid are clamped)
+    comp = v + np.stack([vx.warp(u[..., d], v, 3, "nearest") for d in range(3)], -1)
+    inner = (slice(5, -5),) * 3
+    assert np.abs(comp[inner]).max() < 0.01
+
+
+def test_approximations_are_worse_than_the_exact_operators():
+    rng = np.random.default_rng(8)
+    shape = (30, 28, 26)
+    g = np.meshgrid(*[np.arange(s, dtype=float) for s in shape], indexing="ij")
+    u = np.stack([2.0 * np.sin(g[1] / 5), 1.5 * np.cos(g[2] / 6), 1.0 * np.sin(g[0] / 7)], -1)
+    x = _smooth3(shape)
+    y = rng.standard_normal(shape)
+    Mx = vx.warp(x, u, 3, "mirror")
+    exact = abs(np.vdot(Mx, y) - np.vdot(x, vx.adjoint_warp(y, u, shape, 3, "mirror")))
+    for method in ("negative", "inverse"):
+        approx = abs(np.vdot(Mx, y) - np.vdot(x, vx.approx_adjoint_warp(y, u, 3, "mirror", method)))
+        assert approx > 1e3 * exact
+    du = rng.standard_normal(u.shape)
+    h = 1e-6
+    fd = (vx.warp(x, u + h * du, 3, "mirror") - vx.warp(x, u - h * du, 3, "mirror")) / (2 * h)
+    err_exact = np.abs(vx.warp_jvp(x, u, du, 3, "mirror") - fd).mean()
+    err_approx = np.abs(vx.approx_warp_jvp(x, u, du, 3, "mirror") - fd).mean()
+    assert err_approx > 100 * err_exact

@@ -60,4 +60,28 @@ void warp_affine_jvp(const Coefficients<T>& c, const double* M, const double* dM
 template <class T>
 void warp_affine_moments(const Coefficients<T>& c, const double* M, ImageView<const T> ybar, double* G);
 
+/// The evaluation matrix E_p of a warp in compressed sparse rows: row r = output voxel (x fastest),
+/// columns = entries of the coefficient grid `coef_dims` (the input's dims plus 2*pad on
+/// interpolated axes, x fastest), duplicate columns from folding merged, columns ascending. The warp
+/// is E_p applied to spline_coefficients(f) (for degree 0, 1 and Keys the coefficients are f
+/// itself). p(x) = x + u(x) from `field`, or M x when field.data is null.
+struct CsrMatrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<int64_t> indptr, indices;
+  std::vector<double> data;
+};
+template <class T>
+CsrMatrix warp_matrix(const int64_t* out_dims, const int64_t* coef_dims, int ndim, int order, Mode mode, int pad,
+                      ImageView<const T> field, const double* M);
+
+/// Inverse of a displacement field by fixed-point iteration: v(x) = -u(x + v(x)), u interpolated
+/// with `order` (mode 'nearest'), until the largest update is below `tol` voxels or `iterations`
+/// are done. Returns the number of iterations run; `inverse` (same dims as `field`) receives v.
+template <class T>
+int invert_displacement(ImageView<const T> field, int ndim, int order, int iterations, double tol, ImageView<T> inverse);
+
+/// Central-difference gradient of an image (one-sided at the edges), per voxel: out(x, d) for
+/// d < ndim. Used by the approximate derivative (the gradient of the warped image).
+template <class T> void finite_difference_gradient(ImageView<const T> image, int ndim, ImageView<T> out);
+
 } // namespace voxalign
