@@ -1,0 +1,51 @@
+// Solvers for the inverse problems the warp operators serve (docs/warp.md):
+// - Barzilai-Borwein projected gradient with bounds and an optional non-monotone line search,
+//   and its split variant with one step size per group of variables;
+// - Gauss-Newton (Levenberg-Marquardt damped) for small parameter vectors, from the normal
+//   equations J^T J, J^T r that the caller computes (so the Jacobian is never stored).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace voxalign {
+
+struct SolveResult {
+  std::vector<double> x;
+  double f = 0.0;               ///< objective at x
+  int iterations = 0;
+  int evaluations = 0;          ///< objective/gradient (or normal-equation) evaluations
+  bool converged = false;
+  std::vector<double> history;  ///< objective after each iteration
+};
+
+/// f(x, grad): the objective at x (n values), writing its gradient to grad.
+using ObjectiveGradient = std::function<double(const double* x, double* grad)>;
+
+struct BBOptions {
+  int max_iterations = 100;
+  double tol = 1e-6;            ///< stop when ||P(x - g) - x||_inf <= tol * max(1, ||x||_inf)
+  double f_tol = 0.0;           ///< or when the objective's relative decrease is below this
+  double step0 = 0.0;           ///< first step (0: 1 / ||g||_inf)
+  bool line_search = false;     ///< non-monotone (Grippo-Lampariello-Lucidi, memory 10) backtracking
+  std::vector<double> lower, upper; ///< bounds (empty: none; else one per variable)
+  std::vector<int> groups;      ///< split variant: group id per variable (empty: one group)
+};
+
+/// Barzilai-Borwein projected gradient (alternating BB1/BB2 steps, safeguarded).
+SolveResult bb_minimize(const ObjectiveGradient& fg, std::vector<double> x0, const BBOptions& o);
+
+/// normal(x, JtJ, Jtr): cost 0.5 ||r(x)||^2 at x, writing J^T J (n x n, row-major) and J^T r (n).
+using NormalEquations = std::function<double(const double* x, double* JtJ, double* Jtr)>;
+
+struct GNOptions {
+  int max_iterations = 50;
+  double tol = 1e-8;            ///< stop when the step's largest entry is below this
+  double f_tol = 1e-12;         ///< or the relative cost decrease is below this
+  double lambda0 = 0.0;         ///< initial Levenberg-Marquardt damping (0: plain Gauss-Newton first)
+};
+
+/// Gauss-Newton with Levenberg-Marquardt damping (the damping grows when a step raises the cost).
+SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x0, const GNOptions& o);
+
+} // namespace voxalign

@@ -1,0 +1,152 @@
+#include "voxalign/solve/solvers.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+
+#include "voxalign/core/error.hpp"
+
+namespace voxalign {
+namespace {
+
+double norm_inf(const std::vector<double>& v) {
+  double m = 0;
+  for (double a : v) m = std::max(m, std::abs(a));
+  return m;
+}
+
+} // namespace
+
+SolveResult bb_minimize(const ObjectiveGradient& fg, std::vector<double> x, const BBOptions& o) {
+  const size_t n = x.size();
+  VX_CHECK(n > 0, InvalidArgument, "bb_minimize: no variables");
+  VX_CHECK(o.lower.empty() || o.lower.size() == n, InvalidArgument, "bb_minimize: lower bounds need ", n, " values");
+  VX_CHECK(o.upper.empty() || o.upper.size() == n, InvalidArgument, "bb_minimize: upper bounds need ", n, " values");
+  VX_CHECK(o.groups.empty() || o.groups.size() == n, InvalidArgument, "bb_minimize: groups need ", n, " values");
+  int ngroups = 1;
+  for (int g : o.groups) {
+    VX_CHECK(g >= 0, InvalidArgument, "bb_minimize: group ids must be >= 0");
+    ngroups = std::max(ngroups, g + 1);
+  }
+  auto group = [&](size_t i) { return o.groups.empty() ? 0 : o.groups[i]; };
+  auto project = [&](std::vector<double>& v) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!o.lower.empty()) v[i] = std::max(v[i], o.lower[i]);
+      if (!o.upper.empty()) v[i] = std::min(v[i], o.upper[i]);
+    }
+  };
+  project(x);
+  SolveResult r;
+  std::vector<double> g(n), xn(n), gn(n);
+  double f = fg(x.data(), g.data());
+  ++r.evaluations;
+  // projected-gradient stationarity measure
+  auto stationarity = [&](const std::vector<double>& xv, const std::vector<double>& gv) {
+    std::vector<double> p(xv);
+    for (size_t i = 0; i < n; ++i) p[i] -= gv[i];
+    project(p);
+    double m = 0;
+    for (size_t i = 0; i < n; ++i) m = std::max(m, std::abs(p[i] - xv[i]));
+    return m;
+  };
+  std::vector<double> alpha(static_cast<size_t>(ngroups), o.step0 > 0 ? o.step0 : 1.0 / std::max(norm_inf(g), 1e-300));
+  constexpr double kMin = 1e-30, kMax = 1e30;
+  std::deque<double> recent{f};
+  for (int it = 0; it < o.max_iterations; ++it) {
+    if (stationarity(x, g) <= o.tol * std::max(1.0, norm_inf(x))) {
+      r.converged = true;
+      break;
+    }
+    double scale = 1.0, fnew = 0.0;
+    for (int tries = 0;; ++tries) {
+      for (size_t i = 0; i < n; ++i) xn[i] = x[i] - scale * alpha[static_cast<size_t>(group(i))] * g[i];
+      project(xn);
+      fnew = fg(xn.data(), gn.data());
+      ++r.evaluations;
+      if (!o.line_search) break;
+      double decrease = 0;
+      for (size_t i = 0; i < n; ++i) decrease += g[i] * (xn[i] - x[i]);
+      const double ref = *std::max_element(recent.begin(), recent.end());
+      if (fnew <= ref + 1e-4 * decrease || tries >= 30) break;
+      scale *= 0.5;
+    }
+    // BB steps per group from s = xn - x, y = gn - g (BB1 on even, BB2 on odd iterations)
+    std::vector<double> ss(static_cast<size_t>(ngroups), 0.0), sy(ss), yy(ss);
+    for (size_t i = 0; i < n; ++i) {
+      const double s = xn[i] - x[i], y = gn[i] - g[i];
+      const auto q = static_cast<size_t>(group(i));
+      ss[q] += s * s, sy[q] += s * y, yy[q] += y * y;
+    }
+    for (size_t q = 0; q < static_cast<size_t>(ngroups); ++q) {
+      if (sy[q] > 0) alpha[q] = std::clamp(it % 2 == 0 ? ss[q] / sy[q] : sy[q] / yy[q], kMin, kMax);
+      else if (ss[q] > 0) alpha[q] = std::min(alpha[q] * 2.0, kMax); // non-convex direction: grow cautiously
+    }
+    const double rel = std::abs(f - fnew) / std::max(std::abs(f), 1e-300);
+    x.swap(xn);
+    g.swap(gn);
+    f = fnew;
+    r.history.push_back(f);
+    r.iterations = it + 1;
+    recent.push_back(f);
+    if (recent.size() > 10) recent.pop_front();
+    if (o.f_tol > 0 && rel < o.f_tol) {
+      r.converged = true;
+      break;
+    }
+  }
+  r.x = std::move(x);
+  r.f = f;
+  return r;
+}
+
+SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x, const GNOptions& o) {
+  const int n = static_cast<int>(x.size());
+  VX_CHECK(n > 0, InvalidArgument, "gauss_newton: no parameters");
+  SolveResult r;
+  Eigen::MatrixXd H(n, n);
+  Eigen::VectorXd b(n);
+  std::vector<double> Hn(static_cast<size_t>(n * n)), bn(static_cast<size_t>(n)), xn(static_cast<size_t>(n));
+  double f = ne(x.data(), H.data(), b.data()); // row-major symmetric: the layout does not matter
+  ++r.evaluations;
+  double lambda = o.lambda0;
+  for (int it = 0; it < o.max_iterations; ++it) {
+    bool accepted = false;
+    double step_max = 0;
+    for (int tries = 0; tries < 20 && !accepted; ++tries) {
+      Eigen::MatrixXd A = H;
+      for (int i = 0; i < n; ++i) A(i, i) += lambda * std::max(H(i, i), 1e-12);
+      const Eigen::VectorXd d = A.ldlt().solve(-b);
+      if (!d.allFinite()) {
+        lambda = std::max(lambda * 10.0, 1e-6);
+        continue;
+      }
+      for (int i = 0; i < n; ++i) xn[static_cast<size_t>(i)] = x[static_cast<size_t>(i)] + d[i];
+      const double fnew = ne(xn.data(), Hn.data(), bn.data());
+      ++r.evaluations;
+      step_max = d.cwiseAbs().maxCoeff();
+      if (fnew <= f) {
+        const double rel = (f - fnew) / std::max(f, 1e-300);
+        x = xn;
+        H = Eigen::Map<Eigen::MatrixXd>(Hn.data(), n, n);
+        b = Eigen::Map<Eigen::VectorXd>(bn.data(), n);
+        f = fnew;
+        lambda *= 0.1;
+        accepted = true;
+        if (rel < o.f_tol) r.converged = true;
+      } else {
+        lambda = std::max(lambda * 10.0, 1e-6);
+      }
+    }
+    r.history.push_back(f);
+    r.iterations = it + 1;
+    if (!accepted || step_max < o.tol) r.converged = true;
+    if (r.converged) break;
+  }
+  r.x = std::move(x);
+  r.f = f;
+  return r;
+}
+
+} // namespace voxalign

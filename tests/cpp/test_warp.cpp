@@ -1,0 +1,89 @@
+// Warp operators in C++: the dot test for the displacement and affine warps (cubic, a folding
+// mode and the step-by-step transposed one), determinism of the scatter across thread counts, and
+// the solvers on a quadratic. The full matrix of cases is in tests/python/test_warp_operators.py.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "voxalign/core/parallel.hpp"
+#include "voxalign/solve/solvers.hpp"
+#include "voxalign/spline/interpolate.hpp"
+#include "voxalign/warp/warp.hpp"
+
+using namespace voxalign;
+
+namespace {
+Image<double> random_image(std::array<int64_t, 4> dims, unsigned seed, double scale = 1.0) {
+  Geometry g;
+  g.dims = dims;
+  Image<double> im(g);
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> n(0.0, scale);
+  for (int64_t q = 0; q < im.size(); ++q) im.data()[q] = n(rng);
+  return im;
+}
+double dot(const Image<double>& a, const Image<double>& b) {
+  double s = 0;
+  for (int64_t q = 0; q < a.size(); ++q) s += a.data()[q] * b.data()[q];
+  return s;
+}
+double norm(const Image<double>& a) { return std::sqrt(dot(a, a)); }
+} // namespace
+
+TEST(Warp, DotTestDisplacementAndAffine) {
+  const std::array<int64_t, 4> d{14, 12, 10, 1};
+  for (Mode mode : {Mode::Mirror, Mode::Reflect, Mode::GridConstant}) {
+    const Image<double> x = random_image(d, 1), y = random_image(d, 2);
+    const Image<double> u = random_image({14, 12, 10, 3}, 3, 2.0);
+    Image<double> mx(x.geometry()), mty(x.geometry());
+    const auto c = spline_coefficients<double>(x.view(), 3, 3, mode, 0.0);
+    warp_displacement<double>(c, u.view(), mx.view());
+    warp_displacement_adjoint<double>(y.view(), u.view(), 3, 3, mode, mty.view());
+    EXPECT_LE(std::abs(dot(mx, y) - dot(x, mty)), 1e-12 * norm(mx) * norm(y));
+    const double M[16] = {1.02, 0.1, 0, 0.7, -0.1, 0.98, 0.05, -1.2, 0, -0.05, 1.0, 0.4, 0, 0, 0, 1};
+    warp_affine<double>(c, M, mx.view());
+    warp_affine_adjoint<double>(y.view(), M, 3, 3, mode, mty.view());
+    EXPECT_LE(std::abs(dot(mx, y) - dot(x, mty)), 1e-12 * norm(mx) * norm(y));
+  }
+}
+
+TEST(Warp, AdjointBitIdenticalAcrossThreads) {
+  const std::array<int64_t, 4> d{33, 29, 40, 1};
+  const Image<double> y = random_image(d, 4), u = random_image({33, 29, 40, 3}, 5, 3.0);
+  Image<double> a(y.geometry()), b(y.geometry());
+  set_num_threads(1);
+  warp_displacement_adjoint<double>(y.view(), u.view(), 3, 3, Mode::Nearest, a.view());
+  set_num_threads(3);
+  warp_displacement_adjoint<double>(y.view(), u.view(), 3, 3, Mode::Nearest, b.view());
+  set_num_threads(0);
+  for (int64_t q = 0; q < a.size(); ++q) ASSERT_EQ(a.data()[q], b.data()[q]);
+}
+
+TEST(Solvers, BBAndGaussNewtonOnAQuadratic) {
+  // f(x) = 0.5 sum d_i x_i^2 - sum x_i, minimum at 1 / d_i
+  const std::vector<double> d{1, 3, 10, 30, 100};
+  ObjectiveGradient fg = [&](const double* x, double* g) {
+    double f = 0;
+    for (size_t i = 0; i < d.size(); ++i) f += 0.5 * d[i] * x[i] * x[i] - x[i], g[i] = d[i] * x[i] - 1;
+    return f;
+  };
+  BBOptions o;
+  o.max_iterations = 500;
+  o.tol = 1e-12;
+  const SolveResult r = bb_minimize(fg, std::vector<double>(5, 0.0), o);
+  EXPECT_TRUE(r.converged);
+  for (size_t i = 0; i < d.size(); ++i) EXPECT_NEAR(r.x[i], 1 / d[i], 1e-10);
+  NormalEquations ne = [&](const double* x, double* H, double* b) {
+    double c = 0;
+    for (size_t i = 0; i < d.size(); ++i) {
+      const double ri = std::sqrt(d[i]) * x[i] - 1 / std::sqrt(d[i]);
+      c += 0.5 * ri * ri;
+      for (size_t j = 0; j < d.size(); ++j) H[i * d.size() + j] = i == j ? d[i] : 0.0;
+      b[i] = std::sqrt(d[i]) * ri;
+    }
+    return c;
+  };
+  const SolveResult g = gauss_newton(ne, std::vector<double>(5, 0.0), GNOptions{});
+  for (size_t i = 0; i < d.size(); ++i) EXPECT_NEAR(g.x[i], 1 / d[i], 1e-12);
+}
