@@ -8,8 +8,8 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: compilers and libraries the build links, plus real data for the demo and tests.
 APT_PKGS := g++ make libeigen3-dev libnifti2-dev libcli11-dev libgtest-dev zlib1g-dev libdeflate-dev mricron-data
 # PyPI packages: the build (nanobind, scikit-build-core, cmake, ninja) and the tests' references.
-PIP_PKGS := numpy scipy nibabel SimpleITK nanobind scikit-build-core cmake ninja pytest
-PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest
+PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest
+PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 

@@ -18,29 +18,6 @@ struct WarpArgs {
   int threads = 0;
 };
 
-/// The field as input-voxel displacements relative to the output voxel: p(x) = x + u_vox(x).
-/// Voxel units: the file's values. mm units: p = A_in^-1 (A_field x + u_mm) (world RAS mm).
-Image<double> voxel_displacements(const Image<double>& f, const Geometry& in_grid, bool mm) {
-  Image<double> u = f;
-  if (!mm) return u;
-  const Geometry& g = f.geometry();
-  const Mat4 Ainv = in_grid.affine.inverse();
-  const Mat4 M = Ainv * g.affine;
-  const Eigen::Matrix3d L = Ainv.topLeftCorner<3, 3>();
-  const int64_t nx = g.dims[0], ny = g.dims[1], nz = g.dims[2], n = g.frame_size();
-  double* d = u.data();
-  for (int64_t k = 0; k < nz; ++k)
-    for (int64_t j = 0; j < ny; ++j)
-      for (int64_t i = 0; i < nx; ++i) {
-        const int64_t o = i + nx * (j + ny * k);
-        const Eigen::Vector3d x{static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)};
-        const Eigen::Vector3d um(d[o], d[o + n], d[o + 2 * n]);
-        const Eigen::Vector3d p = M.topLeftCorner<3, 3>() * x + M.topRightCorner<3, 1>() + L * um;
-        for (int c = 0; c < 3; ++c) d[o + c * n] = p[c] - x[c];
-      }
-  return u;
-}
-
 void run(const WarpArgs& a) {
   const int order = parse_order(a.degree);
   const Mode mode = parse_mode(a.mode);
@@ -76,7 +53,8 @@ void run(const WarpArgs& a) {
                  in.geometry().dims[2] == fg.dims[2],
              InvalidArgument, "--adjoint: input ", a.input, " must be on the field's grid (", fg.dims[0], "x", fg.dims[1],
              "x", fg.dims[2], ")");
-  const Image<double> u = voxel_displacements(field, source, a.units == "mm");
+  Image<double> u = field;
+  if (a.units == "mm") field_mm_to_voxels<double>(field.view(), fg.affine, source.affine, u.view());
   ImageView<const double> uv = u.view();
   Geometry og = a.adjoint ? source : field_grid;
   og.dims[3] = in.geometry().dims[3];

@@ -605,6 +605,18 @@ NB_MODULE(_voxalign, m) {
   m.def("affine_adjoint", &py_affine_adjoint<float>);
   m.def("affine_model", &py_affine_model);
   m.def("bb_minimize", &py_bb_minimize);
+  m.def("field_mm_to_voxels", [](InArr<double> u, Mat44 field_affine, Mat44 input_affine) {
+    const ImageView<const double> uv = field_view(u, 3, "field");
+    std::vector<size_t> shape{u.shape(0), u.shape(1), u.shape(2), 3};
+    double* data;
+    nb::ndarray<nb::numpy, double> out;
+    const ImageView<double> ov = output_of<double>(shape, &data, out);
+    {
+      nb::gil_scoped_release release;
+      field_mm_to_voxels<double>(uv, to_mat4(field_affine), to_mat4(input_affine), ov);
+    }
+    return out;
+  });
   m.def("gauss_newton", &py_gauss_newton);
   m.def("warp_matrix", &py_warp_matrix<double>);
   m.def("invert_field", &py_invert_field<double>);

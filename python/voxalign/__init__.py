@@ -22,6 +22,7 @@ __all__ = [
     "warp", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp", "adjoint_affine_warp",
     "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
     "warp_matrix", "invert_field", "approx_adjoint_warp", "approx_warp_jvp", "bb_minimize", "gauss_newton",
+    "field_mm_to_voxels",
     "MODES", "__version__",
 ]
 __version__ = "0.1.0"
@@ -624,3 +625,12 @@ def gauss_newton(normal, x0, max_iterations: int = 50, tol: float = 1e-8, f_tol:
     r = _core.gauss_newton(cb, [float(v) for v in x0], int(max_iterations), float(tol), float(f_tol), float(lambda0))
     r["x"] = np.asarray(r["x"])
     return r
+
+
+def field_mm_to_voxels(field_mm, field_affine, image_affine) -> np.ndarray:
+    """A 3D displacement field in world millimetres (RAS, shape (X, Y, Z, 3), on the grid with
+    voxel->world ``field_affine``) as the voxel displacements :func:`warp` takes for an image with
+    voxel->world ``image_affine``: u(x) = A_image^-1 (A_field x + u_mm(x)) - x."""
+    return _core.field_mm_to_voxels(np.asfortranarray(field_mm, dtype=np.float64),
+                                    np.asarray(field_affine, dtype=np.float64),
+                                    np.asarray(image_affine, dtype=np.float64))

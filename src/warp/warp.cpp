@@ -530,6 +530,26 @@ template <class T> void finite_difference_gradient(ImageView<const T> f, int nd,
   });
 }
 
+template <class T>
+void field_mm_to_voxels(ImageView<const T> u, const Mat4& field_affine, const Mat4& input_affine, ImageView<T> out) {
+  VX_CHECK(u.dims[3] == 3 && out.dims[3] == 3, InvalidArgument, "field in mm: 3 components expected, got ", u.dims[3]);
+  for (int d = 0; d < 3; ++d) VX_CHECK(out.dims[d] == u.dims[d], InvalidArgument, "field in mm: output grid differs");
+  const Mat4 Ainv = input_affine.inverse();
+  const Mat4 M = Ainv * field_affine;
+  const Eigen::Matrix3d L = Ainv.topLeftCorner<3, 3>();
+  parallel_for(u.dims[1] * u.dims[2], kRowGrain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t j = r % u.dims[1], k = r / u.dims[1];
+      for (int64_t i = 0; i < u.dims[0]; ++i) {
+        const Eigen::Vector3d x{static_cast<double>(i), static_cast<double>(j), static_cast<double>(k)};
+        const Eigen::Vector3d um{double(u(i, j, k, 0)), double(u(i, j, k, 1)), double(u(i, j, k, 2))};
+        const Eigen::Vector3d p = M.topLeftCorner<3, 3>() * x + M.topRightCorner<3, 1>() + L * um;
+        for (int c = 0; c < 3; ++c) out(i, j, k, c) = T(p[c] - x[c]);
+      }
+    }
+  });
+}
+
 #define VX_INSTANTIATE(T)                                                                                        \
   template void scatter_points(Coefficients<T>&, ImageView<const T>, ImageView<const T>, const double*);          \
   template void warp_displacement_adjoint(ImageView<const T>, ImageView<const T>, int, int, Mode, ImageView<T>);  \
@@ -542,7 +562,8 @@ template <class T> void finite_difference_gradient(ImageView<const T> f, int nd,
   template CsrMatrix warp_matrix(const int64_t*, const int64_t*, int, int, Mode, int, ImageView<const T>,          \
                                  const double*);                                                                  \
   template int invert_displacement(ImageView<const T>, int, int, int, double, ImageView<T>);                      \
-  template void finite_difference_gradient(ImageView<const T>, int, ImageView<T>);
+  template void finite_difference_gradient(ImageView<const T>, int, ImageView<T>);                               \
+  template void field_mm_to_voxels(ImageView<const T>, const Mat4&, const Mat4&, ImageView<T>);
 VX_INSTANTIATE(float)
 VX_INSTANTIATE(double)
 #undef VX_INSTANTIATE

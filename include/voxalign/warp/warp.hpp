@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 
+#include "voxalign/image/geometry.hpp"
 #include "voxalign/image/image.hpp"
 #include "voxalign/spline/modes.hpp"
 #include "voxalign/spline/prefilter.hpp"
@@ -83,5 +84,11 @@ int invert_displacement(ImageView<const T> field, int ndim, int order, int itera
 /// Central-difference gradient of an image (one-sided at the edges), per voxel: out(x, d) for
 /// d < ndim. Used by the approximate derivative (the gradient of the warped image).
 template <class T> void finite_difference_gradient(ImageView<const T> image, int ndim, ImageView<T> out);
+
+/// A displacement field in world millimetres (RAS) on a grid with voxel->world `field_affine`, as
+/// the input-voxel displacements the warps take, for an input image with voxel->world
+/// `input_affine`: u_vox(x) = A_in^-1 (A_field x + u_mm(x)) - x (3 components in dims[3]).
+template <class T>
+void field_mm_to_voxels(ImageView<const T> u_mm, const Mat4& field_affine, const Mat4& input_affine, ImageView<T> u_vox);
 
 } // namespace voxalign
