@@ -133,23 +133,101 @@ template <class T> void check_output_grid(ImageView<const T> field, const int64_
            " components; expected ", nd);
 }
 
-/// Calls sink(i, j, k, value, grad) for every voxel of the output grid `dims`, with the value and
-/// gradient of the interpolated image at the voxel's warped point. Rows are the unit of work.
+/// Weights and their derivatives for N points at once (SIMD over points, in T): the weights are
+/// computed exactly as kernel_weights_batch computes them (so values equal the forward warp's),
+/// the derivatives as kernel_weights does (B-spline of degree K-1 differences; Keys' own formula).
+template <int K, class T, int N>
+inline void kernel_weights_grad_batch(const double* x, T (*w)[N], T (*dw)[N], int64_t* start) {
+  constexpr int W = kernel_taps(K);
+  typedef T vec __attribute__((vector_size(sizeof(T) * N)));
+  vec f;
+  for (int p = 0; p < N; ++p) {
+    const double fl = std::floor((K == kKeys || (K & 1)) ? x[p] : x[p] + 0.5);
+    start[p] = int64_t(fl) - (K == kKeys ? 1 : K / 2);
+    f[p] = T(x[p] - fl);
+  }
+  vec v[W], d[W];
+  detail::kernel_values<K>(f, v);
+  if constexpr (K == kKeys) {
+    const vec t2 = f * f;
+    d[0] = T(-1.5) * t2 + T(2.0) * f - T(0.5);
+    d[1] = T(4.5) * t2 - T(5.0) * f;
+    d[2] = T(-4.5) * t2 + T(4.0) * f + T(0.5);
+    d[3] = T(1.5) * t2 - f;
+  } else if constexpr (K == 0) {
+    d[0] = vec{} + T(0);
+  } else {
+    const vec u = (K & 1) ? f : f + T(0.5);
+    vec cur[K + 1], prev[K + 1];
+    detail::bspline_table<K>(u, cur, prev);
+    for (int k = 0; k <= K; ++k) {
+      const vec a = k >= 1 ? prev[K - k] : vec{};
+      const vec b = k <= K - 1 ? prev[K - k - 1] : vec{};
+      d[k] = a - b;
+    }
+  }
+  for (int k = 0; k < W; ++k)
+    for (int p = 0; p < N; ++p) w[k][p] = v[k][p], dw[k][p] = d[k][p];
+}
+
+/// Calls sink(block, i, j, k, value, grad) for every voxel of the output grid `dims`, with the value
+/// and gradient of the interpolated image at the voxel's warped point (x + u(x), or M x without a
+/// field). Rows are the unit of work (block = first row of the work block); along a row, points
+/// whose stencils are all inside the coefficient grid are done 8 (float) or 4 (double) at a time.
 template <class T, class Sink>
 void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field, const int64_t* dims, Sink&& sink,
                               const double* M = nullptr) {
   const auto cv = c.image.view();
   const PointOf<T> point{field, M, c.ndim};
   detail::dispatch_kernel(c.order, c.ndim, [&]<int K, int D>() {
+    constexpr int W = kernel_taps(K);
+    constexpr int N = sizeof(T) == 4 ? 8 : 4;
     parallel_for(dims[1] * dims[2], kRowGrain, [&](int64_t r0, int64_t r1) {
-      double x[3] = {0, 0, 0};
+      double xs[3][N], x[3] = {0, 0, 0};
+      T wb[3][W][N], dwb[3][W][N];
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t j = r % dims[1], k = r / dims[1];
-        for (int64_t i = 0; i < dims[0]; ++i) {
-          std::array<T, 3> g{};
-          point(i, j, k, x);
-          const T v = detail::evaluate_point<K, D, T, true>(cv.data, cv.dims, cv.strides, x, c.mode, c.pad, T(c.cval), g.data());
-          sink(r0, i, j, k, v, g);
+        for (int64_t i0 = 0; i0 < dims[0]; i0 += N) {
+          const int m = int(std::min<int64_t>(N, dims[0] - i0));
+          for (int p = 0; p < N; ++p) {
+            point(i0 + std::min(p, m - 1), j, k, x);
+            for (int d = 0; d < D; ++d) xs[d][p] = x[d];
+          }
+          bool all_in = m == N;
+          for (int d = 0; d < D && all_in; ++d) {
+            const int reach = d == 0 ? detail::simd_lanes(K) : W;
+            for (int p = 0; p < N && all_in; ++p) {
+              const double cc = xs[d][p] + c.pad;
+              all_in = cc >= 0.0 && cc <= double(cv.dims[d] - 1); // false for NaN too
+              if (!all_in) break;
+              const int64_t st = kernel_start(cc, K);
+              all_in = st >= 0 && st + reach - 1 < cv.dims[d];
+            }
+          }
+          if (all_in) {
+            int64_t off[N] = {};
+            for (int d = 0; d < D; ++d) {
+              double cc[N];
+              int64_t start[N];
+              for (int p = 0; p < N; ++p) cc[p] = xs[d][p] + c.pad;
+              kernel_weights_grad_batch<K, T, N>(cc, wb[d], dwb[d], start);
+              for (int p = 0; p < N; ++p) off[p] += start[p] * cv.strides[d];
+            }
+            for (int p = 0; p < N; ++p) {
+              std::array<T, 3> g{};
+              const T v = detail::apply_interior<K, D, T, true>(cv.data + off[p], cv.strides, &wb[0][0][p], &dwb[0][0][p],
+                                                                W * N, N, g.data());
+              sink(r0, i0 + p, j, k, v, g);
+            }
+            continue;
+          }
+          for (int p = 0; p < m; ++p) {
+            std::array<T, 3> g{};
+            for (int d = 0; d < D; ++d) x[d] = xs[d][p];
+            const T v = detail::evaluate_point<K, D, T, true>(cv.data, cv.dims, cv.strides, x, c.mode, c.pad, T(c.cval),
+                                                              g.data());
+            sink(r0, i0 + p, j, k, v, g);
+          }
         }
       }
     });
