@@ -469,6 +469,16 @@ nb::tuple py_warp_matrix(std::vector<int64_t> out_shape, std::vector<int64_t> in
   return nb::make_tuple(data, vec_i(std::move(c.indices)), vec_i(std::move(c.indptr)), c.rows, c.cols, cshape, pad);
 }
 
+// A Fortran-order (*grid, nd) output viewed with its components in dims[3], as the core expects.
+template <class T> void as_components(ImageView<T>& ov, int nd) {
+  ov.dims[3] = nd;
+  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
+  int64_t s = 1;
+  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
+  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
+  ov.strides[3] = s;
+}
+
 template <class T>
 nb::tuple py_invert_field(InArr<T> field, int order, int iterations, double tol) {
   const int nd = int(field.ndim()) - 1;
@@ -479,12 +489,7 @@ nb::tuple py_invert_field(InArr<T> field, int order, int iterations, double tol)
   nb::ndarray<nb::numpy, T> out;
   ImageView<T> ov = output_of<T>(shape, &data, out);
   // components in dims[3] of the view
-  ov.dims[3] = nd;
-  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
-  int64_t s = 1;
-  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
-  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
-  ov.strides[3] = s;
+  as_components(ov, nd);
   int its;
   {
     nb::gil_scoped_release release;
@@ -502,12 +507,7 @@ template <class T> nb::ndarray<nb::numpy, T> py_fd_gradient(InArr<T> a) {
   T* data;
   nb::ndarray<nb::numpy, T> out;
   ImageView<T> ov = output_of<T>(shape, &data, out);
-  ov.dims[3] = nd;
-  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
-  int64_t s = 1;
-  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
-  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
-  ov.strides[3] = s;
+  as_components(ov, nd);
   {
     nb::gil_scoped_release release;
     finite_difference_gradient<T>(v, nd, ov);

@@ -133,43 +133,6 @@ template <class T> void check_output_grid(ImageView<const T> field, const int64_
            " components; expected ", nd);
 }
 
-/// Weights and their derivatives for N points at once (SIMD over points, in T): the weights are
-/// computed exactly as kernel_weights_batch computes them (so values equal the forward warp's),
-/// the derivatives as kernel_weights does (B-spline of degree K-1 differences; Keys' own formula).
-template <int K, class T, int N>
-inline void kernel_weights_grad_batch(const double* x, T (*w)[N], T (*dw)[N], int64_t* start) {
-  constexpr int W = kernel_taps(K);
-  typedef T vec __attribute__((vector_size(sizeof(T) * N)));
-  vec f;
-  for (int p = 0; p < N; ++p) {
-    const double fl = std::floor((K == kKeys || (K & 1)) ? x[p] : x[p] + 0.5);
-    start[p] = int64_t(fl) - (K == kKeys ? 1 : K / 2);
-    f[p] = T(x[p] - fl);
-  }
-  vec v[W], d[W];
-  detail::kernel_values<K>(f, v);
-  if constexpr (K == kKeys) {
-    const vec t2 = f * f;
-    d[0] = T(-1.5) * t2 + T(2.0) * f - T(0.5);
-    d[1] = T(4.5) * t2 - T(5.0) * f;
-    d[2] = T(-4.5) * t2 + T(4.0) * f + T(0.5);
-    d[3] = T(1.5) * t2 - f;
-  } else if constexpr (K == 0) {
-    d[0] = vec{} + T(0);
-  } else {
-    const vec u = (K & 1) ? f : f + T(0.5);
-    vec cur[K + 1], prev[K + 1];
-    detail::bspline_table<K>(u, cur, prev);
-    for (int k = 0; k <= K; ++k) {
-      const vec a = k >= 1 ? prev[K - k] : vec{};
-      const vec b = k <= K - 1 ? prev[K - k - 1] : vec{};
-      d[k] = a - b;
-    }
-  }
-  for (int k = 0; k < W; ++k)
-    for (int p = 0; p < N; ++p) w[k][p] = v[k][p], dw[k][p] = d[k][p];
-}
-
 /// Calls sink(block, i, j, k, value, grad) for every voxel of the output grid `dims`, with the value
 /// and gradient of the interpolated image at the voxel's warped point (x + u(x), or M x without a
 /// field). Rows are the unit of work (block = first row of the work block); along a row, points
@@ -210,7 +173,7 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
               double cc[N];
               int64_t start[N];
               for (int p = 0; p < N; ++p) cc[p] = xs[d][p] + c.pad;
-              kernel_weights_grad_batch<K, T, N>(cc, wb[d], dwb[d], start);
+              kernel_weights_batch<K, T, N>(cc, wb[d], start, dwb[d]);
               for (int p = 0; p < N; ++p) off[p] += start[p] * cv.strides[d];
             }
             for (int p = 0; p < N; ++p) {

@@ -142,21 +142,41 @@ template <int K, class T> VX_HD VX_FORCEINLINE void kernel_weights(double x, T* 
 }
 
 /// Stencils of N points at once: start[p] = kernel_start(x[p]) and w[k][p] the weight of tap k for
-/// point p, computed in T with N-lane vectors (SIMD over points). Equal to kernel_weights up to
+/// point p, computed in T with N-lane vectors (SIMD over points), and, when dw is not null, the
+/// weights' derivatives dw[k][p] (as kernel_weights computes them). Equal to kernel_weights up to
 /// the rounding of T.
 template <int K, class T, int N>
-VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start) {
+VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start, T (*dw)[N] = nullptr) {
   typedef T vec __attribute__((vector_size(sizeof(T) * N)));
+  constexpr int W = kernel_taps(K);
   vec f;
   for (int p = 0; p < N; ++p) {
     const double fl = std::floor((K == kKeys || (K & 1)) ? x[p] : x[p] + 0.5);
     start[p] = int64_t(fl) - (K == kKeys ? 1 : K / 2);
     f[p] = T(x[p] - fl);
   }
-  vec v[kernel_taps(K)];
+  vec v[W];
   detail::kernel_values<K>(f, v);
-  for (int k = 0; k < kernel_taps(K); ++k)
+  for (int k = 0; k < W; ++k)
     for (int p = 0; p < N; ++p) w[k][p] = v[k][p];
+  if (!dw) return;
+  vec d[W];
+  if constexpr (K == kKeys) {
+    const vec t2 = f * f;
+    d[0] = T(-1.5) * t2 + T(2.0) * f - T(0.5);
+    d[1] = T(4.5) * t2 - T(5.0) * f;
+    d[2] = T(-4.5) * t2 + T(4.0) * f + T(0.5);
+    d[3] = T(1.5) * t2 - f;
+  } else if constexpr (K == 0) {
+    d[0] = vec{};
+  } else {
+    const vec u = (K & 1) ? f : f + T(0.5);
+    vec cur[K + 1], prev[K + 1];
+    detail::bspline_table<K>(u, cur, prev);
+    for (int k = 0; k <= K; ++k) d[k] = (k >= 1 ? prev[K - k] : vec{}) - (k <= K - 1 ? prev[K - k - 1] : vec{});
+  }
+  for (int k = 0; k < W; ++k)
+    for (int p = 0; p < N; ++p) dw[k][p] = d[k][p];
 }
 
 } // namespace voxalign
