@@ -80,26 +80,30 @@ void scatter_taps(T* c, const detail::Stencil<K, D, T>& s, int64_t slab_stride, 
   }
 }
 
-/// Scatter of a point whose taps all lie inside the coefficient grid (no boundary mapping or
-/// folding on any axis): weights computed directly, rows of taps contiguous. Returns false (and
-/// does nothing) for other points.
-template <int K, int D, class T>
-bool scatter_interior(T* c, const int64_t* cd, const int64_t* cs, int pad, const double* x, T v, int64_t lo,
-                      int64_t hi) {
-  constexpr int W = kernel_taps(K);
-  constexpr int V = detail::simd_lanes(K); // axis-0 taps as one short vector (extra lanes weigh 0)
-  using vec = typename detail::SimdVec<T, V>::type;
-  int64_t start[3];
+/// Whether point x's taps all lie inside the coefficient grid with no boundary mapping or folding
+/// (axis 0 reaching the SIMD lanes); start[d] receives the first tap per axis.
+template <int K, int D> bool interior_start(const int64_t* cd, int pad, const double* x, int64_t* start) {
+  constexpr int W = kernel_taps(K), V = detail::simd_lanes(K);
   for (int d = 0; d < D; ++d) {
     const double cc = x[d] + pad;
     if (!(cc >= 0.0 && cc <= double(cd[d] - 1))) return false; // false for NaN too
     start[d] = kernel_start(cc, K);
     if (start[d] < 0 || start[d] + (d == 0 ? V : W) - 1 >= cd[d]) return false;
   }
-  T w[3][W];
-  for (int d = 0; d < D; ++d) kernel_weights<K, T>(x[d] + pad, w[d], nullptr);
+  return true;
+}
+
+/// Scatter of an interior point (see interior_start): weight (axis d, tap t) at w[d * wd + t * wq];
+/// rows of taps along axis 0 are updated as short vectors (extra lanes weigh 0), only for taps
+/// whose index along the slab axis D-1 is in [lo, hi).
+template <int K, int D, class T>
+void scatter_interior(T* c, const int64_t* cs, const int64_t* start, const T* w, int wd, int wq, T v, int64_t lo,
+                      int64_t hi) {
+  constexpr int W = kernel_taps(K);
+  constexpr int V = detail::simd_lanes(K);
+  using vec = typename detail::SimdVec<T, V>::type;
   vec w0 = {};
-  for (int i = 0; i < W; ++i) w0[i] = w[0][i];
+  for (int i = 0; i < W; ++i) w0[i] = w[i * wq];
   auto add_row = [&](T* row, T a) { // row[0..V) += a * w0
     vec r;
     __builtin_memcpy(&r, row, sizeof r);
@@ -108,21 +112,20 @@ bool scatter_interior(T* c, const int64_t* cd, const int64_t* cs, int pad, const
   };
   if constexpr (D == 1) { // the slab axis is axis 0: scalar, so that no lane touches another slab
     for (int i = 0; i < W; ++i)
-      if (start[0] + i >= lo && start[0] + i < hi) c[start[0] + i] += v * w[0][i];
+      if (start[0] + i >= lo && start[0] + i < hi) c[start[0] + i] += v * w[i * wq];
   } else if constexpr (D == 2) {
     for (int j = 0; j < W; ++j) {
       if (start[1] + j < lo || start[1] + j >= hi) continue;
-      add_row(c + start[0] + (start[1] + j) * cs[1], v * w[1][j]);
+      add_row(c + start[0] + (start[1] + j) * cs[1], v * w[wd + j * wq]);
     }
   } else {
     for (int k = 0; k < W; ++k) {
       if (start[2] + k < lo || start[2] + k >= hi) continue;
-      const T vk = v * w[2][k];
+      const T vk = v * w[2 * wd + k * wq];
       T* plane = c + start[0] + (start[2] + k) * cs[2] + start[1] * cs[1];
-      for (int j = 0; j < W; ++j) add_row(plane + j * cs[1], vk * w[1][j]);
+      for (int j = 0; j < W; ++j) add_row(plane + j * cs[1], vk * w[wd + j * wq]);
     }
   }
-  return true;
 }
 
 template <class T> void check_output_grid(ImageView<const T> field, const int64_t* dims, int nd, const char* what) {
@@ -326,21 +329,51 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
         }
       }
     });
-    // Each slab from its bucket, in increasing output order.
+    // Each slab from its bucket, in increasing output order; interior points N at a time (their
+    // weights computed together, SIMD over points), the others one by one through the stencil.
+    constexpr int N = sizeof(T) == 4 ? 8 : 4;
     parallel_for(nslabs, 1, [&](int64_t s0, int64_t s1) {
-      double x[3] = {0, 0, 0};
+      double xs[N][3];
+      int64_t starts[N][3];
+      T vs[N];
+      T wb[3][W][N];
       detail::Stencil<K, D, T> st;
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t lo = s * kSlab, hi = std::min(na, lo + kSlab);
-        for (int64_t e = start[static_cast<size_t>(s)]; e < start[static_cast<size_t>(s + 1)]; ++e) {
-          const uint64_t q = list[static_cast<size_t>(e)];
-          const auto i = int64_t(q & kMask21), j = int64_t((q >> 21) & kMask21), k = int64_t(q >> 42);
-          point(i, j, k, x);
-          const T v = y(i, j, k);
-          if (scatter_interior<K, D, T>(c, cd, cs, pad, x, v, lo, hi)) continue;
-          if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) continue;
-          if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
-          else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
+        const int64_t e1 = start[static_cast<size_t>(s + 1)];
+        for (int64_t e0 = start[static_cast<size_t>(s)]; e0 < e1; e0 += N) {
+          const int m = int(std::min<int64_t>(N, e1 - e0));
+          bool all_in = m == N;
+          for (int p = 0; p < m; ++p) {
+            const uint64_t q = list[static_cast<size_t>(e0 + p)];
+            const auto i = int64_t(q & kMask21), j = int64_t((q >> 21) & kMask21), k = int64_t(q >> 42);
+            point(i, j, k, xs[p]);
+            vs[p] = y(i, j, k);
+            if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
+          }
+          if (all_in) {
+            for (int d = 0; d < D; ++d) {
+              double cc[N];
+              int64_t st0[N];
+              for (int p = 0; p < N; ++p) cc[p] = xs[p][d] + pad;
+              kernel_weights_batch<K, T, N>(cc, wb[d], st0);
+            }
+            for (int p = 0; p < N; ++p)
+              scatter_interior<K, D, T>(c, cs, starts[p], &wb[0][0][p], W * N, N, vs[p], lo, hi);
+            continue;
+          }
+          for (int p = 0; p < m; ++p) {
+            int64_t st1[3];
+            if (interior_start<K, D>(cd, pad, xs[p], st1)) {
+              T w1[3][W];
+              for (int d = 0; d < D; ++d) kernel_weights<K, T>(xs[p][d] + pad, w1[d], nullptr);
+              scatter_interior<K, D, T>(c, cs, st1, &w1[0][0], W, 1, vs[p], lo, hi);
+              continue;
+            }
+            if (!detail::make_stencil<K, D, T, false>(xs[p], cd, cs, mode, pad, st)) continue;
+            if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], vs[p], lo, hi);
+            else scatter_taps<K, D, T, false>(c, st, cs[a], vs[p], lo, hi);
+          }
         }
       }
     });
