@@ -266,6 +266,9 @@ nb::ndarray<nb::numpy, uint8_t> py_otsu(InArr<float> img, int bins) {
 
 // A field (or tangent) of shape (*grid, nd) as a view with the components in dims[3].
 template <class T> ImageView<const T> field_view(const InArr<T>& f, int nd, const char* what) {
+  if (nd < 1 || nd > 3) throw InvalidArgument(std::string(what) + " must have 1 to 3 grid axes plus the components");
+  for (size_t d = 0; d < f.ndim(); ++d)
+    if (f.shape(d) == 0) throw InvalidArgument(std::string(what) + " has an empty axis");
   if (f.ndim() != size_t(nd + 1) || f.shape(size_t(nd)) != size_t(nd))
     throw InvalidArgument(std::string(what) + " must have shape (*grid, " + std::to_string(nd) + ")");
   ImageView<const T> v;
@@ -277,10 +280,21 @@ template <class T> ImageView<const T> field_view(const InArr<T>& f, int nd, cons
 }
 
 template <class T> ImageView<T> output_of(const std::vector<size_t>& shape, T** data, nb::ndarray<nb::numpy, T>& arr) {
+  if (shape.size() > 4) throw InvalidArgument("at most 4 dimensions");
   arr = new_array<T>(shape, data, true);
   int64_t dims[4] = {1, 1, 1, 1};
   for (size_t d = 0; d < shape.size(); ++d) dims[d] = int64_t(shape[d]);
   return contiguous_view(*data, dims);
+}
+
+// A Fortran-order (*grid, nd) output viewed with its components in dims[3], as the core expects.
+template <class T> void as_components(ImageView<T>& ov, int nd) {
+  ov.dims[3] = nd;
+  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
+  int64_t s = 1;
+  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
+  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
+  ov.strides[3] = s;
 }
 
 std::vector<size_t> grid_shape(const std::vector<int64_t>& shape, int nd) {
@@ -363,10 +377,12 @@ nb::object py_warp_derivative(InArr<T> a, InArr<T> field, std::optional<InArr<T>
   if (kind == 0) {
     value = output_of<T>(grid, &d0, o0);
     grad = output_of<T>(with_comp, &d1, o1);
+    as_components(grad, nd);
   } else if (kind == 1) {
     value = output_of<T>(grid, &d0, o0);
   } else {
     grad = output_of<T>(with_comp, &d1, o1);
+    as_components(grad, nd);
   }
   ImageView<const T> ov;
   if (kind == 1) ov = field_view(*other, nd, "tangent");
@@ -443,6 +459,8 @@ nb::tuple py_warp_matrix(std::vector<int64_t> out_shape, std::vector<int64_t> in
                          std::optional<Mat44> M, int order, const std::string& mode) {
   const int nd = int(in_shape.size());
   if (nd < 1 || nd > 3 || int(out_shape.size()) != nd) throw InvalidArgument("shapes must have 1 to 3 equal-length entries");
+  for (int d = 0; d < nd; ++d)
+    if (in_shape[size_t(d)] < 1 || out_shape[size_t(d)] < 1) throw InvalidArgument("shape entries must be positive");
   const Mode md = parse_mode(mode);
   const int pad = coefficient_pad(order, md);
   int64_t od[4] = {1, 1, 1, 1}, cd[3] = {1, 1, 1};
@@ -467,16 +485,6 @@ nb::tuple py_warp_matrix(std::vector<int64_t> out_shape, std::vector<int64_t> in
   nb::ndarray<nb::numpy, double> data(hd->data(), {hd->size()}, own);
   std::vector<int64_t> cshape(cd, cd + nd);
   return nb::make_tuple(data, vec_i(std::move(c.indices)), vec_i(std::move(c.indptr)), c.rows, c.cols, cshape, pad);
-}
-
-// A Fortran-order (*grid, nd) output viewed with its components in dims[3], as the core expects.
-template <class T> void as_components(ImageView<T>& ov, int nd) {
-  ov.dims[3] = nd;
-  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
-  int64_t s = 1;
-  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
-  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
-  ov.strides[3] = s;
 }
 
 template <class T>

@@ -626,13 +626,19 @@ N4Result n4(ImageView<const float> image, const std::array<double, 3>& spacing, 
   std::array<int, 3> ncp{1, 1, 1};
   std::array<int64_t, 3> pad_lo{0, 0, 0}, padded{dims[0], dims[1], dims[2]};
   const int naxes = three_d ? 3 : 2;
+  if (o.spline_distance <= 0)
+    VX_CHECK(o.control_points.size() == 1 || static_cast<int>(o.control_points.size()) == naxes, InvalidArgument,
+             "n4: give one control-point count or one per axis (", naxes, "), got ", o.control_points.size());
   for (int d = 0; d < naxes; ++d) {
     if (o.spline_distance > 0) {
       // ANTs' arithmetic (single precision) for the mesh and the zero padding that makes the extent
       // a whole number of elements.
       const float domain = static_cast<float>(dims[d] - 1) * static_cast<float>(spacing[d]);
       const float dist = static_cast<float>(o.spline_distance);
-      const auto spans = static_cast<unsigned>(std::ceil(domain / dist));
+      const double nspans = std::ceil(double(domain / dist));
+      VX_CHECK(dist > 0 && std::isfinite(nspans) && nspans <= double(dims[d]), InvalidArgument, "n4: spline distance ",
+               o.spline_distance, " mm is too small for this image (more mesh elements than voxels along axis ", d, ")");
+      const auto spans = static_cast<unsigned>(nspans);
       const auto extra = static_cast<int64_t>((static_cast<float>(spans) * dist - domain) / static_cast<float>(spacing[d]) + 0.5f);
       pad_lo[d] = static_cast<int64_t>(0.5 * static_cast<double>(extra));
       padded[d] = dims[d] + extra;
@@ -643,9 +649,6 @@ N4Result n4(ImageView<const float> image, const std::array<double, 3>& spacing, 
       VX_CHECK(ncp[d] > o.spline_order, InvalidArgument, "n4: the number of control points (", ncp[d], ") must be greater than the spline order (", o.spline_order, ")");
     }
   }
-  if (o.spline_distance <= 0)
-    VX_CHECK(o.control_points.size() == 1 || static_cast<int>(o.control_points.size()) == naxes, InvalidArgument,
-             "n4: give one control-point count or one per axis (", naxes, ")");
 
   // The fit grid: the (padded) image shrunk as ITK's ShrinkImageFilter does (one voxel per block,
   // the output grid centred on the input grid).

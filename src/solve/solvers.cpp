@@ -25,12 +25,18 @@ SolveResult bb_minimize(const ObjectiveGradient& fg, std::vector<double> x, cons
   VX_CHECK(o.lower.empty() || o.lower.size() == n, InvalidArgument, "bb_minimize: lower bounds need ", n, " values");
   VX_CHECK(o.upper.empty() || o.upper.size() == n, InvalidArgument, "bb_minimize: upper bounds need ", n, " values");
   VX_CHECK(o.groups.empty() || o.groups.size() == n, InvalidArgument, "bb_minimize: groups need ", n, " values");
+  // Group ids renumbered densely (0 .. k-1 in increasing id order), whatever values were given.
+  std::vector<int> gid(o.groups.size());
   int ngroups = 1;
-  for (int g : o.groups) {
-    VX_CHECK(g >= 0, InvalidArgument, "bb_minimize: group ids must be >= 0");
-    ngroups = std::max(ngroups, g + 1);
+  if (!o.groups.empty()) {
+    std::vector<int> ids(o.groups);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    for (size_t i = 0; i < n; ++i)
+      gid[i] = int(std::lower_bound(ids.begin(), ids.end(), o.groups[i]) - ids.begin());
+    ngroups = int(ids.size());
   }
-  auto group = [&](size_t i) { return o.groups.empty() ? 0 : o.groups[i]; };
+  auto group = [&](size_t i) { return o.groups.empty() ? 0 : gid[i]; };
   auto project = [&](std::vector<double>& v) {
     for (size_t i = 0; i < n; ++i) {
       if (!o.lower.empty()) v[i] = std::max(v[i], o.lower[i]);
@@ -42,6 +48,13 @@ SolveResult bb_minimize(const ObjectiveGradient& fg, std::vector<double> x, cons
   std::vector<double> g(n), xn(n), gn(n);
   double f = fg(x.data(), g.data());
   ++r.evaluations;
+  auto finite = [&](double fv, const std::vector<double>& gv) {
+    if (!std::isfinite(fv)) return false;
+    for (double a : gv)
+      if (!std::isfinite(a)) return false;
+    return true;
+  };
+  VX_CHECK(finite(f, g), InvalidArgument, "bb_minimize: the objective or its gradient is not finite at the start");
   // projected-gradient stationarity measure
   auto stationarity = [&](const std::vector<double>& xv, const std::vector<double>& gv) {
     std::vector<double> p(xv);
@@ -65,6 +78,11 @@ SolveResult bb_minimize(const ObjectiveGradient& fg, std::vector<double> x, cons
       project(xn);
       fnew = fg(xn.data(), gn.data());
       ++r.evaluations;
+      if (!finite(fnew, gn)) { // a step into a non-finite region: shorten it
+        if (tries >= 30) break;
+        scale *= 0.5;
+        continue;
+      }
       if (!o.line_search) break;
       double decrease = 0;
       for (size_t i = 0; i < n; ++i) decrease += g[i] * (xn[i] - x[i]);
@@ -83,6 +101,7 @@ SolveResult bb_minimize(const ObjectiveGradient& fg, std::vector<double> x, cons
       if (sy[q] > 0) alpha[q] = std::clamp(it % 2 == 0 ? ss[q] / sy[q] : sy[q] / yy[q], kMin, kMax);
       else if (ss[q] > 0) alpha[q] = std::min(alpha[q] * 2.0, kMax); // non-convex direction: grow cautiously
     }
+    if (!finite(fnew, gn)) break; // cannot continue: not converged
     const double rel = std::abs(f - fnew) / std::max(std::abs(f), 1e-300);
     x.swap(xn);
     g.swap(gn);
@@ -110,6 +129,8 @@ SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x, const
   std::vector<double> Hn(static_cast<size_t>(n * n)), bn(static_cast<size_t>(n)), xn(static_cast<size_t>(n));
   double f = ne(x.data(), H.data(), b.data()); // row-major symmetric: the layout does not matter
   ++r.evaluations;
+  VX_CHECK(std::isfinite(f) && H.allFinite() && b.allFinite(), InvalidArgument,
+           "gauss_newton: the cost or the normal equations are not finite at the start");
   double lambda = o.lambda0;
   for (int it = 0; it < o.max_iterations; ++it) {
     bool accepted = false;
@@ -126,7 +147,9 @@ SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x, const
       const double fnew = ne(xn.data(), Hn.data(), bn.data());
       ++r.evaluations;
       step_max = d.cwiseAbs().maxCoeff();
-      if (fnew <= f) {
+      const bool ok = std::isfinite(fnew) && Eigen::Map<Eigen::VectorXd>(Hn.data(), n * n).allFinite() &&
+                      Eigen::Map<Eigen::VectorXd>(bn.data(), n).allFinite();
+      if (ok && fnew <= f) {
         const double rel = (f - fnew) / std::max(f, 1e-300);
         x = xn;
         H = Eigen::Map<Eigen::MatrixXd>(Hn.data(), n, n);
@@ -141,7 +164,8 @@ SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x, const
     }
     r.history.push_back(f);
     r.iterations = it + 1;
-    if (!accepted || step_max < o.tol) r.converged = true;
+    if (!accepted) break; // no step decreases the cost: stalled, not converged
+    if (step_max < o.tol) r.converged = true;
     if (r.converged) break;
   }
   r.x = std::move(x);

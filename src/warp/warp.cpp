@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <vector>
 
 #include "../spline/evaluate.hpp"
@@ -396,6 +397,9 @@ template <class T>
 void warp_displacement_gradient(const Coefficients<T>& c, ImageView<const T> field, ImageView<T> value,
                                 ImageView<T> grad) {
   check_output_grid(field, grad.dims, c.ndim, "warp gradient");
+  if (value.data)
+    for (int d = 0; d < 3; ++d)
+      VX_CHECK(value.dims[d] == grad.dims[d], InvalidArgument, "warp gradient: value grid differs from the gradient's");
   VX_CHECK(grad.dims[3] == c.ndim, InvalidArgument, "warp gradient: the gradient needs ", c.ndim, " components");
   const int nd = c.ndim;
   for_each_warped_gradient(c, field, grad.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T v, const std::array<T, 3>& g) {
@@ -407,7 +411,7 @@ void warp_displacement_gradient(const Coefficients<T>& c, ImageView<const T> fie
 template <class T>
 void warp_displacement_jvp(const Coefficients<T>& c, ImageView<const T> field, ImageView<const T> du, ImageView<T> out) {
   check_output_grid(field, out.dims, c.ndim, "warp JVP");
-  check_output_grid(du, out.dims, c.ndim, "warp JVP (tangent)");
+  check_output_grid(du, out.dims, c.ndim, "warp JVP: the tangent field");
   const int nd = c.ndim;
   for_each_warped_gradient(c, field, out.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
     T s = 0;
@@ -419,7 +423,7 @@ void warp_displacement_jvp(const Coefficients<T>& c, ImageView<const T> field, I
 template <class T>
 void warp_displacement_vjp(const Coefficients<T>& c, ImageView<const T> field, ImageView<const T> ybar, ImageView<T> out) {
   check_output_grid(field, ybar.dims, c.ndim, "warp VJP");
-  check_output_grid(ImageView<const T>(out), ybar.dims, c.ndim, "warp VJP (output)");
+  check_output_grid(ImageView<const T>(out), ybar.dims, c.ndim, "warp VJP: the output field");
   const int nd = c.ndim;
   for_each_warped_gradient(c, field, ybar.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
     const T b = ybar(i, j, k);
@@ -537,6 +541,7 @@ int invert_displacement(ImageView<const T> field, int nd, int order, int iterati
   for (int d = 0; d < nd; ++d) cu.push_back(spline_coefficients<T>(field.frame(d), nd, order, Mode::Nearest, 0.0));
   const int64_t* dims = field.dims;
   const int64_t rows = dims[1] * dims[2];
+  if (rows * dims[0] == 0) return 0;
   for (int64_t k = 0; k < dims[2]; ++k)
     for (int64_t j = 0; j < dims[1]; ++j)
       for (int64_t i = 0; i < dims[0]; ++i)
@@ -569,7 +574,8 @@ int invert_displacement(ImageView<const T> field, int nd, int order, int iterati
               const auto cv = cu[static_cast<size_t>(d)].image.view();
               const T v = -detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, Mode::Nearest,
                                                                   cu[static_cast<size_t>(d)].pad, T(0), nullptr);
-              worst = std::max(worst, std::abs(double(v) - double(pv(i, j, k, d))));
+              const double ch = std::abs(double(v) - double(pv(i, j, k, d)));
+              worst = ch <= worst ? worst : (ch == ch ? ch : std::numeric_limits<double>::infinity());
               inv(i, j, k, d) = v;
             }
           }

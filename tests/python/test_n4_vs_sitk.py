@@ -287,6 +287,8 @@ def test_nonpositive_voxels_are_left_out_of_the_estimate():
         (lambda img, m: vx.n4(img, m, control_points=3), "greater than the spline order"),
         (lambda img, m: vx.n4(img, m, spline_order=4), "spline order"),
         (lambda img, m: vx.n4(img, m, iterations="50xx5"), "invalid literal"),
+        (lambda img, m: vx.n4(img, m, control_points=[4, 4]), "one per axis"),
+        (lambda img, m: vx.n4(img, m, spline_distance=1e-9), "too small"),
     ],
 )
 def test_bad_input_is_refused(make, match):

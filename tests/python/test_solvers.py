@@ -55,3 +55,15 @@ def test_gauss_newton_rosenbrock_and_bad_callbacks():
         vx.gauss_newton(lambda x: (0.0, np.ones(3), np.ones(2)), [0.0, 0.0])
     with pytest.raises(ValueError, match="gradient has"):
         vx.bb_minimize(lambda x: (0.0, np.ones(3)), np.zeros(2))
+
+
+def test_solver_edge_cases():
+    # arbitrary group ids are renumbered
+    f = lambda x: (0.5 * x @ x, x)  # noqa: E731
+    r = vx.bb_minimize(f, np.ones(3), groups=[2**31 - 1, 5, 5], max_iterations=50, tol=1e-12)
+    np.testing.assert_allclose(r["x"], 0, atol=1e-10)
+    # a NaN objective is refused at the start, and a stalled Gauss-Newton is not "converged"
+    with pytest.raises(ValueError, match="not finite"):
+        vx.bb_minimize(lambda x: (float("nan"), x), np.ones(2))
+    res = vx.gauss_newton(lambda x: (1.0 if x[0] == 0 else float("nan"), np.eye(1), np.ones(1)), [0.0])
+    assert not res["converged"]

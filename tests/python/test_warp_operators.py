@@ -304,3 +304,22 @@ def test_field_in_mm_through_the_geometry():
     world = idx @ A_fld[:3, :3].T + A_fld[:3, 3] + u_mm
     want = (world - A_img[:3, 3]) @ np.linalg.inv(A_img[:3, :3]).T - idx
     np.testing.assert_allclose(u, want, atol=1e-12)
+
+
+def test_2d_gradient_vjp_and_bad_shapes():
+    rng = np.random.default_rng(11)
+    shape = (15, 13)
+    img = rng.standard_normal(shape)
+    u = field(rng, shape, 1.0, outside=False)
+    warped, grad = vx.warp_gradient(img, u, 3, "mirror")
+    assert grad.shape == shape + (2,)
+    ybar = rng.standard_normal(shape)
+    du = rng.standard_normal(u.shape)
+    v = vx.warp_vjp(img, u, ybar, 3, "mirror")
+    assert abs(np.vdot(vx.warp_jvp(img, u, du, 3, "mirror"), ybar) - np.vdot(du, v)) < 1e-10
+    with pytest.raises(ValueError):
+        vx.invert_field(np.zeros((2, 2, 2, 2, 4)))
+    with pytest.raises(ValueError, match="empty axis"):
+        vx.invert_field(np.zeros((4, 0, 4, 3)))
+    with pytest.raises(ValueError, match="positive"):
+        vx.warp_matrix((0, 4), matrix=np.eye(3))
