@@ -173,27 +173,59 @@ nb::ndarray<nb::numpy, T> py_resample(InArr<T> a, Mat44 affine, std::vector<int6
   return out;
 }
 
+// A field (or tangent) of shape (*grid, nd) as a view with the components in dims[3].
+template <class T> ImageView<const T> field_view(const InArr<T>& f, int nd, const char* what) {
+  if (nd < 1 || nd > 3) throw InvalidArgument(std::string(what) + " must have 1 to 3 grid axes plus the components");
+  for (size_t d = 0; d < f.ndim(); ++d)
+    if (f.shape(d) == 0) throw InvalidArgument(std::string(what) + " has an empty axis");
+  if (f.ndim() != size_t(nd + 1) || f.shape(size_t(nd)) != size_t(nd))
+    throw InvalidArgument(std::string(what) + " must have shape (*grid, " + std::to_string(nd) + ")");
+  ImageView<const T> v;
+  v.data = f.data();
+  for (int d = 0; d < nd; ++d) v.dims[d] = int64_t(f.shape(size_t(d))), v.strides[d] = int64_t(f.stride(size_t(d)));
+  v.dims[3] = nd;
+  v.strides[3] = int64_t(f.stride(size_t(nd)));
+  return v;
+}
+
+template <class T> ImageView<T> output_of(const std::vector<size_t>& shape, T** data, nb::ndarray<nb::numpy, T>& arr) {
+  if (shape.size() > 4) throw InvalidArgument("at most 4 dimensions");
+  arr = new_array<T>(shape, data, true);
+  int64_t dims[4] = {1, 1, 1, 1};
+  for (size_t d = 0; d < shape.size(); ++d) dims[d] = int64_t(shape[d]);
+  return contiguous_view(*data, dims);
+}
+
+// A Fortran-order (*grid, nd) output viewed with its components in dims[3], as the core expects.
+template <class T> void as_components(ImageView<T>& ov, int nd) {
+  ov.dims[3] = nd;
+  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
+  int64_t s = 1;
+  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
+  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
+  ov.strides[3] = s;
+}
+
+std::vector<size_t> grid_shape(const std::vector<int64_t>& shape, int nd) {
+  if (int(shape.size()) != nd) throw InvalidArgument("shape must have " + std::to_string(nd) + " entries");
+  std::vector<size_t> s;
+  for (auto v : shape) {
+    if (v < 1) throw InvalidArgument("shape entries must be positive");
+    s.push_back(size_t(v));
+  }
+  return s;
+}
+
 template <class T>
 nb::ndarray<nb::numpy, T> py_warp_field(InArr<T> a, InArr<T> field, int order, const std::string& mode, double cval) {
   const ImageView<const T> v = view_of<T>(a, 3, "array");
   const int nd = int(a.ndim());
-  if (field.ndim() != size_t(nd + 1) || field.shape(size_t(nd)) != size_t(nd))
-    throw InvalidArgument("field must have shape (*out_shape, " + std::to_string(nd) + ")");
-  ImageView<const T> fv;
-  fv.data = field.data();
+  const ImageView<const T> fv = field_view(field, nd, "field");
   std::vector<size_t> oshape;
-  for (int d = 0; d < nd; ++d) {
-    fv.dims[d] = int64_t(field.shape(size_t(d)));
-    fv.strides[d] = int64_t(field.stride(size_t(d)));
-    oshape.push_back(field.shape(size_t(d)));
-  }
-  fv.dims[3] = nd;
-  fv.strides[3] = int64_t(field.stride(size_t(nd)));
+  for (int d = 0; d < nd; ++d) oshape.push_back(size_t(fv.dims[d]));
   T* data;
-  auto out = new_array<T>(oshape, &data, true);
-  int64_t odims[4];
-  for (int d = 0; d < 4; ++d) odims[d] = d < nd ? fv.dims[d] : 1;
-  const ImageView<T> ov = contiguous_view(data, odims);
+  nb::ndarray<nb::numpy, T> out;
+  const ImageView<T> ov = output_of<T>(oshape, &data, out);
   {
     nb::gil_scoped_release release;
     const Coefficients<T> c = spline_coefficients<T>(v, nd, order, parse_mode(mode), cval);
@@ -262,49 +294,6 @@ nb::tuple py_n4(InArr<float> img, std::optional<InArr<uint8_t>> mask, std::optio
 nb::ndarray<nb::numpy, uint8_t> py_otsu(InArr<float> img, int bins) {
   const auto v = view_of(img, 3, "image");
   return from_image(otsu_mask(v, bins), int(img.ndim()));
-}
-
-// A field (or tangent) of shape (*grid, nd) as a view with the components in dims[3].
-template <class T> ImageView<const T> field_view(const InArr<T>& f, int nd, const char* what) {
-  if (nd < 1 || nd > 3) throw InvalidArgument(std::string(what) + " must have 1 to 3 grid axes plus the components");
-  for (size_t d = 0; d < f.ndim(); ++d)
-    if (f.shape(d) == 0) throw InvalidArgument(std::string(what) + " has an empty axis");
-  if (f.ndim() != size_t(nd + 1) || f.shape(size_t(nd)) != size_t(nd))
-    throw InvalidArgument(std::string(what) + " must have shape (*grid, " + std::to_string(nd) + ")");
-  ImageView<const T> v;
-  v.data = f.data();
-  for (int d = 0; d < nd; ++d) v.dims[d] = int64_t(f.shape(size_t(d))), v.strides[d] = int64_t(f.stride(size_t(d)));
-  v.dims[3] = nd;
-  v.strides[3] = int64_t(f.stride(size_t(nd)));
-  return v;
-}
-
-template <class T> ImageView<T> output_of(const std::vector<size_t>& shape, T** data, nb::ndarray<nb::numpy, T>& arr) {
-  if (shape.size() > 4) throw InvalidArgument("at most 4 dimensions");
-  arr = new_array<T>(shape, data, true);
-  int64_t dims[4] = {1, 1, 1, 1};
-  for (size_t d = 0; d < shape.size(); ++d) dims[d] = int64_t(shape[d]);
-  return contiguous_view(*data, dims);
-}
-
-// A Fortran-order (*grid, nd) output viewed with its components in dims[3], as the core expects.
-template <class T> void as_components(ImageView<T>& ov, int nd) {
-  ov.dims[3] = nd;
-  for (int d = nd; d < 3; ++d) ov.dims[d] = 1;
-  int64_t s = 1;
-  for (int d = 0; d < nd; ++d) ov.strides[d] = s, s *= ov.dims[d];
-  for (int d = nd; d < 3; ++d) ov.strides[d] = s;
-  ov.strides[3] = s;
-}
-
-std::vector<size_t> grid_shape(const std::vector<int64_t>& shape, int nd) {
-  if (int(shape.size()) != nd) throw InvalidArgument("shape must have " + std::to_string(nd) + " entries");
-  std::vector<size_t> s;
-  for (auto v : shape) {
-    if (v < 1) throw InvalidArgument("shape entries must be positive");
-    s.push_back(size_t(v));
-  }
-  return s;
 }
 
 template <class T>

@@ -297,12 +297,6 @@ def otsu_mask(image, bins: int = 128) -> np.ndarray:
 # ---------------------------------------------------------------- warping operators (docs/warp.md)
 
 
-def _pair(image, other, name):
-    """image as float32/float64 and `other` cast to the same dtype."""
-    a = _float_array(image)
-    return a, np.asarray(other, dtype=a.dtype)
-
-
 def _field(field, ndim, dtype):
     f = np.asfortranarray(field, dtype=dtype)
     if f.ndim != ndim + 1 or f.shape[-1] != ndim:
@@ -584,7 +578,7 @@ def approx_warp_jvp(image, field, dfield, degree=3, mode: str = "constant"):
     return np.einsum("...d,...d->...", g, np.asarray(dfield, dtype=a.dtype))
 
 
-def _bounds(b, n, x0):
+def _bounds(b, x0):
     if b is None:
         return []
     b = np.broadcast_to(np.asarray(b, dtype=np.float64), np.shape(x0)).ravel()
@@ -606,7 +600,7 @@ def bb_minimize(fun, x0, lower=None, upper=None, groups=None, max_iterations: in
         f, grad = fun(x.reshape(shape))
         return float(f), np.ascontiguousarray(grad, dtype=np.float64).ravel()
 
-    r = _core.bb_minimize(cb, [float(v) for v in flat], _bounds(lower, flat.size, x0), _bounds(upper, flat.size, x0), g,
+    r = _core.bb_minimize(cb, [float(v) for v in flat], _bounds(lower, x0), _bounds(upper, x0), g,
                           int(max_iterations), float(tol), float(f_tol), float(step0), bool(line_search))
     r["x"] = np.asarray(r["x"]).reshape(shape)
     return r
