@@ -8,6 +8,9 @@ bias field, written as .nii.gz. Cases:
   fullres   N4 at shrink 1 with 50x50x30x20 iterations on an image given by --fullres-zoom
             (1 = the 1 mm T1; 2 = the T1 at 2 mm, ~7x fewer voxels, so that ITK finishes in minutes),
             same Otsu mask for both, in memory (no I/O): voxalign.n4 vs SimpleITK.
+  accuracy  the phantom of tests/python/test_n4_vs_sitk.py (40x48x36 for shrink 1, 64x72x56 otherwise):
+            one iteration on one level, and 50x50x50x50 at shrink 1, 2, 3, 4, against SimpleITK
+            (its 2-line ANTs pipeline: Shrink, N4, lattice on the full grid), same mask.
 Accuracy against ITK (mean and 95th percentile of |ratio / median ratio - 1| inside the mask) and
 against the truth (the T1 before the bias) is printed with each timing.
 
@@ -115,6 +118,24 @@ def case_fullres(zoom, threads):
           (*rel(out, ref, mask), rel(out, truth, mask)[0], rel(ref, truth, mask)[0]))
 
 
+def case_accuracy():
+    sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
+    from test_n4_vs_sitk import itk_n4, phantom  # the same phantom and ITK pipeline as the tests
+
+    img, mask, truth = phantom()
+    ref, _, _ = itk_n4(img, mask, [1])
+    out, _ = vx.n4(img, mask, iterations=[1], shrink=1)
+    print("accuracy, phantom 40x48x36, one iteration: vs ITK mean %.1e p95 %.1e" % rel(out, ref, mask))
+    for shrink in (1, 2, 3, 4):
+        shape = (40, 48, 36) if shrink == 1 else (64, 72, 56)
+        img, mask, truth = phantom(shape, seed=shrink)
+        ref, _, _ = itk_n4(img, mask, [50, 50, 50, 50], shrink=shrink)
+        out, _ = vx.n4(img, mask, iterations=[50, 50, 50, 50], shrink=shrink)
+        print("accuracy, phantom %s, 50x50x50x50, shrink %d: vs ITK mean %.1e p95 %.1e; vs truth voxalign %.4f ITK %.4f"
+              % ("x".join(map(str, shape)), shrink, *rel(out, ref, mask), rel(out, truth, mask)[0],
+                 rel(ref, truth, mask)[0]))
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--cases", default="shrink4,fullres")
@@ -130,6 +151,8 @@ def main():
                 case_shrink4(tmp, a.threads)
             elif c == "fullres":
                 case_fullres(a.fullres_zoom, a.threads)
+            elif c == "accuracy":
+                case_accuracy()
 
 
 if __name__ == "__main__":
