@@ -11,6 +11,7 @@
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/n4/n4.hpp"
+#include "voxalign/register/register.hpp"
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/spline/prefilter.hpp"
@@ -581,6 +582,102 @@ nb::dict py_gauss_newton(nb::callable normal, std::vector<double> x0, int max_it
   return solve_result(gauss_newton(cb, std::move(x0), o));
 }
 
+// A 2D or 3D float array with its voxel->world matrix as an owning Image (copied: contiguous).
+Image<float> image_of(const InArr<float>& a, const Mat44& affine, const char* what) {
+  if (a.ndim() < 2 || a.ndim() > 3)
+    throw InvalidArgument(std::string(what) + " must be a 2D or 3D array, not " + std::to_string(a.ndim()) + "D");
+  const ImageView<const float> v = view_of<float>(a, 3, what);
+  Geometry g;
+  g.ndim = 3;
+  for (int d = 0; d < 3; ++d) g.dims[d] = v.dims[d];
+  g.affine = to_mat4(affine);
+  Image<float> img(g, no_init);
+  float* dst = img.data();
+  for (int64_t k = 0; k < v.dims[2]; ++k)
+    for (int64_t j = 0; j < v.dims[1]; ++j)
+      for (int64_t i = 0; i < v.dims[0]; ++i) *dst++ = v(i, j, k);
+  return img;
+}
+
+RegisterOptions register_options(const nb::dict& kw) {
+  RegisterOptions o;
+  for (auto [key, val] : kw) {
+    const std::string k = nb::cast<std::string>(key);
+    if (k == "transform") o.transform = nb::cast<std::string>(val);
+    else if (k == "metric") o.metric = nb::cast<std::string>(val);
+    else if (k == "levels") o.levels = nb::cast<std::vector<int>>(val);
+    else if (k == "smoothing") o.smoothing = nb::cast<std::vector<double>>(val);
+    else if (k == "optimizer") o.optimizer = nb::cast<std::string>(val);
+    else if (k == "iterations") o.iterations = nb::cast<std::vector<int>>(val);
+    else if (k == "init") o.init = nb::cast<std::string>(val);
+    else if (k == "freeze") o.freeze = nb::cast<std::vector<std::string>>(val);
+    else if (k == "degree") o.degree = nb::cast<int>(val);
+    else if (k == "max_samples") o.max_samples = nb::cast<int64_t>(val);
+    else if (k == "bins") o.bins = nb::cast<int>(val);
+    else if (k == "radius") o.radius = nb::cast<int>(val);
+    else if (k == "tolerance") o.tolerance = nb::cast<double>(val);
+    else if (k == "learning_rate") o.learning_rate = nb::cast<double>(val);
+    else throw InvalidArgument("register: unknown option '" + k + "'");
+  }
+  return o;
+}
+
+nb::dict py_register(InArr<float> moving, Mat44 moving_affine, InArr<float> fixed, Mat44 fixed_affine,
+                     std::optional<InArr<float>> fixed_mask, std::optional<InArr<float>> moving_mask,
+                     std::optional<Mat44> init_matrix, nb::dict kw) {
+  RegisterOptions o = register_options(kw);
+  if (init_matrix) o.has_init_matrix = true, o.init_matrix = to_mat4(*init_matrix);
+  const Image<float> mv = image_of(moving, moving_affine, "moving"), fx = image_of(fixed, fixed_affine, "fixed");
+  Image<float> fm, mm;
+  if (fixed_mask) fm = image_of(*fixed_mask, fixed_affine, "fixed_mask");
+  if (moving_mask) mm = image_of(*moving_mask, moving_affine, "moving_mask");
+  RegisterResult r;
+  {
+    nb::gil_scoped_release release;
+    r = register_images(fx, mv, o, fixed_mask ? &fm : nullptr, moving_mask ? &mm : nullptr);
+  }
+  nb::dict d;
+  d["matrix"] = from_mat4(r.matrix);
+  d["init"] = from_mat4(r.init);
+  d["parameters"] = r.parameters;
+  d["names"] = r.names;
+  d["centre"] = std::vector<double>(r.model.centre.data(), r.model.centre.data() + 3);
+  d["groups"] = r.model.groups;
+  d["metric"] = r.metric;
+  nb::list levels;
+  for (const auto& l : r.levels) {
+    nb::dict ld;
+    ld["shrink"] = l.shrink, ld["sigma_mm"] = l.sigma_mm, ld["samples"] = l.samples, ld["iterations"] = l.iterations,
+    ld["metric"] = l.metric;
+    levels.append(ld);
+  }
+  d["levels"] = levels;
+  return d;
+}
+
+nb::tuple py_register_metric(InArr<float> moving, Mat44 moving_affine, InArr<float> fixed, Mat44 fixed_affine,
+                             std::vector<std::string> groups, std::array<double, 3> centre, Mat44 init,
+                             std::vector<double> theta, std::optional<InArr<float>> fixed_mask,
+                             std::optional<InArr<float>> moving_mask, nb::dict kw) {
+  const RegisterOptions o = register_options(kw);
+  const Image<float> mv = image_of(moving, moving_affine, "moving"), fx = image_of(fixed, fixed_affine, "fixed");
+  Image<float> fm, mm;
+  if (fixed_mask) fm = image_of(*fixed_mask, fixed_affine, "fixed_mask");
+  if (moving_mask) mm = image_of(*moving_mask, moving_affine, "moving_mask");
+  AffineModel model;
+  model.ndim = fx.geometry().dims[2] == 1 ? 2 : 3;
+  model.groups = std::move(groups);
+  model.centre = Vec3(centre[0], centre[1], centre[2]);
+  std::vector<double> g;
+  double v;
+  {
+    nb::gil_scoped_release release;
+    v = reg::metric_value_and_gradient(fx, mv, model, to_mat4(init), theta, o, &g, fixed_mask ? &fm : nullptr,
+                                       moving_mask ? &mm : nullptr);
+  }
+  return nb::make_tuple(v, g);
+}
+
 NB_MODULE(_voxalign, m) {
   m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
@@ -593,6 +690,12 @@ NB_MODULE(_voxalign, m) {
     }
   });
   m.def("set_num_threads", &set_num_threads);
+  m.def("register", &py_register, nb::arg("moving"), nb::arg("moving_affine"), nb::arg("fixed"), nb::arg("fixed_affine"),
+        nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("init_matrix").none(), nb::arg("options"));
+  m.def("register_metric", &py_register_metric, nb::arg("moving"), nb::arg("moving_affine"), nb::arg("fixed"),
+        nb::arg("fixed_affine"), nb::arg("groups"), nb::arg("centre"), nb::arg("init"), nb::arg("theta"),
+        nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("options"));
+  m.def("transform_groups", &transform_groups);
   m.def("n4", &py_n4);
   m.def("warp_adjoint", &py_warp_adjoint<double>);
   m.def("warp_adjoint", &py_warp_adjoint<float>);

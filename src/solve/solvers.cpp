@@ -173,4 +173,141 @@ SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x, const
   return r;
 }
 
+SolveResult lbfgs_minimize(const ObjectiveGradient& fg, std::vector<double> x, const LBFGSOptions& o) {
+  const size_t n = x.size();
+  VX_CHECK(n > 0, InvalidArgument, "lbfgs_minimize: no variables");
+  SolveResult r;
+  std::vector<double> g(n), xn(n), gn(n), d(n);
+  double f = fg(x.data(), g.data());
+  ++r.evaluations;
+  auto finite = [](double fv, const std::vector<double>& gv) {
+    if (!std::isfinite(fv)) return false;
+    for (double a : gv)
+      if (!std::isfinite(a)) return false;
+    return true;
+  };
+  VX_CHECK(finite(f, g), InvalidArgument, "lbfgs_minimize: the objective or its gradient is not finite at the start");
+  std::deque<std::vector<double>> S, Y;
+  std::deque<double> rho;
+  double last_step = o.max_step > 0 ? o.max_step : 1.0; // steepest-descent step length (inf-norm)
+  for (int it = 0; it < o.max_iterations; ++it) {
+    const double gmax = norm_inf(g);
+    if (gmax == 0.0) {
+      r.converged = true;
+      break;
+    }
+    // Two-loop recursion: d = -H g.
+    std::vector<double> q(g);
+    std::vector<double> a(S.size());
+    for (size_t k = S.size(); k-- > 0;) {
+      double sq = 0;
+      for (size_t i = 0; i < n; ++i) sq += S[k][i] * q[i];
+      a[k] = rho[k] * sq;
+      for (size_t i = 0; i < n; ++i) q[i] -= a[k] * Y[k][i];
+    }
+    bool quasi_newton = !S.empty();
+    if (quasi_newton) {
+      const auto& sl = S.back();
+      const auto& yl = Y.back();
+      double sy = 0, yy = 0;
+      for (size_t i = 0; i < n; ++i) sy += sl[i] * yl[i], yy += yl[i] * yl[i];
+      const double gamma = sy / yy;
+      for (size_t i = 0; i < n; ++i) q[i] *= gamma;
+      for (size_t k = 0; k < S.size(); ++k) {
+        double yq = 0;
+        for (size_t i = 0; i < n; ++i) yq += Y[k][i] * q[i];
+        const double b = rho[k] * yq;
+        for (size_t i = 0; i < n; ++i) q[i] += S[k][i] * (a[k] - b);
+      }
+      for (size_t i = 0; i < n; ++i) d[i] = -q[i];
+    }
+    double gd = 0;
+    for (size_t i = 0; i < n; ++i) gd += g[i] * d[i];
+    if (!quasi_newton || !(gd < 0)) { // steepest descent (first step, memory 0, or a bad direction)
+      S.clear(), Y.clear(), rho.clear();
+      for (size_t i = 0; i < n; ++i) d[i] = -g[i] * (last_step / gmax);
+      quasi_newton = false;
+      gd = 0;
+      for (size_t i = 0; i < n; ++i) gd += g[i] * d[i];
+    }
+    if (o.max_step > 0) {
+      const double dm = norm_inf(d);
+      if (dm > o.max_step)
+        for (double& v : d) v *= o.max_step / dm;
+      gd = 0;
+      for (size_t i = 0; i < n; ++i) gd += g[i] * d[i];
+    }
+    double t = 1.0, fnew = 0.0;
+    bool accepted = false;
+    for (int tries = 0; tries < 40; ++tries) {
+      for (size_t i = 0; i < n; ++i) xn[i] = x[i] + t * d[i];
+      fnew = fg(xn.data(), gn.data());
+      ++r.evaluations;
+      if (finite(fnew, gn) && fnew <= f + 1e-4 * t * gd) {
+        accepted = true;
+        break;
+      }
+      t *= 0.5;
+    }
+    if (!accepted) break; // no decrease along a descent direction: stalled at rounding level
+    std::vector<double> s(n), y(n);
+    double sy = 0;
+    for (size_t i = 0; i < n; ++i) s[i] = xn[i] - x[i], y[i] = gn[i] - g[i], sy += s[i] * y[i];
+    const double smax = norm_inf(s);
+    if (!quasi_newton) last_step = std::min(o.max_step > 0 ? o.max_step : 1e300, 2.0 * smax);
+    if (o.memory > 0 && sy > 1e-12 * std::max(1e-300, smax * norm_inf(y))) {
+      S.push_back(s), Y.push_back(y), rho.push_back(1.0 / sy);
+      if (int(S.size()) > o.memory) S.pop_front(), Y.pop_front(), rho.pop_front();
+    }
+    const double rel = (f - fnew) / std::max(std::abs(f), 1e-300);
+    x.swap(xn);
+    g.swap(gn);
+    f = fnew;
+    r.history.push_back(f);
+    r.iterations = it + 1;
+    if (smax < o.tol || (o.f_tol > 0 && rel < o.f_tol)) {
+      r.converged = true;
+      break;
+    }
+  }
+  r.x = std::move(x);
+  r.f = f;
+  return r;
+}
+
+SolveResult adam_minimize(const ObjectiveGradient& fg, std::vector<double> x, const AdamOptions& o) {
+  const size_t n = x.size();
+  VX_CHECK(n > 0, InvalidArgument, "adam_minimize: no variables");
+  SolveResult r;
+  std::vector<double> g(n), m(n, 0.0), v(n, 0.0), best = x;
+  double fbest = std::numeric_limits<double>::infinity();
+  for (int it = 0; it < o.max_iterations; ++it) {
+    const double f = fg(x.data(), g.data());
+    ++r.evaluations;
+    bool ok = std::isfinite(f);
+    for (double a : g) ok = ok && std::isfinite(a);
+    if (!ok) break;
+    if (f < fbest) fbest = f, best = x;
+    r.history.push_back(f);
+    r.iterations = it + 1;
+    const double lr = o.learning_rate / std::sqrt(1.0 + it / 10.0);
+    const double c1 = 1.0 - std::pow(o.beta1, it + 1), c2 = 1.0 - std::pow(o.beta2, it + 1);
+    for (size_t i = 0; i < n; ++i) {
+      m[i] = o.beta1 * m[i] + (1 - o.beta1) * g[i];
+      v[i] = o.beta2 * v[i] + (1 - o.beta2) * g[i] * g[i];
+      x[i] -= lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + o.eps);
+    }
+  }
+  {
+    std::vector<double> gl(n);
+    const double f = fg(x.data(), gl.data());
+    ++r.evaluations;
+    if (std::isfinite(f) && f < fbest) fbest = f, best = x;
+  }
+  VX_CHECK(std::isfinite(fbest), InvalidArgument, "adam_minimize: the objective is not finite");
+  r.x = std::move(best);
+  r.f = fbest;
+  return r;
+}
+
 } // namespace voxalign

@@ -240,22 +240,14 @@ Mat4 read_transform(const std::string& path) {
   return read_plain_matrix(bytes, path);
 }
 
-void write_itk_affine(const std::string& path, const Mat4& ras) {
-  const Mat4 lps = lps_ras_flip(ras);
-  std::ostringstream o;
-  o << std::setprecision(17);
-  o << "#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\nParameters:";
-  for (int r = 0; r < 3; ++r)
-    for (int c = 0; c < 3; ++c) o << ' ' << lps(r, c);
-  for (int r = 0; r < 3; ++r) o << ' ' << lps(r, 3);
-  o << "\nFixedParameters: 0 0 0\n";
+void write_text_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".vxtmp-" + std::to_string(std::random_device{}());
   std::error_code ec;
   bool ok = false;
   {
     std::ofstream f(tmp);
     if (f.good()) {
-      f << o.str();
+      f << text;
       f.close();
       ok = !f.fail();
     }
@@ -265,6 +257,80 @@ void write_itk_affine(const std::string& path, const Mat4& ras) {
     std::filesystem::remove(tmp, ec);
     throw IoError(path + (ok ? ": cannot move the finished file into place" : ": cannot write (disk full or not writable?)"));
   }
+}
+
+std::string itk_affine_text(const Mat4& ras) {
+  const Mat4 lps = lps_ras_flip(ras);
+  std::ostringstream o;
+  o << std::setprecision(17);
+  o << "#Insight Transform File V1.0\n#Transform 0\nTransform: AffineTransform_double_3_3\nParameters:";
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) o << ' ' << lps(r, c);
+  for (int r = 0; r < 3; ++r) o << ' ' << lps(r, 3);
+  o << "\nFixedParameters: 0 0 0\n";
+  return o.str();
+}
+
+void write_itk_affine(const std::string& path, const Mat4& ras) { write_text_file(path, itk_affine_text(ras)); }
+
+std::string matrix_text(const Mat4& m) {
+  std::ostringstream o;
+  o << std::setprecision(17);
+  for (int r = 0; r < 4; ++r) {
+    for (int c = 0; c < 4; ++c) o << (c ? " " : "") << (m(r, c) == 0.0 ? 0.0 : m(r, c));
+    o << "\n";
+  }
+  return o.str();
+}
+
+void write_ras_matrix(const std::string& path, const Mat4& ras) { write_text_file(path, matrix_text(ras)); }
+
+Mat4 read_plain_matrix_file(const std::string& path) {
+  std::error_code ec;
+  VX_CHECK(std::filesystem::exists(path, ec), IoError, path, ": no such file");
+  std::ifstream f(path, std::ios::binary);
+  VX_CHECK(f.good(), IoError, path, ": cannot open for reading");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  VX_CHECK(ss.str().find('\0') == std::string::npos, IoError, path, ": not a text matrix");
+  return read_plain_matrix(ss.str(), path);
+}
+
+bool is_text_matrix_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f.good()) return false;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  const std::string b = ss.str();
+  return !b.empty() && b.find('\0') == std::string::npos && b.find("Transform") == std::string::npos;
+}
+
+Mat4 fsl_scaled_voxel_matrix(const Geometry& g) {
+  const Vec3 sp = g.spacing();
+  Mat4 S = Mat4::Identity();
+  for (int d = 0; d < 3; ++d) S(d, d) = sp[d];
+  // FSL's scaled-voxel space is radiological: the i axis is flipped when the voxel->world matrix
+  // has a positive determinant (neurological storage).
+  if (g.affine.topLeftCorner<3, 3>().determinant() > 0) {
+    S(0, 0) = -sp[0];
+    S(0, 3) = double(g.dims[0] - 1) * sp[0];
+  }
+  return S;
+}
+
+Mat4 fsl_to_ras_pullback(const Mat4& flirt, const Geometry& reference, const Geometry& input) {
+  // FLIRT: x_ref = M x_in in scaled-voxel mm. World pull-back T: w_in = T w_ref.
+  const Mat4 Sr = fsl_scaled_voxel_matrix(reference), Si = fsl_scaled_voxel_matrix(input);
+  return input.affine * Si.inverse() * flirt.inverse() * Sr * reference.affine.inverse();
+}
+
+Mat4 ras_pullback_to_fsl(const Mat4& ras, const Geometry& reference, const Geometry& input) {
+  const Mat4 Sr = fsl_scaled_voxel_matrix(reference), Si = fsl_scaled_voxel_matrix(input);
+  return Sr * reference.affine.inverse() * ras.inverse() * input.affine * Si.inverse();
+}
+
+void write_fsl_matrix(const std::string& path, const Mat4& ras, const Geometry& reference, const Geometry& input) {
+  write_text_file(path, matrix_text(ras_pullback_to_fsl(ras, reference, input)));
 }
 
 } // namespace voxalign

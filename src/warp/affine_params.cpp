@@ -47,13 +47,14 @@ template <class S> M3<S> operator*(const M3<S>& x, const M3<S>& y) {
 int group_size(const std::string& g, int nd) {
   if (g == "translation" || g == "zoom") return nd;
   if (g == "rotation" || g == "shear") return nd == 3 ? 3 : 1;
+  if (g == "scale") return 1;
   if (g == "versor") {
     VX_CHECK(nd == 3, InvalidArgument, "affine model: 'versor' rotations are 3D only (use 'rotation' in 2D)");
     return 3;
   }
   if (g == "matrix") return nd * nd;
   throw InvalidArgument("affine model: unknown parameter group '" + g +
-                        "' (use translation, rotation, versor, zoom, shear, matrix)");
+                        "' (use translation, rotation, versor, scale, zoom, shear, matrix)");
 }
 
 /// p(x) = c + t + L (x - c) as a 4x4 over scalar S.
@@ -89,6 +90,9 @@ template <class S> void build(const AffineModel& m, const std::vector<S>& th, S 
       R.a[2][0] = two * (x * z - y * w), R.a[2][1] = two * (y * z + x * w), R.a[2][2] = S{1.0} - two * (x * x + y * y);
     } else if (g == "zoom") {
       for (int d = 0; d < nd; ++d) Z.a[d][d] = S{1.0} + th[k++];
+    } else if (g == "scale") {
+      const S z = S{1.0} + th[k++];
+      for (int d = 0; d < nd; ++d) Z.a[d][d] = z;
     } else if (g == "shear") {
       if (nd == 2) {
         Sh.a[0][1] = th[k++];
@@ -122,12 +126,15 @@ int AffineModel::size() const {
   for (const auto& g : groups) {
     n += group_size(g, ndim);
     has_matrix |= g == "matrix";
-    has_linear |= g == "rotation" || g == "versor" || g == "zoom" || g == "shear";
+    has_linear |= g == "rotation" || g == "versor" || g == "scale" || g == "zoom" || g == "shear";
     if (g == "rotation" || g == "versor") {
       VX_CHECK(!has_rot, InvalidArgument, "affine model: one rotation group only");
       has_rot = true;
     }
   }
+  bool has_zoom = false, has_scale = false;
+  for (const auto& g : groups) has_zoom |= g == "zoom", has_scale |= g == "scale";
+  VX_CHECK(!(has_zoom && has_scale), InvalidArgument, "affine model: 'scale' (isotropic) and 'zoom' (per axis) exclude each other");
   VX_CHECK(!(has_matrix && has_linear), InvalidArgument,
            "affine model: 'matrix' already holds rotation, zoom and shear; do not combine them");
   for (size_t i = 0; i < groups.size(); ++i)

@@ -48,4 +48,25 @@ struct GNOptions {
 /// Gauss-Newton with Levenberg-Marquardt damping (the damping grows when a step raises the cost).
 SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x0, const GNOptions& o);
 
+struct LBFGSOptions {
+  int max_iterations = 100;
+  int memory = 7;               ///< correction pairs kept (0: steepest descent with line search)
+  double tol = 1e-6;            ///< stop when an accepted step's largest entry is below this
+  double f_tol = 0.0;           ///< or the relative decrease of the objective is below this
+  double max_step = 0.0;        ///< largest entry of any trial step (0: no limit); the first step has this size
+};
+
+/// L-BFGS (two-loop recursion) with a backtracking Armijo line search; memory 0 gives gradient
+/// descent with the same line search. Curvature pairs with s.y <= 0 are skipped.
+SolveResult lbfgs_minimize(const ObjectiveGradient& fg, std::vector<double> x0, const LBFGSOptions& o);
+
+struct AdamOptions {
+  int max_iterations = 200;
+  double learning_rate = 0.1;   ///< step size (decays as lr / sqrt(1 + t / 10))
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+/// Adam (Kingma & Ba); returns the best point seen.
+SolveResult adam_minimize(const ObjectiveGradient& fg, std::vector<double> x0, const AdamOptions& o);
+
 } // namespace voxalign

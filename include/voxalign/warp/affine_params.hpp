@@ -8,6 +8,7 @@
 //   rotation     3D: Euler angles (rx, ry, rz), R = Rz Ry Rx (radians); 2D: one angle
 //   versor       3D only: the vector part v of the unit quaternion (sqrt(1 - |v|^2), v), as ITK's
 //                VersorRigid3DTransform parameterises rotations
+//   scale        one value: isotropic scale 1 + value (similarity transforms)
 //   zoom         ndim values, scale 1 + value along each axis
 //   shear        3D: (xy, xz, yz), S = [[1, xy, xz], [0, 1, yz], [0, 0, 1]]; 2D: one value
 //   matrix       ndim^2 values (row-major), L = I + Theta

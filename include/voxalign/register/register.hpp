@@ -1,0 +1,95 @@
+// Rigid / similarity / affine registration of 2D and 3D images in world space (docs/register.md).
+//
+// The transform is a pull-back in RAS+ millimetres, fixed world point -> moving world point:
+//   T(x) = T0 * (c + t + L (x - c)),  L = R Z S (rotation, zoom or isotropic scale, shear),
+// with c the centre of rotation (the fixed image's geometric centre or centre of mass), T0 an
+// optional initial transform (identity unless given), and the parameters theta = (t, angles, ...)
+// of an AffineModel in world mm. The moving image is interpolated by prefiltered B-splines with
+// exact gradients; each metric produces d(metric)/d(moving value) per sample, and the chain rule
+// through the transform's exact parameter Jacobian happens in one place (register.cpp).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "voxalign/image/image.hpp"
+#include "voxalign/warp/affine_params.hpp"
+
+namespace voxalign {
+
+struct RegisterOptions {
+  std::string transform = "rigid";   ///< translation | rigid | similarity | affine
+  std::string metric = "ssd";        ///< ssd | ncc | lncc | mi
+  std::vector<int> levels{4, 2, 1};  ///< shrink factors, coarse to fine (a factor may repeat: continuation)
+  /// Gaussian smoothing per level, sigma in mm (applied to both images before shrinking). Empty:
+  /// sigma = shrink / 2 fixed voxels for shrink > 1 and none at 1 (ANTs' 4x2x1 / 2x1x0vox).
+  std::vector<double> smoothing;
+  std::string optimizer = "auto";    ///< auto (gn for ssd, lbfgs otherwise) | gn | lbfgs | gd | adam
+  std::vector<int> iterations;       ///< max iterations per level (empty: 40 for gn, 100 for the others)
+  std::string init = "center";       ///< center | moments | identity (ignored when init_matrix is set)
+  bool has_init_matrix = false;      ///< start from init_matrix (a RAS pull-back), refine T0 * T(theta)
+  Mat4 init_matrix = Mat4::Identity();
+  std::vector<std::string> freeze;   ///< parameter groups held at their start: translation, rotation, scale/zoom, shear
+  int degree = 3;                    ///< B-spline degree of the moving image during estimation (1..5)
+  int64_t max_samples = 1 << 20;     ///< per level: the fixed grid is subsampled on a regular stride above this
+  int bins = 32;                     ///< mi: histogram bins
+  int radius = 2;                    ///< lncc: window radius in voxels of the level's grid
+  double tolerance = 1e-3;           ///< stop a level when a step moves no point of the fixed samples by more (mm)
+  double learning_rate = 0.5;        ///< adam: step in mm (rotations scaled by the image radius)
+};
+
+struct RegisterLevel {
+  int shrink = 1;
+  double sigma_mm = 0.0;
+  int64_t samples = 0;
+  int iterations = 0;
+  double metric = 0.0; ///< at the level's end (ssd: 0.5 mean squared difference; ncc, lncc, mi: minus the similarity)
+};
+
+struct RegisterResult {
+  Mat4 matrix = Mat4::Identity(); ///< RAS pull-back fixed world -> moving world (T0 * T(theta))
+  Mat4 init = Mat4::Identity();   ///< T0
+  AffineModel model;              ///< groups and centre (mm) of T(theta)
+  std::vector<double> parameters; ///< theta: translations mm, angles rad, scale/zoom/shear unitless
+  std::vector<std::string> names;
+  double metric = 0.0;            ///< at the end of the finest level
+  std::vector<RegisterLevel> levels;
+};
+
+/// Optional per-level progress: (level index, levels, iteration, metric).
+using RegisterProgress = std::function<void(int, int, int, double)>;
+
+/// Register `moving` to `fixed` (3D images, or 2D: a third axis of length 1; both the same
+/// dimensionality). Masks (optional, may be null) live on their image's grid; non-zero = use.
+/// Throws InvalidArgument for bad options, 4D images, masks on another grid, masks that leave
+/// nothing, or no overlap between the images.
+RegisterResult register_images(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& opts,
+                               const Image<float>* fixed_mask = nullptr, const Image<float>* moving_mask = nullptr,
+                               const RegisterProgress& progress = {});
+
+/// The AffineModel groups of a transform name (translation, rigid, similarity, affine).
+std::vector<std::string> transform_groups(const std::string& transform);
+
+/// Internal pieces exposed for tests and the Python bindings.
+namespace reg {
+
+/// Gaussian smoothing (sigma per axis in voxels; 0 = none), separable, truncated at 4 sigma,
+/// 'nearest' boundary. 3D (or 2D with dims[2] = 1).
+Image<float> gaussian_smooth(const Image<float>& in, const double sigma_vox[3]);
+
+/// Shrink by an integer factor: sample the (already smoothed) image at voxel centres s*i + (s-1)/2
+/// by linear interpolation (axes of length 1 are kept); the geometry follows.
+Image<float> shrink_image(const Image<float>& in, int factor);
+
+/// The metric and its gradient w.r.t. the parameters of `model` at theta, with the fixed image
+/// sampled on its own grid (every voxel in the mask) and the moving interpolated with `degree`:
+/// the same function the optimiser minimises at one level (no pyramid). For tests of the gradient.
+double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& moving, const AffineModel& model,
+                                 const Mat4& init, const std::vector<double>& theta, const RegisterOptions& opts,
+                                 std::vector<double>* gradient, const Image<float>* fixed_mask = nullptr,
+                                 const Image<float>* moving_mask = nullptr);
+
+} // namespace reg
+
+} // namespace voxalign

@@ -1,0 +1,55 @@
+// Internal: one pyramid level of a registration (fixed samples + moving coefficients) and the
+// evaluation of every metric with its exact gradient with respect to the voxel->voxel matrix.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "voxalign/image/image.hpp"
+#include "voxalign/register/register.hpp"
+#include "voxalign/spline/prefilter.hpp"
+
+namespace voxalign::reg {
+
+enum class MetricKind { SSD, NCC, LNCC, MI };
+MetricKind parse_metric(const std::string& name);
+
+struct Level {
+  int ndim = 3;                 ///< 2 or 3
+  // Fixed samples: voxel coordinates on the fixed level grid and their values.
+  std::vector<float> pos;       ///< 3 per sample
+  std::vector<float> fval;
+  int64_t count = 0;
+  // Dense sampling (lncc): every voxel of the level grid, in order; `inmask` per voxel.
+  bool dense = false;
+  int64_t dims[3] = {1, 1, 1};
+  std::vector<uint8_t> inmask;
+  Mat4 fixed_affine = Mat4::Identity();  ///< fixed level voxel -> world
+  // Moving image at this level.
+  Coefficients<float> coef;
+  Mat4 moving_affine = Mat4::Identity(); ///< moving level voxel -> world
+  const Image<float>* moving_mask = nullptr; ///< full resolution moving mask (or null)
+  Mat4 level_to_mask = Mat4::Identity(); ///< moving level voxel -> full resolution moving voxel
+  double fmin = 0, fmax = 1, mmin = 0, mmax = 1; ///< intensity ranges (mi)
+  int bins = 32, radius = 2;
+};
+
+/// Metric value, gradient G[a * (ndim + 1) + b] = dE/dMvox(a, b) (a < ndim, b <= ndim; b = ndim
+/// is the translation column) and, for ssd, the Gauss-Newton matrix over the same basis.
+struct Evaluation {
+  double value = 0.0;
+  int64_t valid = 0;
+  std::vector<double> G;
+  std::vector<double> H; ///< nb x nb, ssd only when requested
+};
+
+/// Evaluate the metric at the voxel->voxel pull-back Mvox (fixed level voxel -> moving level voxel).
+Evaluation evaluate_metric(const Level& L, MetricKind metric, const Mat4& Mvox, bool gradient, bool gauss_newton);
+
+/// Build a level: fixed and moving smoothed by sigma_mm and shrunk (fixed by `shrink`, moving by
+/// the factor that brings it nearest the same spacing), samples in the fixed mask on a stride so
+/// that at most max_samples remain (dense for lncc).
+Level make_level(const Image<float>& fixed, const Image<float>& moving, const Image<float>* fixed_mask,
+                 const Image<float>* moving_mask, int shrink, double sigma_mm, MetricKind metric,
+                 const RegisterOptions& o);
+
+} // namespace voxalign::reg

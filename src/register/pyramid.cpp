@@ -1,0 +1,118 @@
+// Registration pyramid: separable Gaussian smoothing and integer shrinking (docs/register.md).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+#include "voxalign/register/register.hpp"
+
+namespace voxalign::reg {
+namespace {
+
+/// Apply a 1D symmetric kernel (taps k[0..r], k[-q] = k[q]) along `axis` of a contiguous 3D array,
+/// 'nearest' boundary, writing into `out` (which may not alias `in`).
+void convolve_axis(const float* in, float* out, const int64_t* dims, int axis, const std::vector<double>& k) {
+  const int64_t n = dims[axis];
+  const int r = int(k.size()) - 1;
+  const int64_t stride = axis == 0 ? 1 : axis == 1 ? dims[0] : dims[0] * dims[1];
+  const int64_t lines = dims[0] * dims[1] * dims[2] / n;
+  parallel_for(lines, 64, [&](int64_t b, int64_t e) {
+    std::vector<double> buf(static_cast<size_t>(n + 2 * r));
+    for (int64_t line = b; line < e; ++line) {
+      // Line start: for axis 0 lines are rows; for axis 1 (i, k) pairs; for axis 2 (i, j) pairs.
+      int64_t base;
+      if (axis == 0) base = line * n;
+      else if (axis == 1) base = (line / dims[0]) * dims[0] * dims[1] + line % dims[0];
+      else base = line;
+      for (int64_t q = -r; q < n + r; ++q) {
+        const int64_t c = std::clamp<int64_t>(q, 0, n - 1);
+        buf[static_cast<size_t>(q + r)] = in[base + c * stride];
+      }
+      for (int64_t q = 0; q < n; ++q) {
+        const double* p = buf.data() + q + r;
+        double s = k[0] * p[0];
+        for (int t = 1; t <= r; ++t) s += k[static_cast<size_t>(t)] * (p[t] + p[-t]);
+        out[base + q * stride] = float(s);
+      }
+    }
+  });
+}
+
+} // namespace
+
+Image<float> gaussian_smooth(const Image<float>& in, const double sigma_vox[3]) {
+  const Geometry& g = in.geometry();
+  VX_CHECK(g.dims[3] == 1, InvalidArgument, "gaussian_smooth: 3D images only");
+  Image<float> a = in, tmp(g, no_init);
+  for (int axis = 0; axis < 3; ++axis) {
+    const double s = sigma_vox[axis];
+    if (!(s > 0.0) || g.dims[axis] == 1) continue;
+    const int r = std::max(1, int(std::ceil(4.0 * s)));
+    std::vector<double> k(static_cast<size_t>(r + 1));
+    double sum = 0;
+    for (int t = 0; t <= r; ++t) {
+      k[static_cast<size_t>(t)] = std::exp(-0.5 * t * t / (s * s));
+      sum += t == 0 ? k[0] : 2 * k[static_cast<size_t>(t)];
+    }
+    for (double& v : k) v /= sum;
+    convolve_axis(a.data(), tmp.data(), g.dims.data(), axis, k);
+    std::swap(a, tmp);
+  }
+  return a;
+}
+
+Image<float> shrink_image(const Image<float>& in, int factor) {
+  VX_CHECK(factor >= 1, InvalidArgument, "shrink factor must be >= 1, got ", factor);
+  const Geometry& g = in.geometry();
+  if (factor == 1) return in;
+  Geometry o = g;
+  Mat4 S = Mat4::Identity();
+  int f[3];
+  for (int d = 0; d < 3; ++d) {
+    f[d] = g.dims[d] == 1 ? 1 : factor;
+    o.dims[d] = std::max<int64_t>(1, g.dims[d] / f[d]);
+    S(d, d) = f[d];
+    S(d, 3) = 0.5 * (f[d] - 1);
+  }
+  o.affine = g.affine * S;
+  Image<float> out(o, no_init);
+  const int64_t nx = g.dims[0], ny = g.dims[1], nz = g.dims[2];
+  const float* src = in.data();
+  float* dst = out.data();
+  // Linear interpolation at s*i + (s-1)/2: exact voxels for odd factors, 2-tap means for even ones.
+  auto taps = [](int64_t i, int fd, int64_t n, int64_t* idx, double* w) {
+    const double x = double(fd) * double(i) + 0.5 * (fd - 1);
+    int64_t i0 = int64_t(std::floor(x));
+    const double t = x - double(i0);
+    idx[0] = std::min(i0, n - 1);
+    idx[1] = std::min(i0 + 1, n - 1);
+    w[0] = 1.0 - t;
+    w[1] = t;
+  };
+  parallel_for(o.dims[2] * o.dims[1], 16, [&](int64_t b, int64_t e) {
+    for (int64_t jk = b; jk < e; ++jk) {
+      const int64_t j = jk % o.dims[1], k = jk / o.dims[1];
+      int64_t jj[2], kk[2];
+      double wj[2], wk[2];
+      taps(j, f[1], ny, jj, wj);
+      taps(k, f[2], nz, kk, wk);
+      for (int64_t i = 0; i < o.dims[0]; ++i) {
+        int64_t ii[2];
+        double wi[2];
+        taps(i, f[0], nx, ii, wi);
+        double s = 0;
+        for (int c = 0; c < 2; ++c)
+          for (int bq = 0; bq < 2; ++bq)
+            for (int a = 0; a < 2; ++a) {
+              const double w = wk[c] * wj[bq] * wi[a];
+              if (w != 0.0) s += w * src[ii[a] + nx * (jj[bq] + ny * kk[c])];
+            }
+        dst[i + o.dims[0] * (j + o.dims[1] * k)] = float(s);
+      }
+    }
+  });
+  return out;
+}
+
+} // namespace voxalign::reg

@@ -1,0 +1,412 @@
+// Rigid / similarity / affine registration driver: pyramid, parameter scaling, chain rule through
+// the transform's exact Jacobian, optimisers (docs/register.md).
+#include "voxalign/register/register.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/solve/solvers.hpp"
+
+namespace voxalign {
+namespace reg {
+
+Level make_level(const Image<float>& fixed, const Image<float>& moving, const Image<float>* fixed_mask,
+                 const Image<float>* moving_mask, int shrink, double sigma_mm, MetricKind metric,
+                 const RegisterOptions& o) {
+  Level L;
+  const Geometry& fg = fixed.geometry();
+  const Geometry& mg = moving.geometry();
+  L.ndim = fg.dims[2] == 1 ? 2 : 3;
+  L.bins = o.bins;
+  L.radius = o.radius;
+  const Vec3 fsp = fg.spacing(), msp = mg.spacing();
+  auto level_of = [&](const Image<float>& img, const Vec3& sp, int factor) {
+    double sv[3];
+    for (int d = 0; d < 3; ++d) sv[d] = sigma_mm > 0 ? sigma_mm / sp[d] : 0.0;
+    const Image<float> sm = sigma_mm > 0 ? gaussian_smooth(img, sv) : img;
+    return shrink_image(sm, factor);
+  };
+  const Image<float> F = level_of(fixed, fsp, shrink);
+  // The moving image is shrunk to the spacing nearest the fixed level's.
+  const double fmean = L.ndim == 2 ? 0.5 * (fsp[0] + fsp[1]) : fsp.mean();
+  const double mmean = L.ndim == 2 ? 0.5 * (msp[0] + msp[1]) : msp.mean();
+  const int mshrink = std::max(1, int(std::lround(shrink * fmean / mmean)));
+  const Image<float> M = level_of(moving, msp, mshrink);
+  const Geometry& Fg = F.geometry();
+  L.fixed_affine = Fg.affine;
+  L.moving_affine = M.geometry().affine;
+  for (int d = 0; d < 3; ++d) L.dims[d] = Fg.dims[d];
+  // Fixed samples: level voxels whose nearest full-resolution voxel is in the mask.
+  const Mat4 to_full = fg.affine.inverse() * Fg.affine;
+  auto in_fixed_mask = [&](int64_t i, int64_t j, int64_t k) {
+    if (!fixed_mask) return true;
+    int64_t q[3];
+    const double x[3] = {double(i), double(j), double(k)};
+    for (int a = 0; a < 3; ++a) {
+      q[a] = std::clamp<int64_t>(
+          std::llround(to_full(a, 0) * x[0] + to_full(a, 1) * x[1] + to_full(a, 2) * x[2] + to_full(a, 3)), 0,
+          fg.dims[a] - 1);
+    }
+    return fixed_mask->data()[q[0] + fg.dims[0] * (q[1] + fg.dims[1] * q[2])] != 0.0f;
+  };
+  const int64_t nx = Fg.dims[0], ny = Fg.dims[1], nz = Fg.dims[2];
+  std::vector<uint8_t> inm(static_cast<size_t>(nx * ny * nz));
+  int64_t inside = 0;
+  for (int64_t k = 0; k < nz; ++k)
+    for (int64_t j = 0; j < ny; ++j)
+      for (int64_t i = 0; i < nx; ++i) {
+        const bool b = in_fixed_mask(i, j, k);
+        inm[static_cast<size_t>(i + nx * (j + ny * k))] = b;
+        inside += b;
+      }
+  VX_CHECK(inside > 0, InvalidArgument, "the fixed mask leaves no voxel at shrink factor ", shrink);
+  L.dense = metric == MetricKind::LNCC;
+  int stride = 1;
+  if (!L.dense)
+    while (double(inside) / std::pow(double(stride), L.ndim) > double(o.max_samples)) ++stride;
+  for (int64_t k = 0; k < nz; k += (L.ndim == 3 ? stride : 1))
+    for (int64_t j = 0; j < ny; j += stride)
+      for (int64_t i = 0; i < nx; i += stride) {
+        const size_t u = static_cast<size_t>(i + nx * (j + ny * k));
+        if (!L.dense && !inm[u]) continue;
+        L.pos.insert(L.pos.end(), {float(i), float(j), float(k)});
+        L.fval.push_back(F.data()[u]);
+      }
+  if (L.dense) L.inmask = std::move(inm);
+  L.count = int64_t(L.fval.size());
+  L.fmin = *std::min_element(L.fval.begin(), L.fval.end());
+  L.fmax = *std::max_element(L.fval.begin(), L.fval.end());
+  // Moving intensity range (within the moving mask when given).
+  L.moving_mask = moving_mask;
+  L.level_to_mask = mg.affine.inverse() * M.geometry().affine;
+  {
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    const Geometry& Mg = M.geometry();
+    for (int64_t k = 0; k < Mg.dims[2]; ++k)
+      for (int64_t j = 0; j < Mg.dims[1]; ++j)
+        for (int64_t i = 0; i < Mg.dims[0]; ++i) {
+          if (moving_mask) {
+            int64_t q[3];
+            const double x[3] = {double(i), double(j), double(k)};
+            const Mat4& Q = L.level_to_mask;
+            for (int a = 0; a < 3; ++a)
+              q[a] = std::clamp<int64_t>(std::llround(Q(a, 0) * x[0] + Q(a, 1) * x[1] + Q(a, 2) * x[2] + Q(a, 3)), 0,
+                                         mg.dims[a] - 1);
+            if (moving_mask->data()[q[0] + mg.dims[0] * (q[1] + mg.dims[1] * q[2])] == 0.0f) continue;
+          }
+          const double v = M.data()[i + Mg.dims[0] * (j + Mg.dims[1] * k)];
+          lo = std::min(lo, v), hi = std::max(hi, v);
+        }
+    L.mmin = std::isfinite(lo) ? lo : 0.0;
+    L.mmax = std::isfinite(hi) ? hi : 1.0;
+  }
+  L.coef = spline_coefficients<float>(M.view(), L.ndim, o.degree, Mode::Mirror);
+  return L;
+}
+
+namespace {
+
+int group_count(const std::string& g, int nd) {
+  if (g == "translation" || g == "zoom") return nd;
+  if (g == "rotation" || g == "shear") return nd == 3 ? 3 : 1;
+  return 1; // scale
+}
+
+struct Problem {
+  AffineModel model;
+  Mat4 T0 = Mat4::Identity();
+  std::vector<double> theta;   ///< full parameter vector (frozen entries stay as they are)
+  std::vector<int> free;       ///< indices of the optimised parameters
+  std::vector<double> scale;   ///< per parameter: scaled = theta * scale (translations 1, others the radius)
+  MetricKind metric = MetricKind::SSD;
+};
+
+/// Value, gradient w.r.t. the full theta and (ssd) the Gauss-Newton matrix at theta.
+struct ParamEval {
+  double value = 0;
+  int64_t valid = 0;
+  std::vector<double> grad;            ///< d value / d theta (all parameters)
+  Eigen::MatrixXd JtJ;                 ///< over all parameters
+};
+
+ParamEval eval_params(const Level& L, const Problem& P, const std::vector<double>& theta, bool grad, bool gn) {
+  const Mat4 T = P.T0 * affine_model_matrix(P.model, theta);
+  const Mat4 Minv = L.moving_affine.inverse();
+  const Mat4 Mvox = Minv * T * L.fixed_affine;
+  const Evaluation ev = evaluate_metric(L, P.metric, Mvox, grad, gn);
+  ParamEval pe;
+  pe.value = ev.value;
+  pe.valid = ev.valid;
+  if (!grad) return pe;
+  const int D = L.ndim, nb = D * (D + 1), n = P.model.size();
+  const std::vector<Mat4> dT = affine_model_jacobian(P.model, theta);
+  Eigen::MatrixXd Dm(nb, n); // d Mvox(a, b) / d theta_j on the basis (a < D, b <= D; b = D -> column 3)
+  for (int j = 0; j < n; ++j) {
+    const Mat4 dM = Minv * P.T0 * dT[static_cast<size_t>(j)] * L.fixed_affine;
+    for (int a = 0; a < D; ++a)
+      for (int b = 0; b <= D; ++b) Dm(a * (D + 1) + b, j) = dM(a, b == D ? 3 : b);
+  }
+  const Eigen::Map<const Eigen::VectorXd> G(ev.G.data(), nb);
+  const Eigen::VectorXd g = Dm.transpose() * G;
+  pe.grad.assign(g.data(), g.data() + n);
+  if (gn) {
+    const Eigen::Map<const Eigen::MatrixXd> H(ev.H.data(), nb, nb);
+    pe.JtJ = Dm.transpose() * H * Dm;
+  }
+  return pe;
+}
+
+Vec3 geometric_centre(const Geometry& g) {
+  Eigen::Vector4d c((g.dims[0] - 1) * 0.5, (g.dims[1] - 1) * 0.5, (g.dims[2] - 1) * 0.5, 1.0);
+  return (g.affine * c).head<3>();
+}
+
+Vec3 centre_of_mass(const Image<float>& img, const Image<float>* mask) {
+  const Geometry& g = img.geometry();
+  double s = 0, c[3] = {0, 0, 0};
+  for (int64_t k = 0; k < g.dims[2]; ++k)
+    for (int64_t j = 0; j < g.dims[1]; ++j)
+      for (int64_t i = 0; i < g.dims[0]; ++i) {
+        const int64_t u = i + g.dims[0] * (j + g.dims[1] * k);
+        if (mask && mask->data()[u] == 0.0f) continue;
+        const double w = std::max(0.0f, img.data()[u]);
+        s += w, c[0] += w * i, c[1] += w * j, c[2] += w * k;
+      }
+  VX_CHECK(s > 0, InvalidArgument, "--init moments: the image has no positive intensity to take moments of");
+  const Eigen::Vector4d v(c[0] / s, c[1] / s, c[2] / s, 1.0);
+  return (g.affine * v).head<3>();
+}
+
+void check_image(const Image<float>& img, const char* what) {
+  const Geometry& g = img.geometry();
+  VX_CHECK(g.dims[3] == 1, InvalidArgument, "the ", what, " image is 4D (", g.dims[3],
+           " frames); registration takes 3D or 2D images (use 'voxalign realign' for a time series)");
+  for (int64_t i = 0; i < img.size(); ++i)
+    VX_CHECK(std::isfinite(img.data()[i]), InvalidArgument, "the ", what, " image has a non-finite value (NaN or Inf) at voxel ", i);
+}
+
+void check_mask(const Image<float>* mask, const Image<float>& img, const char* what) {
+  if (!mask) return;
+  VX_CHECK(mask->geometry().same_grid(img.geometry()), InvalidArgument, "the ", what, " mask is not on the ", what,
+           " image's grid (", mask->geometry().dims[0] == img.geometry().dims[0] &&
+                   mask->geometry().dims[1] == img.geometry().dims[1] && mask->geometry().dims[2] == img.geometry().dims[2]
+               ? "same size, different voxel->world matrix"
+               : "different size",
+           ")");
+  bool any = false;
+  for (int64_t i = 0; i < mask->size() && !any; ++i) any = mask->data()[i] != 0.0f;
+  VX_CHECK(any, InvalidArgument, "the ", what, " mask is empty (no non-zero voxel)");
+}
+
+/// Set up the model, centre, start and scaling; validates the options.
+Problem make_problem(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& o,
+                     const Image<float>* fixed_mask, const Image<float>* moving_mask) {
+  check_image(fixed, "fixed");
+  check_image(moving, "moving");
+  const int nd = fixed.geometry().dims[2] == 1 ? 2 : 3;
+  VX_CHECK((moving.geometry().dims[2] == 1 ? 2 : 3) == nd, InvalidArgument,
+           "the fixed image is ", nd, "D and the moving image is not: register images of the same dimensionality");
+  check_mask(fixed_mask, fixed, "fixed");
+  check_mask(moving_mask, moving, "moving");
+  VX_CHECK(o.degree >= 1 && o.degree <= 5, InvalidArgument, "estimation degree must be 1..5, got ", o.degree);
+  VX_CHECK(o.bins >= 8 && o.bins <= 256, InvalidArgument, "mi bins must be 8..256, got ", o.bins);
+  VX_CHECK(o.radius >= 1 && o.radius <= 32, InvalidArgument, "lncc radius must be 1..32, got ", o.radius);
+  VX_CHECK(o.tolerance > 0, InvalidArgument, "tolerance must be positive");
+  VX_CHECK(o.max_samples >= 64, InvalidArgument, "max_samples must be at least 64");
+  VX_CHECK(!o.levels.empty(), InvalidArgument, "at least one pyramid level is needed");
+  for (int s : o.levels) VX_CHECK(s >= 1 && s <= 64, InvalidArgument, "shrink factors must be 1..64, got ", s);
+  VX_CHECK(o.smoothing.empty() || o.smoothing.size() == o.levels.size(), InvalidArgument, "smoothing: ",
+           o.levels.size(), " values expected (one per level), got ", o.smoothing.size());
+  for (double s : o.smoothing) VX_CHECK(s >= 0 && std::isfinite(s), InvalidArgument, "smoothing sigmas must be >= 0");
+  VX_CHECK(o.iterations.empty() || o.iterations.size() == 1 || o.iterations.size() == o.levels.size(), InvalidArgument,
+           "iterations: one value or one per level");
+  for (int it : o.iterations) VX_CHECK(it >= 0, InvalidArgument, "iterations must be >= 0");
+  Problem P;
+  P.metric = parse_metric(o.metric);
+  VX_CHECK(o.optimizer == "auto" || o.optimizer == "gn" || o.optimizer == "lbfgs" || o.optimizer == "gd" ||
+               o.optimizer == "adam",
+           InvalidArgument, "unknown optimizer '", o.optimizer, "' (use auto, gn, lbfgs, gd or adam)");
+  VX_CHECK(o.optimizer != "gn" || P.metric == MetricKind::SSD, InvalidArgument,
+           "the Gauss-Newton optimizer needs a least-squares metric (ssd); use lbfgs for ", o.metric);
+  P.model.ndim = nd;
+  P.model.groups = transform_groups(o.transform);
+  for (const auto& f : o.freeze) {
+    const std::string g = f == "zoom" && o.transform == "similarity" ? "scale" : f;
+    VX_CHECK(g == "translation" || g == "rotation" || g == "scale" || g == "zoom" || g == "shear", InvalidArgument,
+             "--freeze: unknown group '", f, "' (use translation, rotation, scale, zoom, shear)");
+  }
+  const Vec3 cf = geometric_centre(fixed.geometry()), cm = geometric_centre(moving.geometry());
+  Vec3 centre = cf, shift = Vec3::Zero();
+  if (o.has_init_matrix) {
+    P.T0 = o.init_matrix;
+    VX_CHECK(P.T0.allFinite() && std::abs(P.T0.topLeftCorner<3, 3>().determinant()) > 1e-12, InvalidArgument,
+             "the initial transform is not an invertible affine map");
+  } else if (o.init == "center") {
+    shift = cm - cf;
+  } else if (o.init == "moments") {
+    centre = centre_of_mass(fixed, fixed_mask);
+    shift = centre_of_mass(moving, moving_mask) - centre;
+  } else {
+    VX_CHECK(o.init == "identity", InvalidArgument, "unknown init '", o.init, "' (use center, moments or identity)");
+  }
+  if (nd == 2) shift[2] = 0;
+  P.model.centre = centre;
+  const int n = P.model.size();
+  P.theta.assign(static_cast<size_t>(n), 0.0);
+  size_t k = 0;
+  for (const auto& g : P.model.groups) {
+    const int gs = group_count(g, nd);
+    const bool frozen = std::find_if(o.freeze.begin(), o.freeze.end(), [&](const std::string& f) {
+                          return f == g || (f == "zoom" && g == "scale") || (f == "scale" && g == "zoom");
+                        }) != o.freeze.end();
+    for (int q = 0; q < gs; ++q, ++k) {
+      if (g == "translation") P.theta[k] = shift[q];
+      if (!frozen) P.free.push_back(int(k));
+    }
+  }
+  VX_CHECK(!P.free.empty(), InvalidArgument, "--freeze leaves no parameter to estimate");
+  return P;
+}
+
+} // namespace
+
+double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& moving, const AffineModel& model,
+                                 const Mat4& init, const std::vector<double>& theta, const RegisterOptions& opts,
+                                 std::vector<double>* gradient, const Image<float>* fixed_mask,
+                                 const Image<float>* moving_mask) {
+  Problem P;
+  P.model = model;
+  P.T0 = init;
+  P.metric = parse_metric(opts.metric);
+  const Level L = make_level(fixed, moving, fixed_mask, moving_mask, 1, 0.0, P.metric, opts);
+  const ParamEval pe = eval_params(L, P, theta, gradient != nullptr, false);
+  if (gradient) *gradient = pe.grad;
+  return pe.value;
+}
+
+} // namespace reg
+
+std::vector<std::string> transform_groups(const std::string& t) {
+  if (t == "translation") return {"translation"};
+  if (t == "rigid") return {"translation", "rotation"};
+  if (t == "similarity") return {"translation", "rotation", "scale"};
+  if (t == "affine") return {"translation", "rotation", "zoom", "shear"};
+  throw InvalidArgument("unknown transform '" + t + "' (use translation, rigid, similarity or affine)");
+}
+
+RegisterResult register_images(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& o,
+                               const Image<float>* fixed_mask, const Image<float>* moving_mask,
+                               const RegisterProgress& progress) {
+  using namespace reg;
+  Problem P = make_problem(fixed, moving, o, fixed_mask, moving_mask);
+  const std::string opt = o.optimizer == "auto" ? (P.metric == MetricKind::SSD ? "gn" : "lbfgs") : o.optimizer;
+  const Vec3 fsp = fixed.geometry().spacing();
+  const double fmean = P.model.ndim == 2 ? 0.5 * (fsp[0] + fsp[1]) : fsp.mean();
+  RegisterResult res;
+  const int nlev = int(o.levels.size());
+  for (int li = 0; li < nlev; ++li) {
+    const int shrink = o.levels[static_cast<size_t>(li)];
+    const double sigma = o.smoothing.empty() ? (shrink > 1 ? 0.5 * shrink * fmean : 0.0) : o.smoothing[static_cast<size_t>(li)];
+    const Level L = make_level(fixed, moving, fixed_mask, moving_mask, shrink, sigma, P.metric, o);
+    if (li == 0) {
+      // Scale rotations, scales and shears by the RMS radius of the samples about the centre, so
+      // that one unit of every scaled parameter moves points by about 1 mm.
+      double r2 = 0;
+      for (int64_t i = 0; i < L.count; ++i) {
+        const Eigen::Vector4d x(L.pos[static_cast<size_t>(3 * i)], L.pos[static_cast<size_t>(3 * i + 1)],
+                                L.pos[static_cast<size_t>(3 * i + 2)], 1.0);
+        r2 += ((L.fixed_affine * x).head<3>() - P.model.centre).squaredNorm();
+      }
+      const double R = std::max(1.0, std::sqrt(r2 / double(std::max<int64_t>(1, L.count))));
+      P.scale.clear();
+      for (const auto& g : P.model.groups) {
+        const int gs = group_count(g, P.model.ndim);
+        for (int q = 0; q < gs; ++q) P.scale.push_back(g == "translation" ? 1.0 : R);
+      }
+      const ParamEval start = eval_params(L, P, P.theta, false, false);
+      VX_CHECK(start.valid >= 16, InvalidArgument, "the images do not overlap at the initial transform (",
+               start.valid, " of ", L.count, " fixed samples map inside the moving image",
+               moving_mask ? " and its mask" : "", "); check the images' world geometry or give --init");
+    }
+    const int nf = int(P.free.size());
+    auto to_theta = [&](const double* z) {
+      std::vector<double> th = P.theta;
+      for (int j = 0; j < nf; ++j) th[static_cast<size_t>(P.free[j])] = z[j] / P.scale[static_cast<size_t>(P.free[j])];
+      return th;
+    };
+    std::vector<double> z0(static_cast<size_t>(nf));
+    for (int j = 0; j < nf; ++j) z0[static_cast<size_t>(j)] = P.theta[static_cast<size_t>(P.free[j])] * P.scale[static_cast<size_t>(P.free[j])];
+    const int64_t min_valid = std::max<int64_t>(16, L.count / 100);
+    int evals = 0;
+    auto fg = [&](const double* z, double* g) {
+      const ParamEval pe = eval_params(L, P, to_theta(z), true, false);
+      if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
+      for (int j = 0; j < nf; ++j)
+        g[j] = pe.grad[static_cast<size_t>(P.free[j])] / P.scale[static_cast<size_t>(P.free[j])];
+      if (progress) progress(li, nlev, ++evals, pe.value);
+      return pe.value;
+    };
+    const int iters = o.iterations.empty() ? (opt == "gn" ? 40 : 100)
+                      : o.iterations.size() == 1 ? o.iterations[0] : o.iterations[static_cast<size_t>(li)];
+    SolveResult sr;
+    sr.x = z0;
+    if (iters > 0) {
+      if (opt == "gn") {
+        GNOptions go;
+        go.max_iterations = iters;
+        go.tol = o.tolerance;
+        go.f_tol = 1e-12;
+        sr = gauss_newton(
+            [&](const double* z, double* JtJ, double* Jtr) {
+              const ParamEval pe = eval_params(L, P, to_theta(z), true, true);
+              if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
+              for (int a = 0; a < nf; ++a) {
+                const int pa = P.free[static_cast<size_t>(a)];
+                Jtr[a] = pe.grad[static_cast<size_t>(pa)] / P.scale[static_cast<size_t>(pa)];
+                for (int b = 0; b < nf; ++b) {
+                  const int pb = P.free[static_cast<size_t>(b)];
+                  JtJ[a * nf + b] = pe.JtJ(pa, pb) / (P.scale[static_cast<size_t>(pa)] * P.scale[static_cast<size_t>(pb)]);
+                }
+              }
+              if (progress) progress(li, nlev, ++evals, pe.value);
+              return pe.value;
+            },
+            z0, go);
+      } else if (opt == "adam") {
+        AdamOptions ao;
+        ao.max_iterations = iters;
+        ao.learning_rate = o.learning_rate * shrink;
+        sr = adam_minimize(fg, z0, ao);
+      } else {
+        LBFGSOptions lo;
+        lo.max_iterations = iters;
+        lo.memory = opt == "gd" ? 0 : 7;
+        lo.tol = o.tolerance;
+        lo.f_tol = 1e-10;
+        lo.max_step = 2.0 * shrink * fmean; // no step moves points by more than two level voxels
+        sr = lbfgs_minimize(fg, z0, lo);
+      }
+    }
+    P.theta = to_theta(sr.x.data());
+    RegisterLevel rl;
+    rl.shrink = shrink;
+    rl.sigma_mm = sigma;
+    rl.samples = L.count;
+    rl.iterations = sr.iterations;
+    rl.metric = eval_params(L, P, P.theta, false, false).value;
+    res.levels.push_back(rl);
+  }
+  res.model = P.model;
+  res.init = P.T0;
+  res.parameters = P.theta;
+  res.names = P.model.names();
+  res.matrix = P.T0 * affine_model_matrix(P.model, P.theta);
+  res.metric = res.levels.back().metric;
+  return res;
+}
+
+} // namespace voxalign
