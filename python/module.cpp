@@ -696,6 +696,24 @@ NB_MODULE(_voxalign, m) {
         nb::arg("fixed_affine"), nb::arg("groups"), nb::arg("centre"), nb::arg("init"), nb::arg("theta"),
         nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("options"));
   m.def("transform_groups", &transform_groups);
+  m.def("write_ras_matrix", [](const std::string& path, Mat44 m) { write_ras_matrix(path, to_mat4(m)); });
+  m.def("write_text_file", &write_text_file);
+  m.def("read_plain_matrix", [](const std::string& path) { return from_mat4(read_plain_matrix_file(path)); });
+  auto geom = [](const std::vector<int64_t>& shape, const Mat44& affine) {
+    Geometry g;
+    for (size_t d = 0; d < 3 && d < shape.size(); ++d) g.dims[d] = shape[d];
+    g.affine = to_mat4(affine);
+    return g;
+  };
+  m.def("fsl_to_ras", [geom](Mat44 flirt, std::vector<int64_t> ref_shape, Mat44 ref_affine, std::vector<int64_t> in_shape,
+                             Mat44 in_affine) {
+    return from_mat4(fsl_to_ras_pullback(to_mat4(flirt), geom(ref_shape, ref_affine), geom(in_shape, in_affine)));
+  });
+  m.def("ras_to_fsl", [geom](Mat44 ras, std::vector<int64_t> ref_shape, Mat44 ref_affine, std::vector<int64_t> in_shape,
+                             Mat44 in_affine) {
+    return from_mat4(ras_pullback_to_fsl(to_mat4(ras), geom(ref_shape, ref_affine), geom(in_shape, in_affine)));
+  });
+  m.def("itk_affine_text", [](Mat44 m) { return itk_affine_text(to_mat4(m)); });
   m.def("n4", &py_n4);
   m.def("warp_adjoint", &py_warp_adjoint<double>);
   m.def("warp_adjoint", &py_warp_adjoint<float>);

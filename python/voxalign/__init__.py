@@ -22,7 +22,7 @@ __all__ = [
     "warp", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp", "adjoint_affine_warp",
     "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
     "warp_matrix", "invert_field", "approx_adjoint_warp", "approx_warp_jvp", "bb_minimize", "gauss_newton",
-    "field_mm_to_voxels",
+    "field_mm_to_voxels", "register", "Registration",
     "MODES", "__version__",
 ]
 __version__ = "0.1.0"
@@ -628,3 +628,6 @@ def field_mm_to_voxels(field_mm, field_affine, image_affine) -> np.ndarray:
     return _core.field_mm_to_voxels(np.asfortranarray(field_mm, dtype=np.float64),
                                     np.asarray(field_affine, dtype=np.float64),
                                     np.asarray(image_affine, dtype=np.float64))
+
+
+from .registration import Registration, register, metric_and_gradient  # noqa: E402

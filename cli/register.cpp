@@ -1,0 +1,206 @@
+// voxalign register: rigid / similarity / affine registration of one or more moving images to a
+// fixed image; writes the moved images and the transforms (ITK, FSL, RAS).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/image/nifti.hpp"
+#include "voxalign/register/register.hpp"
+#include "voxalign/resample/resample.hpp"
+#include "voxalign/spline/modes.hpp"
+#include "voxalign/transform/affine_io.hpp"
+
+namespace voxalign::cli {
+namespace {
+
+struct RegisterArgs {
+  std::vector<std::string> moving, output, save_itk, save_fsl, save_matrix;
+  std::string fixed, fixed_mask, moving_mask, init = "center", levels = "4,2,1", smoothing, iterations, freeze;
+  std::string transform = "rigid", metric = "ssd", optimizer = "auto", dtype = "float32", write_degree = "3";
+  int degree = 3, bins = 32, radius = 2;
+  int64_t samples = 1 << 20;
+  double tolerance = 1e-3;
+  bool quiet = false;
+  int threads = 0;
+};
+
+template <class T> std::vector<T> split_list(const std::string& s, const char* what) {
+  std::vector<T> out;
+  if (s.empty()) return out;
+  std::string tok;
+  std::istringstream in(s);
+  while (std::getline(in, tok, ',')) {
+    std::istringstream t(tok);
+    T v;
+    t >> v;
+    VX_CHECK(!t.fail() && t.eof(), InvalidArgument, what, ": '", tok, "' is not a number (give a comma-separated list)");
+    out.push_back(v);
+  }
+  return out;
+}
+
+Image<float> read_image(const std::string& path, const char* what) {
+  try {
+    return read_nifti<float>(path);
+  } catch (...) {
+    rethrow_with_context(std::string("reading ") + what);
+  }
+}
+
+void run(const RegisterArgs& a) {
+  VX_CHECK(a.output.size() == a.moving.size(), InvalidArgument, "-o: one output per moving image (", a.moving.size(),
+           " moving, ", a.output.size(), " outputs)");
+  for (const auto* v : {&a.save_itk, &a.save_fsl, &a.save_matrix})
+    VX_CHECK(v->empty() || v->size() == a.moving.size(), InvalidArgument,
+             "--save-transform / --save-fsl / --save-matrix: one file per moving image (", a.moving.size(), ")");
+  RegisterOptions o;
+  o.transform = a.transform;
+  o.metric = a.metric;
+  o.levels = split_list<int>(a.levels, "--levels");
+  o.smoothing = split_list<double>(a.smoothing, "--smoothing");
+  o.iterations = split_list<int>(a.iterations, "--iterations");
+  o.freeze.clear();
+  for (const std::string& g : split_list<std::string>(a.freeze, "--freeze")) o.freeze.push_back(g);
+  o.optimizer = a.optimizer;
+  o.degree = a.degree;
+  o.bins = a.bins;
+  o.radius = a.radius;
+  o.max_samples = a.samples;
+  o.tolerance = a.tolerance;
+  const int write_order = parse_order(a.write_degree);
+  NiftiWriteOptions w;
+  w.dtype = parse_dtype(a.dtype);
+  transform_groups(o.transform); // validate names before reading anything big
+
+  const Image<float> fixed = read_image(a.fixed, "--fixed");
+  Image<float> fmask, mmask;
+  if (!a.fixed_mask.empty()) fmask = read_image(a.fixed_mask, "--fixed-mask");
+  if (!a.moving_mask.empty()) mmask = read_image(a.moving_mask, "--moving-mask");
+  const bool init_file = a.init != "center" && a.init != "moments" && a.init != "identity";
+  if (!init_file) o.init = a.init;
+
+  struct Done {
+    Image<float> moved;
+    Mat4 matrix;
+    Geometry moving_geom;
+  };
+  std::vector<Done> done;
+  for (size_t n = 0; n < a.moving.size(); ++n) {
+    const Image<float> moving = read_image(a.moving[n], "the moving image");
+    if (init_file) {
+      try {
+        if (a.init.size() > 4 && a.init.substr(a.init.size() - 4) == ".mat" && is_text_matrix_file(a.init))
+          o.init_matrix = fsl_to_ras_pullback(read_plain_matrix_file(a.init), fixed.geometry(), moving.geometry());
+        else
+          o.init_matrix = read_transform(a.init);
+      } catch (...) {
+        rethrow_with_context("reading --init");
+      }
+      o.has_init_matrix = true;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    RegisterResult r;
+    try {
+      r = register_images(fixed, moving, o, fmask.size() ? &fmask : nullptr, mmask.size() ? &mmask : nullptr);
+    } catch (...) {
+      rethrow_with_context("registering " + a.moving[n] + " to " + a.fixed);
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ResampleOptions ro;
+    ro.order = write_order;
+    Done d{resample(moving, fixed.geometry(), r.matrix, ro), r.matrix, moving.geometry()};
+    if (!a.quiet) {
+      std::printf("%s -> %s: %s %s, %.2f s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(), o.transform.c_str(),
+                  o.metric.c_str(), secs, r.metric);
+      for (size_t p = 0; p < r.names.size(); ++p) std::printf(" %s=%.6g", r.names[p].c_str(), r.parameters[p]);
+      std::printf("\n");
+    }
+    done.push_back(std::move(d));
+  }
+  // Everything is computed: write (each file through a temporary name).
+  for (size_t n = 0; n < done.size(); ++n) {
+    if (!a.save_itk.empty()) write_itk_affine(a.save_itk[n], done[n].matrix);
+    if (!a.save_fsl.empty()) write_fsl_matrix(a.save_fsl[n], done[n].matrix, fixed.geometry(), done[n].moving_geom);
+    if (!a.save_matrix.empty()) write_ras_matrix(a.save_matrix[n], done[n].matrix);
+    write_nifti(a.output[n], done[n].moved, w);
+    if (!a.quiet) std::printf("wrote %s\n", a.output[n].c_str());
+  }
+}
+
+} // namespace
+
+void register_register(CLI::App& app) {
+  auto a = std::make_shared<RegisterArgs>();
+  CLI::App* cmd = app.add_subcommand("register", "Rigid, similarity or affine registration to a fixed image");
+  cmd->footer(
+      "Finds the world-space (RAS mm) pull-back T, fixed point -> moving point, that aligns each MOVING image to\n"
+      "FIXED, and writes the moving image resampled on the fixed grid. T = c + t + R Z S (x - c) about the fixed\n"
+      "image's centre c (or its centre of mass with --init moments), refined coarse to fine over --levels.\n"
+      "Metrics: ssd (sum of squared differences; Gauss-Newton), ncc (normalised cross-correlation), lncc (local NCC\n"
+      "in windows of --radius voxels), mi (Mattes mutual information, --bins; for different contrasts); ncc, lncc\n"
+      "and mi use L-BFGS. Every gradient is exact (B-spline interpolation of --degree, analytic metric derivative).\n"
+      "--init: center (align geometric centres; default), moments (centres of mass), identity, or a transform file:\n"
+      "ITK .txt/.tfm, ANTs .mat (binary), FSL FLIRT .mat (text; fixed = reference, moving = input) or 4x4 RAS text.\n"
+      "Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it),\n"
+      "--save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Several moving images: give one -o (and one\n"
+      "of each --save-*) per moving image, in order. See docs/register.md.");
+  cmd->add_option("moving", a->moving, "Moving image(s) (.nii/.nii.gz, 2D or 3D)")->required();
+  cmd->add_option("--fixed", a->fixed, "Fixed (reference) image")->required();
+  cmd->add_option("-o,--output", a->output, "Moved image(s) on the fixed grid, one per moving image")->required();
+  cmd->add_option("--transform", a->transform, "translation, rigid, similarity or affine")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"translation", "rigid", "similarity", "affine"}));
+  cmd->add_option("--metric", a->metric, "ssd, ncc, lncc or mi")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ssd", "ncc", "lncc", "mi"}));
+  cmd->add_option("--levels", a->levels, "Shrink factors, coarse to fine (comma-separated)")->capture_default_str();
+  cmd->add_option("--smoothing", a->smoothing,
+                  "Gaussian sigma (mm) per level (default: shrink/2 fixed voxels, 0 at shrink 1); repeat a level with "
+                  "decreasing sigmas for a continuation in smoothing");
+  cmd->add_option("--iterations", a->iterations, "Maximum iterations, one value or one per level (default 40 gn, 100 others)");
+  cmd->add_option("--optimizer", a->optimizer, "auto (gn for ssd, lbfgs otherwise), gn, lbfgs, gd or adam")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "gn", "lbfgs", "gd", "adam"}));
+  cmd->add_option("--fixed-mask", a->fixed_mask, "Mask on the fixed grid: only its non-zero voxels are compared");
+  cmd->add_option("--moving-mask", a->moving_mask, "Mask on the moving grid: points mapped outside it are ignored");
+  cmd->add_option("--init", a->init, "center, moments, identity or a transform file")->capture_default_str();
+  cmd->add_option("--freeze", a->freeze, "Groups kept at their initial value: translation,rotation,scale,zoom,shear");
+  cmd->add_option("--save-transform", a->save_itk, "ITK transform text file(s) (.txt/.tfm)");
+  cmd->add_option("--save-fsl", a->save_fsl, "FSL FLIRT matrix file(s) (.mat)");
+  cmd->add_option("--save-matrix", a->save_matrix, "4x4 RAS pull-back matrix text file(s)");
+  cmd->add_option("--degree", a->degree, "B-spline degree of the moving image during estimation (1..5)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5));
+  cmd->add_option("--write-degree", a->write_degree, "Interpolation of the written image: 0..7 or keys")->capture_default_str();
+  cmd->add_option("--bins", a->bins, "mi: histogram bins")->capture_default_str()->check(CLI::Range(8, 256));
+  cmd->add_option("--radius", a->radius, "lncc: window radius in voxels")->capture_default_str()->check(CLI::Range(1, 32));
+  cmd->add_option("--samples", a->samples, "Largest number of fixed samples per level (regular subsampling above)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(64), int64_t(1) << 40));
+  cmd->add_option("--tolerance", a->tolerance, "Stop a level when a step moves points by less (mm)")->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
+  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
+  add_threads_option(cmd, a->threads);
+  cmd->callback([a] {
+    apply_threads(a->threads);
+    parse_dtype(a->dtype);
+    parse_order(a->write_degree);
+    for (const auto& o : a->output) check_nifti_output_path(o);
+    for (const auto* v : {&a->save_itk, &a->save_fsl, &a->save_matrix})
+      for (const auto& f : *v) {
+        const auto dir = std::filesystem::path(f).parent_path();
+        std::error_code ec;
+        VX_CHECK(dir.empty() || std::filesystem::is_directory(dir, ec), InvalidArgument, f,
+                 ": the output directory does not exist");
+      }
+    run(*a);
+  });
+}
+
+} // namespace voxalign::cli

@@ -1,0 +1,200 @@
+"""Rigid / similarity / affine registration (the C++ engine in src/register; docs/register.md)."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import _voxalign as _core
+
+TRANSFORMS = ("translation", "rigid", "similarity", "affine")
+METRICS = ("ssd", "ncc", "lncc", "mi")
+OPTIMIZERS = ("auto", "gn", "lbfgs", "gd", "adam")
+
+
+def _image(obj, affine, what):
+    """(float32 array in NIfTI order, 4x4 affine) from a nibabel-like image or an array."""
+    if hasattr(obj, "get_fdata") and hasattr(obj, "affine"):
+        a = np.asarray(obj.get_fdata(dtype=np.float32))
+        aff = np.asarray(obj.affine, dtype=np.float64) if affine is None else np.asarray(affine, dtype=np.float64)
+    else:
+        a = np.asarray(obj)
+        aff = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
+    if a.ndim == 4 and a.shape[3] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3):
+        raise ValueError(f"{what} must be a 2D or 3D image, not {a.ndim}D"
+                         + (" (use voxalign.realign for a time series)" if a.ndim == 4 else ""))
+    if aff.shape != (4, 4):
+        raise ValueError(f"{what}: the affine must be 4x4")
+    if np.iscomplexobj(a):
+        raise TypeError(f"{what}: complex images are not supported")
+    return np.asfortranarray(a, dtype=np.float32), aff
+
+
+def _mask(obj, shape, affine, what):
+    if obj is None:
+        return None
+    m, _ = _image(obj, affine, what)
+    if m.shape != tuple(shape):
+        raise ValueError(f"{what} has shape {m.shape}, its image {tuple(shape)}: a mask must be on its image's grid")
+    return np.asfortranarray((m != 0).astype(np.float32))
+
+
+def _shape3(shape):
+    s = list(shape) + [1] * (3 - len(shape))
+    return [int(x) for x in s[:3]]
+
+
+class Registration:
+    """Result of :func:`register`.
+
+    ``matrix`` is the world (RAS mm) pull-back fixed -> moving: ``apply`` samples the moving image at
+    ``matrix @ x`` for each fixed world point x. ``parameters`` (with ``names``) are those of the
+    model ``init @ (c + t + R Z S (x - c))``: translations in mm, rotations in radians (Euler,
+    R = Rz Ry Rx), scale/zoom/shear unitless (zoom 0 = no zoom), centre ``centre`` in mm.
+    """
+
+    def __init__(self, d, fixed_shape, fixed_affine, moving_shape, moving_affine, transform, metric):
+        self.matrix = np.asarray(d["matrix"])
+        self.init = np.asarray(d["init"])
+        self.parameters = np.asarray(d["parameters"], dtype=np.float64)
+        self.names = list(d["names"])
+        self.centre = np.asarray(d["centre"])
+        self.metric = float(d["metric"])
+        self.levels = [dict(l) for l in d["levels"]]
+        self.transform, self.metric_name = transform, metric
+        self.fixed_shape, self.fixed_affine = tuple(fixed_shape), np.asarray(fixed_affine)
+        self.moving_shape, self.moving_affine = tuple(moving_shape), np.asarray(moving_affine)
+
+    @property
+    def params(self) -> dict:
+        """Parameters by name."""
+        return dict(zip(self.names, self.parameters.tolist()))
+
+    def apply(self, image, affine=None, degree=3, mode: str = "grid-constant", cval: float = 0.0) -> np.ndarray:
+        """The moving image (or any image in the moving space) resampled onto the fixed grid."""
+        from . import resample
+        if hasattr(image, "get_fdata") and hasattr(image, "affine"):
+            a = np.asarray(image.get_fdata(dtype=np.float32))
+            aff = image.affine if affine is None else affine
+        else:
+            a = np.asarray(image)
+            aff = self.moving_affine if affine is None else affine
+        return resample(a, aff, self.fixed_shape, self.fixed_affine, transform=self.matrix, degree=degree, mode=mode,
+                        cval=cval)
+
+    def fsl_matrix(self) -> np.ndarray:
+        """The FSL FLIRT matrix (moving scaled-voxel mm -> fixed scaled-voxel mm)."""
+        return np.asarray(_core.ras_to_fsl(self.matrix, _shape3(self.fixed_shape), self.fixed_affine,
+                                           _shape3(self.moving_shape), self.moving_affine))
+
+    def save(self, path, format: Optional[str] = None) -> None:
+        """Write the transform: ``format`` "itk" (AffineTransform_double_3_3, LPS; default for .txt/.tfm),
+        "fsl" (FLIRT .mat; default for .mat) or "ras" (a 4x4 RAS pull-back matrix as text)."""
+        path = os.fspath(path)
+        if format is None:
+            format = "fsl" if path.endswith(".mat") else "itk"
+        if format == "itk":
+            _core.write_itk_affine(path, self.matrix)
+        elif format == "fsl":
+            _core.write_text_file(path, _matrix_text(self.fsl_matrix()))
+        elif format == "ras":
+            _core.write_ras_matrix(path, self.matrix)
+        else:
+            raise ValueError(f"unknown transform format {format!r} (use itk, fsl or ras)")
+
+    def __repr__(self):
+        p = ", ".join(f"{n}={v:.4g}" for n, v in zip(self.names, self.parameters))
+        return f"Registration({self.transform}, {self.metric_name}={self.metric:.6g}, {p})"
+
+
+def _matrix_text(m) -> str:
+    return "".join(" ".join(f"{v:.17g}" for v in row) + "\n" for row in np.asarray(m))
+
+
+def _init_matrix(init, fixed_shape, fixed_affine, moving_shape, moving_affine):
+    """(init name, matrix or None) from 'center' | 'moments' | 'identity' | 4x4 | a transform file."""
+    if isinstance(init, str) and init in ("center", "moments", "identity"):
+        return init, None
+    if isinstance(init, (str, os.PathLike)):
+        path = os.fspath(init)
+        if path.endswith(".mat") and _is_text(path):  # FSL FLIRT matrix
+            flirt = _core.read_plain_matrix(path)
+            return "center", np.asarray(_core.fsl_to_ras(flirt, _shape3(fixed_shape), fixed_affine,
+                                                         _shape3(moving_shape), moving_affine))
+        return "center", np.asarray(_core.read_transform(path))
+    m = np.asarray(init, dtype=np.float64)
+    if m.shape != (4, 4):
+        raise ValueError("init must be 'center', 'moments', 'identity', a 4x4 matrix or a transform file")
+    return "center", m
+
+
+def _is_text(path) -> bool:
+    with open(path, "rb") as f:
+        b = f.read(4096)
+    return b"\0" not in b
+
+
+def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform: str = "rigid", metric: str = "ssd",
+             levels: Sequence[int] = (4, 2, 1), smoothing: Optional[Sequence[float]] = None, optimizer: str = "auto",
+             iterations=None, init="center", fixed_mask=None, moving_mask=None, freeze: Sequence[str] = (),
+             degree: int = 3, max_samples: int = 1 << 20, bins: int = 32, radius: int = 2, tolerance: float = 1e-3,
+             learning_rate: float = 0.5):
+    """Register ``moving`` to ``fixed`` (2D or 3D; nibabel images or arrays with ``*_affine``).
+
+    ``moving`` may be a list: each is registered to ``fixed`` and a list of results is returned.
+    transform: translation | rigid | similarity | affine. metric: ssd | ncc | lncc | mi (Mattes).
+    levels: shrink factors (coarse to fine); smoothing: Gaussian sigma in mm per level (default
+    shrink/2 fixed voxels, none at shrink 1); a repeated factor with decreasing smoothing gives a
+    continuation in smoothing. optimizer: auto (gn for ssd, lbfgs otherwise) | gn | lbfgs | gd | adam.
+    init: center (geometric centres) | moments (centres of mass; rotations about the fixed image's
+    centre of mass) | identity | a 4x4 RAS pull-back | a transform file (ITK .txt/.tfm, ANTs .mat,
+    FSL FLIRT .mat text, 4x4 RAS text). freeze: groups held fixed (translation, rotation, scale,
+    zoom, shear). Returns a :class:`Registration`.
+    """
+    if isinstance(moving, (list, tuple)):
+        return [register(m, fixed, moving_affine=moving_affine, fixed_affine=fixed_affine, transform=transform,
+                         metric=metric, levels=levels, smoothing=smoothing, optimizer=optimizer, iterations=iterations,
+                         init=init, fixed_mask=fixed_mask, moving_mask=moving_mask, freeze=freeze, degree=degree,
+                         max_samples=max_samples, bins=bins, radius=radius, tolerance=tolerance,
+                         learning_rate=learning_rate) for m in moving]
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown transform {transform!r} (use one of {', '.join(TRANSFORMS)})")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r} (use one of {', '.join(METRICS)})")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r} (use one of {', '.join(OPTIMIZERS)})")
+    m, maff = _image(moving, moving_affine, "moving")
+    f, faff = _image(fixed, fixed_affine, "fixed")
+    fm = _mask(fixed_mask, f.shape, faff, "fixed_mask")
+    mm = _mask(moving_mask, m.shape, maff, "moving_mask")
+    init_name, init_m = _init_matrix(init, f.shape, faff, m.shape, maff)
+    opts = dict(transform=transform, metric=metric, levels=[int(s) for s in levels], optimizer=optimizer,
+                init=init_name, freeze=list(freeze), degree=int(degree), max_samples=int(max_samples), bins=int(bins),
+                radius=int(radius), tolerance=float(tolerance), learning_rate=float(learning_rate))
+    if smoothing is not None:
+        opts["smoothing"] = [float(s) for s in smoothing]
+    if iterations is not None:
+        opts["iterations"] = [int(i) for i in np.atleast_1d(iterations)]
+    d = _core.register(m, maff, f, faff, fm, mm, init_m, opts)
+    return Registration(d, f.shape, faff, m.shape, maff, transform, metric)
+
+
+def metric_and_gradient(moving, fixed, parameters, *, moving_affine=None, fixed_affine=None, transform="rigid",
+                        metric="ssd", centre=None, init=None, fixed_mask=None, moving_mask=None, degree=3, bins=32,
+                        radius=2, max_samples=1 << 20):
+    """The metric the optimiser minimises at one level (no pyramid) and its exact gradient with
+    respect to the transform's parameters (for checking against finite differences)."""
+    m, maff = _image(moving, moving_affine, "moving")
+    f, faff = _image(fixed, fixed_affine, "fixed")
+    fm = _mask(fixed_mask, f.shape, faff, "fixed_mask")
+    mm = _mask(moving_mask, m.shape, maff, "moving_mask")
+    if centre is None:
+        centre = (faff @ np.r_[(np.array(_shape3(f.shape)) - 1) / 2.0, 1.0])[:3]
+    T0 = np.eye(4) if init is None else np.asarray(init, dtype=np.float64)
+    opts = dict(metric=metric, degree=int(degree), bins=int(bins), radius=int(radius), max_samples=int(max_samples))
+    v, g = _core.register_metric(m, maff, f, faff, _core.transform_groups(transform), [float(c) for c in centre], T0,
+                                 [float(p) for p in parameters], fm, mm, opts)
+    return v, np.asarray(g)
