@@ -30,6 +30,7 @@ struct Level {
   const Image<float>* moving_mask = nullptr; ///< full resolution moving mask (or null)
   Mat4 level_to_mask = Mat4::Identity(); ///< moving level voxel -> full resolution moving voxel
   double fmin = 0, fmax = 1, mmin = 0, mmax = 1; ///< intensity ranges (mi)
+  double mvar = 1;              ///< variance of the moving level image (lncc's regularisation)
   int bins = 32, radius = 2;
 };
 

@@ -290,13 +290,13 @@ void eval_lncc(const Level& L, const Samples& s, bool grad, Evaluation& ev) {
   std::vector<double> f(static_cast<size_t>(N)), m(static_cast<size_t>(N));
   for (int64_t i = 0; i < N; ++i) f[static_cast<size_t>(i)] = L.fval[static_cast<size_t>(i)] - mf, m[static_cast<size_t>(i)] = s.m[static_cast<size_t>(i)] - mm;
   std::vector<double> Sf = f, Sm = m, Sff(static_cast<size_t>(N)), Smm(static_cast<size_t>(N)), Sfm(static_cast<size_t>(N));
-  double var = 0;
+  double varf = 0;
   for (int64_t i = 0; i < N; ++i) {
     const size_t u = static_cast<size_t>(i);
     Sff[u] = f[u] * f[u], Smm[u] = m[u] * m[u], Sfm[u] = f[u] * m[u];
-    var += Sff[u];
+    varf += Sff[u];
   }
-  var /= double(N);
+  varf /= double(N);
   for (auto* v : {&Sf, &Sm, &Sff, &Smm, &Sfm}) box_sum(*v, dims, int(r));
   auto count = [&](int64_t i) {
     int64_t idx[3] = {i % dims[0], (i / dims[0]) % dims[1], i / (dims[0] * dims[1])};
@@ -305,16 +305,19 @@ void eval_lncc(const Level& L, const Samples& s, bool grad, Evaluation& ev) {
       c *= double(std::min(dims[d] - 1, idx[d] + r) - std::max<int64_t>(0, idx[d] - r) + 1);
     return c;
   };
-  const double eps = 1e-6 * std::max(var, 1e-30);
+  // cc = A^2 / ((B + eb)(C + ec)) with eb, ec a thousandth of the global variance (of the fixed samples, of the moving
+  // level image: constants) per window voxel: smooth everywhere (no threshold that switches windows on and off), and flat windows
+  // (background) count for nothing instead of amplifying rounding.
+  const double ef = 1e-3 * std::max(varf, 1e-30), em = 1e-3 * std::max(L.mvar, 1e-30);
   std::vector<double> alpha(static_cast<size_t>(N), 0.0), beta(static_cast<size_t>(N), 0.0);
   const std::vector<double> acc = block_reduce(N, 2, [&](int64_t b, int64_t e, double* a) {
     for (int64_t i = b; i < e; ++i) {
       const size_t u = static_cast<size_t>(i);
       if (!s.ok[u] || !L.inmask[u]) continue;
       const double n = count(i);
-      const double A = Sfm[u] - Sf[u] * Sm[u] / n, Bv = Sff[u] - Sf[u] * Sf[u] / n, C = Smm[u] - Sm[u] * Sm[u] / n;
+      const double A = Sfm[u] - Sf[u] * Sm[u] / n, Bv = Sff[u] - Sf[u] * Sf[u] / n + ef * n,
+                   C = Smm[u] - Sm[u] * Sm[u] / n + em * n;
       a[1] += 1;
-      if (!(Bv > eps * n && C > eps * n)) continue;
       a[0] += A * A / (Bv * C);
       alpha[u] = 2 * A / (Bv * C);
       beta[u] = A / C;

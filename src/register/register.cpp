@@ -84,7 +84,7 @@ Level make_level(const Image<float>& fixed, const Image<float>& moving, const Im
   L.moving_mask = moving_mask;
   L.level_to_mask = mg.affine.inverse() * M.geometry().affine;
   {
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo, s1 = 0, s2 = 0, cnt = 0;
     const Geometry& Mg = M.geometry();
     for (int64_t k = 0; k < Mg.dims[2]; ++k)
       for (int64_t j = 0; j < Mg.dims[1]; ++j)
@@ -100,9 +100,11 @@ Level make_level(const Image<float>& fixed, const Image<float>& moving, const Im
           }
           const double v = M.data()[i + Mg.dims[0] * (j + Mg.dims[1] * k)];
           lo = std::min(lo, v), hi = std::max(hi, v);
+          s1 += v, s2 += v * v, cnt += 1;
         }
     L.mmin = std::isfinite(lo) ? lo : 0.0;
     L.mmax = std::isfinite(hi) ? hi : 1.0;
+    L.mvar = cnt > 0 ? std::max(0.0, s2 / cnt - (s1 / cnt) * (s1 / cnt)) : 1.0;
   }
   L.coef = spline_coefficients<float>(M.view(), L.ndim, o.degree, Mode::Mirror);
   return L;

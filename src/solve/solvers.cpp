@@ -190,6 +190,7 @@ SolveResult lbfgs_minimize(const ObjectiveGradient& fg, std::vector<double> x, c
   std::deque<std::vector<double>> S, Y;
   std::deque<double> rho;
   double last_step = o.max_step > 0 ? o.max_step : 1.0; // steepest-descent step length (inf-norm)
+  bool restarted = false;
   for (int it = 0; it < o.max_iterations; ++it) {
     const double gmax = norm_inf(g);
     if (gmax == 0.0) {
@@ -266,9 +267,18 @@ SolveResult lbfgs_minimize(const ObjectiveGradient& fg, std::vector<double> x, c
     r.history.push_back(f);
     r.iterations = it + 1;
     if (smax < o.tol || (o.f_tol > 0 && rel < o.f_tol)) {
+      // A short step that the line search had to cut is no sign of convergence: restart from
+      // steepest descent once before giving up.
+      if (t < 1.0 && !restarted) {
+        restarted = true;
+        S.clear(), Y.clear(), rho.clear();
+        last_step = o.max_step > 0 ? o.max_step : 1.0;
+        continue;
+      }
       r.converged = true;
       break;
     }
+    restarted = false;
   }
   r.x = std::move(x);
   r.f = f;
