@@ -140,7 +140,7 @@ def _is_text(path) -> bool:
 def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform: str = "rigid", metric: str = "ssd",
              levels: Sequence[int] = (4, 2, 1), smoothing: Optional[Sequence[float]] = None, optimizer: str = "auto",
              iterations=None, init="center", fixed_mask=None, moving_mask=None, freeze: Sequence[str] = (),
-             degree: int = 3, max_samples: int = 1 << 20, bins: int = 32, radius: int = 2, tolerance: float = 1e-3,
+             degree: int = 3, max_samples: int = 1 << 18, bins: int = 32, radius: int = 2, tolerance: float = 1e-3,
              learning_rate: float = 0.5):
     """Register ``moving`` to ``fixed`` (2D or 3D; nibabel images or arrays with ``*_affine``).
 
@@ -184,7 +184,7 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
 
 def metric_and_gradient(moving, fixed, parameters, *, moving_affine=None, fixed_affine=None, transform="rigid",
                         metric="ssd", centre=None, init=None, fixed_mask=None, moving_mask=None, degree=3, bins=32,
-                        radius=2, max_samples=1 << 20):
+                        radius=2, max_samples=1 << 18):
     """The metric the optimiser minimises at one level (no pyramid) and its exact gradient with
     respect to the transform's parameters (for checking against finite differences)."""
     m, maff = _image(moving, moving_affine, "moving")

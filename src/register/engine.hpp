@@ -13,6 +13,12 @@ namespace voxalign::reg {
 enum class MetricKind { SSD, NCC, LNCC, MI };
 MetricKind parse_metric(const std::string& name);
 
+/// Moving values and gradients at the samples (buffers reused across evaluations).
+struct Samples {
+  std::vector<float> m, g; ///< value, gradient (3 per sample, voxel units of the moving level)
+  std::vector<uint8_t> ok;
+};
+
 struct Level {
   int ndim = 3;                 ///< 2 or 3
   // Fixed samples: voxel coordinates on the fixed level grid and their values.
@@ -32,6 +38,7 @@ struct Level {
   double fmin = 0, fmax = 1, mmin = 0, mmax = 1; ///< intensity ranges (mi)
   double mvar = 1;              ///< variance of the moving level image (lncc's regularisation)
   int bins = 32, radius = 2;
+  mutable Samples scratch;      ///< evaluation buffers (one evaluation of a level at a time)
 };
 
 /// Metric value, gradient G[a * (ndim + 1) + b] = dE/dMvox(a, b) (a < ndim, b <= ndim; b = ndim

@@ -33,11 +33,6 @@ template <class F> std::vector<double> block_reduce(int64_t n, int width, F&& fn
   return acc;
 }
 
-struct Samples {
-  std::vector<float> m, g; ///< value, gradient (3 per sample, voxel units of the moving level)
-  std::vector<uint8_t> ok;
-};
-
 /// Interpolate the moving image at every sample. clamp: points outside the moving grid are
 /// clamped to it (the function extended as a constant along that axis: zero derivative there) and
 /// still evaluated (lncc); otherwise they are marked invalid.
@@ -355,7 +350,7 @@ MetricKind parse_metric(const std::string& name) {
 }
 
 Evaluation evaluate_metric(const Level& L, MetricKind metric, const Mat4& Mvox, bool gradient, bool gauss_newton) {
-  Samples s;
+  Samples& s = L.scratch; // reused between evaluations: no fresh pages per call
   const bool clamp = metric == MetricKind::LNCC;
   detail::dispatch_kernel(L.coef.order, L.ndim, [&]<int K, int D>() {
     if constexpr (D >= 2) sample_moving<K, D>(L, Mvox, clamp, s);
