@@ -2,6 +2,7 @@
 // evaluation of every metric with its exact gradient with respect to the voxel->voxel matrix.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "voxalign/image/image.hpp"
@@ -53,11 +54,32 @@ struct Evaluation {
 /// Evaluate the metric at the voxel->voxel pull-back Mvox (fixed level voxel -> moving level voxel).
 Evaluation evaluate_metric(const Level& L, MetricKind metric, const Mat4& Mvox, bool gradient, bool gauss_newton);
 
-/// Build a level: fixed and moving smoothed by sigma_mm and shrunk (fixed by `shrink`, moving by
-/// the factor that brings it nearest the same spacing), samples in the fixed mask on a stride so
-/// that at most max_samples remain (dense for lncc).
-Level make_level(const Image<float>& fixed, const Image<float>& moving, const Image<float>* fixed_mask,
-                 const Image<float>* moving_mask, int shrink, double sigma_mm, MetricKind metric,
+/// Smoothed (Gaussian, sigma in mm) and shrunk copies of an image, cached; each new one is derived
+/// from the coarsest cached copy whose factor divides its own and that is no smoother (the
+/// remaining sigma is sqrt(sigma^2 - sigma0^2)), so request levels fine to coarse.
+class Pyramid {
+public:
+  explicit Pyramid(const Image<float>& base) : base_(base) {}
+  const Image<float>& get(int shrink, double sigma_mm);
+
+private:
+  struct Entry {
+    int shrink;
+    double sigma;
+    std::unique_ptr<Image<float>> image;
+  };
+  const Image<float>& base_;
+  std::vector<Entry> cache_;
+};
+
+/// The shrink factor of the moving image that brings its spacing nearest the fixed level's.
+int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink);
+
+/// Build a level from the level images F and M (pyramid copies of the full-resolution images
+/// whose geometries are fixed_full / moving_full; masks live on those full grids): samples in the
+/// fixed mask on a stride so that at most max_samples remain (dense for lncc), moving coefficients.
+Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
+                 const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
                  const RegisterOptions& o);
 
 } // namespace voxalign::reg

@@ -14,102 +14,6 @@
 namespace voxalign {
 namespace reg {
 
-Level make_level(const Image<float>& fixed, const Image<float>& moving, const Image<float>* fixed_mask,
-                 const Image<float>* moving_mask, int shrink, double sigma_mm, MetricKind metric,
-                 const RegisterOptions& o) {
-  Level L;
-  const Geometry& fg = fixed.geometry();
-  const Geometry& mg = moving.geometry();
-  L.ndim = fg.dims[2] == 1 ? 2 : 3;
-  L.bins = o.bins;
-  L.radius = o.radius;
-  const Vec3 fsp = fg.spacing(), msp = mg.spacing();
-  auto level_of = [&](const Image<float>& img, const Vec3& sp, int factor) {
-    double sv[3];
-    for (int d = 0; d < 3; ++d) sv[d] = sigma_mm > 0 ? sigma_mm / sp[d] : 0.0;
-    const Image<float> sm = sigma_mm > 0 ? gaussian_smooth(img, sv) : img;
-    return shrink_image(sm, factor);
-  };
-  const Image<float> F = level_of(fixed, fsp, shrink);
-  // The moving image is shrunk to the spacing nearest the fixed level's.
-  const double fmean = L.ndim == 2 ? 0.5 * (fsp[0] + fsp[1]) : fsp.mean();
-  const double mmean = L.ndim == 2 ? 0.5 * (msp[0] + msp[1]) : msp.mean();
-  const int mshrink = std::max(1, int(std::lround(shrink * fmean / mmean)));
-  const Image<float> M = level_of(moving, msp, mshrink);
-  const Geometry& Fg = F.geometry();
-  L.fixed_affine = Fg.affine;
-  L.moving_affine = M.geometry().affine;
-  for (int d = 0; d < 3; ++d) L.dims[d] = Fg.dims[d];
-  // Fixed samples: level voxels whose nearest full-resolution voxel is in the mask.
-  const Mat4 to_full = fg.affine.inverse() * Fg.affine;
-  auto in_fixed_mask = [&](int64_t i, int64_t j, int64_t k) {
-    if (!fixed_mask) return true;
-    int64_t q[3];
-    const double x[3] = {double(i), double(j), double(k)};
-    for (int a = 0; a < 3; ++a) {
-      q[a] = std::clamp<int64_t>(
-          std::llround(to_full(a, 0) * x[0] + to_full(a, 1) * x[1] + to_full(a, 2) * x[2] + to_full(a, 3)), 0,
-          fg.dims[a] - 1);
-    }
-    return fixed_mask->data()[q[0] + fg.dims[0] * (q[1] + fg.dims[1] * q[2])] != 0.0f;
-  };
-  const int64_t nx = Fg.dims[0], ny = Fg.dims[1], nz = Fg.dims[2];
-  std::vector<uint8_t> inm(static_cast<size_t>(nx * ny * nz));
-  int64_t inside = 0;
-  for (int64_t k = 0; k < nz; ++k)
-    for (int64_t j = 0; j < ny; ++j)
-      for (int64_t i = 0; i < nx; ++i) {
-        const bool b = in_fixed_mask(i, j, k);
-        inm[static_cast<size_t>(i + nx * (j + ny * k))] = b;
-        inside += b;
-      }
-  VX_CHECK(inside > 0, InvalidArgument, "the fixed mask leaves no voxel at shrink factor ", shrink);
-  L.dense = metric == MetricKind::LNCC;
-  int stride = 1;
-  if (!L.dense)
-    while (double(inside) / std::pow(double(stride), L.ndim) > double(o.max_samples)) ++stride;
-  for (int64_t k = 0; k < nz; k += (L.ndim == 3 ? stride : 1))
-    for (int64_t j = 0; j < ny; j += stride)
-      for (int64_t i = 0; i < nx; i += stride) {
-        const size_t u = static_cast<size_t>(i + nx * (j + ny * k));
-        if (!L.dense && !inm[u]) continue;
-        L.pos.insert(L.pos.end(), {float(i), float(j), float(k)});
-        L.fval.push_back(F.data()[u]);
-      }
-  if (L.dense) L.inmask = std::move(inm);
-  L.count = int64_t(L.fval.size());
-  L.fmin = *std::min_element(L.fval.begin(), L.fval.end());
-  L.fmax = *std::max_element(L.fval.begin(), L.fval.end());
-  // Moving intensity range (within the moving mask when given).
-  L.moving_mask = moving_mask;
-  L.level_to_mask = mg.affine.inverse() * M.geometry().affine;
-  {
-    double lo = std::numeric_limits<double>::infinity(), hi = -lo, s1 = 0, s2 = 0, cnt = 0;
-    const Geometry& Mg = M.geometry();
-    for (int64_t k = 0; k < Mg.dims[2]; ++k)
-      for (int64_t j = 0; j < Mg.dims[1]; ++j)
-        for (int64_t i = 0; i < Mg.dims[0]; ++i) {
-          if (moving_mask) {
-            int64_t q[3];
-            const double x[3] = {double(i), double(j), double(k)};
-            const Mat4& Q = L.level_to_mask;
-            for (int a = 0; a < 3; ++a)
-              q[a] = std::clamp<int64_t>(std::llround(Q(a, 0) * x[0] + Q(a, 1) * x[1] + Q(a, 2) * x[2] + Q(a, 3)), 0,
-                                         mg.dims[a] - 1);
-            if (moving_mask->data()[q[0] + mg.dims[0] * (q[1] + mg.dims[1] * q[2])] == 0.0f) continue;
-          }
-          const double v = M.data()[i + Mg.dims[0] * (j + Mg.dims[1] * k)];
-          lo = std::min(lo, v), hi = std::max(hi, v);
-          s1 += v, s2 += v * v, cnt += 1;
-        }
-    L.mmin = std::isfinite(lo) ? lo : 0.0;
-    L.mmax = std::isfinite(hi) ? hi : 1.0;
-    L.mvar = cnt > 0 ? std::max(0.0, s2 / cnt - (s1 / cnt) * (s1 / cnt)) : 1.0;
-  }
-  L.coef = spline_coefficients<float>(M.view(), L.ndim, o.degree, Mode::Mirror);
-  return L;
-}
-
 namespace {
 
 int group_count(const std::string& g, int nd) {
@@ -284,7 +188,7 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
   P.model = model;
   P.T0 = init;
   P.metric = parse_metric(opts.metric);
-  const Level L = make_level(fixed, moving, fixed_mask, moving_mask, 1, 0.0, P.metric, opts);
+  const Level L = make_level(fixed, moving, fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, opts);
   const ParamEval pe = eval_params(L, P, theta, gradient != nullptr, false);
   if (gradient) *gradient = pe.grad;
   return pe.value;
@@ -310,10 +214,30 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
   const double fmean = P.model.ndim == 2 ? 0.5 * (fsp[0] + fsp[1]) : fsp.mean();
   RegisterResult res;
   const int nlev = int(o.levels.size());
+  auto sigma_of = [&](int li) {
+    const int shrink = o.levels[static_cast<size_t>(li)];
+    return o.smoothing.empty() ? (shrink > 1 ? 0.5 * shrink * fmean : 0.0) : o.smoothing[static_cast<size_t>(li)];
+  };
+  // Pyramid images, built fine to coarse so that each derives from the previous one.
+  Pyramid fpyr(fixed), mpyr(moving);
+  {
+    std::vector<int> order(static_cast<size_t>(nlev));
+    for (int li = 0; li < nlev; ++li) order[static_cast<size_t>(li)] = li;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return o.levels[static_cast<size_t>(a)] < o.levels[static_cast<size_t>(b)] ||
+             (o.levels[static_cast<size_t>(a)] == o.levels[static_cast<size_t>(b)] && sigma_of(a) < sigma_of(b));
+    });
+    for (int li : order) {
+      const int s = o.levels[static_cast<size_t>(li)];
+      fpyr.get(s, sigma_of(li));
+      mpyr.get(moving_shrink(fixed.geometry(), moving.geometry(), s), sigma_of(li));
+    }
+  }
   for (int li = 0; li < nlev; ++li) {
     const int shrink = o.levels[static_cast<size_t>(li)];
-    const double sigma = o.smoothing.empty() ? (shrink > 1 ? 0.5 * shrink * fmean : 0.0) : o.smoothing[static_cast<size_t>(li)];
-    const Level L = make_level(fixed, moving, fixed_mask, moving_mask, shrink, sigma, P.metric, o);
+    const double sigma = sigma_of(li);
+    const Level L = make_level(fpyr.get(shrink, sigma), mpyr.get(moving_shrink(fixed.geometry(), moving.geometry(), shrink), sigma),
+                               fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, o);
     if (li == 0) {
       // Scale rotations, scales and shears by the RMS radius of the samples about the centre, so
       // that one unit of every scaled parameter moves points by about 1 mm.

@@ -86,6 +86,26 @@ TEST(RegisterPyramid, ShrinkKeepsWorldPositions) {
   }
 }
 
+TEST(RegisterPyramid, SmoothShrinkEqualsSmoothThenShrink) {
+  Geometry g;
+  g.dims = {23, 18, 13, 1};
+  g.affine.diagonal() << 1.1, 0.9, 1.3, 1;
+  Image<float> im(g);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0.0f, 100.0f);
+  for (int64_t q = 0; q < im.size(); ++q) im.data()[q] = u(rng);
+  for (int f : {1, 2, 3, 4})
+    for (double s : {0.0, 0.8, 2.0}) {
+      if (f == 1 && s == 0.0) continue;
+      const double sv[3] = {s, s * 0.7, s * 1.2};
+      const Image<float> a = reg::smooth_shrink(im, sv, f);
+      const Image<float> b = reg::shrink_image(reg::gaussian_smooth(im, sv), f);
+      ASSERT_EQ(a.geometry().dims, b.geometry().dims);
+      ASSERT_LT((a.geometry().affine - b.geometry().affine).cwiseAbs().maxCoeff(), 1e-12);
+      for (int64_t q = 0; q < a.size(); ++q) ASSERT_NEAR(a.data()[q], b.data()[q], 1e-3) << f << " " << s;
+    }
+}
+
 TEST(Solvers, LbfgsRosenbrockAndAdamQuadratic) {
   auto rosen = [](const double* x, double* g) {
     const double a = 1 - x[0], b = x[1] - x[0] * x[0];

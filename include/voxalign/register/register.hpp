@@ -82,6 +82,10 @@ Image<float> gaussian_smooth(const Image<float>& in, const double sigma_vox[3]);
 /// by linear interpolation (axes of length 1 are kept); the geometry follows.
 Image<float> shrink_image(const Image<float>& in, int factor);
 
+/// gaussian_smooth followed by shrink_image, computed axis by axis with the decimation folded
+/// into each pass (what the registration pyramid uses).
+Image<float> smooth_shrink(const Image<float>& in, const double sigma_vox[3], int factor);
+
 /// The metric and its gradient w.r.t. the parameters of `model` at theta, with the fixed image
 /// sampled on its own grid (every voxel in the mask) and the moving interpolated with `degree`:
 /// the same function the optimiser minimises at one level (no pyramid). For tests of the gradient.

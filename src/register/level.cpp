@@ -1,0 +1,125 @@
+// One registration level: the pyramid images (cached, each derived from the finest earlier one),
+// the fixed samples and the moving coefficients (docs/register.md).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+
+namespace voxalign::reg {
+namespace {
+
+/// Nearest full-resolution index of each level index along one axis of an axis-aligned level
+/// (level voxel i sits at full-resolution position scale * i + offset), clamped to the grid.
+std::vector<int64_t> axis_table(int64_t n, double scale, double offset, int64_t full) {
+  std::vector<int64_t> t(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    t[static_cast<size_t>(i)] = std::clamp<int64_t>(std::llround(scale * double(i) + offset), 0, full - 1);
+  return t;
+}
+
+/// Per-voxel test "the nearest voxel of `mask` (on the full grid `full`) is non-zero" for every
+/// voxel of the level grid `level` (a shrink of `full`: axis-aligned in voxel space).
+std::vector<uint8_t> level_mask(const Geometry& level, const Geometry& full, const Image<float>* mask) {
+  const int64_t nx = level.dims[0], ny = level.dims[1], nz = level.dims[2];
+  std::vector<uint8_t> out(static_cast<size_t>(nx * ny * nz), 1);
+  if (!mask) return out;
+  const Mat4 Q = full.affine.inverse() * level.affine;
+  const auto ti = axis_table(nx, Q(0, 0), Q(0, 3), full.dims[0]), tj = axis_table(ny, Q(1, 1), Q(1, 3), full.dims[1]),
+             tk = axis_table(nz, Q(2, 2), Q(2, 3), full.dims[2]);
+  const float* m = mask->data();
+  parallel_for(nz, 1, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k)
+      for (int64_t j = 0; j < ny; ++j) {
+        const int64_t row = full.dims[0] * (tj[static_cast<size_t>(j)] + full.dims[1] * tk[static_cast<size_t>(k)]);
+        uint8_t* o = out.data() + nx * (j + ny * k);
+        for (int64_t i = 0; i < nx; ++i) o[i] = m[row + ti[static_cast<size_t>(i)]] != 0.0f;
+      }
+  });
+  return out;
+}
+
+} // namespace
+
+const Image<float>& Pyramid::get(int shrink, double sigma_mm) {
+  if (shrink == 1 && !(sigma_mm > 0)) return base_;
+  for (const auto& e : cache_)
+    if (e.shrink == shrink && e.sigma == sigma_mm) return *e.image;
+  // Start from the coarsest cached level that divides this one and is no smoother.
+  const Image<float>* src = &base_;
+  int s0 = 1;
+  double sig0 = 0.0;
+  for (const auto& e : cache_)
+    if (shrink % e.shrink == 0 && e.sigma <= sigma_mm && e.shrink > s0) src = e.image.get(), s0 = e.shrink, sig0 = e.sigma;
+  const double extra = std::sqrt(std::max(0.0, sigma_mm * sigma_mm - sig0 * sig0));
+  const Vec3 sp = src->geometry().spacing();
+  double sv[3];
+  for (int d = 0; d < 3; ++d) sv[d] = extra > 0 ? extra / sp[d] : 0.0;
+  cache_.push_back({shrink, sigma_mm, std::make_unique<Image<float>>(smooth_shrink(*src, sv, shrink / s0))});
+  return *cache_.back().image;
+}
+
+int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink) {
+  const Vec3 fsp = fixed.spacing(), msp = moving.spacing();
+  const bool two_d = fixed.dims[2] == 1;
+  const double fmean = two_d ? 0.5 * (fsp[0] + fsp[1]) : fsp.mean();
+  const double mmean = two_d ? 0.5 * (msp[0] + msp[1]) : msp.mean();
+  return std::max(1, int(std::lround(shrink * fmean / mmean)));
+}
+
+Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
+                 const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
+                 const RegisterOptions& o) {
+  Level L;
+  const Geometry& Fg = F.geometry();
+  L.ndim = Fg.dims[2] == 1 ? 2 : 3;
+  L.bins = o.bins;
+  L.radius = o.radius;
+  L.fixed_affine = Fg.affine;
+  L.moving_affine = M.geometry().affine;
+  for (int d = 0; d < 3; ++d) L.dims[d] = Fg.dims[d];
+  // Fixed samples: level voxels whose nearest full-resolution voxel is in the mask.
+  std::vector<uint8_t> inm = level_mask(Fg, fixed_full, fixed_mask);
+  const int64_t nx = Fg.dims[0], ny = Fg.dims[1], nz = Fg.dims[2];
+  int64_t inside = 0;
+  for (uint8_t b : inm) inside += b;
+  VX_CHECK(inside > 0, InvalidArgument, "the fixed mask leaves no voxel of the ", nx, "x", ny, "x", nz, " level grid");
+  L.dense = metric == MetricKind::LNCC;
+  int stride = 1;
+  if (!L.dense)
+    while (double(inside) / std::pow(double(stride), L.ndim) > double(o.max_samples)) ++stride;
+  for (int64_t k = 0; k < nz; k += (L.ndim == 3 ? stride : 1))
+    for (int64_t j = 0; j < ny; j += stride)
+      for (int64_t i = 0; i < nx; i += stride) {
+        const size_t u = static_cast<size_t>(i + nx * (j + ny * k));
+        if (!L.dense && !inm[u]) continue;
+        L.pos.insert(L.pos.end(), {float(i), float(j), float(k)});
+        L.fval.push_back(F.data()[u]);
+      }
+  if (L.dense) L.inmask = std::move(inm);
+  L.count = int64_t(L.fval.size());
+  L.fmin = *std::min_element(L.fval.begin(), L.fval.end());
+  L.fmax = *std::max_element(L.fval.begin(), L.fval.end());
+  L.moving_mask = moving_mask;
+  L.level_to_mask = moving_full.affine.inverse() * M.geometry().affine;
+  if (metric == MetricKind::MI || metric == MetricKind::LNCC) {
+    // Moving intensity range (mi) and variance (lncc), within the moving mask when given.
+    const std::vector<uint8_t> mm = level_mask(M.geometry(), moving_full, moving_mask);
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo, s1 = 0, s2 = 0, cnt = 0;
+    for (int64_t q = 0; q < M.size(); ++q) {
+      if (!mm[static_cast<size_t>(q)]) continue;
+      const double v = M.data()[q];
+      lo = std::min(lo, v), hi = std::max(hi, v);
+      s1 += v, s2 += v * v, cnt += 1;
+    }
+    L.mmin = std::isfinite(lo) ? lo : 0.0;
+    L.mmax = std::isfinite(hi) ? hi : 1.0;
+    L.mvar = cnt > 0 ? std::max(0.0, s2 / cnt - (s1 / cnt) * (s1 / cnt)) : 1.0;
+  }
+  L.coef = spline_coefficients<float>(M.view(), L.ndim, o.degree, Mode::Mirror);
+  return L;
+}
+
+} // namespace voxalign::reg
