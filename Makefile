@@ -1,5 +1,5 @@
 # voxalign front door.
-#   make demo   install what is missing, build, resample a real T1 volume through a rotation and N4-correct it
+#   make demo   install what is missing, build, resample a real T1 volume through a rotation, N4-correct it, register
 #   make test   install what is missing, build, and run every test (C++, Python, CLI)
 PY      ?= python3
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)

@@ -24,7 +24,7 @@ struct RegisterArgs {
   std::string fixed, fixed_mask, moving_mask, init = "center", levels = "4,2,1", smoothing, iterations, freeze;
   std::string transform = "rigid", metric = "ssd", optimizer = "auto", dtype = "float32", write_degree = "3";
   int degree = 3, bins = 32, radius = 2;
-  int64_t samples = 1 << 18;
+  int64_t samples = 1 << 16;
   double tolerance = 1e-3;
   bool quiet = false;
   int threads = 0;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# voxalign demo: resample a real T1 volume (Debian's mricron-data) through a rotation, and compare
-# with scipy.ndimage doing the same job.
+# voxalign demo: resample a real T1 volume (Debian's mricron-data) through a rotation, N4-correct it,
+# and register a different-contrast copy back to it, each beside its reference tool (scipy.ndimage,
+# ITK's N4 and ITK's registration through SimpleITK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VOXALIGN=${VOXALIGN:-build/release/voxalign}
@@ -88,4 +89,58 @@ print(f"   SimpleITK/ITK N4, same settings (without writing): {t_itk:.1f} s ({t_
 print(f"   mean |voxalign / ITK - 1| in the head = {np.mean(np.abs(r / np.median(r) - 1)):.1e}")
 print(f"   mean error against the unbiased T1: before {err(biased):.3f}, voxalign {err(ours):.3f}, ITK {err(itk):.3f}")
 print(f"== output: {out}/t1_n4.nii.gz and the bias field {out}/t1_bias.nii.gz")
+PY
+
+# ---------------------------------------------------------------- registration
+echo
+echo "== voxalign register: the rotated T1 above given a different contrast (a non-monotonic intensity map"
+echo "   plus noise), registered back to the T1 with mutual information; then SimpleITK on the same pair (~10 s)"
+python3 - "$OUT/t1_rotated.nii.gz" "$OUT/t1_other_contrast.nii.gz" <<'PY'
+import sys, numpy as np, nibabel as nib
+img = nib.load(sys.argv[1])
+a = np.asarray(img.dataobj, dtype=np.float32)
+rng = np.random.default_rng(0)
+b = 120 + 90 * np.cos(2.6 * np.pi * a / 254.0) + rng.normal(0, 4.0, a.shape)
+nib.save(nib.Nifti1Image(b.astype(np.float32), img.affine), sys.argv[2])
+PY
+start=$(date +%s.%N)
+"$VOXALIGN" register "$OUT/t1_other_contrast.nii.gz" --fixed "$T1" -o "$OUT/t1_registered.nii.gz" \
+  --metric mi --fixed-mask /usr/share/mricron/templates/ch2bet.nii.gz \
+  --save-transform "$OUT/registered_itk.txt" --save-fsl "$OUT/registered_fsl.mat"
+end=$(date +%s.%N)
+python3 - "$T1" "$OUT" "$start" "$end" <<'PY'
+import sys, time, numpy as np, nibabel as nib, SimpleITK as sitk
+import voxalign as va
+t1, out, t0, t1e = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+img = nib.load(t1)
+brain = np.asarray(nib.load("/usr/share/mricron/templates/ch2bet.nii.gz").dataobj) > 0
+# t1_rotated(x) = T1(R x) with R the rotation above, so the pull-back T1 -> moving is R^-1
+truth = np.linalg.inv(va.read_transform(f"{out}/rotation.txt"))
+est = va.read_transform(f"{out}/registered_itk.txt")
+ijk = np.argwhere(brain)[::5]
+X = np.c_[(img.affine @ np.c_[ijk, np.ones(len(ijk))].T).T[:, :3], np.ones(len(ijk))]
+def rms(M):
+    return np.sqrt((((X @ M.T) - (X @ truth.T))[:, :3] ** 2).sum(1).mean())
+# SimpleITK: Euler3D, Mattes MI 32 bins, the same pyramid and mask, regular 5 % sampling
+fi = sitk.ReadImage(t1, sitk.sitkFloat32)
+mi = sitk.ReadImage(f"{out}/t1_other_contrast.nii.gz", sitk.sitkFloat32)
+mk = sitk.ReadImage("/usr/share/mricron/templates/ch2bet.nii.gz") > 0
+s = time.perf_counter()
+R = sitk.ImageRegistrationMethod()
+R.SetMetricAsMattesMutualInformation(32); R.SetMetricSamplingStrategy(R.REGULAR); R.SetMetricSamplingPercentage(0.05, 1)
+R.SetMetricFixedMask(mk); R.SetInterpolator(sitk.sitkLinear)
+R.SetOptimizerAsRegularStepGradientDescent(2.0, 1e-4, 200); R.SetOptimizerScalesFromPhysicalShift()
+R.SetShrinkFactorsPerLevel([4, 2, 1]); R.SetSmoothingSigmasPerLevel([2, 1, 0]); R.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+R.SetInitialTransform(sitk.CenteredTransformInitializer(fi, mi, sitk.Euler3DTransform()), inPlace=False)
+tx = R.Execute(fi, mi)
+t_itk = time.perf_counter() - s
+p = np.array([[0, 0, 0], [50, 0, 0], [0, 50, 0], [0, 0, 50.0]])
+q = np.array([tx.TransformPoint(tuple(map(float, v))) for v in p])
+L = np.eye(4); L[:3, 3] = q[0]; L[:3, :3] = (q[1:] - q[0]).T / 50
+F = np.diag([-1.0, -1, 1, 1]); itk = F @ L @ F
+print(f"   CLI end to end (read, register, resample, write): {t1e - t0:.2f} s")
+print(f"   SimpleITK registration, same transform, metric, pyramid and mask (registration alone): {t_itk:.1f} s")
+print(f"   RMS error over the brain against the known rotation: voxalign {rms(est):.4f} mm, SimpleITK {rms(itk):.4f} mm")
+print(f"== output: {out}/t1_registered.nii.gz (on the T1's grid), transforms {out}/registered_itk.txt (ITK/ANTs), "
+      f"{out}/registered_fsl.mat (FSL)")
 PY

@@ -36,10 +36,16 @@ def _image(obj, affine, what):
 def _mask(obj, shape, affine, what):
     if obj is None:
         return None
-    m, _ = _image(obj, affine, what)
+    if hasattr(obj, "get_fdata"):
+        obj = np.asarray(obj.dataobj)
+    m = np.asarray(obj)
+    if m.ndim == 4 and m.shape[3] == 1:
+        m = m[..., 0]
     if m.shape != tuple(shape):
         raise ValueError(f"{what} has shape {m.shape}, its image {tuple(shape)}: a mask must be on its image's grid")
-    return np.asfortranarray((m != 0).astype(np.float32))
+    if m.dtype != np.bool_:
+        m = m != 0
+    return np.asfortranarray(m, dtype=np.float32)  # one conversion: 0 or 1
 
 
 def _shape3(shape):
@@ -140,7 +146,7 @@ def _is_text(path) -> bool:
 def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform: str = "rigid", metric: str = "ssd",
              levels: Sequence[int] = (4, 2, 1), smoothing: Optional[Sequence[float]] = None, optimizer: str = "auto",
              iterations=None, init="center", fixed_mask=None, moving_mask=None, freeze: Sequence[str] = (),
-             degree: int = 3, max_samples: int = 1 << 18, bins: int = 32, radius: int = 2, tolerance: float = 1e-3,
+             degree: int = 3, max_samples: int = 1 << 16, bins: int = 32, radius: int = 2, tolerance: float = 1e-3,
              learning_rate: float = 0.5):
     """Register ``moving`` to ``fixed`` (2D or 3D; nibabel images or arrays with ``*_affine``).
 
@@ -184,7 +190,7 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
 
 def metric_and_gradient(moving, fixed, parameters, *, moving_affine=None, fixed_affine=None, transform="rigid",
                         metric="ssd", centre=None, init=None, fixed_mask=None, moving_mask=None, degree=3, bins=32,
-                        radius=2, max_samples=1 << 18):
+                        radius=2, max_samples=1 << 16):
     """The metric the optimiser minimises at one level (no pyramid) and its exact gradient with
     respect to the transform's parameters (for checking against finite differences)."""
     m, maff = _image(moving, moving_affine, "moving")

@@ -32,7 +32,7 @@ struct RegisterOptions {
   Mat4 init_matrix = Mat4::Identity();
   std::vector<std::string> freeze;   ///< parameter groups held at their start: translation, rotation, scale/zoom, shear
   int degree = 3;                    ///< B-spline degree of the moving image during estimation (1..5)
-  int64_t max_samples = 1 << 18;     ///< per level: the fixed grid is subsampled on a regular stride above this
+  int64_t max_samples = 1 << 16;     ///< per level: the fixed grid is subsampled on a regular stride above this
   int bins = 32;                     ///< mi: histogram bins
   int radius = 2;                    ///< lncc: window radius in voxels of the level's grid
   double tolerance = 1e-3;           ///< stop a level when a step moves no point of the fixed samples by more (mm)
