@@ -10,6 +10,7 @@ void register_resample(CLI::App& app);
 void register_n4(CLI::App& app);
 void register_warp(CLI::App& app);
 void register_register(CLI::App& app);
+void register_realign(CLI::App& app);
 
 /// Add --threads to a subcommand; call apply_threads() at the start of run().
 void add_threads_option(CLI::App* cmd, int& threads);

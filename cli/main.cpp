@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   voxalign::cli::register_n4(app);
   voxalign::cli::register_warp(app);
   voxalign::cli::register_register(app);
+  voxalign::cli::register_realign(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

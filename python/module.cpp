@@ -12,6 +12,7 @@
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/n4/n4.hpp"
 #include "voxalign/register/register.hpp"
+#include "voxalign/realign/realign.hpp"
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/spline/prefilter.hpp"
@@ -678,6 +679,61 @@ nb::tuple py_register_metric(InArr<float> moving, Mat44 moving_affine, InArr<flo
   return nb::make_tuple(v, g);
 }
 
+nb::dict py_realign(InArr<float> data, Mat44 affine, std::optional<InArr<float>> weight, int ref_frame, bool to_mean,
+                    double sep, double fwhm, int degree, double quality, int iterations, bool reslice, int write_degree) {
+  if (data.ndim() != 4) throw InvalidArgument("realign needs a 4D array (x, y, z, t), not " + std::to_string(data.ndim()) + "D");
+  const ImageView<const float> v = view_of<float>(data, 4, "data");
+  Geometry g;
+  g.ndim = 4;
+  for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
+  g.affine = to_mat4(affine);
+  Image<float> series(g, no_init);
+  {
+    float* dst = series.data();
+    for (int64_t t = 0; t < v.dims[3]; ++t)
+      for (int64_t k = 0; k < v.dims[2]; ++k)
+        for (int64_t j = 0; j < v.dims[1]; ++j)
+          for (int64_t i = 0; i < v.dims[0]; ++i) *dst++ = v(i, j, k, t);
+  }
+  Image<float> w;
+  if (weight) w = image_of(*weight, affine, "mask");
+  RealignOptions o;
+  o.ref_frame = ref_frame, o.to_mean = to_mean, o.sep = sep, o.fwhm = fwhm, o.degree = degree, o.quality = quality,
+  o.iterations = iterations;
+  RealignResult r;
+  Image<float> out;
+  {
+    nb::gil_scoped_release release;
+    r = realign(series, o, weight ? &w : nullptr);
+    if (reslice) {
+      out = Image<float>(g, no_init);
+      for (int64_t t = 0; t < g.dims[3]; ++t) reslice_frame(series, t, r.matrices[size_t(t)], write_degree, out.view().frame(t));
+    }
+  }
+  nb::dict d;
+  nb::list mats;
+  for (const Mat4& M : r.matrices) mats.append(from_mat4(M));
+  d["matrices"] = mats;
+  auto rows = [](const std::vector<std::array<double, 6>>& a) {
+    std::vector<std::vector<double>> o2;
+    for (const auto& x : a) o2.emplace_back(x.begin(), x.end());
+    return o2;
+  };
+  d["spm"] = rows(r.spm);
+  d["fsl"] = rows(r.fsl);
+  d["fd"] = r.fd;
+  d["rmsd"] = r.rmsd;
+  d["iterations"] = r.iterations;
+  d["samples"] = r.samples;
+  d["rp_text"] = spm_rp_text(r);
+  d["par_text"] = fsl_par_text(r);
+  d["confounds_tsv"] = bids_confounds_tsv(r);
+  d["confounds_json"] = bids_confounds_json();
+  d["itk_text"] = itk_transforms_text(r);
+  if (reslice) d["resliced"] = from_image(std::move(out), 4);
+  return d;
+}
+
 NB_MODULE(_voxalign, m) {
   m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {
@@ -696,6 +752,12 @@ NB_MODULE(_voxalign, m) {
         nb::arg("fixed_affine"), nb::arg("groups"), nb::arg("centre"), nb::arg("init"), nb::arg("theta"),
         nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("options"));
   m.def("transform_groups", &transform_groups);
+  m.def("realign", &py_realign, nb::arg("data"), nb::arg("affine"), nb::arg("weight").none(), nb::arg("ref_frame"),
+        nb::arg("to_mean"), nb::arg("sep"), nb::arg("fwhm"), nb::arg("degree"), nb::arg("quality"), nb::arg("iterations"),
+        nb::arg("reslice"), nb::arg("write_degree"));
+  m.def("jenkinson_rms", [](Mat44 a, Mat44 b, std::array<double, 3> c, double radius) {
+    return jenkinson_rms(to_mat4(a), to_mat4(b), Vec3(c[0], c[1], c[2]), radius);
+  });
   m.def("write_ras_matrix", [](const std::string& path, Mat44 m) { write_ras_matrix(path, to_mat4(m)); });
   m.def("write_text_file", &write_text_file);
   m.def("read_plain_matrix", [](const std::string& path) { return from_mat4(read_plain_matrix_file(path)); });

@@ -22,7 +22,7 @@ __all__ = [
     "warp", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp", "adjoint_affine_warp",
     "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
     "warp_matrix", "invert_field", "approx_adjoint_warp", "approx_warp_jvp", "bb_minimize", "gauss_newton",
-    "field_mm_to_voxels", "register", "Registration",
+    "field_mm_to_voxels", "register", "Registration", "realign", "Realignment",
     "MODES", "__version__",
 ]
 __version__ = "0.1.0"
@@ -631,3 +631,4 @@ def field_mm_to_voxels(field_mm, field_affine, image_affine) -> np.ndarray:
 
 
 from .registration import Registration, register, metric_and_gradient  # noqa: E402
+from .realignment import Realignment, realign  # noqa: E402

@@ -7,7 +7,9 @@
 
 #include "voxalign/image/image.hpp"
 #include "voxalign/register/register.hpp"
+#include "voxalign/solve/solvers.hpp"
 #include "voxalign/spline/prefilter.hpp"
+#include <Eigen/Dense>
 
 namespace voxalign::reg {
 
@@ -81,5 +83,31 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink);
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
                  const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
                  const RegisterOptions& o);
+
+/// A parameterised transform being estimated: T = T0 * affine_model_matrix(model, theta).
+struct Problem {
+  AffineModel model;
+  Mat4 T0 = Mat4::Identity();
+  std::vector<double> theta;   ///< full parameter vector (frozen entries stay as they are)
+  std::vector<int> free;       ///< indices of the optimised parameters
+  std::vector<double> scale;   ///< per parameter: scaled = theta * scale (translations 1, others the radius)
+  MetricKind metric = MetricKind::SSD;
+};
+
+/// Value, gradient w.r.t. the full theta and (ssd) the Gauss-Newton matrix at theta.
+struct ParamEval {
+  double value = 0;
+  int64_t valid = 0;
+  std::vector<double> grad;            ///< d value / d theta (all parameters)
+  Eigen::MatrixXd JtJ;                 ///< over all parameters
+};
+
+/// The metric of level L at theta, with the chain rule through the model's exact Jacobian.
+ParamEval eval_params(const Level& L, const Problem& P, const std::vector<double>& theta, bool grad, bool gn);
+
+/// Optimise P.theta (its free entries, scaled) on one level with optimizer `opt` (gn, lbfgs, gd,
+/// adam) for at most `iters` iterations; level_spacing (mm) bounds L-BFGS steps and scales Adam's.
+SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,
+                           double level_spacing, const RegisterProgress& progress);
 
 } // namespace voxalign::reg

@@ -14,31 +14,6 @@
 namespace voxalign {
 namespace reg {
 
-namespace {
-
-int group_count(const std::string& g, int nd) {
-  if (g == "translation" || g == "zoom") return nd;
-  if (g == "rotation" || g == "shear") return nd == 3 ? 3 : 1;
-  return 1; // scale
-}
-
-struct Problem {
-  AffineModel model;
-  Mat4 T0 = Mat4::Identity();
-  std::vector<double> theta;   ///< full parameter vector (frozen entries stay as they are)
-  std::vector<int> free;       ///< indices of the optimised parameters
-  std::vector<double> scale;   ///< per parameter: scaled = theta * scale (translations 1, others the radius)
-  MetricKind metric = MetricKind::SSD;
-};
-
-/// Value, gradient w.r.t. the full theta and (ssd) the Gauss-Newton matrix at theta.
-struct ParamEval {
-  double value = 0;
-  int64_t valid = 0;
-  std::vector<double> grad;            ///< d value / d theta (all parameters)
-  Eigen::MatrixXd JtJ;                 ///< over all parameters
-};
-
 ParamEval eval_params(const Level& L, const Problem& P, const std::vector<double>& theta, bool grad, bool gn) {
   const Mat4 T = P.T0 * affine_model_matrix(P.model, theta);
   const Mat4 Minv = L.moving_affine.inverse();
@@ -64,6 +39,76 @@ ParamEval eval_params(const Level& L, const Problem& P, const std::vector<double
     pe.JtJ = Dm.transpose() * H * Dm;
   }
   return pe;
+}
+
+SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,
+                           double level_spacing, const RegisterProgress& progress) {
+  const int nf = int(P.free.size());
+  auto to_theta = [&](const double* z) {
+    std::vector<double> th = P.theta;
+    for (int j = 0; j < nf; ++j) th[static_cast<size_t>(P.free[j])] = z[j] / P.scale[static_cast<size_t>(P.free[j])];
+    return th;
+  };
+  std::vector<double> z0(static_cast<size_t>(nf));
+  for (int j = 0; j < nf; ++j) z0[static_cast<size_t>(j)] = P.theta[static_cast<size_t>(P.free[j])] * P.scale[static_cast<size_t>(P.free[j])];
+  const int64_t min_valid = std::max<int64_t>(16, L.count / 100);
+  int evals = 0;
+  auto fg = [&](const double* z, double* g) {
+    const ParamEval pe = eval_params(L, P, to_theta(z), true, false);
+    if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
+    for (int j = 0; j < nf; ++j) g[j] = pe.grad[static_cast<size_t>(P.free[j])] / P.scale[static_cast<size_t>(P.free[j])];
+    if (progress) progress(0, 1, ++evals, pe.value);
+    return pe.value;
+  };
+  SolveResult sr;
+  sr.x = z0;
+  if (iters > 0) {
+    if (opt == "gn") {
+      GNOptions go;
+      go.max_iterations = iters;
+      go.tol = o.tolerance;
+      go.f_tol = 1e-12;
+      sr = gauss_newton(
+          [&](const double* z, double* JtJ, double* Jtr) {
+            const ParamEval pe = eval_params(L, P, to_theta(z), true, true);
+            if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
+            for (int a = 0; a < nf; ++a) {
+              const int pa = P.free[static_cast<size_t>(a)];
+              Jtr[a] = pe.grad[static_cast<size_t>(pa)] / P.scale[static_cast<size_t>(pa)];
+              for (int b = 0; b < nf; ++b) {
+                const int pb = P.free[static_cast<size_t>(b)];
+                JtJ[a * nf + b] = pe.JtJ(pa, pb) / (P.scale[static_cast<size_t>(pa)] * P.scale[static_cast<size_t>(pb)]);
+              }
+            }
+            if (progress) progress(0, 1, ++evals, pe.value);
+            return pe.value;
+          },
+          z0, go);
+    } else if (opt == "adam") {
+      AdamOptions ao;
+      ao.max_iterations = iters;
+      ao.learning_rate = o.learning_rate * level_spacing;
+      sr = adam_minimize(fg, z0, ao);
+    } else {
+      LBFGSOptions lo;
+      lo.max_iterations = iters;
+      lo.memory = opt == "gd" ? 0 : 7;
+      lo.tol = o.tolerance;
+      lo.f_tol = 1e-10;
+      lo.max_step = 2.0 * level_spacing; // no step moves points by more than two level voxels
+      sr = lbfgs_minimize(fg, z0, lo);
+    }
+  }
+  P.theta = to_theta(sr.x.data());
+  return sr;
+}
+
+namespace {
+
+int group_count(const std::string& g, int nd) {
+  if (g == "translation" || g == "zoom") return nd;
+  if (g == "rotation" || g == "shear") return nd == 3 ? 3 : 1;
+  return 1; // scale
 }
 
 Vec3 geometric_centre(const Geometry& g) {
@@ -258,66 +303,11 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
                start.valid, " of ", L.count, " fixed samples map inside the moving image",
                moving_mask ? " and its mask" : "", "); check the images' world geometry or give --init");
     }
-    const int nf = int(P.free.size());
-    auto to_theta = [&](const double* z) {
-      std::vector<double> th = P.theta;
-      for (int j = 0; j < nf; ++j) th[static_cast<size_t>(P.free[j])] = z[j] / P.scale[static_cast<size_t>(P.free[j])];
-      return th;
-    };
-    std::vector<double> z0(static_cast<size_t>(nf));
-    for (int j = 0; j < nf; ++j) z0[static_cast<size_t>(j)] = P.theta[static_cast<size_t>(P.free[j])] * P.scale[static_cast<size_t>(P.free[j])];
-    const int64_t min_valid = std::max<int64_t>(16, L.count / 100);
-    int evals = 0;
-    auto fg = [&](const double* z, double* g) {
-      const ParamEval pe = eval_params(L, P, to_theta(z), true, false);
-      if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
-      for (int j = 0; j < nf; ++j)
-        g[j] = pe.grad[static_cast<size_t>(P.free[j])] / P.scale[static_cast<size_t>(P.free[j])];
-      if (progress) progress(li, nlev, ++evals, pe.value);
-      return pe.value;
-    };
     const int iters = o.iterations.empty() ? (opt == "gn" ? 40 : 100)
                       : o.iterations.size() == 1 ? o.iterations[0] : o.iterations[static_cast<size_t>(li)];
-    SolveResult sr;
-    sr.x = z0;
-    if (iters > 0) {
-      if (opt == "gn") {
-        GNOptions go;
-        go.max_iterations = iters;
-        go.tol = o.tolerance;
-        go.f_tol = 1e-12;
-        sr = gauss_newton(
-            [&](const double* z, double* JtJ, double* Jtr) {
-              const ParamEval pe = eval_params(L, P, to_theta(z), true, true);
-              if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
-              for (int a = 0; a < nf; ++a) {
-                const int pa = P.free[static_cast<size_t>(a)];
-                Jtr[a] = pe.grad[static_cast<size_t>(pa)] / P.scale[static_cast<size_t>(pa)];
-                for (int b = 0; b < nf; ++b) {
-                  const int pb = P.free[static_cast<size_t>(b)];
-                  JtJ[a * nf + b] = pe.JtJ(pa, pb) / (P.scale[static_cast<size_t>(pa)] * P.scale[static_cast<size_t>(pb)]);
-                }
-              }
-              if (progress) progress(li, nlev, ++evals, pe.value);
-              return pe.value;
-            },
-            z0, go);
-      } else if (opt == "adam") {
-        AdamOptions ao;
-        ao.max_iterations = iters;
-        ao.learning_rate = o.learning_rate * shrink;
-        sr = adam_minimize(fg, z0, ao);
-      } else {
-        LBFGSOptions lo;
-        lo.max_iterations = iters;
-        lo.memory = opt == "gd" ? 0 : 7;
-        lo.tol = o.tolerance;
-        lo.f_tol = 1e-10;
-        lo.max_step = 2.0 * shrink * fmean; // no step moves points by more than two level voxels
-        sr = lbfgs_minimize(fg, z0, lo);
-      }
-    }
-    P.theta = to_theta(sr.x.data());
+    RegisterProgress level_progress;
+    if (progress) level_progress = [&](int, int, int it, double v) { progress(li, nlev, it, v); };
+    const SolveResult sr = optimise_level(L, P, opt, iters, o, shrink * fmean, level_progress);
     RegisterLevel rl;
     rl.shrink = shrink;
     rl.sigma_mm = sigma;

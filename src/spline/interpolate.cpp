@@ -177,8 +177,10 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
           }
           double a = (lo - b[d]) / st[d], e = (hi - b[d]) / st[d];
           if (a > e) std::swap(a, e);
-          ilo = std::max<int64_t>(ilo, int64_t(std::ceil(std::max(a, -1.0))) + 1);
-          ihi = std::min<int64_t>(ihi, int64_t(std::floor(std::min(e, double(n)))) - 1);
+          // Clamp before converting: a near-zero step (a matrix that is the identity up to
+          // rounding, 1e-34) puts a and e near +-1e34, beyond int64's range.
+          ilo = std::max<int64_t>(ilo, int64_t(std::ceil(std::clamp(a, -1.0, double(n)))) + 1);
+          ihi = std::min<int64_t>(ihi, int64_t(std::floor(std::clamp(e, -1.0, double(n)))) - 1);
         }
         if (ihi < ilo) ilo = ihi = 0;
         ilo = std::clamp(ilo, i_begin, i_end);

@@ -1,0 +1,174 @@
+// voxalign realign: 4D motion correction with SPM, FSL and BIDS outputs and an HTML report.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "common.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/image/nifti.hpp"
+#include "voxalign/realign/realign.hpp"
+#include "voxalign/report/report.hpp"
+#include "voxalign/spline/modes.hpp"
+#include "voxalign/transform/affine_io.hpp"
+
+namespace voxalign::cli {
+namespace {
+
+struct RealignArgs {
+  std::string input, output, ref = "mean", rp, par, confounds, transforms, mean, report, mask, dtype = "float32";
+  double sep = 4.0, fwhm = 5.0, quality = 0.9;
+  int degree = 2, write_degree = 4;
+  bool estimate_only = false, quiet = false;
+  int threads = 0;
+};
+
+void check_dir_of(const std::string& f, const char* what) {
+  if (f.empty()) return;
+  const auto dir = std::filesystem::path(f).parent_path();
+  std::error_code ec;
+  VX_CHECK(dir.empty() || std::filesystem::is_directory(dir, ec), InvalidArgument, what, " ", f,
+           ": the output directory does not exist");
+}
+
+void run(const RealignArgs& a) {
+  VX_CHECK(a.estimate_only || !a.output.empty(), InvalidArgument, "give -o OUT4D, or --estimate-only");
+  RealignOptions o;
+  o.sep = a.sep, o.fwhm = a.fwhm, o.quality = a.quality, o.degree = a.degree;
+  if (a.ref == "mean") o.to_mean = true, o.ref_frame = 0;
+  else if (a.ref == "first") o.to_mean = false, o.ref_frame = 0;
+  else {
+    char* end = nullptr;
+    const long v = std::strtol(a.ref.c_str(), &end, 10);
+    VX_CHECK(end && *end == '\0' && !a.ref.empty() && v >= 0, InvalidArgument, "--ref: '", a.ref,
+             "' is not first, mean or a frame number");
+    o.to_mean = false, o.ref_frame = int(v);
+  }
+  Image<float> series;
+  try {
+    series = read_nifti<float>(a.input);
+  } catch (...) {
+    rethrow_with_context("reading input");
+  }
+  Image<float> mask;
+  if (!a.mask.empty()) {
+    try {
+      mask = read_nifti<float>(a.mask);
+    } catch (...) {
+      rethrow_with_context("reading --mask");
+    }
+  }
+  const bool tty = !a.quiet && isatty(fileno(stderr));
+  const auto t0 = std::chrono::steady_clock::now();
+  RealignResult r;
+  try {
+    r = realign(series, o, mask.size() ? &mask : nullptr, [&](int done, int total, int pass, int passes) {
+      if (!tty) return;
+      const int w = 40, fill = total ? done * w / total : w;
+      std::fprintf(stderr, "\rrealign pass %d/%d [%.*s%*s] %d/%d", pass + 1, passes, fill,
+                   "########################################", w - fill, "", done, total);
+      if (done == total) std::fprintf(stderr, "\n");
+      std::fflush(stderr);
+    });
+  } catch (...) {
+    rethrow_with_context("realigning " + a.input);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Reslice (streaming frame by frame into the output) and the means.
+  const Geometry& g = series.geometry();
+  Geometry g3 = g;
+  g3.dims[3] = 1;
+  g3.ndim = 3;
+  const bool need_after = !a.estimate_only || !a.mean.empty() || !a.report.empty();
+  Image<float> out, mean_after(g3, 0.0f), mean_before(g3, 0.0f), frame(g3, no_init);
+  if (!a.estimate_only) out = Image<float>(g, no_init);
+  const int64_t n = g.frame_size(), T = g.dims[3];
+  for (int64_t t = 0; t < T && need_after; ++t) {
+    ImageView<float> dst = a.estimate_only ? frame.view() : out.view().frame(t);
+    reslice_frame(series, t, r.matrices[static_cast<size_t>(t)], a.write_degree, dst);
+    const float* d = a.estimate_only ? frame.data() : out.data() + t * n;
+    for (int64_t q = 0; q < n; ++q) mean_after.data()[q] += d[q] / float(T);
+  }
+  for (int64_t t = 0; t < T && !a.report.empty(); ++t)
+    for (int64_t q = 0; q < n; ++q) mean_before.data()[q] += series.data()[t * n + q] / float(T);
+  if (!a.rp.empty()) write_text_file(a.rp, spm_rp_text(r));
+  if (!a.par.empty()) write_text_file(a.par, fsl_par_text(r));
+  if (!a.confounds.empty()) {
+    write_text_file(a.confounds, bids_confounds_tsv(r));
+    std::string js = a.confounds;
+    const auto dot = js.rfind(".tsv");
+    js = (dot != std::string::npos ? js.substr(0, dot) : js) + ".json";
+    write_text_file(js, bids_confounds_json());
+  }
+  if (!a.transforms.empty()) write_text_file(a.transforms, itk_transforms_text(r));
+  NiftiWriteOptions w;
+  w.dtype = parse_dtype(a.dtype);
+  if (!a.mean.empty()) write_nifti(a.mean, mean_after, w);
+  if (!a.estimate_only) write_nifti(a.output, out, w);
+  if (!a.report.empty()) write_realign_report(a.report, a.input, r, mean_before, mean_after, secs);
+  if (!a.quiet) {
+    double fdm = 0, fdx = 0;
+    for (size_t t = 1; t < r.fd.size(); ++t) fdm += r.fd[t] / double(r.fd.size() - 1), fdx = std::max(fdx, r.fd[t]);
+    std::printf("realigned %s: %lld frames of %lldx%lldx%lld to %s in %.2f s; mean FD %.4f mm, max FD %.4f mm\n",
+                a.input.c_str(), (long long)T, (long long)g.dims[0], (long long)g.dims[1], (long long)g.dims[2],
+                o.to_mean ? "the mean" : ("frame " + std::to_string(o.ref_frame)).c_str(), secs, fdm, fdx);
+    if (!a.estimate_only) std::printf("wrote %s\n", a.output.c_str());
+    if (!a.report.empty()) std::printf("report: %s/index.html\n", a.report.c_str());
+  }
+}
+
+} // namespace
+
+void register_realign(CLI::App& app) {
+  auto a = std::make_shared<RealignArgs>();
+  CLI::App* cmd = app.add_subcommand("realign", "4D motion correction (SPM-style realignment) with SPM/FSL/BIDS outputs");
+  cmd->footer(
+      "Estimates a rigid transform per frame of IN4D to a reference -- the mean of the series (SPM's two passes:\n"
+      "to the first frame, then to the mean of the aligned frames; default), the first frame, or frame N -- by\n"
+      "Gauss-Newton on B-spline interpolated images (exact derivatives) smoothed by --fwhm, with the reference\n"
+      "sampled every --sep mm (SPM's defaults: 4 mm, 5 mm, degree 2, quality 0.9), each frame starting from its\n"
+      "neighbour's estimate. Writes the series resliced on the reference grid (--write-degree, SPM's 4) unless\n"
+      "--estimate-only. Parameter files: --rp (SPM rp_*.txt: tx ty tz mm, pitch roll yaw rad, relative to frame 0),\n"
+      "--par (FSL MCFLIRT: rx ry rz rad, tx ty tz mm), --confounds (BIDS TSV + JSON sidecar: trans_x..rot_z,\n"
+      "framewise_displacement (Power, 50 mm), rmsd (Jenkinson, relative, 80 mm)), --save-transforms (one ITK\n"
+      "transform per frame, reference -> frame, LPS, as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.");
+  cmd->add_option("input", a->input, "4D image (.nii/.nii.gz)")->required();
+  cmd->add_option("-o,--output", a->output, "Realigned 4D series on the reference grid");
+  cmd->add_option("--ref", a->ref, "Reference: mean (two passes), first, or a frame number (0-based)")->capture_default_str();
+  cmd->add_flag("--estimate-only", a->estimate_only, "Estimate (and write the parameter files, mean, report) without reslicing the series");
+  cmd->add_option("--rp", a->rp, "SPM realignment parameters (rp_*.txt)");
+  cmd->add_option("--par", a->par, "FSL MCFLIRT parameters (.par)");
+  cmd->add_option("--confounds", a->confounds, "BIDS confounds TSV (a .json sidecar is written beside it)");
+  cmd->add_option("--save-transforms", a->transforms, "ITK transform file with one transform per frame");
+  cmd->add_option("--mean", a->mean, "Mean of the realigned frames");
+  cmd->add_option("--report", a->report, "Directory for the HTML report (index.html, plots, slices)");
+  cmd->add_option("--mask", a->mask, "Mask or weight image on the series' 3D grid (non-zero = use)");
+  cmd->add_option("--sep", a->sep, "Sampling separation of the reference (mm)")->capture_default_str();
+  cmd->add_option("--fwhm", a->fwhm, "Gaussian smoothing before estimation (mm)")->capture_default_str();
+  cmd->add_option("--quality", a->quality, "Fraction of the reference's gradient energy kept in the samples (0..1]")->capture_default_str();
+  cmd->add_option("--degree", a->degree, "B-spline degree during estimation")->capture_default_str()->check(CLI::Range(1, 5));
+  cmd->add_option("--write-degree", a->write_degree, "B-spline degree of the resliced series and mean")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 7));
+  cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
+  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
+  add_threads_option(cmd, a->threads);
+  cmd->callback([a] {
+    apply_threads(a->threads);
+    parse_dtype(a->dtype);
+    if (!a->output.empty()) check_nifti_output_path(a->output);
+    if (!a->mean.empty()) check_nifti_output_path(a->mean);
+    for (const auto* f : {&a->rp, &a->par, &a->confounds, &a->transforms}) check_dir_of(*f, "output");
+    if (!a->report.empty()) {
+      const auto parent = std::filesystem::path(a->report).parent_path();
+      std::error_code ec;
+      VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--report ", a->report,
+               ": its parent directory does not exist");
+    }
+    run(*a);
+  });
+}
+
+} // namespace voxalign::cli
