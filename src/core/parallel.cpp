@@ -12,6 +12,10 @@
 namespace voxalign {
 namespace {
 std::atomic<int> g_threads{0};
+// Set while a thread runs blocks of a parallel_for: a parallel_for inside one of those blocks
+// runs its blocks in order on that thread (same blocks, so the same results) instead of starting
+// threads of its own.
+thread_local bool t_in_parallel = false;
 
 int default_threads() {
   if (const char* env = std::getenv("VOXALIGN_NUM_THREADS")) {
@@ -34,7 +38,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t nblocks = (n + grain - 1) / grain;
-  const int nthreads = static_cast<int>(std::min<int64_t>(num_threads(), nblocks));
+  const int nthreads = t_in_parallel ? 1 : static_cast<int>(std::min<int64_t>(num_threads(), nblocks));
   if (nthreads <= 1) {
     for (int64_t b = 0; b < nblocks; ++b) fn(b * grain, std::min(n, (b + 1) * grain));
     return;
@@ -43,6 +47,12 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   std::vector<std::exception_ptr> errors(static_cast<size_t>(nblocks));
   std::atomic<bool> failed{false};
   auto worker = [&] {
+    const bool was = t_in_parallel;
+    t_in_parallel = true;
+    struct Restore {
+      bool v;
+      ~Restore() { t_in_parallel = v; }
+    } restore{was};
     for (;;) {
       int64_t b = next.fetch_add(1);
       if (b >= nblocks || failed.load()) return;

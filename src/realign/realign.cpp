@@ -5,10 +5,12 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include <mutex>
 #include <sstream>
 
 #include "../register/engine.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/transform/affine_io.hpp"
@@ -18,6 +20,7 @@ namespace voxalign {
 namespace {
 
 constexpr double kFwhmToSigma = 0.42466090014400953; // 1 / (2 sqrt(2 ln 2))
+constexpr int64_t kChunk = 8;                          // frames per warm-start chain
 
 Image<float> frame_of(const Image<float>& series, int64_t t) {
   Geometry g = series.geometry();
@@ -133,6 +136,42 @@ void reslice_frame(const Image<float>& series, int64_t t, const Mat4& pullback, 
                        pullback, ro);
 }
 
+void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbacks, int degree, Image<float>* out,
+                    Image<float>* mean) {
+  const Geometry& g = series.geometry();
+  const int64_t T = g.dims[3], n = g.frame_size();
+  VX_CHECK(int64_t(pullbacks.size()) == T, InvalidArgument, "reslice: ", T, " transforms needed, got ", pullbacks.size());
+  Geometry g3 = g;
+  g3.dims[3] = 1;
+  g3.ndim = 3;
+  if (out) *out = Image<float>(g, no_init);
+  const int64_t nch = (T + kChunk - 1) / kChunk;
+  std::vector<std::vector<double>> part(mean ? static_cast<size_t>(nch) : 0);
+  parallel_for(nch, 1, [&](int64_t c0, int64_t c1) {
+    Image<float> tmp(g3, no_init);
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      if (mean) part[static_cast<size_t>(ch)].assign(static_cast<size_t>(n), 0.0);
+      for (int64_t t = ch * kChunk; t < std::min(T, (ch + 1) * kChunk); ++t) {
+        ImageView<float> dst = out ? out->view().frame(t) : tmp.view();
+        reslice_frame(series, t, pullbacks[static_cast<size_t>(t)], degree, dst);
+        if (mean) {
+          const float* d = out ? out->data() + t * n : tmp.data();
+          double* m = part[static_cast<size_t>(ch)].data();
+          for (int64_t q = 0; q < n; ++q) m[q] += d[q];
+        }
+      }
+    }
+  });
+  if (mean) { // chunks combined in order: the same sums for any thread count
+    *mean = Image<float>(g3, no_init);
+    for (int64_t q = 0; q < n; ++q) {
+      double s = 0;
+      for (int64_t ch = 0; ch < nch; ++ch) s += part[static_cast<size_t>(ch)][static_cast<size_t>(q)];
+      mean->data()[q] = float(s / double(T));
+    }
+  }
+}
+
 RealignResult realign(const Image<float>& series, const RealignOptions& o, const Image<float>* weight,
                       const RealignProgress& progress) {
   check_series(series);
@@ -154,17 +193,23 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
   P.model.groups = {"translation", "rotation"};
   {
     const Eigen::Vector4d c((g.dims[0] - 1) * 0.5, (g.dims[1] - 1) * 0.5, (g.dims[2] - 1) * 0.5, 1.0);
-    P.model.centre = (g.affine * c).head<3>();
+    const Eigen::Vector4d w = g.affine * c;
+    P.model.centre = Vec3(w[0], w[1], w[2]);
   }
   const int np = P.model.size();
   for (int j = 0; j < np; ++j) P.free.push_back(j);
   RegisterOptions ro;
   ro.tolerance = o.tolerance;
-  const double spacing = g.spacing().head(ndim).mean();
+  const Vec3 sp3 = g.spacing();
+  const double spacing = ndim == 2 ? 0.5 * (sp3[0] + sp3[1]) : (sp3[0] + sp3[1] + sp3[2]) / 3.0;
 
   // Smoothed, prefiltered frames are made once and kept (small next to the series: one float per voxel).
   std::vector<Coefficients<float>> coef(static_cast<size_t>(T));
-  for (int64_t t = 0; t < T; ++t) coef[static_cast<size_t>(t)] = spline_coefficients<float>(smooth(frame_of(series, t), o.fwhm).view(), ndim, o.degree, Mode::Mirror);
+  parallel_for(T, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t)
+      coef[static_cast<size_t>(t)] =
+          spline_coefficients<float>(smooth(frame_of(series, t), o.fwhm).view(), ndim, o.degree, Mode::Mirror);
+  });
 
   std::vector<std::vector<double>> theta(static_cast<size_t>(T), std::vector<double>(static_cast<size_t>(np), 0.0));
   RealignResult res;
@@ -175,47 +220,64 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
     if (pass == 0) {
       ref = smooth(frame_of(series, o.ref_frame), o.fwhm);
     } else { // the mean of the frames aligned by the first pass (linear reslicing)
-      Geometry mg = g;
-      mg.dims[3] = 1;
-      mg.ndim = 3;
-      Image<float> mean(mg, 0.0f), tmp(mg, no_init);
-      for (int64_t t = 0; t < T; ++t) {
-        reslice_frame(series, t, affine_model_matrix(P.model, theta[static_cast<size_t>(t)]), 1, tmp.view());
-        for (int64_t q = 0; q < mean.size(); ++q) mean.data()[q] += tmp.data()[q] / float(T);
-      }
+      std::vector<Mat4> m1;
+      for (int64_t t = 0; t < T; ++t) m1.push_back(affine_model_matrix(P.model, theta[static_cast<size_t>(t)]));
+      Image<float> mean;
+      reslice_series(series, m1, 1, nullptr, &mean);
       ref = smooth(mean, o.fwhm);
     }
-    reg::Level L = reference_level(ref, weight, o);
+    RealignOptions po = o;
+    if (passes == 2 && pass == 0) po.sep = 2 * o.sep; // the first pass only makes the mean
+    reg::Level L = reference_level(ref, weight, po);
     res.samples = L.count;
     {
       double r2 = 0;
       for (int64_t i = 0; i < L.count; ++i) {
         const Eigen::Vector4d x(L.pos[size_t(3 * i)], L.pos[size_t(3 * i + 1)], L.pos[size_t(3 * i + 2)], 1.0);
-        r2 += ((g.affine * x).head<3>() - P.model.centre).squaredNorm();
+        const Eigen::Vector4d w = g.affine * x;
+        r2 += (Vec3(w[0], w[1], w[2]) - P.model.centre).squaredNorm();
       }
       const double R = std::max(1.0, std::sqrt(r2 / double(L.count)));
       P.scale.assign(static_cast<size_t>(np), R);
       for (int d = 0; d < ndim; ++d) P.scale[static_cast<size_t>(d)] = 1.0;
     }
-    // Frames in order away from the reference, each starting from its neighbour's estimate.
-    std::vector<int64_t> order;
-    const int64_t start = pass == 0 ? o.ref_frame : 0;
-    for (int64_t t = start; t < T; ++t) order.push_back(t);
-    for (int64_t t = start - 1; t >= 0; --t) order.push_back(t);
+    // Frames in fixed chunks of kChunk (the chunks do not depend on the thread count, so neither
+    // do the results), chunks in parallel; inside a chunk each frame starts from its neighbour's
+    // estimate, visiting the frames outwards from the reference when the chunk holds it.
+    const int64_t nch = (T + kChunk - 1) / kChunk;
+    std::mutex mu;
     int done = 0;
-    for (int64_t t : order) {
-      if (pass == 0 && t == o.ref_frame) { // the reference itself: identity
-        theta[static_cast<size_t>(t)].assign(static_cast<size_t>(np), 0.0);
-      } else {
-        const int64_t nb = pass == 1 ? t : (t > start ? t - 1 : t + 1);
-        P.theta = theta[static_cast<size_t>(nb)];
-        L.coef = coef[static_cast<size_t>(t)];
-        const SolveResult sr = reg::optimise_level(L, P, "gn", o.iterations, ro, spacing, {});
-        theta[static_cast<size_t>(t)] = P.theta;
-        res.iterations[static_cast<size_t>(t)] = sr.iterations;
+    parallel_for(nch, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t ch = c0; ch < c1; ++ch) {
+        reg::Level Lc = L;
+        reg::Problem Pc = P;
+        const int64_t f0 = ch * kChunk, f1 = std::min(T, f0 + kChunk);
+        const int64_t start = (pass == 0 && o.ref_frame >= f0 && o.ref_frame < f1) ? o.ref_frame : f0;
+        std::vector<int64_t> order;
+        for (int64_t t = start; t < f1; ++t) order.push_back(t);
+        for (int64_t t = start - 1; t >= f0; --t) order.push_back(t);
+        for (int64_t t : order) {
+          if (pass == 0 && t == o.ref_frame) { // the reference itself: identity
+            theta[static_cast<size_t>(t)].assign(static_cast<size_t>(np), 0.0);
+            continue;
+          }
+          // warm start: this pass's neighbour in the chunk, else the previous pass (or identity)
+          const int64_t nb = t == start ? -1 : (t > start ? t - 1 : t + 1);
+          if (nb >= 0) Pc.theta = theta[static_cast<size_t>(nb)];
+          else if (pass == 1) Pc.theta = theta[static_cast<size_t>(t)];
+          else Pc.theta.assign(static_cast<size_t>(np), 0.0);
+          Lc.coef = coef[static_cast<size_t>(t)];
+          const SolveResult sr = reg::optimise_level(Lc, Pc, "gn", o.iterations, ro, spacing, {});
+          theta[static_cast<size_t>(t)] = Pc.theta;
+          res.iterations[static_cast<size_t>(t)] = sr.iterations;
+        }
+        if (progress) {
+          std::lock_guard<std::mutex> lock(mu);
+          done += int(f1 - f0);
+          progress(done, int(T), pass, passes);
+        }
       }
-      if (progress) progress(++done, int(T), pass, passes);
-    }
+    });
   }
   for (int64_t t = 0; t < T; ++t) res.matrices.push_back(affine_model_matrix(P.model, theta[static_cast<size_t>(t)]));
   motion_summaries(g, res);
@@ -237,7 +299,8 @@ void motion_summaries(const Geometry& g, RealignResult& r) {
   r.fd.assign(T, 0.0);
   r.rmsd.assign(T, 0.0);
   const Eigen::Vector4d cv((g.dims[0] - 1) * 0.5, (g.dims[1] - 1) * 0.5, (g.dims[2] - 1) * 0.5, 1.0);
-  const Vec3 c_fsl = (fsl_scaled_voxel_matrix(g) * cv).head<3>();
+  const Eigen::Vector4d cw = fsl_scaled_voxel_matrix(g) * cv;
+  const Vec3 c_fsl(cw[0], cw[1], cw[2]);
   std::vector<Mat4> flirt(T);
   for (size_t t = 0; t < T; ++t) {
     // SPM: rp = spm_imatrix(M_t_new / M_0_new), M_new = T^-1 M (frames share the series' matrix),

@@ -143,6 +143,14 @@ SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x, const
         lambda = std::max(lambda * 10.0, 1e-6);
         continue;
       }
+      // The undamped Gauss-Newton step is already below the tolerance: converged, without spending
+      // an evaluation (or damping retries) on a step at rounding level.
+      if (tries == 0 && lambda == 0.0 && d.cwiseAbs().maxCoeff() < o.tol) {
+        r.converged = true;
+        accepted = true;
+        step_max = 0;
+        break;
+      }
       for (int i = 0; i < n; ++i) xn[static_cast<size_t>(i)] = x[static_cast<size_t>(i)] + d[i];
       const double fnew = ne(xn.data(), Hn.data(), bn.data());
       ++r.evaluations;
@@ -162,6 +170,7 @@ SolveResult gauss_newton(const NormalEquations& ne, std::vector<double> x, const
         lambda = std::max(lambda * 10.0, 1e-6);
       }
     }
+    if (r.converged && step_max == 0) break; // converged before moving
     r.history.push_back(f);
     r.iterations = it + 1;
     if (!accepted) break; // no step decreases the cost: stalled, not converged

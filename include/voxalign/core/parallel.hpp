@@ -18,7 +18,8 @@ void set_num_threads(int n);
 
 /// Call fn(begin, end) for consecutive blocks of [0, n) of `grain` elements (the last may be
 /// shorter), spread over num_threads() threads. Exceptions thrown by fn are rethrown (the first
-/// one by block order).
+/// one by block order). Called from inside a block of another parallel_for, it runs its blocks in
+/// order on the calling thread (nested loops do not multiply the threads).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
 } // namespace voxalign

@@ -48,6 +48,11 @@ RealignResult realign(const Image<float>& series, const RealignOptions& opts, co
 /// zero outside), into the 3D view `out`.
 void reslice_frame(const Image<float>& series, int64_t t, const Mat4& pullback, int degree, ImageView<float> out);
 
+/// Reslice every frame (frames in parallel) into `out` (4D, allocated here; may be null) and/or
+/// their mean into `mean` (3D; may be null). Bit-identical for any thread count.
+void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbacks, int degree, Image<float>* out,
+                    Image<float>* mean);
+
 /// The motion summaries from per-frame pull-backs on a grid (the series' geometry): SPM and FSL
 /// parameters, framewise displacement (Power: |d trans| + 50 mm |d rot| from the FSL parameters) and
 /// Jenkinson's relative RMS over a sphere of 80 mm about the volume centre.
