@@ -261,10 +261,12 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
             theta[static_cast<size_t>(t)].assign(static_cast<size_t>(np), 0.0);
             continue;
           }
-          // warm start: this pass's neighbour in the chunk, else the previous pass (or identity)
+          // Warm start. Pass 1: the neighbour's estimate in the chunk (identity for the chunk's
+          // first frame). Pass 2: the frame's own first-pass estimate -- the mean lies in the first
+          // frame's space, so it is already close.
           const int64_t nb = t == start ? -1 : (t > start ? t - 1 : t + 1);
-          if (nb >= 0) Pc.theta = theta[static_cast<size_t>(nb)];
-          else if (pass == 1) Pc.theta = theta[static_cast<size_t>(t)];
+          if (pass == 1) Pc.theta = theta[static_cast<size_t>(t)];
+          else if (nb >= 0) Pc.theta = theta[static_cast<size_t>(nb)];
           else Pc.theta.assign(static_cast<size_t>(np), 0.0);
           Lc.coef = coef[static_cast<size_t>(t)];
           const SolveResult sr = reg::optimise_level(Lc, Pc, "gn", o.iterations, ro, spacing, {});

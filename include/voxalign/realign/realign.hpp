@@ -20,7 +20,7 @@ struct RealignOptions {
   int degree = 2;             ///< B-spline degree of the frames during estimation (1..5)
   double quality = 0.9;       ///< keep the samples carrying this fraction of the reference's gradient energy
   int iterations = 64;        ///< most Gauss-Newton iterations per frame
-  double tolerance = 1e-4;    ///< stop when a step moves points by less (mm)
+  double tolerance = 1e-3;    ///< stop when a step moves points by less (mm)
 };
 
 struct RealignResult {
