@@ -76,23 +76,19 @@ void run(const RealignArgs& a) {
     rethrow_with_context("realigning " + a.input);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // Reslice (streaming frame by frame into the output) and the means.
-  const Geometry& g = series.geometry();
+  // Reslice (frames in parallel, straight into the output) and the means.
+  const Geometry g = series.geometry(); // a copy: the series is freed before writing
   Geometry g3 = g;
   g3.dims[3] = 1;
   g3.ndim = 3;
-  const bool need_after = !a.estimate_only || !a.mean.empty() || !a.report.empty();
-  Image<float> out, mean_after(g3, 0.0f), mean_before(g3, 0.0f), frame(g3, no_init);
-  if (!a.estimate_only) out = Image<float>(g, no_init);
+  const bool need_mean = !a.mean.empty() || !a.report.empty();
+  Image<float> out, mean_after, mean_before(g3, 0.0f);
+  if (!a.estimate_only || need_mean)
+    reslice_series(series, r.matrices, a.write_degree, a.estimate_only ? nullptr : &out, need_mean ? &mean_after : nullptr);
   const int64_t n = g.frame_size(), T = g.dims[3];
-  for (int64_t t = 0; t < T && need_after; ++t) {
-    ImageView<float> dst = a.estimate_only ? frame.view() : out.view().frame(t);
-    reslice_frame(series, t, r.matrices[static_cast<size_t>(t)], a.write_degree, dst);
-    const float* d = a.estimate_only ? frame.data() : out.data() + t * n;
-    for (int64_t q = 0; q < n; ++q) mean_after.data()[q] += d[q] / float(T);
-  }
   for (int64_t t = 0; t < T && !a.report.empty(); ++t)
     for (int64_t q = 0; q < n; ++q) mean_before.data()[q] += series.data()[t * n + q] / float(T);
+  series = Image<float>(); // the input is no longer needed: free it before writing
   if (!a.rp.empty()) write_text_file(a.rp, spm_rp_text(r));
   if (!a.par.empty()) write_text_file(a.par, fsl_par_text(r));
   if (!a.confounds.empty()) {
