@@ -688,7 +688,9 @@ nb::dict py_realign(InArr<float> data, Mat44 affine, std::optional<InArr<float>>
   for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
   g.affine = to_mat4(affine);
   Image<float> series(g, no_init);
-  {
+  if (v.contiguous()) {
+    std::copy(v.data, v.data + series.size(), series.data());
+  } else {
     float* dst = series.data();
     for (int64_t t = 0; t < v.dims[3]; ++t)
       for (int64_t k = 0; k < v.dims[2]; ++k)
@@ -705,10 +707,7 @@ nb::dict py_realign(InArr<float> data, Mat44 affine, std::optional<InArr<float>>
   {
     nb::gil_scoped_release release;
     r = realign(series, o, weight ? &w : nullptr);
-    if (reslice) {
-      out = Image<float>(g, no_init);
-      for (int64_t t = 0; t < g.dims[3]; ++t) reslice_frame(series, t, r.matrices[size_t(t)], write_degree, out.view().frame(t));
-    }
+    if (reslice) reslice_series(series, r.matrices, write_degree, &out, nullptr);
   }
   nb::dict d;
   nb::list mats;

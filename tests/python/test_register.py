@@ -139,6 +139,18 @@ def test_different_grids_and_orientations():
     assert rms_error(r.matrix, T, pts) < 0.1
 
 
+def test_continuation_in_smoothing():
+    """A repeated shrink factor with decreasing sigmas (homotopy) runs every stage and recovers the transform."""
+    f = phantom()
+    c = centre_of(f.shape, AFF)
+    T = about(euler(0.1, -0.05, 0.08), np.array([3.0, -2.0, 1.5]), c)
+    m = va.resample(f, AFF, f.shape, AFF, transform=np.linalg.inv(T), degree=3, mode="constant")
+    r = va.register(m, f, moving_affine=AFF, fixed_affine=AFF, levels=(2, 1, 1, 1), smoothing=(2.0, 2.0, 1.0, 0.0))
+    assert [l["sigma_mm"] for l in r.levels] == [2.0, 2.0, 1.0, 0.0]
+    pts = (AFF @ np.c_[np.argwhere(f > 50), np.ones((f > 50).sum())].T).T[:, :3]
+    assert rms_error(r.matrix, T, pts) < 0.05
+
+
 def test_freeze_and_init_matrix():
     f = phantom()
     c = centre_of(f.shape, AFF)
