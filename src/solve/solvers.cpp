@@ -11,6 +11,13 @@
 namespace voxalign {
 namespace {
 
+bool all_finite(double fv, const std::vector<double>& gv) {
+  if (!std::isfinite(fv)) return false;
+  for (double a : gv)
+    if (!std::isfinite(a)) return false;
+  return true;
+}
+
 double norm_inf(const std::vector<double>& v) {
   double m = 0;
   for (double a : v) m = std::max(m, std::abs(a));
@@ -48,12 +55,7 @@ SolveResult bb_minimize(const ObjectiveGradient& fg, std::vector<double> x, cons
   std::vector<double> g(n), xn(n), gn(n);
   double f = fg(x.data(), g.data());
   ++r.evaluations;
-  auto finite = [&](double fv, const std::vector<double>& gv) {
-    if (!std::isfinite(fv)) return false;
-    for (double a : gv)
-      if (!std::isfinite(a)) return false;
-    return true;
-  };
+  auto finite = all_finite;
   VX_CHECK(finite(f, g), InvalidArgument, "bb_minimize: the objective or its gradient is not finite at the start");
   // projected-gradient stationarity measure
   auto stationarity = [&](const std::vector<double>& xv, const std::vector<double>& gv) {
@@ -189,12 +191,7 @@ SolveResult lbfgs_minimize(const ObjectiveGradient& fg, std::vector<double> x, c
   std::vector<double> g(n), xn(n), gn(n), d(n);
   double f = fg(x.data(), g.data());
   ++r.evaluations;
-  auto finite = [](double fv, const std::vector<double>& gv) {
-    if (!std::isfinite(fv)) return false;
-    for (double a : gv)
-      if (!std::isfinite(a)) return false;
-    return true;
-  };
+  auto finite = all_finite;
   VX_CHECK(finite(f, g), InvalidArgument, "lbfgs_minimize: the objective or its gradient is not finite at the start");
   std::deque<std::vector<double>> S, Y;
   std::deque<double> rho;

@@ -225,14 +225,20 @@ Mat4 parse_itk_transform_text(const std::string& text, const std::string& what) 
   return lps_ras_flip(A);
 }
 
-Mat4 read_transform(const std::string& path) {
+namespace {
+std::string read_file_bytes(const std::string& path) {
   std::error_code ec;
   VX_CHECK(std::filesystem::exists(path, ec), IoError, path, ": no such file");
   std::ifstream f(path, std::ios::binary);
   VX_CHECK(f.good(), IoError, path, ": cannot open for reading");
   std::ostringstream ss;
   ss << f.rdbuf();
-  const std::string bytes = ss.str();
+  return ss.str();
+}
+} // namespace
+
+Mat4 read_transform(const std::string& path) {
+  const std::string bytes = read_file_bytes(path);
   VX_CHECK(!bytes.empty(), IoError, path, ": empty file");
   if (bytes.find('\0') != std::string::npos) return read_itk_mat(bytes, path);
   if (bytes.find("Transform:") != std::string::npos || bytes.find("#Insight Transform File") != std::string::npos)
@@ -286,14 +292,9 @@ std::string matrix_text(const Mat4& m) {
 void write_ras_matrix(const std::string& path, const Mat4& ras) { write_text_file(path, matrix_text(ras)); }
 
 Mat4 read_plain_matrix_file(const std::string& path) {
-  std::error_code ec;
-  VX_CHECK(std::filesystem::exists(path, ec), IoError, path, ": no such file");
-  std::ifstream f(path, std::ios::binary);
-  VX_CHECK(f.good(), IoError, path, ": cannot open for reading");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  VX_CHECK(ss.str().find('\0') == std::string::npos, IoError, path, ": not a text matrix");
-  return read_plain_matrix(ss.str(), path);
+  const std::string bytes = read_file_bytes(path);
+  VX_CHECK(bytes.find('\0') == std::string::npos, IoError, path, ": not a text matrix");
+  return read_plain_matrix(bytes, path);
 }
 
 bool is_text_matrix_file(const std::string& path) {
