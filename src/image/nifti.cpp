@@ -337,31 +337,6 @@ void read_image_bytes(const std::string& path, const std::string& file, int64_t 
   out = std::move(all);
 }
 
-// gzip `data` as independent members of `chunk` bytes compressed in parallel (a valid gzip file:
-// every reader concatenates members). Chunking does not depend on the thread count.
-std::vector<unsigned char> gzip_parallel(const unsigned char* data, size_t n, int level) {
-  constexpr size_t chunk = size_t(4) << 20;
-  const int64_t nchunks = int64_t((n + chunk - 1) / chunk);
-  std::vector<std::vector<unsigned char>> parts(size_t(std::max<int64_t>(nchunks, 1)));
-  parallel_for(nchunks, 1, [&](int64_t c0, int64_t c1) {
-    std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(libdeflate_alloc_compressor(level),
-                                                                                &libdeflate_free_compressor);
-    if (!c) throw IoError("out of memory (gzip compressor)");
-    for (int64_t ci = c0; ci < c1; ++ci) {
-      const size_t a = size_t(ci) * chunk, len = std::min(chunk, n - a);
-      auto& out = parts[size_t(ci)];
-      out.resize(libdeflate_gzip_compress_bound(c.get(), len));
-      out.resize(libdeflate_gzip_compress(c.get(), data + a, len, out.data(), out.size()));
-    }
-  });
-  std::vector<unsigned char> all;
-  size_t total = 0;
-  for (auto& p : parts) total += p.size();
-  all.reserve(total);
-  for (auto& p : parts) all.insert(all.end(), p.begin(), p.end());
-  return all;
-}
-
 } // namespace
 
 NiftiHeaderInfo read_nifti_header(const std::string& path) {
@@ -451,32 +426,45 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
 
   nim->iname_offset = big ? 544 : 352;
   const size_t hsize = size_t(nim->iname_offset);
-  std::vector<unsigned char> buf(hsize + size_t(img.size() * nim->nbyper));
+  std::vector<unsigned char> head(hsize, 0);
   if (big) {
     nifti_2_header h;
     VX_CHECK(nifti_convert_nim2n2hdr(nim.get(), &h) == 0, IoError, path, ": cannot build the NIfTI-2 header");
-    std::memcpy(buf.data(), &h, sizeof(h));
+    std::memcpy(head.data(), &h, sizeof(h));
   } else {
     nifti_1_header h;
     VX_CHECK(nifti_convert_nim2n1hdr(nim.get(), &h) == 0, IoError, path, ": cannot build the NIfTI-1 header");
-    std::memcpy(buf.data(), &h, sizeof(h));
+    std::memcpy(head.data(), &h, sizeof(h));
   }
   // The 4 bytes after the header (extension flag) stay zero: no extensions.
-  void* raw = buf.data() + hsize;
   const T* src = img.data();
-  const int64_t n = img.size();
-  switch (opts.dtype) {
-  case DataType::UInt8: convert_out<uint8_t>(src, raw, n); break;
-  case DataType::Int8: convert_out<int8_t>(src, raw, n); break;
-  case DataType::Int16: convert_out<int16_t>(src, raw, n); break;
-  case DataType::UInt16: convert_out<uint16_t>(src, raw, n); break;
-  case DataType::Int32: convert_out<int32_t>(src, raw, n); break;
-  case DataType::UInt32: convert_out<uint32_t>(src, raw, n); break;
-  case DataType::Int64: convert_out<int64_t>(src, raw, n); break;
-  case DataType::UInt64: convert_out<uint64_t>(src, raw, n); break;
-  case DataType::Float32: convert_out<float>(src, raw, n); break;
-  case DataType::Float64: convert_out<double>(src, raw, n); break;
-  }
+  const size_t nbyper = size_t(nim->nbyper);
+  const size_t total = hsize + size_t(img.size()) * nbyper;
+  // Bytes [a, a + len) of the file's content (header, then the converted voxels), made on demand so
+  // that the whole file never sits in memory. Chunk starts are multiples of 4 MiB and the header
+  // size (352 or 544) is a multiple of every voxel size, so chunks never split a voxel.
+  auto fill = [&](size_t a, size_t len, unsigned char* dst) {
+    if (a < hsize) {
+      const size_t k = std::min(hsize - a, len);
+      std::memcpy(dst, head.data() + a, k);
+      dst += k, a += k, len -= k;
+    }
+    if (len == 0) return;
+    const T* s0 = src + (a - hsize) / nbyper;
+    const int64_t m = int64_t(len / nbyper);
+    switch (opts.dtype) {
+    case DataType::UInt8: convert_out<uint8_t>(s0, dst, m); break;
+    case DataType::Int8: convert_out<int8_t>(s0, dst, m); break;
+    case DataType::Int16: convert_out<int16_t>(s0, dst, m); break;
+    case DataType::UInt16: convert_out<uint16_t>(s0, dst, m); break;
+    case DataType::Int32: convert_out<int32_t>(s0, dst, m); break;
+    case DataType::UInt32: convert_out<uint32_t>(s0, dst, m); break;
+    case DataType::Int64: convert_out<int64_t>(s0, dst, m); break;
+    case DataType::UInt64: convert_out<uint64_t>(s0, dst, m); break;
+    case DataType::Float32: convert_out<float>(s0, dst, m); break;
+    case DataType::Float64: convert_out<double>(s0, dst, m); break;
+    }
+  };
 
   // Temporary name in the same directory (same file system), keeping the extension.
   const fs::path target(path);
@@ -486,14 +474,53 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
                                target.filename().string()))
           .string();
   const bool gz = ends_with(path, ".gz");
-  std::vector<unsigned char> packed;
-  if (gz) packed = gzip_parallel(buf.data(), buf.size(), std::clamp(opts.gzip_level, 1, 12));
-  const std::vector<unsigned char>& bytes = gz ? packed : buf;
+  const int level = std::clamp(opts.gzip_level, 1, 12);
+  constexpr size_t chunk = size_t(4) << 20;
   std::error_code ec;
   bool ok = false;
-  if (std::FILE* f = std::fopen(tmp.c_str(), "wb")) {
-    ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    ok = (std::fclose(f) == 0) && ok;
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  try {
+    if (f) {
+      ok = true;
+      const int64_t nchunks = int64_t((total + chunk - 1) / chunk);
+      if (gz) {
+        // gzip as independent members of `chunk` bytes (a valid gzip file: every reader
+        // concatenates members), compressed in parallel a group at a time and written in order.
+        // The chunks do not depend on the thread count: the bytes are the same for any.
+        constexpr int64_t group = 16;
+        for (int64_t g0 = 0; g0 < nchunks && ok; g0 += group) {
+          const int64_t g1 = std::min(nchunks, g0 + group);
+          std::vector<std::vector<unsigned char>> parts(size_t(g1 - g0));
+          parallel_for(g1 - g0, 1, [&](int64_t c0, int64_t c1) {
+            std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(libdeflate_alloc_compressor(level),
+                                                                                        &libdeflate_free_compressor);
+            if (!c) throw IoError("out of memory (gzip compressor)");
+            std::vector<unsigned char> raw(chunk);
+            for (int64_t ci = c0; ci < c1; ++ci) {
+              const size_t a = size_t(g0 + ci) * chunk, len = std::min(chunk, total - a);
+              fill(a, len, raw.data());
+              auto& out = parts[size_t(ci)];
+              out.resize(libdeflate_gzip_compress_bound(c.get(), len));
+              out.resize(libdeflate_gzip_compress(c.get(), raw.data(), len, out.data(), out.size()));
+            }
+          });
+          for (const auto& p : parts) ok = ok && std::fwrite(p.data(), 1, p.size(), f) == p.size();
+        }
+      } else {
+        std::vector<unsigned char> raw(std::min(chunk, total));
+        for (int64_t ci = 0; ci < nchunks && ok; ++ci) {
+          const size_t a = size_t(ci) * chunk, len = std::min(chunk, total - a);
+          fill(a, len, raw.data());
+          ok = std::fwrite(raw.data(), 1, len, f) == len;
+        }
+      }
+      ok = (std::fclose(f) == 0) && ok;
+      f = nullptr;
+    }
+  } catch (...) {
+    if (f) std::fclose(f);
+    fs::remove(tmp, ec);
+    throw;
   }
   if (!ok) {
     fs::remove(tmp, ec);
