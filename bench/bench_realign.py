@@ -18,6 +18,9 @@ Peers and settings:
   nipy   Realign4d(series, tr=2) without slice timing, estimate(refscan=0) with nipy's defaults
          (speedup 5, 5 loops, conjugate gradient), when `import nipy` works.
 
+Peers not installed by `make deps` (bench only): python3 -m pip install antspyx nipy
+(a missing peer is reported and skipped).
+
 Usage: python3 bench/bench_realign.py [--frames 200] [--peer-frames 30] [--peers sitk,ants,nipy]
 """
 import argparse

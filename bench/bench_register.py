@@ -20,6 +20,9 @@ Peers and their settings:
             'rigid' = rotation matrix + translation, 'affine' adds zoom and shear). Its rotation is a
             free 3x3 matrix, so its 'rigid' is not exactly rigid; it takes no mask and no MI.
 
+Peers not installed by `make deps` (bench only): python3 -m pip install antspyx torchreg
+(a missing peer is reported and skipped).
+
 Usage: python3 bench/bench_register.py [--cases rigid,affine,mi] [--pairs 3] [--peers sitk,ants,torchreg]
 """
 import argparse
