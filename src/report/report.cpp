@@ -27,7 +27,8 @@ std::string svg_line_plot(const std::string& title, const std::string& ylabel, c
   }
   if (hi - lo < 1e-12) hi = lo + 1.0;
   const double pad = 0.05 * (hi - lo);
-  lo -= pad, hi += pad;
+  lo = lo >= 0 ? 0.0 : lo - pad; // non-negative series (FD) keep 0 as the axis' floor
+  hi += pad;
   auto X = [&](double i) { return L + (W - L - R) * (n > 1 ? i / double(n - 1) : 0.5); };
   auto Y = [&](double v) { return Tm + (H - Tm - B) * (1.0 - (v - lo) / (hi - lo)); };
   std::ostringstream o;
