@@ -42,7 +42,7 @@ void run(const RealignArgs& a) {
   else {
     char* end = nullptr;
     const long v = std::strtol(a.ref.c_str(), &end, 10);
-    VX_CHECK(end && *end == '\0' && !a.ref.empty() && v >= 0, InvalidArgument, "--ref: '", a.ref,
+    VX_CHECK(end && *end == '\0' && !a.ref.empty() && v >= 0 && v <= 1000000000L, InvalidArgument, "--ref: '", a.ref,
              "' is not first, mean or a frame number");
     o.to_mean = false, o.ref_frame = int(v);
   }

@@ -75,6 +75,8 @@ def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 
         ref_frame, to_mean = int(ref), False
     w = None
     if mask is not None:
+        if hasattr(mask, "dataobj"):  # a nibabel image
+            mask = np.asarray(mask.dataobj)
         w = np.asfortranarray(np.asarray(mask) != 0, dtype=np.float32)
         if w.shape != a.shape[:3]:
             raise ValueError(f"mask has shape {w.shape}, the frames {a.shape[:3]}")

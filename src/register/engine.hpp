@@ -105,6 +105,10 @@ struct ParamEval {
 /// The metric of level L at theta, with the chain rule through the model's exact Jacobian.
 ParamEval eval_params(const Level& L, const Problem& P, const std::vector<double>& theta, bool grad, bool gn);
 
+/// Fewest valid samples an evaluation may have (1 % of the usable ones, at least 16); below it
+/// the cost is +inf (the transform has left the overlap).
+int64_t min_valid_samples(const Level& L);
+
 /// Optimise P.theta (its free entries, scaled) on one level with optimizer `opt` (gn, lbfgs, gd,
 /// adam) for at most `iters` iterations; level_spacing (mm) bounds L-BFGS steps and scales Adam's.
 SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,

@@ -20,12 +20,12 @@ namespace {
 constexpr int64_t kBlock = 4096;
 
 /// Sum `width` accumulators over fixed blocks of [0, n): fn(begin, end, acc) adds into acc.
-template <class F> std::vector<double> block_reduce(int64_t n, int width, F&& fn) {
-  const int64_t nblocks = (n + kBlock - 1) / kBlock;
+template <class F> std::vector<double> block_reduce(int64_t n, int width, F&& fn, int64_t block = kBlock) {
+  const int64_t nblocks = (n + block - 1) / block;
   std::vector<double> part(static_cast<size_t>(nblocks * width), 0.0);
   parallel_for(nblocks, 1, [&](int64_t b, int64_t e) {
     for (int64_t blk = b; blk < e; ++blk)
-      fn(blk * kBlock, std::min(n, (blk + 1) * kBlock), part.data() + blk * width);
+      fn(blk * block, std::min(n, (blk + 1) * block), part.data() + blk * width);
   });
   std::vector<double> acc(static_cast<size_t>(width), 0.0);
   for (int64_t blk = 0; blk < nblocks; ++blk)
@@ -69,7 +69,7 @@ template <int K, int D> void sample_moving(const Level& L, const Mat4& M, bool c
         const Geometry& mg = mm->geometry();
         int64_t q[3];
         for (int a = 0; a < 3; ++a) {
-          q[a] = int64_t(std::llround(Q(a, 0) * p[0] + Q(a, 1) * p[1] + Q(a, 2) * p[2] + Q(a, 3)));
+          q[a] = a < D ? int64_t(std::llround(Q(a, 0) * p[0] + Q(a, 1) * p[1] + Q(a, 2) * p[2] + Q(a, 3))) : 0;
           if (q[a] < 0 || q[a] >= mg.dims[a]) inside = false;
         }
         if (inside) inside = mm->data()[q[0] + mg.dims[0] * (q[1] + mg.dims[1] * q[2])] != 0.0f;
@@ -210,7 +210,7 @@ void eval_mi(const Level& L, const Samples& s, bool grad, Evaluation& ev) {
       for (int k = k0; k < k0 + 4; ++k) h[l * B + k] += beta3(k - u);
       h[B * B] += 1;
     }
-  });
+  }, 64 * kBlock); // large blocks: one B x B histogram per 2^18 samples bounds the memory
   ev.valid = int64_t(P[static_cast<size_t>(B * B)]);
   const double N = std::max(P[static_cast<size_t>(B * B)], 1.0);
   std::vector<double> pl(static_cast<size_t>(B), 0.0), pk(static_cast<size_t>(B), 0.0);

@@ -70,7 +70,8 @@ Image<float> shrink_image(const Image<float>& in, int factor) {
   Mat4 S = Mat4::Identity();
   int f[3];
   for (int d = 0; d < 3; ++d) {
-    f[d] = g.dims[d] == 1 ? 1 : factor;
+    // An axis that would keep fewer than two samples is not shrunk (so a 3D image stays 3D).
+    f[d] = g.dims[d] < 2 * factor ? 1 : factor;
     o.dims[d] = std::max<int64_t>(1, g.dims[d] / f[d]);
     S(d, d) = f[d];
     S(d, 3) = 0.5 * (f[d] - 1);
@@ -129,7 +130,7 @@ Image<float> smooth_shrink(const Image<float>& in, const double sigma_vox[3], in
   Mat4 S = Mat4::Identity();
   for (int axis = 0; axis < 3; ++axis) {
     const int64_t n = dims[axis];
-    const int f = n == 1 ? 1 : factor;
+    const int f = n < 2 * factor ? 1 : factor; // axes that would keep < 2 samples are kept (as shrink_image)
     const double sg = n == 1 ? 0.0 : sigma_vox[axis];
     S(axis, axis) = f;
     S(axis, 3) = 0.5 * (f - 1);
@@ -183,7 +184,7 @@ Image<float> smooth_shrink(const Image<float>& in, const double sigma_vox[3], in
           double acc[L] = {};
           for (int t = 0; t < T; ++t) {
             const double wt = w[static_cast<size_t>(t)];
-            const double* bq = buf.data() + (base + t) * L;
+            const double* bq = buf.data() + std::min<int64_t>(base + t, padded - 1) * L; // never past the buffer
             for (int64_t l = 0; l < L; ++l) acc[l] += wt * bq[l];
           }
           float* out = dst + ob + i * os;

@@ -41,6 +41,12 @@ ParamEval eval_params(const Level& L, const Problem& P, const std::vector<double
   return pe;
 }
 
+int64_t min_valid_samples(const Level& L) {
+  int64_t usable = L.count;
+  if (L.dense) usable = int64_t(std::count(L.inmask.begin(), L.inmask.end(), uint8_t(1)));
+  return std::max<int64_t>(16, usable / 100);
+}
+
 SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,
                            double level_spacing, const RegisterProgress& progress) {
   const int nf = int(P.free.size());
@@ -51,7 +57,7 @@ SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, i
   };
   std::vector<double> z0(static_cast<size_t>(nf));
   for (int j = 0; j < nf; ++j) z0[static_cast<size_t>(j)] = P.theta[static_cast<size_t>(P.free[j])] * P.scale[static_cast<size_t>(P.free[j])];
-  const int64_t min_valid = std::max<int64_t>(16, L.count / 100);
+  const int64_t min_valid = min_valid_samples(L);
   int evals = 0;
   auto fg = [&](const double* z, double* g) {
     const ParamEval pe = eval_params(L, P, to_theta(z), true, false);
@@ -153,9 +159,9 @@ void check_mask(const Image<float>* mask, const Image<float>& img, const char* w
   VX_CHECK(any, InvalidArgument, "the ", what, " mask is empty (no non-zero voxel)");
 }
 
-/// Set up the model, centre, start and scaling; validates the options.
-Problem make_problem(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& o,
-                     const Image<float>* fixed_mask, const Image<float>* moving_mask) {
+/// The images, masks and options every entry point validates.
+void check_inputs(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& o,
+                  const Image<float>* fixed_mask, const Image<float>* moving_mask) {
   check_image(fixed, "fixed");
   check_image(moving, "moving");
   const int nd = fixed.geometry().dims[2] == 1 ? 2 : 3;
@@ -176,6 +182,14 @@ Problem make_problem(const Image<float>& fixed, const Image<float>& moving, cons
   VX_CHECK(o.iterations.empty() || o.iterations.size() == 1 || o.iterations.size() == o.levels.size(), InvalidArgument,
            "iterations: one value or one per level");
   for (int it : o.iterations) VX_CHECK(it >= 0, InvalidArgument, "iterations must be >= 0");
+  parse_metric(o.metric);
+}
+
+/// Set up the model, centre, start and scaling; validates the options.
+Problem make_problem(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& o,
+                     const Image<float>* fixed_mask, const Image<float>* moving_mask) {
+  check_inputs(fixed, moving, o, fixed_mask, moving_mask);
+  const int nd = fixed.geometry().dims[2] == 1 ? 2 : 3;
   Problem P;
   P.metric = parse_metric(o.metric);
   VX_CHECK(o.optimizer == "auto" || o.optimizer == "gn" || o.optimizer == "lbfgs" || o.optimizer == "gd" ||
@@ -229,6 +243,7 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
                                  const Mat4& init, const std::vector<double>& theta, const RegisterOptions& opts,
                                  std::vector<double>* gradient, const Image<float>* fixed_mask,
                                  const Image<float>* moving_mask) {
+  check_inputs(fixed, moving, opts, fixed_mask, moving_mask);
   Problem P;
   P.model = model;
   P.T0 = init;
@@ -298,10 +313,13 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
         const int gs = group_count(g, P.model.ndim);
         for (int q = 0; q < gs; ++q) P.scale.push_back(g == "translation" ? 1.0 : R);
       }
+    }
+    {
       const ParamEval start = eval_params(L, P, P.theta, false, false);
-      VX_CHECK(start.valid >= 16, InvalidArgument, "the images do not overlap at the initial transform (",
-               start.valid, " of ", L.count, " fixed samples map inside the moving image",
-               moving_mask ? " and its mask" : "", "); check the images' world geometry or give --init");
+      VX_CHECK(start.valid >= min_valid_samples(L), InvalidArgument, "the images do not overlap ",
+               li == 0 ? "at the initial transform" : "at the start of a finer level", " (", start.valid, " of ", L.count,
+               " fixed samples map inside the moving image", moving_mask ? " and its mask" : "",
+               "); check the images' world geometry or give --init");
     }
     const int iters = o.iterations.empty() ? (opt == "gn" ? 40 : 100)
                       : o.iterations.size() == 1 ? o.iterations[0] : o.iterations[static_cast<size_t>(li)];

@@ -147,8 +147,25 @@ std::string orthogonal_slices_png(const Image<float>& img) {
   return png_gray(px, int(w), int(h));
 }
 
-void write_realign_report(const std::string& dir, const std::string& input_name, const RealignResult& r,
+namespace {
+std::string html_escape(const std::string& in) {
+  std::string o;
+  for (char c : in) {
+    switch (c) {
+    case '&': o += "&amp;"; break;
+    case '<': o += "&lt;"; break;
+    case '>': o += "&gt;"; break;
+    case '"': o += "&quot;"; break;
+    default: o += c;
+    }
+  }
+  return o;
+}
+} // namespace
+
+void write_realign_report(const std::string& dir, const std::string& input_name_raw, const RealignResult& r,
                           const Image<float>& mean_before, const Image<float>& mean_after, double seconds) {
+  const std::string input_name = html_escape(input_name_raw);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   VX_CHECK(!ec && std::filesystem::is_directory(dir), IoError, dir, ": cannot create the report directory");

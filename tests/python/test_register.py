@@ -246,3 +246,59 @@ def test_bad_input():
         va.register(bad, f)
     with pytest.raises(ValueError, match="freeze"):
         va.register(f, f, freeze=["everything"])
+
+
+# ------------------------------------------------------------------ regressions from the review
+def test_thin_images_and_large_shrink_factors():
+    """Axes shorter than a shrink factor are kept (a 3-slice fixed image stays 3D; a 1 mm moving image
+    against a 3 mm fixed one shrinks by 12 at level 4 without reading past its buffers)."""
+    f = phantom((48, 44, 40))
+    c = centre_of(f.shape, AFF)
+    T = about(euler(0.03, -0.02, 0.05), np.array([1.5, -1.0, 0.5]), c)
+    m = va.resample(f, AFF, f.shape, AFF, transform=np.linalg.inv(T), degree=3, mode="constant")
+    thin = np.ascontiguousarray(f[:, :, 18:21])
+    A3 = AFF.copy()
+    A3[:3, 3] += AFF[:3, :3] @ np.array([0, 0, 18.0])
+    r = va.register(m, thin, moving_affine=AFF, fixed_affine=A3, transform="translation")
+    assert np.isfinite(r.matrix).all()
+    small = np.ascontiguousarray(m[:, :, 18:22])  # a 4-slice slab of 1.3 mm slices
+    slab = (A3 @ np.r_[(np.array(small.shape) - 1) / 2, 1])[:3]
+    coarse = np.diag([3.6, 3.3, 2.6, 1.0])  # the same slab on a coarse grid: moving shrink ~11 at level 4
+    coarse[:3, 3] = slab - coarse[:3, :3] @ ((np.array([12, 12, 2]) - 1) / 2)
+    fc = va.resample(f, AFF, (12, 12, 2), coarse, degree=3)
+    r2 = va.register(small, fc, moving_affine=A3, fixed_affine=coarse, transform="translation", init="identity")
+    assert np.isfinite(r2.matrix).all()
+
+
+def test_lncc_with_a_small_fixed_mask():
+    f = phantom()
+    c = centre_of(f.shape, AFF)
+    T = about(euler(0.02, 0.0, 0.03), np.array([1.0, 0.5, -0.5]), c)
+    m = va.resample(f, AFF, f.shape, AFF, transform=np.linalg.inv(T), degree=3, mode="constant")
+    mask = np.zeros(f.shape, np.float32)
+    mask[20:24, 20:24, 18:22] = 1  # 64 of 84480 voxels: under 1 % of the dense grid
+    r = va.register(m, f, moving_affine=AFF, fixed_affine=AFF, metric="lncc", fixed_mask=mask, levels=(1,))
+    assert np.isfinite(r.matrix).all()
+
+
+def test_metric_and_gradient_validates_options():
+    f = phantom((24, 22, 20))
+    with pytest.raises(ValueError, match="bins"):
+        va.metric_and_gradient(f, f, [0, 0, 0, 0, 0, 0], metric="mi", bins=2)
+    with pytest.raises(ValueError, match="radius"):
+        va.metric_and_gradient(f, f, [0, 0, 0, 0, 0, 0], metric="lncc", radius=-1)
+    bad = f.copy()
+    bad[1, 1, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        va.metric_and_gradient(bad, f, [0, 0, 0, 0, 0, 0])
+
+
+def test_2d_moving_mask_with_other_z_origin():
+    f = phantom((64, 56, 1))[..., 0]
+    A = np.eye(4)
+    B = np.eye(4)
+    B[2, 3] = 5.0  # the moving slice sits at z = 5 mm
+    m = np.roll(f, 2, axis=0)
+    r = va.register(m, f, moving_affine=B, fixed_affine=A, moving_mask=np.ones_like(m), transform="translation",
+                    levels=(1,))
+    assert abs(r.parameters[0] - (-2.0)) < 0.05 or abs(r.parameters[0] - 2.0) < 0.05

@@ -18,8 +18,8 @@ std::string png_gray(const std::vector<uint8_t>& pixels, int width, int height);
 
 std::string base64(const std::string& bytes);
 
-/// Three orthogonal middle slices of a 3D image side by side, scaled from 0 to the 99.5th
-/// percentile, as a PNG (superior / anterior up).
+/// Three orthogonal middle slices of a 3D image side by side (planes k, j and i of the voxel grid,
+/// the last voxel axis of each panel drawn upwards), scaled from 0 to the 99.5th percentile, as a PNG.
 std::string orthogonal_slices_png(const Image<float>& img);
 
 /// Write DIR/index.html (self-contained: plots inline, slices embedded) plus the plots as
