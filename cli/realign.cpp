@@ -25,14 +25,6 @@ struct RealignArgs {
   int threads = 0;
 };
 
-void check_dir_of(const std::string& f, const char* what) {
-  if (f.empty()) return;
-  const auto dir = std::filesystem::path(f).parent_path();
-  std::error_code ec;
-  VX_CHECK(dir.empty() || std::filesystem::is_directory(dir, ec), InvalidArgument, what, " ", f,
-           ": the output directory does not exist");
-}
-
 void run(const RealignArgs& a) {
   VX_CHECK(a.estimate_only || !a.output.empty(), InvalidArgument, "give -o OUT4D, or --estimate-only");
   RealignOptions o;
@@ -46,20 +38,9 @@ void run(const RealignArgs& a) {
              "' is not first, mean or a frame number");
     o.to_mean = false, o.ref_frame = int(v);
   }
-  Image<float> series;
-  try {
-    series = read_nifti<float>(a.input);
-  } catch (...) {
-    rethrow_with_context("reading input");
-  }
+  Image<float> series = read_image(a.input, "input");
   Image<float> mask;
-  if (!a.mask.empty()) {
-    try {
-      mask = read_nifti<float>(a.mask);
-    } catch (...) {
-      rethrow_with_context("reading --mask");
-    }
-  }
+  if (!a.mask.empty()) mask = read_image(a.mask, "--mask");
   const bool tty = !a.quiet && isatty(fileno(stderr));
   const auto t0 = std::chrono::steady_clock::now();
   RealignResult r;
@@ -156,7 +137,7 @@ void register_realign(CLI::App& app) {
     parse_dtype(a->dtype);
     if (!a->output.empty()) check_nifti_output_path(a->output);
     if (!a->mean.empty()) check_nifti_output_path(a->mean);
-    for (const auto* f : {&a->rp, &a->par, &a->confounds, &a->transforms}) check_dir_of(*f, "output");
+    for (const auto* f : {&a->rp, &a->par, &a->confounds, &a->transforms}) check_output_dir(*f);
     if (!a->report.empty()) {
       const auto parent = std::filesystem::path(a->report).parent_path();
       std::error_code ec;

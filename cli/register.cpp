@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -43,14 +42,6 @@ template <class T> std::vector<T> split_list(const std::string& s, const char* w
     out.push_back(v);
   }
   return out;
-}
-
-Image<float> read_image(const std::string& path, const char* what) {
-  try {
-    return read_nifti<float>(path);
-  } catch (...) {
-    rethrow_with_context(std::string("reading ") + what);
-  }
 }
 
 void run(const RegisterArgs& a) {
@@ -193,12 +184,7 @@ void register_register(CLI::App& app) {
     parse_order(a->write_degree);
     for (const auto& o : a->output) check_nifti_output_path(o);
     for (const auto* v : {&a->save_itk, &a->save_fsl, &a->save_matrix})
-      for (const auto& f : *v) {
-        const auto dir = std::filesystem::path(f).parent_path();
-        std::error_code ec;
-        VX_CHECK(dir.empty() || std::filesystem::is_directory(dir, ec), InvalidArgument, f,
-                 ": the output directory does not exist");
-      }
+      for (const auto& f : *v) check_output_dir(f);
     run(*a);
   });
 }

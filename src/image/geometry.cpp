@@ -11,6 +11,15 @@ Vec3 Geometry::spacing() const {
               affine.block<3, 1>(0, 2).norm());
 }
 
+Eigen::Vector4d Geometry::centre_voxel() const {
+  return Eigen::Vector4d((dims[0] - 1) * 0.5, (dims[1] - 1) * 0.5, (dims[2] - 1) * 0.5, 1.0);
+}
+
+Vec3 Geometry::centre() const {
+  const Eigen::Vector4d w = affine * centre_voxel();
+  return Vec3(w[0], w[1], w[2]);
+}
+
 bool Geometry::same_grid(const Geometry& o, double tol) const {
   for (int d = 0; d < 3; ++d)
     if (dims[d] != o.dims[d]) return false;

@@ -191,11 +191,7 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
   reg::Problem P;
   P.model.ndim = ndim;
   P.model.groups = {"translation", "rotation"};
-  {
-    const Eigen::Vector4d c((g.dims[0] - 1) * 0.5, (g.dims[1] - 1) * 0.5, (g.dims[2] - 1) * 0.5, 1.0);
-    const Eigen::Vector4d w = g.affine * c;
-    P.model.centre = Vec3(w[0], w[1], w[2]);
-  }
+  P.model.centre = g.centre();
   const int np = P.model.size();
   for (int j = 0; j < np; ++j) P.free.push_back(j);
   RegisterOptions ro;
@@ -230,17 +226,8 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
     if (passes == 2 && pass == 0) po.sep = 2 * o.sep; // the first pass only makes the mean
     reg::Level L = reference_level(ref, weight, po);
     res.samples = L.count;
-    {
-      double r2 = 0;
-      for (int64_t i = 0; i < L.count; ++i) {
-        const Eigen::Vector4d x(L.pos[size_t(3 * i)], L.pos[size_t(3 * i + 1)], L.pos[size_t(3 * i + 2)], 1.0);
-        const Eigen::Vector4d w = g.affine * x;
-        r2 += (Vec3(w[0], w[1], w[2]) - P.model.centre).squaredNorm();
-      }
-      const double R = std::max(1.0, std::sqrt(r2 / double(L.count)));
-      P.scale.assign(static_cast<size_t>(np), R);
-      for (int d = 0; d < ndim; ++d) P.scale[static_cast<size_t>(d)] = 1.0;
-    }
+    P.scale.assign(static_cast<size_t>(np), reg::sample_radius(L, P.model.centre));
+    for (int d = 0; d < ndim; ++d) P.scale[static_cast<size_t>(d)] = 1.0;
     // Frames in fixed chunks of kChunk (the chunks do not depend on the thread count, so neither
     // do the results), chunks in parallel; inside a chunk each frame starts from its neighbour's
     // estimate, visiting the frames outwards from the reference when the chunk holds it.
@@ -300,8 +287,7 @@ void motion_summaries(const Geometry& g, RealignResult& r) {
   r.fsl.assign(T, {});
   r.fd.assign(T, 0.0);
   r.rmsd.assign(T, 0.0);
-  const Eigen::Vector4d cv((g.dims[0] - 1) * 0.5, (g.dims[1] - 1) * 0.5, (g.dims[2] - 1) * 0.5, 1.0);
-  const Eigen::Vector4d cw = fsl_scaled_voxel_matrix(g) * cv;
+  const Eigen::Vector4d cw = fsl_scaled_voxel_matrix(g) * g.centre_voxel();
   const Vec3 c_fsl(cw[0], cw[1], cw[2]);
   std::vector<Mat4> flirt(T);
   for (size_t t = 0; t < T; ++t) {

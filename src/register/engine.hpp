@@ -105,6 +105,10 @@ struct ParamEval {
 /// The metric of level L at theta, with the chain rule through the model's exact Jacobian.
 ParamEval eval_params(const Level& L, const Problem& P, const std::vector<double>& theta, bool grad, bool gn);
 
+/// RMS distance (mm, at least 1) of the level's fixed samples from `centre` (world): the scale that
+/// turns rotations, scales and shears into about-millimetre units.
+double sample_radius(const Level& L, const Vec3& centre);
+
 /// Fewest valid samples an evaluation may have (1 % of the usable ones, at least 16); below it
 /// the cost is +inf (the transform has left the overlap).
 int64_t min_valid_samples(const Level& L);

@@ -61,6 +61,17 @@ const Image<float>& Pyramid::get(int shrink, double sigma_mm) {
   return *cache_.back().image;
 }
 
+double sample_radius(const Level& L, const Vec3& centre) {
+  double r2 = 0;
+  for (int64_t i = 0; i < L.count; ++i) {
+    const Eigen::Vector4d x(L.pos[static_cast<size_t>(3 * i)], L.pos[static_cast<size_t>(3 * i + 1)],
+                            L.pos[static_cast<size_t>(3 * i + 2)], 1.0);
+    const Eigen::Vector4d w = L.fixed_affine * x;
+    r2 += (Vec3(w[0], w[1], w[2]) - centre).squaredNorm();
+  }
+  return std::max(1.0, std::sqrt(r2 / double(std::max<int64_t>(1, L.count))));
+}
+
 int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink) {
   const Vec3 fsp = fixed.spacing(), msp = moving.spacing();
   const bool two_d = fixed.dims[2] == 1;

@@ -111,17 +111,6 @@ SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, i
 
 namespace {
 
-int group_count(const std::string& g, int nd) {
-  if (g == "translation" || g == "zoom") return nd;
-  if (g == "rotation" || g == "shear") return nd == 3 ? 3 : 1;
-  return 1; // scale
-}
-
-Vec3 geometric_centre(const Geometry& g) {
-  Eigen::Vector4d c((g.dims[0] - 1) * 0.5, (g.dims[1] - 1) * 0.5, (g.dims[2] - 1) * 0.5, 1.0);
-  return (g.affine * c).head<3>();
-}
-
 Vec3 centre_of_mass(const Image<float>& img, const Image<float>* mask) {
   const Geometry& g = img.geometry();
   double s = 0, c[3] = {0, 0, 0};
@@ -204,7 +193,7 @@ Problem make_problem(const Image<float>& fixed, const Image<float>& moving, cons
     VX_CHECK(g == "translation" || g == "rotation" || g == "scale" || g == "zoom" || g == "shear", InvalidArgument,
              "--freeze: unknown group '", f, "' (use translation, rotation, scale, zoom, shear)");
   }
-  const Vec3 cf = geometric_centre(fixed.geometry()), cm = geometric_centre(moving.geometry());
+  const Vec3 cf = fixed.geometry().centre(), cm = moving.geometry().centre();
   Vec3 centre = cf, shift = Vec3::Zero();
   if (o.has_init_matrix) {
     P.T0 = o.init_matrix;
@@ -224,7 +213,7 @@ Problem make_problem(const Image<float>& fixed, const Image<float>& moving, cons
   P.theta.assign(static_cast<size_t>(n), 0.0);
   size_t k = 0;
   for (const auto& g : P.model.groups) {
-    const int gs = group_count(g, nd);
+    const int gs = affine_group_size(g, nd);
     const bool frozen = std::find_if(o.freeze.begin(), o.freeze.end(), [&](const std::string& f) {
                           return f == g || (f == "zoom" && g == "scale") || (f == "scale" && g == "zoom");
                         }) != o.freeze.end();
@@ -301,16 +290,10 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
     if (li == 0) {
       // Scale rotations, scales and shears by the RMS radius of the samples about the centre, so
       // that one unit of every scaled parameter moves points by about 1 mm.
-      double r2 = 0;
-      for (int64_t i = 0; i < L.count; ++i) {
-        const Eigen::Vector4d x(L.pos[static_cast<size_t>(3 * i)], L.pos[static_cast<size_t>(3 * i + 1)],
-                                L.pos[static_cast<size_t>(3 * i + 2)], 1.0);
-        r2 += ((L.fixed_affine * x).head<3>() - P.model.centre).squaredNorm();
-      }
-      const double R = std::max(1.0, std::sqrt(r2 / double(std::max<int64_t>(1, L.count))));
+      const double R = sample_radius(L, P.model.centre);
       P.scale.clear();
       for (const auto& g : P.model.groups) {
-        const int gs = group_count(g, P.model.ndim);
+        const int gs = affine_group_size(g, P.model.ndim);
         for (int q = 0; q < gs; ++q) P.scale.push_back(g == "translation" ? 1.0 : R);
       }
     }

@@ -119,6 +119,8 @@ template <class S> void build(const AffineModel& m, const std::vector<S>& th, S 
 
 } // namespace
 
+int affine_group_size(const std::string& group, int ndim) { return group_size(group, ndim); }
+
 int AffineModel::size() const {
   VX_CHECK(ndim == 2 || ndim == 3, InvalidArgument, "affine model: 2D or 3D, not ", ndim, "D");
   int n = 0;

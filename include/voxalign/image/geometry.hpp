@@ -24,6 +24,9 @@ struct Geometry {
   int64_t size() const { return frame_size() * dims[3]; }
   /// Voxel sizes along i, j, k in mm (norms of the affine's columns).
   Vec3 spacing() const;
+  /// The grid's centre (n - 1) / 2 on each axis, in voxels (homogeneous) and in world mm.
+  Eigen::Vector4d centre_voxel() const;
+  Vec3 centre() const;
   /// Same spatial grid (dims 0..2 equal, affines equal within tol mm).
   bool same_grid(const Geometry& other, double tol = 1e-4) const;
 };

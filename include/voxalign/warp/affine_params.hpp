@@ -33,6 +33,10 @@ struct AffineModel {
   std::vector<std::string> names() const;
 };
 
+/// Number of parameters of one group ("translation", "rotation", ...) in ndim dimensions; throws
+/// InvalidArgument for unknown or incompatible groups.
+int affine_group_size(const std::string& group, int ndim);
+
 /// The 4x4 output-voxel -> input-voxel matrix for parameters theta (model.size() values).
 Mat4 affine_model_matrix(const AffineModel& m, const std::vector<double>& theta);
 
