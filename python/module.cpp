@@ -8,6 +8,7 @@
 #include <nanobind/stl/array.h>
 
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/memory.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/n4/n4.hpp"
@@ -818,6 +819,8 @@ NB_MODULE(_voxalign, m) {
   m.def("otsu_mask", &py_otsu);
   m.def("otsu_threshold", [](InArr<float> img, int bins) { return otsu_threshold(view_of(img, 4, "image"), bins); });
   m.def("get_num_threads", &num_threads);
+  m.def("release_memory", [] { return release_cached_buffers(); });
+  m.def("cached_memory", [] { return cached_bytes(); });
   m.def("parse_order", [](const std::string& s) { return parse_order(s); });
   m.def("spline_coefficients", &py_coefficients<double>);
   m.def("spline_coefficients", &py_coefficients<float>);

@@ -17,7 +17,7 @@ from . import _voxalign as _core
 
 __all__ = [
     "Coefficients", "spline_coefficients", "interpolate", "map_coordinates", "resample", "warp_field",
-    "read_nifti", "write_nifti", "read_transform", "write_itk_affine", "set_num_threads", "get_num_threads",
+    "read_nifti", "write_nifti", "read_transform", "write_itk_affine", "set_num_threads", "get_num_threads", "release_memory",
     "n4", "otsu_mask", "otsu_threshold",
     "warp", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp", "adjoint_affine_warp",
     "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
@@ -31,6 +31,12 @@ MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-consta
 
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
+
+
+def release_memory() -> int:
+    """Free the large buffers voxalign keeps for reuse (images, spline coefficients, returned arrays
+    once they are dropped; see docs/conventions.md, "Memory"). Returns the bytes released."""
+    return int(_core.release_memory())
 
 
 def _order(degree) -> int:

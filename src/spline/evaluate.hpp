@@ -2,7 +2,11 @@
 // scalar T. Written once; gather (value), gradient and -- in later modules -- scatter use the same
 // stencil (indices, weights, weight derivatives) computed by make_stencil.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#endif
 
 #include "voxalign/spline/modes.hpp"
 #include "voxalign/spline/weights.hpp"
@@ -11,6 +15,14 @@ namespace voxalign::detail {
 
 /// Coordinates beyond this magnitude (or NaN/Inf) evaluate to cval in every mode.
 constexpr double kMaxCoordinate = 1e15;
+
+/// Lanes used for the contiguous axis-0 taps in apply_interior: the next power of two >= taps.
+/// Reads cover `simd_lanes` samples from the first tap, so callers must make sure
+/// start + simd_lanes - 1 < n on axis 0 (the extra lanes get weight zero).
+VX_HD constexpr int simd_lanes(int order) {
+  const int w = kernel_taps(order);
+  return w <= 1 ? 1 : w <= 2 ? 2 : w <= 4 ? 4 : 8;
+}
 
 /// Everything needed to read the coefficient array around one point.
 template <int K, int D, class T> struct Stencil {
@@ -22,6 +34,7 @@ template <int K, int D, class T> struct Stencil {
   bool gc_out[D][W] = {}; ///< grid-constant: tap lies outside the array (reads cval); zeroed
                           ///< because apply_stencil<GC=true> reads every entry
   bool any_gc_out;
+  bool contiguous0; ///< axis-0 taps not folded and simd_lanes(K) samples readable from the first
 };
 
 /// Build the stencil for point x (coordinates in voxels of the un-padded image). Returns false when
@@ -32,6 +45,7 @@ VX_HD bool make_stencil(const double* x, const int64_t* dims, const int64_t* str
   constexpr int W = Stencil<K, D, T>::W;
   const Mode fold = spline_boundary_mode(mode);
   s.any_gc_out = false;
+  s.contiguous0 = false;
   for (int d = 0; d < D; ++d) {
     // Non-finite or absurdly far coordinates (no integer index exists) take the constant value.
     if (!(std::abs(x[d]) <= kMaxCoordinate)) return false;
@@ -53,6 +67,7 @@ VX_HD bool make_stencil(const double* x, const int64_t* dims, const int64_t* str
       for (int l = 0; l < W; ++l) s.off[d][l] = fold_index(start + l, n, fold) * st;
     } else {
       for (int l = 0; l < W; ++l) s.off[d][l] = (start + l) * st;
+      if (d == 0) s.contiguous0 = st == 1 && start + simd_lanes(K) - 1 < n;
     }
     kernel_weights<K, T>(cc, s.w[d], Grad ? s.dw[d] : nullptr);
     s.sign[d] = T(sign);
@@ -131,14 +146,6 @@ VX_HD T apply_stencil(const T* c, const Stencil<K, D, T>& s, T cval, T* grad) {
   }
 }
 
-/// Lanes used for the contiguous axis-0 taps in apply_interior: the next power of two >= taps.
-/// Reads cover `simd_lanes` samples from the first tap, so callers must make sure
-/// start + simd_lanes - 1 < n on axis 0 (the extra lanes get weight zero).
-VX_HD constexpr int simd_lanes(int order) {
-  const int w = kernel_taps(order);
-  return w <= 1 ? 1 : w <= 2 ? 2 : w <= 4 ? 4 : 8;
-}
-
 template <class T, int V> struct SimdVec {
   typedef T type __attribute__((vector_size(sizeof(T) * V)));
 };
@@ -147,8 +154,9 @@ template <class T, int V> struct SimdVec {
 /// axis 0 are contiguous (stride 1), so rows are accumulated as short vectors (GCC vector
 /// extensions) and reduced once against the axis-0 weights. Weight (axis d, tap q) is
 /// w[d * wd + q * wq] (and likewise dw), so batched weights are read in place.
-template <int K, int D, class T, bool Grad>
-VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* dw, int wd, int wq, T* grad) {
+template <int K, int D, class T, bool Grad, bool Rows = false>
+VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* dw, int wd, int wq, T* grad,
+                       const int64_t* o1 = nullptr, const int64_t* o2 = nullptr) {
   constexpr int W = kernel_taps(K);
   constexpr int V = simd_lanes(K);
   using vec = typename SimdVec<T, V>::type;
@@ -181,7 +189,7 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* 
     for (int k = 0; k < (D == 3 ? W : 1); ++k) {
       vec rk = {}, rk1 = {};
       for (int j = 0; j < W; ++j) {
-        const vec row = load(p + k * s2 + j * s1);
+        const vec row = load(Rows ? p + (D == 3 ? o2[k] : 0) + o1[j] : p + k * s2 + j * s1);
         rk += w1[j * wq] * row;
         if constexpr (Grad) rk1 += dw[wd + j * wq] * row;
       }
@@ -204,6 +212,232 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* 
     return hsum(w0 * acc);
   }
 }
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
+#define VX_HAVE_AVX2_TAPS 1
+/// Tensor-product sums of 8 points at once for kernels of 4 taps (cubic B-spline, Keys) in 2D/3D
+/// float, when every tap of every point lies inside the array (apply_interior's condition). The 4
+/// axis-0 taps of each row are contiguous: the rows of the 8 points are loaded and transposed
+/// (4 x 8), so that every sum runs over the 8 points in one AVX vector and the weights stay in
+/// their batched layout w[axis][tap][point]. Same sums, same order of additions per point as
+/// apply_interior up to the association of the axis-0 sum (within float rounding).
+/// base[p]: first tap of point p; val[p], grad[d][p] (d/dx_d, voxel units, when Grad).
+template <int D, bool Grad, class RowPtr>
+inline void apply_rows4_x8(RowPtr rowptr, const float (*w)[4][8], const float (*dw)[4][8], float* val,
+                           float (*grad)[8]);
+template <int D, bool Grad>
+inline void apply_interior4_x8(const float* const* base, int64_t s1, int64_t s2, const float (*w)[4][8],
+                               const float (*dw)[4][8], float* val, float (*grad)[8]) {
+  apply_rows4_x8<D, Grad>([&](int a, int j, int k) { return base[a] + j * s1 + k * s2; }, w, dw, val, grad);
+}
+
+/// The same sums with the row of tap (j, k) of point a at rowptr(a, j, k) (folded indices).
+template <int D, bool Grad, class RowPtr>
+inline void apply_rows4_x8(RowPtr rowptr, const float (*w)[4][8], const float (*dw)[4][8], float* val,
+                           float (*grad)[8]) {
+  static_assert(D == 2 || D == 3);
+  const __m256 w00 = _mm256_loadu_ps(w[0][0]), w01 = _mm256_loadu_ps(w[0][1]);
+  const __m256 w02 = _mm256_loadu_ps(w[0][2]), w03 = _mm256_loadu_ps(w[0][3]);
+  __m256 d00, d01, d02, d03;
+  if constexpr (Grad) {
+    d00 = _mm256_loadu_ps(dw[0][0]), d01 = _mm256_loadu_ps(dw[0][1]);
+    d02 = _mm256_loadu_ps(dw[0][2]), d03 = _mm256_loadu_ps(dw[0][3]);
+  }
+  __m256 v = _mm256_setzero_ps(), g0 = v, g1 = v, g2 = v;
+  for (int k = 0; k < (D == 3 ? 4 : 1); ++k) {
+    __m256 pv = _mm256_setzero_ps(), p0 = pv, p1 = pv;
+    for (int j = 0; j < 4; ++j) {
+      auto pair = [&](int a) {
+        return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(rowptr(a, j, k))),
+                                    _mm_loadu_ps(rowptr(a + 4, j, k)), 1);
+      };
+      const __m256 a0 = pair(0), a1 = pair(1), a2 = pair(2), a3 = pair(3);
+      const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+      const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+      const __m256 c0 = _mm256_shuffle_ps(t0, t2, 0x44), c1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 c2 = _mm256_shuffle_ps(t1, t3, 0x44), c3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 r = _mm256_fmadd_ps(w03, c3, _mm256_fmadd_ps(w02, c2, _mm256_fmadd_ps(w01, c1, _mm256_mul_ps(w00, c0))));
+      const __m256 w1 = _mm256_loadu_ps(w[1][j]);
+      pv = _mm256_fmadd_ps(w1, r, pv);
+      if constexpr (Grad) {
+        const __m256 rd =
+            _mm256_fmadd_ps(d03, c3, _mm256_fmadd_ps(d02, c2, _mm256_fmadd_ps(d01, c1, _mm256_mul_ps(d00, c0))));
+        p0 = _mm256_fmadd_ps(w1, rd, p0);
+        p1 = _mm256_fmadd_ps(_mm256_loadu_ps(dw[1][j]), r, p1);
+      }
+    }
+    if constexpr (D == 3) {
+      const __m256 w2 = _mm256_loadu_ps(w[2][k]);
+      v = _mm256_fmadd_ps(w2, pv, v);
+      if constexpr (Grad) {
+        g0 = _mm256_fmadd_ps(w2, p0, g0);
+        g1 = _mm256_fmadd_ps(w2, p1, g1);
+        g2 = _mm256_fmadd_ps(_mm256_loadu_ps(dw[2][k]), pv, g2);
+      }
+    } else {
+      v = pv;
+      g0 = p0;
+      g1 = p1;
+    }
+  }
+  _mm256_storeu_ps(val, v);
+  if constexpr (Grad) {
+    _mm256_storeu_ps(grad[0], g0);
+    _mm256_storeu_ps(grad[1], g1);
+    if constexpr (D == 3) _mm256_storeu_ps(grad[2], g2);
+  }
+}
+
+/// Coordinate range [lo, hi) (plus padding) on an axis of n coefficients in which a point is
+/// "interior" for a kernel of order K: inside [0, n-1] and all its taps (axis 0: simd_lanes) in
+/// the array -- the condition of evaluate_point's fast path, as an interval.
+template <int K> struct InteriorRange {
+  double lo, hi;
+  InteriorRange(int64_t n, int reach) {
+    constexpr double h = (K == kKeys || (K & 1)) ? 0.0 : 0.5;
+    constexpr int off = K == kKeys ? 1 : K / 2;
+    lo = std::max(0.0, double(off) - h);
+    hi = std::min(double(n - 1), double(n - reach + off + 1) - h); // hi itself: taps beyond the end
+    if (!(hi > lo)) lo = 1.0, hi = 0.0;
+  }
+};
+
+/// Whether all 8 points (X[d][half] with padding added) are interior: lo <= x < hi on every axis
+/// (false for NaN).
+template <int D>
+inline bool all_interior_x8(const __m256d (&X)[D][2], const double* lo, const double* hi) {
+  __m256d ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+  for (int d = 0; d < D; ++d)
+    for (int q = 0; q < 2; ++q) {
+      ok = _mm256_and_pd(ok, _mm256_cmp_pd(X[d][q], _mm256_set1_pd(lo[d]), _CMP_GE_OQ));
+      ok = _mm256_and_pd(ok, _mm256_cmp_pd(X[d][q], _mm256_set1_pd(hi[d]), _CMP_LT_OQ));
+    }
+  return _mm256_movemask_pd(ok) == 0xF;
+}
+
+/// Values (and gradients) of 8 interior points (see all_interior_x8) for a 4-tap kernel in 2D/3D
+/// float: weights, offsets and tap sums all in AVX registers. X: coordinates plus padding.
+/// Requires strides[1..D-1] < 2^31 (offsets are formed by 32 x 32 -> 64-bit products).
+template <int K, int D, bool Grad>
+inline void interior_x8(const float* c, const int64_t* strides, const __m256d (&X)[D][2], float* val,
+                        float (*grad)[8]) {
+  static_assert(kernel_taps(K) == 4);
+  typedef float vec __attribute__((vector_size(32)));
+  alignas(32) float w[D][4][8];
+  alignas(32) float dw[Grad ? D : 1][4][8];
+  constexpr bool odd = K == kKeys || (K & 1);
+  const __m256d h = _mm256_set1_pd(odd ? 0.0 : 0.5);
+  const __m256i shift = _mm256_set1_epi64x(K == kKeys ? 1 : K / 2);
+  __m256i off[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  __m128 fr[2];
+  for (int d = 0; d < D; ++d) {
+    for (int q = 0; q < 2; ++q) {
+      const __m256d fl = _mm256_floor_pd(_mm256_add_pd(X[d][q], h));
+      const __m256i st = _mm256_sub_epi64(_mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(fl)), shift);
+      off[q] = _mm256_add_epi64(off[q], d == 0 ? st : _mm256_mul_epi32(st, _mm256_set1_epi64x(strides[d])));
+      fr[q] = _mm256_cvtpd_ps(_mm256_sub_pd(X[d][q], fl));
+    }
+    const __m256 f8 = _mm256_set_m128(fr[1], fr[0]);
+    vec f;
+    __builtin_memcpy(&f, &f8, sizeof f);
+    weights_from_fractions<K, float, 8>(f, w[d], Grad ? dw[d] : nullptr);
+  }
+  alignas(32) int64_t o[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(o), off[0]);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(o + 4), off[1]);
+  const float* base[8];
+  for (int p = 0; p < 8; ++p) base[p] = c + o[p];
+  apply_interior4_x8<D, Grad>(base, strides[1], D == 3 ? strides[2] : 0, w, Grad ? dw : nullptr, val, grad);
+}
+
+template <int K, int D, class T, bool Grad>
+VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, const double* x, Mode mode,
+                       int pad, T cval, T* grad);
+
+/// 8 points anywhere, for a 4-tap kernel in 2D/3D float: make_stencil's coordinate mapping and
+/// index folding per point, weights for the 8 at once, tap sums with one offset per row; points
+/// that take cval get it, points whose axis-0 taps are folded go through evaluate_point. Returns
+/// false (writing nothing) for grid-constant or an axis shorter than 4; the caller then evaluates
+/// point by point. xs: coordinates without the padding (as evaluate_point takes them).
+template <int K, int D, bool Grad>
+inline bool general_x8(const float* c, const int64_t* dims, const int64_t* strides, const double (*xs)[8], Mode mode,
+                       int pad, float cval, float* val, float (*grad)[8]) {
+  static_assert(kernel_taps(K) == 4);
+  if (mode == Mode::GridConstant) return false;
+  for (int d = 0; d < D; ++d)
+    if (dims[d] < 4) return false;
+  const Mode fold = spline_boundary_mode(mode);
+  alignas(32) double xm[D][8];
+  float sign[D][8];
+  int64_t o0[8], o[D][4][8];
+  // Lanes that take cval (1) or need evaluate_point (2: axis-0 taps folded) are computed at a
+  // safe coordinate (1: taps 0..3) and replaced afterwards.
+  int fix[8] = {};
+  for (int p = 0; p < 8; ++p)
+    for (int d = 0; d < D && !fix[p]; ++d) {
+      const int64_t n = dims[d];
+      if (!(std::abs(xs[d][p]) <= kMaxCoordinate)) {
+        fix[p] = 1;
+        break;
+      }
+      double cc = xs[d][p] + pad, sg = 1.0;
+      if (mode != Mode::Nearest) cc = map_coordinate(cc, n, mode, sg);
+      if (!(cc > -1.0 || mode == Mode::Nearest)) fix[p] = 1;
+      const int64_t start = kernel_start(cc, K);
+      if (d == 0 && (start < 0 || start + 3 >= n)) fix[p] = 2;
+      xm[d][p] = cc;
+      sign[d][p] = float(sg);
+    }
+  for (int d = 0; d < D; ++d) {
+    const int64_t n = dims[d], st = strides[d];
+    for (int p = 0; p < 8; ++p) {
+      if (fix[p]) xm[d][p] = 1.0, sign[d][p] = 1.0f;
+      const double cc = xm[d][p];
+      const int64_t start = kernel_start(cc, K);
+      if (d == 0) {
+        o0[p] = start;
+      } else if (start < 0 || start + 3 >= n) {
+        for (int l = 0; l < 4; ++l) o[d][l][p] = fold_index(start + l, n, fold) * st;
+      } else {
+        for (int l = 0; l < 4; ++l) o[d][l][p] = (start + l) * st;
+      }
+    }
+  }
+  typedef float vec __attribute__((vector_size(32)));
+  alignas(32) float w[D][4][8];
+  alignas(32) float dw[Grad ? D : 1][4][8];
+  constexpr double h = (K == kKeys || (K & 1)) ? 0.0 : 0.5;
+  for (int d = 0; d < D; ++d) {
+    vec f;
+    for (int p = 0; p < 8; ++p) f[p] = float(xm[d][p] - std::floor(xm[d][p] + h));
+    weights_from_fractions<K, float, 8>(f, w[d], Grad ? dw[d] : nullptr);
+  }
+  const float* base[8];
+  for (int p = 0; p < 8; ++p) base[p] = c + o0[p];
+  apply_rows4_x8<D, Grad>(
+      [&](int a, int j, int k) { return base[a] + o[1][j][a] + (D == 3 ? o[D - 1][k][a] : 0); }, w,
+      Grad ? dw : nullptr, val, grad);
+  if constexpr (Grad)
+    for (int d = 0; d < D; ++d)
+      for (int p = 0; p < 8; ++p) grad[d][p] *= sign[d][p];
+  for (int p = 0; p < 8; ++p) {
+    if (!fix[p]) continue;
+    if (fix[p] == 1) {
+      val[p] = cval;
+      if constexpr (Grad)
+        for (int d = 0; d < D; ++d) grad[d][p] = 0.0f;
+      continue;
+    }
+    double x[3];
+    for (int d = 0; d < D; ++d) x[d] = xs[d][p];
+    float g[3];
+    val[p] = evaluate_point<K, D, float, Grad>(c, dims, strides, x, mode, pad, cval, g);
+    if constexpr (Grad)
+      for (int d = 0; d < D; ++d) grad[d][p] = g[d];
+  }
+  return true;
+}
+#endif
 
 /// Value (and gradient) at one point. `strides[0]` must be 1 (coefficients are contiguous).
 template <int K, int D, class T, bool Grad>
@@ -234,6 +468,18 @@ VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, 
     if constexpr (Grad)
       for (int d = 0; d < D; ++d) grad[d] = T(0);
     return cval;
+  }
+  // Taps folded on axes 1..D-1 only: axis-0 rows are still contiguous, so the vector row sums
+  // apply with one offset per row.
+  if constexpr (D >= 2) {
+    if (!s.any_gc_out && s.contiguous0) {
+      T g[3];
+      const T v = apply_interior<K, D, T, Grad, true>(c + s.off[0][0], strides, &s.w[0][0], &s.dw[0][0], W, 1, g,
+                                                      s.off[1], D == 3 ? s.off[2] : nullptr);
+      if constexpr (Grad)
+        for (int d = 0; d < D; ++d) grad[d] = g[d] * s.sign[d];
+      return v;
+    }
   }
   if (s.any_gc_out) return apply_stencil<K, D, T, Grad, true>(c, s, cval, grad);
   return apply_stencil<K, D, T, Grad, false>(c, s, cval, grad);

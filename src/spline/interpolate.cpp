@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 #include "evaluate.hpp"
 #include "voxalign/core/error.hpp"
@@ -34,6 +37,47 @@ template <class T> CoeffView<T> coeff_view(const Coefficients<T>& c) {
   return v;
 }
 
+// Range [ilo, ihi) of i for which lo[d] <= b[d] + st[d] * i <= hi[d] on every axis d, made
+// conservative (grow < 0: shrunk by one voxel at each end) or generous (grow > 0: widened by one).
+template <int D>
+std::pair<int64_t, int64_t> row_range(const double* b, const double* st, const double* lo, const double* hi,
+                                      int64_t n, int grow) {
+  int64_t ilo = 0, ihi = n;
+  for (int d = 0; d < D; ++d) {
+    if (grow < 0 ? !(hi[d] > lo[d]) : !(hi[d] >= lo[d])) return {0, 0};
+    if (st[d] == 0.0) {
+      if (!(b[d] >= lo[d] && b[d] <= hi[d])) return {0, 0};
+      continue;
+    }
+    double a = (lo[d] - b[d]) / st[d], e = (hi[d] - b[d]) / st[d];
+    if (a > e) std::swap(a, e);
+    // Clamp before converting: a near-zero step (a matrix that is the identity up to rounding,
+    // 1e-34) puts a and e near +-1e34, beyond int64's range.
+    ilo = std::max<int64_t>(ilo, int64_t(std::ceil(std::clamp(a, -2.0, double(n + 1)))) - grow);
+    ihi = std::min<int64_t>(ihi, int64_t(std::floor(std::clamp(e, -2.0, double(n + 1)))) + (grow < 0 ? grow : grow + 1));
+  }
+  if (ihi < ilo) return {0, 0};
+  return {ilo, ihi};
+}
+
+// The fused AVX2 path (interior_x8) applies to float, 4-tap kernels, 2D and 3D.
+template <class T, int K, int D> constexpr bool fused_ok = std::is_same_v<T, float> && kernel_taps(K) == 4 && D >= 2;
+
+template <class T> bool strides_fit_int32(const CoeffView<T>& cv) {
+  return cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31);
+}
+
+// Write the 8 values produced by f(float* v) to out[p * ostride].
+template <class T, class F> inline void store_x8(T* out, int64_t ostride, F&& f) {
+  if (ostride == 1) {
+    f(out);
+    return;
+  }
+  float v[8];
+  f(v);
+  for (int p = 0; p < 8; ++p) out[p * ostride] = v[p];
+}
+
 // Points evaluated together: 8 for float (one AVX vector of weights), 4 for double.
 template <class T> constexpr int kBatch = sizeof(T) == 4 ? 8 : 4;
 
@@ -59,6 +103,20 @@ inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[kBatch<T>], in
     }
   }
   if (!all_in) {
+#ifdef VX_HAVE_AVX2_TAPS
+    if constexpr (fused_ok<T, K, D>) {
+      if (m == N && strides_fit_int32(cv)) {
+        bool done = false;
+        store_x8(out, ostride, [&](float* v) {
+          float tmp[8];
+          done = detail::general_x8<K, D, false>(cv.data, cv.dims, cv.strides, xs, cv.mode, cv.pad, cv.cval, tmp, nullptr);
+          if (done)
+            for (int p = 0; p < 8; ++p) v[p] = tmp[p];
+        });
+        if (done) return;
+      }
+    }
+#endif
     for (int p = 0; p < m; ++p) {
       double x[3];
       for (int d = 0; d < D; ++d) x[d] = xs[d][p];
@@ -130,6 +188,65 @@ void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T
   });
 }
 
+#ifdef VX_HAVE_AVX2_TAPS
+// warp_displacement for float, 4-tap kernels, 2D/3D and a field contiguous along i: the
+// coordinates of 8 voxels come from 8 consecutive field values per component, and batches whose
+// points are all interior take interior_x8; the others (and a row's last < 8 voxels) the same
+// paths as eval_grid.
+void warp_displacement_x8(const CoeffView<float>& cv, ImageView<const float> field, ImageView<float> out) {
+  const int64_t nrows = out.dims[1] * out.dims[2];
+  detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
+    if constexpr (fused_ok<float, K, D>) {
+      double lo[3], hi[3];
+      for (int d = 0; d < D; ++d) {
+        const detail::InteriorRange<K> r(cv.dims[d], d == 0 ? detail::simd_lanes(K) : kernel_taps(K));
+        lo[d] = r.lo;
+        hi[d] = r.hi;
+      }
+      parallel_for(nrows, 16, [&](int64_t r0, int64_t r1) {
+        const __m256d io0 = _mm256_setr_pd(0, 1, 2, 3), io1 = _mm256_setr_pd(4, 5, 6, 7);
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t j = r % out.dims[1], k = r / out.dims[1];
+          float* row = out.data + j * out.strides[1] + k * out.strides[2];
+          const double jk[3] = {0.0, double(j), double(k)};
+          for (int64_t i0 = 0; i0 < out.dims[0]; i0 += 8) {
+            const int m = int(std::min<int64_t>(8, out.dims[0] - i0));
+            const float* u = field.data + field.offset(i0, j, k);
+            __m256d X[D][2];
+            if (m == 8) {
+              for (int d = 0; d < D; ++d) {
+                const __m256 ud = _mm256_loadu_ps(u + d * field.strides[3]);
+                const __m256d base = _mm256_set1_pd((d == 0 ? double(i0) : jk[d]) + cv.pad);
+                const __m256d b0 = d == 0 ? _mm256_add_pd(base, io0) : base;
+                const __m256d b1 = d == 0 ? _mm256_add_pd(base, io1) : base;
+                // (index + u) + pad, as eval_grid and evaluate_point round it
+                const __m256d pd = _mm256_set1_pd(double(cv.pad));
+                const __m256d id0 = _mm256_sub_pd(b0, pd), id1 = _mm256_sub_pd(b1, pd);
+                X[d][0] = _mm256_add_pd(_mm256_add_pd(id0, _mm256_cvtps_pd(_mm256_castps256_ps128(ud))), pd);
+                X[d][1] = _mm256_add_pd(_mm256_add_pd(id1, _mm256_cvtps_pd(_mm256_extractf128_ps(ud, 1))), pd);
+              }
+              if (detail::all_interior_x8<D>(X, lo, hi)) {
+                store_x8(row + i0 * out.strides[0], out.strides[0],
+                         [&](float* v) { detail::interior_x8<K, D, false>(cv.data, cv.strides, X, v, nullptr); });
+                continue;
+              }
+            }
+            double xs[3][8];
+            for (int p = 0; p < 8; ++p) {
+              const int64_t i = i0 + std::min(p, m - 1);
+              const int64_t idx[3] = {i, j, k};
+              for (int d = 0; d < D; ++d)
+                xs[d][p] = double(idx[d]) + double(field.data[field.offset(i, j, k) + d * field.strides[3]]);
+            }
+            eval_batch<K, D, float, false>(cv, xs, m, row + i0 * out.strides[0], out.strides[0]);
+          }
+        }
+      });
+    }
+  });
+}
+#endif
+
 template <class T> void warp_displacement(const Coefficients<T>& c, ImageView<const T> field, ImageView<T> out) {
   for (int d = 0; d < 3; ++d)
     VX_CHECK(field.dims[d] == out.dims[d], InvalidArgument, "displacement field grid (axis ", d, ": ", field.dims[d],
@@ -137,6 +254,15 @@ template <class T> void warp_displacement(const Coefficients<T>& c, ImageView<co
   VX_CHECK(field.dims[3] == c.ndim, InvalidArgument, "displacement field has ", field.dims[3],
            " components; expected ", c.ndim);
   const int nd = c.ndim;
+#ifdef VX_HAVE_AVX2_TAPS
+  if constexpr (std::is_same_v<T, float>) {
+    const CoeffView<T> cv = coeff_view(c);
+    if (field.strides[0] == 1 && strides_fit_int32(cv) && kernel_taps(c.order) == 4 && nd >= 2) {
+      warp_displacement_x8(cv, field, out);
+      return;
+    }
+  }
+#endif
   eval_grid(coeff_view(c), out, [&](int64_t i, int64_t j, int64_t k, double* x) {
     const int64_t o = field.offset(i, j, k);
     const int64_t idx[3] = {i, j, k};
@@ -154,7 +280,8 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
     constexpr int W = kernel_taps(K);
     // A point is "interior" when its coordinate (plus padding) lies in [lo, hi_d] on every axis:
     // then no boundary mapping or folding applies and all taps are in the array.
-    const double lo = double(W);
+    const double lo[3] = {double(W), double(W), double(W)};
+    const bool fused = strides_fit_int32(cv);
     parallel_for(ni * nj * nk, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t % ni, tj = (t / ni) % nj, tk = t / (ni * nj);
@@ -164,44 +291,78 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
         T* row = out.data + j * out.strides[1] + k * out.strides[2];
         const int64_t n = out.dims[0];
         double b[3], st[3];
-        int64_t ilo = 0, ihi = n; // interior range of i, conservative by one voxel at each end
         for (int d = 0; d < D; ++d) {
           const double* m = M + 4 * d;
           b[d] = m[1] * double(j) + m[2] * double(k) + m[3] + cv.pad;
           st[d] = m[0];
-          const double hi = double(cv.dims[d] - 1 - (d == 0 ? detail::simd_lanes(K) : W));
-          if (!(hi > lo)) { ihi = 0; continue; }
-          if (st[d] == 0.0) {
-            if (!(b[d] >= lo && b[d] <= hi)) ihi = 0;
-            continue;
-          }
-          double a = (lo - b[d]) / st[d], e = (hi - b[d]) / st[d];
-          if (a > e) std::swap(a, e);
-          // Clamp before converting: a near-zero step (a matrix that is the identity up to
-          // rounding, 1e-34) puts a and e near +-1e34, beyond int64's range.
-          ilo = std::max<int64_t>(ilo, int64_t(std::ceil(std::clamp(a, -1.0, double(n)))) + 1);
-          ihi = std::min<int64_t>(ihi, int64_t(std::floor(std::clamp(e, -1.0, double(n)))) - 1);
         }
-        if (ihi < ilo) ilo = ihi = 0;
+        // Interior range of i, conservative by one voxel at each end.
+        double his[3];
+        for (int d = 0; d < D; ++d) his[d] = double(cv.dims[d] - 1 - (d == 0 ? detail::simd_lanes(K) : W));
+        auto [ilo, ihi] = row_range<D>(b, st, lo, his, n, -1);
         ilo = std::clamp(ilo, i_begin, i_end);
         ihi = std::clamp(ihi, ilo, i_end);
+        // Mode 'constant': outside the range where every coordinate may lie in [0, n-1]
+        // (generous by one voxel), the value is cval.
+        int64_t vlo = i_begin, vhi = i_end;
+        if (cv.mode == Mode::Constant) {
+          double zl[3] = {0, 0, 0}, zh[3];
+          for (int d = 0; d < D; ++d) zh[d] = double(cv.dims[d] - 1);
+          std::tie(vlo, vhi) = row_range<D>(b, st, zl, zh, n, +1);
+          vlo = std::clamp(vlo, i_begin, ilo);
+          vhi = std::clamp(vhi, ihi, i_end);
+        }
         double x[3];
         auto general = [&](int64_t i) {
           for (int d = 0; d < D; ++d) x[d] = b[d] - cv.pad + st[d] * double(i);
           row[i * out.strides[0]] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode,
                                                                           cv.pad, cv.cval, nullptr);
         };
-        for (int64_t i = i_begin; i < ilo; ++i) general(i);
+        for (int64_t i = i_begin; i < vlo; ++i) row[i * out.strides[0]] = cv.cval;
+        // Rows' ends (boundary mapping, folded taps) in batches too: eval_batch checks each.
+        auto edge = [&](int64_t a, int64_t e) {
+          constexpr int N = kBatch<T>;
+          for (; a + N <= e; a += N) {
+            double xs[3][N];
+            for (int d = 0; d < D; ++d)
+              for (int p = 0; p < N; ++p) xs[d][p] = b[d] - cv.pad + st[d] * double(a + p);
+            eval_batch<K, D, T, false>(cv, xs, N, row + a * out.strides[0], out.strides[0]);
+          }
+          for (; a < e; ++a) general(a);
+        };
+        edge(vlo, ilo);
         // Interior: weights for a batch of points at once (SIMD over points), then the tensor sums.
         constexpr int N = kBatch<T>;
-        for (int64_t i0 = ilo; i0 < ihi; i0 += N) {
+        int64_t i0 = ilo;
+#ifdef VX_HAVE_AVX2_TAPS
+        if constexpr (fused_ok<T, K, D>) {
+          if (fused) {
+            const __m256d io0 = _mm256_setr_pd(0, 1, 2, 3), io1 = _mm256_setr_pd(4, 5, 6, 7);
+            for (; i0 + 8 <= ihi; i0 += 8) {
+              __m256d X[D][2];
+              const __m256d ib = _mm256_set1_pd(double(i0));
+              for (int d = 0; d < D; ++d) {
+                const __m256d sd = _mm256_set1_pd(st[d]), bd = _mm256_set1_pd(b[d] - cv.pad);
+                const __m256d pd = _mm256_set1_pd(double(cv.pad));
+                X[d][0] = _mm256_add_pd(_mm256_add_pd(bd, _mm256_mul_pd(sd, _mm256_add_pd(ib, io0))), pd);
+                X[d][1] = _mm256_add_pd(_mm256_add_pd(bd, _mm256_mul_pd(sd, _mm256_add_pd(ib, io1))), pd);
+              }
+              store_x8(row + i0 * out.strides[0], out.strides[0], [&](float* v) {
+                detail::interior_x8<K, D, false>(cv.data, cv.strides, X, v, nullptr);
+              });
+            }
+          }
+        }
+#endif
+        for (; i0 < ihi; i0 += N) {
           const int m = int(std::min<int64_t>(N, ihi - i0));
           double xs[3][N];
           for (int d = 0; d < D; ++d)
             for (int p = 0; p < N; ++p) xs[d][p] = b[d] - cv.pad + st[d] * double(i0 + std::min(p, m - 1));
           eval_batch<K, D, T, true>(cv, xs, m, row + i0 * out.strides[0], out.strides[0]);
         }
-        for (int64_t i = ihi; i < i_end; ++i) general(i);
+        edge(ihi, vhi);
+        for (int64_t i = vhi; i < i_end; ++i) row[i * out.strides[0]] = cv.cval;
       }
       }
     });

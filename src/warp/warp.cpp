@@ -171,6 +171,26 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
               all_in = st >= 0 && st + reach - 1 < cv.dims[d];
             }
           }
+#ifdef VX_HAVE_AVX2_TAPS
+          if constexpr (std::is_same_v<T, float> && W == 4 && D >= 2) {
+            if (all_in && cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31)) {
+              __m256d X[D][2];
+              const __m256d pd = _mm256_set1_pd(double(c.pad));
+              for (int d = 0; d < D; ++d) {
+                X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xs[d]), pd);
+                X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xs[d] + 4), pd);
+              }
+              alignas(32) float v8[8], g8[3][8];
+              detail::interior_x8<K, D, true>(cv.data, cv.strides, X, v8, g8);
+              for (int p = 0; p < N; ++p) {
+                std::array<T, 3> g{};
+                for (int d = 0; d < D; ++d) g[d] = g8[d][p];
+                sink(r0, i0 + p, j, k, v8[p], g);
+              }
+              continue;
+            }
+          }
+#endif
           if (all_in) {
             int64_t off[N] = {};
             for (int d = 0; d < D; ++d) {
@@ -188,6 +208,21 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
             }
             continue;
           }
+#ifdef VX_HAVE_AVX2_TAPS
+          if constexpr (std::is_same_v<T, float> && W == 4 && D >= 2) {
+            if (m == N && cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31)) {
+              alignas(32) float v8[8], g8[3][8];
+              if (detail::general_x8<K, D, true>(cv.data, cv.dims, cv.strides, xs, c.mode, c.pad, T(c.cval), v8, g8)) {
+                for (int p = 0; p < N; ++p) {
+                  std::array<T, 3> g{};
+                  for (int d = 0; d < D; ++d) g[d] = g8[d][p];
+                  sink(r0, i0 + p, j, k, v8[p], g);
+                }
+                continue;
+              }
+            }
+          }
+#endif
           for (int p = 0; p < m; ++p) {
             std::array<T, 3> g{};
             for (int d = 0; d < D; ++d) x[d] = xs[d][p];

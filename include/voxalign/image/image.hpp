@@ -2,10 +2,12 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "voxalign/core/memory.hpp"
 #include "voxalign/image/geometry.hpp"
 
 namespace voxalign {
@@ -59,12 +61,20 @@ template <class T> ImageView<T> contiguous_view(T* data, const int64_t* dims) {
 
 /// Allocator that leaves elements uninitialised on resize (value-initialisation of large buffers
 /// that are overwritten right away costs a full extra pass over memory).
-template <class T> struct DefaultInitAllocator : std::allocator<T> {
+/// Large blocks come from buffer_allocate (recycled between calls; see core/memory.hpp).
+template <class T> struct DefaultInitAllocator {
+  using value_type = T;
   template <class U> struct rebind {
     using other = DefaultInitAllocator<U>;
   };
   DefaultInitAllocator() = default;
   template <class U> DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(buffer_allocate(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept { buffer_deallocate(p, n * sizeof(T)); }
+  template <class U> bool operator==(const DefaultInitAllocator<U>&) const noexcept { return true; }
   template <class U> void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
   template <class U, class... A> void construct(U* p, A&&... a) { ::new (static_cast<void*>(p)) U(std::forward<A>(a)...); }
 };

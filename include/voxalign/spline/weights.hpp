@@ -146,15 +146,15 @@ template <int K, class T> VX_HD VX_FORCEINLINE void kernel_weights(double x, T* 
 /// weights' derivatives dw[k][p] (as kernel_weights computes them). Equal to kernel_weights up to
 /// the rounding of T.
 template <int K, class T, int N>
-VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start, T (*dw)[N] = nullptr) {
-  typedef T vec __attribute__((vector_size(sizeof(T) * N)));
+VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start, T (*dw)[N] = nullptr);
+
+namespace detail {
+/// Second half of kernel_weights_batch: weights (and derivatives) of N points from their fractions
+/// f (a GCC vector of N lanes of T), as kernel_weights computes them.
+template <int K, class T, int N, class V>
+VX_HD VX_FORCEINLINE void weights_from_fractions(V f, T (*w)[N], T (*dw)[N]) {
+  using vec = V;
   constexpr int W = kernel_taps(K);
-  vec f;
-  for (int p = 0; p < N; ++p) {
-    const double fl = std::floor((K == kKeys || (K & 1)) ? x[p] : x[p] + 0.5);
-    start[p] = int64_t(fl) - (K == kKeys ? 1 : K / 2);
-    f[p] = T(x[p] - fl);
-  }
   vec v[W];
   detail::kernel_values<K>(f, v);
   for (int k = 0; k < W; ++k)
@@ -177,6 +177,19 @@ VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64
   }
   for (int k = 0; k < W; ++k)
     for (int p = 0; p < N; ++p) dw[k][p] = d[k][p];
+}
+} // namespace detail
+
+template <int K, class T, int N>
+VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start, T (*dw)[N]) {
+  typedef T vec __attribute__((vector_size(sizeof(T) * N)));
+  vec f;
+  for (int p = 0; p < N; ++p) {
+    const double fl = std::floor((K == kKeys || (K & 1)) ? x[p] : x[p] + 0.5);
+    start[p] = int64_t(fl) - (K == kKeys ? 1 : K / 2);
+    f[p] = T(x[p] - fl);
+  }
+  detail::weights_from_fractions<K, T, N>(f, w, dw);
 }
 
 } // namespace voxalign
