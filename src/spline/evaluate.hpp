@@ -236,6 +236,39 @@ template <int D, bool Grad, class RowPtr>
 inline void apply_rows4_x8(RowPtr rowptr, const float (*w)[4][8], const float (*dw)[4][8], float* val,
                            float (*grad)[8]) {
   static_assert(D == 2 || D == 3);
+  if constexpr (!Grad) {
+    // Values only: rows of points a and a+4 share a vector and are weighted by the (j, k)
+    // weight of each, spread over their 4 lanes (one permute per pair); the axis-0 weights and
+    // the sums over the 4 lanes come once at the end (fewer shuffles than transposing every row).
+    const __m256i i0 = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4), i1 = _mm256_setr_epi32(1, 1, 1, 1, 5, 5, 5, 5);
+    const __m256i i2 = _mm256_setr_epi32(2, 2, 2, 2, 6, 6, 6, 6), i3 = _mm256_setr_epi32(3, 3, 3, 3, 7, 7, 7, 7);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    for (int k = 0; k < (D == 3 ? 4 : 1); ++k) {
+      const __m256 w2 = D == 3 ? _mm256_loadu_ps(w[D - 1][k]) : _mm256_set1_ps(1.0f);
+      for (int j = 0; j < 4; ++j) {
+        const __m256 wjk = D == 3 ? _mm256_mul_ps(w2, _mm256_loadu_ps(w[1][j])) : _mm256_loadu_ps(w[1][j]);
+        auto pair = [&](int a) {
+          return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(rowptr(a, j, k))),
+                                      _mm_loadu_ps(rowptr(a + 4, j, k)), 1);
+        };
+        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(wjk, i0), pair(0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(wjk, i1), pair(1), acc1);
+        acc2 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(wjk, i2), pair(2), acc2);
+        acc3 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(wjk, i3), pair(3), acc3);
+      }
+    }
+    // axis-0 weights from [tap][point] to the pair layout [w0(a, 0..3) | w0(a + 4, 0..3)]
+    const __m256 a0 = _mm256_loadu_ps(w[0][0]), a1 = _mm256_loadu_ps(w[0][1]);
+    const __m256 a2 = _mm256_loadu_ps(w[0][2]), a3 = _mm256_loadu_ps(w[0][3]);
+    const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+    const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+    const __m256 q0 = _mm256_shuffle_ps(t0, t2, 0x44), q1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 q2 = _mm256_shuffle_ps(t1, t3, 0x44), q3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 h01 = _mm256_hadd_ps(_mm256_mul_ps(acc0, q0), _mm256_mul_ps(acc1, q1));
+    const __m256 h23 = _mm256_hadd_ps(_mm256_mul_ps(acc2, q2), _mm256_mul_ps(acc3, q3));
+    _mm256_storeu_ps(val, _mm256_hadd_ps(h01, h23));
+    return;
+  }
   const __m256 w00 = _mm256_loadu_ps(w[0][0]), w01 = _mm256_loadu_ps(w[0][1]);
   const __m256 w02 = _mm256_loadu_ps(w[0][2]), w03 = _mm256_loadu_ps(w[0][3]);
   __m256 d00, d01, d02, d03;
