@@ -149,6 +149,16 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
   detail::dispatch_kernel(c.order, c.ndim, [&]<int K, int D>() {
     constexpr int W = kernel_taps(K);
     constexpr int N = sizeof(T) == 4 ? 8 : 4;
+#ifdef VX_HAVE_AVX2_TAPS
+    double lo8[3] = {0, 0, 0}, hi8[3] = {0, 0, 0};
+    for (int d = 0; d < D; ++d) {
+      const detail::InteriorRange<K> ir(cv.dims[d], d == 0 ? detail::simd_lanes(K) : W);
+      lo8[d] = ir.lo;
+      hi8[d] = ir.hi;
+    }
+    const bool vec_field = field.data && field.strides[0] == 1 && cv.strides[1] < (int64_t(1) << 31) &&
+                           cv.strides[2] < (int64_t(1) << 31);
+#endif
     parallel_for(dims[1] * dims[2], kRowGrain, [&](int64_t r0, int64_t r1) {
       double xs[3][N], x[3] = {0, 0, 0};
       T wb[3][W][N], dwb[3][W][N];
@@ -156,6 +166,45 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
         const int64_t j = r % dims[1], k = r / dims[1];
         for (int64_t i0 = 0; i0 < dims[0]; i0 += N) {
           const int m = int(std::min<int64_t>(N, dims[0] - i0));
+#ifdef VX_HAVE_AVX2_TAPS
+          // Float, 4-tap kernels, a field contiguous along i: coordinates, the interior test and
+          // the sums for the 8 points in AVX registers.
+          if constexpr (std::is_same_v<T, float> && W == 4 && D >= 2) {
+            if (vec_field && m == N) {
+              __m256d X[D][2];
+              const __m256d pd = _mm256_set1_pd(double(c.pad));
+              const float* u = field.data + field.offset(i0, j, k);
+              const double jk[3] = {0.0, double(j), double(k)};
+              for (int d = 0; d < D; ++d) {
+                const __m256 ud = _mm256_loadu_ps(u + d * field.strides[3]);
+                const __m256d b0 = d == 0 ? _mm256_setr_pd(double(i0), double(i0 + 1), double(i0 + 2), double(i0 + 3))
+                                          : _mm256_set1_pd(jk[d]);
+                const __m256d b1 = d == 0 ? _mm256_setr_pd(double(i0 + 4), double(i0 + 5), double(i0 + 6), double(i0 + 7))
+                                          : _mm256_set1_pd(jk[d]);
+                const __m256d x0 = _mm256_add_pd(b0, _mm256_cvtps_pd(_mm256_castps256_ps128(ud)));
+                const __m256d x1 = _mm256_add_pd(b1, _mm256_cvtps_pd(_mm256_extractf128_ps(ud, 1)));
+                _mm256_storeu_pd(xs[d], x0);
+                _mm256_storeu_pd(xs[d] + 4, x1);
+                X[d][0] = _mm256_add_pd(x0, pd);
+                X[d][1] = _mm256_add_pd(x1, pd);
+              }
+              alignas(32) float v8[8], g8[3][8];
+              bool ok = true;
+              if (detail::all_interior_x8<D>(X, lo8, hi8))
+                detail::interior_x8<K, D, true>(cv.data, cv.strides, X, v8, g8);
+              else
+                ok = detail::general_x8<K, D, true>(cv.data, cv.dims, cv.strides, xs, c.mode, c.pad, T(c.cval), v8, g8);
+              if (ok) {
+                for (int p = 0; p < N; ++p) {
+                  std::array<T, 3> g{};
+                  for (int d = 0; d < D; ++d) g[d] = g8[d][p];
+                  sink(r0, i0 + p, j, k, v8[p], g);
+                }
+                continue;
+              }
+            }
+          }
+#endif
           for (int p = 0; p < N; ++p) {
             point(i0 + std::min(p, m - 1), j, k, x);
             for (int d = 0; d < D; ++d) xs[d][p] = x[d];
