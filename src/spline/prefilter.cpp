@@ -315,12 +315,18 @@ template <class T> void filter_axis(T* data, const int64_t* d, int axis, int deg
 }
 
 // 3D: axes 0 and 1 slice by slice (a slice stays in cache between the two passes), then axis 2.
-template <class T> void filter_volume(T* data, const int64_t* d, int ndim, int degree, Mode mode, bool transpose = false) {
+// fill(k), when given, writes slice k just before its passes (so the data is still in cache).
+struct NoFill {
+  void operator()(int64_t) const {}
+};
+template <class T, class Fill = NoFill>
+void filter_volume(T* data, const int64_t* d, int ndim, int degree, Mode mode, bool transpose = false, Fill fill = {}) {
   if (ndim == 3 && d[2] >= 8) {
     const int64_t n0 = d[0], n1 = d[1];
     parallel_for(d[2], 1, [&](int64_t k0, int64_t k1) {
       thread_local LineBuffer buf;
       for (int64_t k = k0; k < k1; ++k) {
+        fill(k);
         T* slice = data + k * n0 * n1;
         if (n0 >= 2) filter_rows(slice, n0, 0, n1, degree, mode, buf, transpose);
         if (n1 >= 2) filter_strided(slice, n1, n0, 0, n0, degree, mode, buf, transpose);
@@ -356,7 +362,7 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
   // Copy (with scipy's padding: edge values for 'nearest', cval for 'grid-constant'), row by row.
   const T fill = T(cval);
   const int64_t p1 = ndim > 1 ? p : 0, p2 = ndim > 2 ? p : 0;
-  parallel_for(d1 * d2, 64, [&](int64_t r0, int64_t r1) {
+  auto copy_rows = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t j = r % d1, k = r / d1;
       T* row = out + r * d0;
@@ -376,7 +382,12 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
       std::fill(row, row + p, left);
       std::fill(row + p + n0, row + d0, right);
     }
-  });
+  };
+  if (needs_prefilter(order) && ndim == 3 && d2 >= 8) { // the copy fused with the slice passes
+    filter_volume(out, g.dims.data(), ndim, order, mode, false, [&](int64_t k) { copy_rows(k * d1, (k + 1) * d1); });
+    return c;
+  }
+  parallel_for(d1 * d2, 64, copy_rows);
   if (needs_prefilter(order)) filter_volume(out, g.dims.data(), ndim, order, mode);
   return c;
 }
