@@ -156,8 +156,8 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
       lo8[d] = ir.lo;
       hi8[d] = ir.hi;
     }
-    const bool vec_field = field.data && field.strides[0] == 1 && cv.strides[1] < (int64_t(1) << 31) &&
-                           cv.strides[2] < (int64_t(1) << 31);
+    const bool x8_ok = cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31);
+    const bool vec_field = field.data && field.strides[0] == 1;
 #endif
     parallel_for(dims[1] * dims[2], kRowGrain, [&](int64_t r0, int64_t r1) {
       double xs[3][N], x[3] = {0, 0, 0};
@@ -167,26 +167,33 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
         for (int64_t i0 = 0; i0 < dims[0]; i0 += N) {
           const int m = int(std::min<int64_t>(N, dims[0] - i0));
 #ifdef VX_HAVE_AVX2_TAPS
-          // Float, 4-tap kernels, a field contiguous along i: coordinates, the interior test and
-          // the sums for the 8 points in AVX registers.
+          // Float, 4-tap kernels: the 8 points' coordinates (loaded as vectors from a field
+          // contiguous along i), the interior test and the sums in AVX registers.
           if constexpr (std::is_same_v<T, float> && W == 4 && D >= 2) {
-            if (vec_field && m == N) {
+            if (x8_ok && m == N) {
               __m256d X[D][2];
               const __m256d pd = _mm256_set1_pd(double(c.pad));
-              const float* u = field.data + field.offset(i0, j, k);
-              const double jk[3] = {0.0, double(j), double(k)};
+              if (vec_field) {
+                const float* u = field.data + field.offset(i0, j, k);
+                const double jk[3] = {0.0, double(j), double(k)};
+                for (int d = 0; d < D; ++d) {
+                  const __m256 ud = _mm256_loadu_ps(u + d * field.strides[3]);
+                  const __m256d b0 = d == 0 ? _mm256_setr_pd(double(i0), double(i0 + 1), double(i0 + 2), double(i0 + 3))
+                                            : _mm256_set1_pd(jk[d]);
+                  const __m256d b1 = d == 0 ? _mm256_setr_pd(double(i0 + 4), double(i0 + 5), double(i0 + 6), double(i0 + 7))
+                                            : _mm256_set1_pd(jk[d]);
+                  _mm256_storeu_pd(xs[d], _mm256_add_pd(b0, _mm256_cvtps_pd(_mm256_castps256_ps128(ud))));
+                  _mm256_storeu_pd(xs[d] + 4, _mm256_add_pd(b1, _mm256_cvtps_pd(_mm256_extractf128_ps(ud, 1))));
+                }
+              } else {
+                for (int p = 0; p < N; ++p) {
+                  point(i0 + p, j, k, x);
+                  for (int d = 0; d < D; ++d) xs[d][p] = x[d];
+                }
+              }
               for (int d = 0; d < D; ++d) {
-                const __m256 ud = _mm256_loadu_ps(u + d * field.strides[3]);
-                const __m256d b0 = d == 0 ? _mm256_setr_pd(double(i0), double(i0 + 1), double(i0 + 2), double(i0 + 3))
-                                          : _mm256_set1_pd(jk[d]);
-                const __m256d b1 = d == 0 ? _mm256_setr_pd(double(i0 + 4), double(i0 + 5), double(i0 + 6), double(i0 + 7))
-                                          : _mm256_set1_pd(jk[d]);
-                const __m256d x0 = _mm256_add_pd(b0, _mm256_cvtps_pd(_mm256_castps256_ps128(ud)));
-                const __m256d x1 = _mm256_add_pd(b1, _mm256_cvtps_pd(_mm256_extractf128_ps(ud, 1)));
-                _mm256_storeu_pd(xs[d], x0);
-                _mm256_storeu_pd(xs[d] + 4, x1);
-                X[d][0] = _mm256_add_pd(x0, pd);
-                X[d][1] = _mm256_add_pd(x1, pd);
+                X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xs[d]), pd);
+                X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xs[d] + 4), pd);
               }
               alignas(32) float v8[8], g8[3][8];
               bool ok = true;
@@ -220,26 +227,6 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
               all_in = st >= 0 && st + reach - 1 < cv.dims[d];
             }
           }
-#ifdef VX_HAVE_AVX2_TAPS
-          if constexpr (std::is_same_v<T, float> && W == 4 && D >= 2) {
-            if (all_in && cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31)) {
-              __m256d X[D][2];
-              const __m256d pd = _mm256_set1_pd(double(c.pad));
-              for (int d = 0; d < D; ++d) {
-                X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xs[d]), pd);
-                X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xs[d] + 4), pd);
-              }
-              alignas(32) float v8[8], g8[3][8];
-              detail::interior_x8<K, D, true>(cv.data, cv.strides, X, v8, g8);
-              for (int p = 0; p < N; ++p) {
-                std::array<T, 3> g{};
-                for (int d = 0; d < D; ++d) g[d] = g8[d][p];
-                sink(r0, i0 + p, j, k, v8[p], g);
-              }
-              continue;
-            }
-          }
-#endif
           if (all_in) {
             int64_t off[N] = {};
             for (int d = 0; d < D; ++d) {
@@ -257,21 +244,6 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
             }
             continue;
           }
-#ifdef VX_HAVE_AVX2_TAPS
-          if constexpr (std::is_same_v<T, float> && W == 4 && D >= 2) {
-            if (m == N && cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31)) {
-              alignas(32) float v8[8], g8[3][8];
-              if (detail::general_x8<K, D, true>(cv.data, cv.dims, cv.strides, xs, c.mode, c.pad, T(c.cval), v8, g8)) {
-                for (int p = 0; p < N; ++p) {
-                  std::array<T, 3> g{};
-                  for (int d = 0; d < D; ++d) g[d] = g8[d][p];
-                  sink(r0, i0 + p, j, k, v8[p], g);
-                }
-                continue;
-              }
-            }
-          }
-#endif
           for (int p = 0; p < m; ++p) {
             std::array<T, 3> g{};
             for (int d = 0; d < D; ++d) x[d] = xs[d][p];
