@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
 #include <immintrin.h>
 #endif
@@ -222,16 +223,8 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* 
 /// their batched layout w[axis][tap][point]. Same sums, same order of additions per point as
 /// apply_interior up to the association of the axis-0 sum (within float rounding).
 /// base[p]: first tap of point p; val[p], grad[d][p] (d/dx_d, voxel units, when Grad).
-template <int D, bool Grad, class RowPtr>
-inline void apply_rows4_x8(RowPtr rowptr, const float (*w)[4][8], const float (*dw)[4][8], float* val,
-                           float (*grad)[8]);
-template <int D, bool Grad>
-inline void apply_interior4_x8(const float* const* base, int64_t s1, int64_t s2, const float (*w)[4][8],
-                               const float (*dw)[4][8], float* val, float (*grad)[8]) {
-  apply_rows4_x8<D, Grad>([&](int a, int j, int k) { return base[a] + j * s1 + k * s2; }, w, dw, val, grad);
-}
-
-/// The same sums with the row of tap (j, k) of point a at rowptr(a, j, k) (folded indices).
+/// The row of tap (j, k) of point a is at rowptr(a, j, k): base[a] + j s1 + k s2 inside the array
+/// (apply_interior4_x8), or one offset per row for folded indices (general_x8).
 template <int D, bool Grad, class RowPtr>
 inline void apply_rows4_x8(RowPtr rowptr, const float (*w)[4][8], const float (*dw)[4][8], float* val,
                            float (*grad)[8]) {
@@ -319,6 +312,12 @@ inline void apply_rows4_x8(RowPtr rowptr, const float (*w)[4][8], const float (*
     _mm256_storeu_ps(grad[1], g1);
     if constexpr (D == 3) _mm256_storeu_ps(grad[2], g2);
   }
+}
+
+template <int D, bool Grad>
+inline void apply_interior4_x8(const float* const* base, int64_t s1, int64_t s2, const float (*w)[4][8],
+                               const float (*dw)[4][8], float* val, float (*grad)[8]) {
+  apply_rows4_x8<D, Grad>([&](int a, int j, int k) { return base[a] + j * s1 + k * s2; }, w, dw, val, grad);
 }
 
 /// Coordinate range [lo, hi) (plus padding) on an axis of n coefficients in which a point is
@@ -469,6 +468,56 @@ inline bool general_x8(const float* c, const int64_t* dims, const int64_t* strid
       for (int d = 0; d < D; ++d) grad[d][p] = g[d];
   }
   return true;
+}
+
+/// Whether the AVX2 batches of 8 apply: float, 4-tap kernels, 2D/3D (and, at run time,
+/// strides_fit_int32).
+template <class T, int K, int D> constexpr bool x8_kernel = std::is_same_v<T, float> && kernel_taps(K) == 4 && D >= 2;
+inline bool strides_fit_int32(const int64_t* strides) {
+  return strides[1] < (int64_t(1) << 31) && strides[2] < (int64_t(1) << 31);
+}
+
+/// Interior intervals [lo[d], hi[d]) of every axis for all_interior_x8.
+template <int K, int D> inline void interior_bounds_x8(const int64_t* dims, double* lo, double* hi) {
+  for (int d = 0; d < D; ++d) {
+    const InteriorRange<K> r(dims[d], d == 0 ? simd_lanes(K) : kernel_taps(K));
+    lo[d] = r.lo;
+    hi[d] = r.hi;
+  }
+}
+
+/// Coordinates (without padding) of the 8 voxels (i0..i0+7, j, k) displaced by a field whose 8
+/// values per component are contiguous at u[d * ustride]: index + u, rounded as point by point.
+template <int D>
+inline void field_coords_x8(const float* u, int64_t ustride, int64_t i0, int64_t j, int64_t k, double (*xs)[8]) {
+  const double jk[3] = {0.0, double(j), double(k)};
+  for (int d = 0; d < D; ++d) {
+    const __m256 ud = _mm256_loadu_ps(u + d * ustride);
+    const __m256d b0 = d == 0 ? _mm256_setr_pd(double(i0), double(i0 + 1), double(i0 + 2), double(i0 + 3))
+                              : _mm256_set1_pd(jk[d]);
+    const __m256d b1 = d == 0 ? _mm256_setr_pd(double(i0 + 4), double(i0 + 5), double(i0 + 6), double(i0 + 7))
+                              : _mm256_set1_pd(jk[d]);
+    _mm256_storeu_pd(xs[d], _mm256_add_pd(b0, _mm256_cvtps_pd(_mm256_castps256_ps128(ud))));
+    _mm256_storeu_pd(xs[d] + 4, _mm256_add_pd(b1, _mm256_cvtps_pd(_mm256_extractf128_ps(ud, 1))));
+  }
+}
+
+/// 8 points at coordinates xs (without padding): interior_x8 when all are interior (bounds from
+/// interior_bounds_x8), else general_x8. Returns false when neither applies (see general_x8).
+template <int K, int D, bool Grad>
+inline bool eval_x8(const float* c, const int64_t* dims, const int64_t* strides, const double (*xs)[8], Mode mode,
+                    int pad, float cval, const double* lo, const double* hi, float* val, float (*grad)[8]) {
+  __m256d X[D][2];
+  const __m256d pd = _mm256_set1_pd(double(pad));
+  for (int d = 0; d < D; ++d) {
+    X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xs[d]), pd);
+    X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xs[d] + 4), pd);
+  }
+  if (all_interior_x8<D>(X, lo, hi)) {
+    interior_x8<K, D, Grad>(c, strides, X, val, grad);
+    return true;
+  }
+  return general_x8<K, D, Grad>(c, dims, strides, xs, mode, pad, cval, val, grad);
 }
 #endif
 

@@ -60,13 +60,6 @@ std::pair<int64_t, int64_t> row_range(const double* b, const double* st, const d
   return {ilo, ihi};
 }
 
-// The fused AVX2 path (interior_x8) applies to float, 4-tap kernels, 2D and 3D.
-template <class T, int K, int D> constexpr bool fused_ok = std::is_same_v<T, float> && kernel_taps(K) == 4 && D >= 2;
-
-template <class T> bool strides_fit_int32(const CoeffView<T>& cv) {
-  return cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31);
-}
-
 // Write the 8 values produced by f(float* v) to out[p * ostride].
 template <class T, class F> inline void store_x8(T* out, int64_t ostride, F&& f) {
   if (ostride == 1) {
@@ -104,16 +97,12 @@ inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[kBatch<T>], in
   }
   if (!all_in) {
 #ifdef VX_HAVE_AVX2_TAPS
-    if constexpr (fused_ok<T, K, D>) {
-      if (m == N && strides_fit_int32(cv)) {
-        bool done = false;
-        store_x8(out, ostride, [&](float* v) {
-          float tmp[8];
-          done = detail::general_x8<K, D, false>(cv.data, cv.dims, cv.strides, xs, cv.mode, cv.pad, cv.cval, tmp, nullptr);
-          if (done)
-            for (int p = 0; p < 8; ++p) v[p] = tmp[p];
-        });
-        if (done) return;
+    if constexpr (detail::x8_kernel<T, K, D>) {
+      float v[8];
+      if (m == N && detail::strides_fit_int32(cv.strides) &&
+          detail::general_x8<K, D, false>(cv.data, cv.dims, cv.strides, xs, cv.mode, cv.pad, cv.cval, v, nullptr)) {
+        for (int p = 0; p < N; ++p) out[p * ostride] = v[p];
+        return;
       }
     }
 #endif
@@ -196,47 +185,31 @@ void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T
 void warp_displacement_x8(const CoeffView<float>& cv, ImageView<const float> field, ImageView<float> out) {
   const int64_t nrows = out.dims[1] * out.dims[2];
   detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
-    if constexpr (fused_ok<float, K, D>) {
+    if constexpr (detail::x8_kernel<float, K, D>) {
       double lo[3], hi[3];
-      for (int d = 0; d < D; ++d) {
-        const detail::InteriorRange<K> r(cv.dims[d], d == 0 ? detail::simd_lanes(K) : kernel_taps(K));
-        lo[d] = r.lo;
-        hi[d] = r.hi;
-      }
+      detail::interior_bounds_x8<K, D>(cv.dims, lo, hi);
       parallel_for(nrows, 16, [&](int64_t r0, int64_t r1) {
-        const __m256d io0 = _mm256_setr_pd(0, 1, 2, 3), io1 = _mm256_setr_pd(4, 5, 6, 7);
         for (int64_t r = r0; r < r1; ++r) {
           const int64_t j = r % out.dims[1], k = r / out.dims[1];
           float* row = out.data + j * out.strides[1] + k * out.strides[2];
-          const double jk[3] = {0.0, double(j), double(k)};
           for (int64_t i0 = 0; i0 < out.dims[0]; i0 += 8) {
             const int m = int(std::min<int64_t>(8, out.dims[0] - i0));
-            const float* u = field.data + field.offset(i0, j, k);
-            __m256d X[D][2];
-            if (m == 8) {
-              for (int d = 0; d < D; ++d) {
-                const __m256 ud = _mm256_loadu_ps(u + d * field.strides[3]);
-                const __m256d base = _mm256_set1_pd((d == 0 ? double(i0) : jk[d]) + cv.pad);
-                const __m256d b0 = d == 0 ? _mm256_add_pd(base, io0) : base;
-                const __m256d b1 = d == 0 ? _mm256_add_pd(base, io1) : base;
-                // (index + u) + pad, as eval_grid and evaluate_point round it
-                const __m256d pd = _mm256_set1_pd(double(cv.pad));
-                const __m256d id0 = _mm256_sub_pd(b0, pd), id1 = _mm256_sub_pd(b1, pd);
-                X[d][0] = _mm256_add_pd(_mm256_add_pd(id0, _mm256_cvtps_pd(_mm256_castps256_ps128(ud))), pd);
-                X[d][1] = _mm256_add_pd(_mm256_add_pd(id1, _mm256_cvtps_pd(_mm256_extractf128_ps(ud, 1))), pd);
-              }
-              if (detail::all_interior_x8<D>(X, lo, hi)) {
-                store_x8(row + i0 * out.strides[0], out.strides[0],
-                         [&](float* v) { detail::interior_x8<K, D, false>(cv.data, cv.strides, X, v, nullptr); });
-                continue;
-              }
-            }
             double xs[3][8];
-            for (int p = 0; p < 8; ++p) {
-              const int64_t i = i0 + std::min(p, m - 1);
-              const int64_t idx[3] = {i, j, k};
-              for (int d = 0; d < D; ++d)
-                xs[d][p] = double(idx[d]) + double(field.data[field.offset(i, j, k) + d * field.strides[3]]);
+            if (m == 8) {
+              detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xs);
+              bool done = false;
+              store_x8(row + i0 * out.strides[0], out.strides[0], [&](float* v) {
+                done = detail::eval_x8<K, D, false>(cv.data, cv.dims, cv.strides, xs, cv.mode, cv.pad, cv.cval, lo, hi,
+                                                    v, nullptr);
+              });
+              if (done) continue;
+            } else {
+              for (int p = 0; p < 8; ++p) {
+                const int64_t i = i0 + std::min(p, m - 1);
+                const int64_t idx[3] = {i, j, k};
+                for (int d = 0; d < D; ++d)
+                  xs[d][p] = double(idx[d]) + double(field.data[field.offset(i, j, k) + d * field.strides[3]]);
+              }
             }
             eval_batch<K, D, float, false>(cv, xs, m, row + i0 * out.strides[0], out.strides[0]);
           }
@@ -257,7 +230,7 @@ template <class T> void warp_displacement(const Coefficients<T>& c, ImageView<co
 #ifdef VX_HAVE_AVX2_TAPS
   if constexpr (std::is_same_v<T, float>) {
     const CoeffView<T> cv = coeff_view(c);
-    if (field.strides[0] == 1 && strides_fit_int32(cv) && kernel_taps(c.order) == 4 && nd >= 2) {
+    if (field.strides[0] == 1 && detail::strides_fit_int32(cv.strides) && kernel_taps(c.order) == 4 && nd >= 2) {
       warp_displacement_x8(cv, field, out);
       return;
     }
@@ -281,7 +254,7 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
     // A point is "interior" when its coordinate (plus padding) lies in [lo, hi_d] on every axis:
     // then no boundary mapping or folding applies and all taps are in the array.
     const double lo[3] = {double(W), double(W), double(W)};
-    const bool fused = strides_fit_int32(cv);
+    const bool fused = detail::strides_fit_int32(cv.strides);
     parallel_for(ni * nj * nk, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
       const int64_t ti = t % ni, tj = (t / ni) % nj, tk = t / (ni * nj);
@@ -335,7 +308,7 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
         constexpr int N = kBatch<T>;
         int64_t i0 = ilo;
 #ifdef VX_HAVE_AVX2_TAPS
-        if constexpr (fused_ok<T, K, D>) {
+        if constexpr (detail::x8_kernel<T, K, D>) {
           if (fused) {
             const __m256d io0 = _mm256_setr_pd(0, 1, 2, 3), io1 = _mm256_setr_pd(4, 5, 6, 7);
             for (; i0 + 8 <= ihi; i0 += 8) {

@@ -151,12 +151,8 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
     constexpr int N = sizeof(T) == 4 ? 8 : 4;
 #ifdef VX_HAVE_AVX2_TAPS
     double lo8[3] = {0, 0, 0}, hi8[3] = {0, 0, 0};
-    for (int d = 0; d < D; ++d) {
-      const detail::InteriorRange<K> ir(cv.dims[d], d == 0 ? detail::simd_lanes(K) : W);
-      lo8[d] = ir.lo;
-      hi8[d] = ir.hi;
-    }
-    const bool x8_ok = cv.strides[1] < (int64_t(1) << 31) && cv.strides[2] < (int64_t(1) << 31);
+    detail::interior_bounds_x8<K, D>(cv.dims, lo8, hi8);
+    const bool x8_ok = detail::strides_fit_int32(cv.strides);
     const bool vec_field = field.data && field.strides[0] == 1;
 #endif
     parallel_for(dims[1] * dims[2], kRowGrain, [&](int64_t r0, int64_t r1) {
@@ -169,39 +165,19 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
 #ifdef VX_HAVE_AVX2_TAPS
           // Float, 4-tap kernels: the 8 points' coordinates (loaded as vectors from a field
           // contiguous along i), the interior test and the sums in AVX registers.
-          if constexpr (std::is_same_v<T, float> && W == 4 && D >= 2) {
+          if constexpr (detail::x8_kernel<T, K, D>) {
             if (x8_ok && m == N) {
-              __m256d X[D][2];
-              const __m256d pd = _mm256_set1_pd(double(c.pad));
               if (vec_field) {
-                const float* u = field.data + field.offset(i0, j, k);
-                const double jk[3] = {0.0, double(j), double(k)};
-                for (int d = 0; d < D; ++d) {
-                  const __m256 ud = _mm256_loadu_ps(u + d * field.strides[3]);
-                  const __m256d b0 = d == 0 ? _mm256_setr_pd(double(i0), double(i0 + 1), double(i0 + 2), double(i0 + 3))
-                                            : _mm256_set1_pd(jk[d]);
-                  const __m256d b1 = d == 0 ? _mm256_setr_pd(double(i0 + 4), double(i0 + 5), double(i0 + 6), double(i0 + 7))
-                                            : _mm256_set1_pd(jk[d]);
-                  _mm256_storeu_pd(xs[d], _mm256_add_pd(b0, _mm256_cvtps_pd(_mm256_castps256_ps128(ud))));
-                  _mm256_storeu_pd(xs[d] + 4, _mm256_add_pd(b1, _mm256_cvtps_pd(_mm256_extractf128_ps(ud, 1))));
-                }
+                detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xs);
               } else {
                 for (int p = 0; p < N; ++p) {
                   point(i0 + p, j, k, x);
                   for (int d = 0; d < D; ++d) xs[d][p] = x[d];
                 }
               }
-              for (int d = 0; d < D; ++d) {
-                X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xs[d]), pd);
-                X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xs[d] + 4), pd);
-              }
               alignas(32) float v8[8], g8[3][8];
-              bool ok = true;
-              if (detail::all_interior_x8<D>(X, lo8, hi8))
-                detail::interior_x8<K, D, true>(cv.data, cv.strides, X, v8, g8);
-              else
-                ok = detail::general_x8<K, D, true>(cv.data, cv.dims, cv.strides, xs, c.mode, c.pad, T(c.cval), v8, g8);
-              if (ok) {
+              if (detail::eval_x8<K, D, true>(cv.data, cv.dims, cv.strides, xs, c.mode, c.pad, T(c.cval), lo8, hi8, v8,
+                                              g8)) {
                 for (int p = 0; p < N; ++p) {
                   std::array<T, 3> g{};
                   for (int d = 0; d < D; ++d) g[d] = g8[d][p];

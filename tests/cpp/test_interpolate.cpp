@@ -141,12 +141,10 @@ TEST(Interpolate, ConstantModeOutsideGivesCval) {
 // against the double generic path, in every mode, with points inside, at and far beyond the
 // edges; under the debug-asan preset this also checks that no batch reads outside the arrays.
 TEST(Interpolate, FloatBatchesMatchDoubleInEveryMode) {
-  Geometry g;
-  g.dims = {29, 21, 17, 1};
-  Image<double> imd(g);
-  std::mt19937 rng(5);
+  const Image<double> imd = random_volume(29, 21, 17, 5);
+  const Geometry g = imd.geometry();
+  std::mt19937 rng(6);
   std::normal_distribution<double> N(0, 1);
-  for (auto& x : imd.storage()) x = N(rng);
   Image<float> imf(g);
   for (int64_t i = 0; i < imd.size(); ++i) imf.data()[i] = float(imd.data()[i]);
   Geometry gf = g;

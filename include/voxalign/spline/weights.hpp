@@ -141,13 +141,6 @@ template <int K, class T> VX_HD VX_FORCEINLINE void kernel_weights(double x, T* 
   }
 }
 
-/// Stencils of N points at once: start[p] = kernel_start(x[p]) and w[k][p] the weight of tap k for
-/// point p, computed in T with N-lane vectors (SIMD over points), and, when dw is not null, the
-/// weights' derivatives dw[k][p] (as kernel_weights computes them). Equal to kernel_weights up to
-/// the rounding of T.
-template <int K, class T, int N>
-VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start, T (*dw)[N] = nullptr);
-
 namespace detail {
 /// Second half of kernel_weights_batch: weights (and derivatives) of N points from their fractions
 /// f (a GCC vector of N lanes of T), as kernel_weights computes them.
@@ -180,8 +173,12 @@ VX_HD VX_FORCEINLINE void weights_from_fractions(V f, T (*w)[N], T (*dw)[N]) {
 }
 } // namespace detail
 
+/// Stencils of N points at once: start[p] = kernel_start(x[p]) and w[k][p] the weight of tap k for
+/// point p, computed in T with N-lane vectors (SIMD over points), and, when dw is not null, the
+/// weights' derivatives dw[k][p] (as kernel_weights computes them). Equal to kernel_weights up to
+/// the rounding of T.
 template <int K, class T, int N>
-VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start, T (*dw)[N]) {
+VX_HD VX_FORCEINLINE void kernel_weights_batch(const double* x, T (*w)[N], int64_t* start, T (*dw)[N] = nullptr) {
   typedef T vec __attribute__((vector_size(sizeof(T) * N)));
   vec f;
   for (int p = 0; p < N; ++p) {
