@@ -347,16 +347,15 @@ inline bool all_interior_x8(const __m256d (&X)[D][2], const double* lo, const do
   return _mm256_movemask_pd(ok) == 0xF;
 }
 
-/// Values (and gradients) of 8 interior points (see all_interior_x8) for a 4-tap kernel in 2D/3D
-/// float: weights, offsets and tap sums all in AVX registers. X: coordinates plus padding.
-/// Requires strides[1..D-1] < 2^31 (offsets are formed by 32 x 32 -> 64-bit products).
+/// Weights w[axis][tap][point] (dw: their derivatives, when Grad) and first-tap offsets o[point]
+/// of 8 interior points (see all_interior_x8) for a 4-tap kernel; last[point] (when given): the
+/// first tap along axis D-1. X: coordinates plus padding. Requires strides[1..D-1] < 2^31
+/// (offsets are formed by 32 x 32 -> 64-bit products).
 template <int K, int D, bool Grad>
-inline void interior_x8(const float* c, const int64_t* strides, const __m256d (&X)[D][2], float* val,
-                        float (*grad)[8]) {
+inline void interior_weights_x8(const int64_t* strides, const __m256d (&X)[D][2], float (*w)[4][8], float (*dw)[4][8],
+                                int64_t* o, int64_t* last = nullptr) {
   static_assert(kernel_taps(K) == 4);
   typedef float vec __attribute__((vector_size(32)));
-  alignas(32) float w[D][4][8];
-  alignas(32) float dw[Grad ? D : 1][4][8];
   constexpr bool odd = K == kKeys || (K & 1);
   const __m256d h = _mm256_set1_pd(odd ? 0.0 : 0.5);
   const __m256i shift = _mm256_set1_epi64x(K == kKeys ? 1 : K / 2);
@@ -366,6 +365,7 @@ inline void interior_x8(const float* c, const int64_t* strides, const __m256d (&
     for (int q = 0; q < 2; ++q) {
       const __m256d fl = _mm256_floor_pd(_mm256_add_pd(X[d][q], h));
       const __m256i st = _mm256_sub_epi64(_mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(fl)), shift);
+      if (d == D - 1 && last) _mm256_storeu_si256(reinterpret_cast<__m256i*>(last + 4 * q), st);
       off[q] = _mm256_add_epi64(off[q], d == 0 ? st : _mm256_mul_epi32(st, _mm256_set1_epi64x(strides[d])));
       fr[q] = _mm256_cvtpd_ps(_mm256_sub_pd(X[d][q], fl));
     }
@@ -374,9 +374,20 @@ inline void interior_x8(const float* c, const int64_t* strides, const __m256d (&
     __builtin_memcpy(&f, &f8, sizeof f);
     weights_from_fractions<K, float, 8>(f, w[d], Grad ? dw[d] : nullptr);
   }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), off[0]);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 4), off[1]);
+}
+
+/// Values (and gradients) of 8 interior points (see all_interior_x8) for a 4-tap kernel in 2D/3D
+/// float: weights, offsets and tap sums all in AVX registers. X: coordinates plus padding.
+/// Requires strides[1..D-1] < 2^31.
+template <int K, int D, bool Grad>
+inline void interior_x8(const float* c, const int64_t* strides, const __m256d (&X)[D][2], float* val,
+                        float (*grad)[8]) {
+  alignas(32) float w[D][4][8];
+  alignas(32) float dw[Grad ? D : 1][4][8];
   alignas(32) int64_t o[8];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(o), off[0]);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(o + 4), off[1]);
+  interior_weights_x8<K, D, Grad>(strides, X, w, Grad ? dw : nullptr, o);
   const float* base[8];
   for (int p = 0; p < 8; ++p) base[p] = c + o[p];
   apply_interior4_x8<D, Grad>(base, strides[1], D == 3 ? strides[2] : 0, w, Grad ? dw : nullptr, val, grad);

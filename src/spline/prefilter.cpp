@@ -447,7 +447,7 @@ template <class T> void spline_coefficients_adjoint(Coefficients<T>& c, ImageVie
       int64_t jl, jh, kl, kh;
       src_range(j, out.dims[1], p1, jl, jh);
       src_range(k, out.dims[2], p2, kl, kh);
-      for (int64_t i = 0; i < out.dims[0]; ++i) {
+      auto summed = [&](int64_t i) { // voxel i of the row: the sum of its source samples
         int64_t il, ih;
         src_range(i, out.dims[0], p, il, ih);
         double s = 0.0;
@@ -455,7 +455,16 @@ template <class T> void spline_coefficients_adjoint(Coefficients<T>& c, ImageVie
           for (int64_t jj = jl; jj < jh; ++jj)
             for (int64_t ii = il; ii < ih; ++ii) s += double(data[ii + d[0] * (jj + d[1] * (kk + d[2] * t))]);
         out(i, j, k, t) = T(s);
-      }
+      };
+      // Voxels [i_lo, i_hi) have one source sample each (all rows but the edges of 'nearest'): a copy.
+      const int64_t n0 = out.dims[0];
+      const bool single = jh - jl == 1 && kh - kl == 1;
+      const int64_t e = nearest && p > 0 ? 1 : 0;
+      const int64_t i_lo = single ? std::min(e, n0) : n0, i_hi = single ? std::max(i_lo, n0 - e) : n0;
+      for (int64_t i = 0; i < i_lo; ++i) summed(i);
+      const T* src = data + p + d[0] * (jl + d[1] * (kl + d[2] * t));
+      for (int64_t i = i_lo; i < i_hi; ++i) out(i, j, k, t) = src[i];
+      for (int64_t i = i_hi; i < n0; ++i) summed(i);
     }
   });
 }

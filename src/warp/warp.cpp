@@ -2,9 +2,9 @@
 // adjoint warps, and the derivatives with respect to the displacement field.
 //
 // Scatter without atomics: the coefficient grid is cut into slabs of kSlab planes along its last
-// interpolated axis. The points are bucketed by the slabs their taps touch (a parallel counting
-// sort whose buckets keep the points in increasing output order), then each slab is filled by one
-// task from its own bucket, writing only its own planes. Every coefficient therefore receives its
+// interpolated axis. The points are bucketed by the slabs their taps touch (runs of consecutive
+// voxels of an output row touching the same slabs, listed per block of rows in increasing output
+// order), then each slab is filled by one task from its runs, writing only its own planes. Every coefficient therefore receives its
 // contributions in a fixed order, whatever the number of threads.
 #include "voxalign/warp/warp.hpp"
 
@@ -23,12 +23,6 @@ namespace {
 
 constexpr int64_t kSlab = 16;     // coefficient planes per scatter slab
 constexpr int64_t kRowGrain = 64; // output rows per block
-
-/// Output voxel (i, j, k) packed in 21 bits per index (no divisions to unpack).
-constexpr uint64_t kMask21 = (uint64_t(1) << 21) - 1;
-inline uint64_t pack(int64_t i, int64_t j, int64_t k) {
-  return uint64_t(i) | (uint64_t(j) << 21) | (uint64_t(k) << 42);
-}
 
 /// The input point of output voxel (i, j, k): x + u(x), or M x when there is no field.
 template <class T> struct PointOf {
@@ -259,6 +253,41 @@ void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, in
 
 } // namespace
 
+#ifdef VX_HAVE_AVX2_TAPS
+/// Scatter of m <= 8 interior points (their weights w[axis][tap][point] and first-tap offsets o
+/// from interior_weights_x8) for a 4-tap kernel in 2D/3D float: c[o + taps] += v * weights, only
+/// for taps whose index along the slab axis D-1 (first tap: last[p]) is in [lo, hi). Each row of 4
+/// axis-0 taps is one 4-float update; points go in order, each row's taps in order.
+template <int D>
+inline void scatter_interior4_x8(float* c, int64_t s1, int64_t s2, const int64_t* o, const int64_t* last,
+                                 const float (*w)[4][8], const float* v, int m, int64_t lo, int64_t hi) {
+  // axis-0 weights from [tap][point] to one 4-vector per point
+  const __m256 a0 = _mm256_loadu_ps(w[0][0]), a1 = _mm256_loadu_ps(w[0][1]);
+  const __m256 a2 = _mm256_loadu_ps(w[0][2]), a3 = _mm256_loadu_ps(w[0][3]);
+  const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+  const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+  const __m256 q[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+  for (int p = 0; p < m; ++p) {
+    if (v[p] == 0.0f) continue; // contributes nothing
+    const __m128 w0 = p < 4 ? _mm256_castps256_ps128(q[p]) : _mm256_extractf128_ps(q[p - 4], 1);
+    float* base = c + o[p];
+    auto add_row = [&](float* row, float a) { _mm_storeu_ps(row, _mm_fmadd_ps(_mm_set1_ps(a), w0, _mm_loadu_ps(row))); };
+    if constexpr (D == 2) {
+      for (int j = 0; j < 4; ++j)
+        if (last[p] + j >= lo && last[p] + j < hi) add_row(base + j * s1, v[p] * w[1][j][p]);
+    } else {
+      for (int k = 0; k < 4; ++k) {
+        if (last[p] + k < lo || last[p] + k >= hi) continue;
+        const float vk = v[p] * w[2][k][p];
+        float* plane = base + k * s2;
+        for (int j = 0; j < 4; ++j) add_row(plane + j * s1, vk * w[1][j][p]);
+      }
+    }
+  }
+}
+#endif
+
 template <class T>
 void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field, const double* M) {
   const int nd = coef.ndim;
@@ -268,8 +297,7 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
   T* c = coef.image.data();
   if (field.data) check_output_grid(field, y.dims, nd, "warp adjoint");
   const int64_t nx = y.dims[0], ny = y.dims[1], nz = y.dims[2], rows = ny * nz;
-  VX_CHECK(nx <= int64_t(kMask21) && ny <= int64_t(kMask21) && nz <= int64_t(kMask21), InvalidArgument,
-           "warp adjoint: grids are limited to 2^21 voxels per axis");
+  VX_CHECK(nx < (int64_t(1) << 31), InvalidArgument, "warp adjoint: grids are limited to 2^31 voxels along axis 0");
   const int a = nd - 1; // slab axis
   const int64_t na = cd[a], nslabs = (na + kSlab - 1) / kSlab, nblocks = (rows + kRowGrain - 1) / kRowGrain;
   const PointOf<T> point{field, M, nd};
@@ -278,93 +306,84 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
   detail::dispatch_kernel(coef.order, nd, [&]<int K, int D>() {
     constexpr int W = kernel_taps(K);
     const int64_t one = 1;
-    // Distinct slabs touched by the taps of point x along the slab axis.
-    auto slabs_of = [&](const double* x, int64_t* out) {
-      // Fast path: the point and its taps lie inside the coefficient grid along the slab axis.
-      const double cc = x[a] + pad;
-      if (cc >= 0.0 && cc <= double(na - 1)) {
+    // Slab-axis coordinate of output voxel (i, j, k) (as PointOf computes it).
+    auto coord_a = [&](int64_t i, int64_t j, int64_t k) {
+      const int64_t idx[3] = {i, j, k};
+      if (field.data) return double(idx[a]) + double(field.data[field.offset(i, j, k) + a * field.strides[3]]);
+      return M[4 * a] * double(i) + M[4 * a + 1] * double(j) + M[4 * a + 2] * double(k) + M[4 * a + 3];
+    };
+    // Distinct slabs touched by the taps of a point whose slab-axis coordinate is xa: returns the
+    // count n, the slabs in out[0..n); n = -1 with out = {first, last} when they are a range.
+    auto slabs_of = [&](double xa, int64_t* out) {
+      const double cc = xa + pad;
+      if (cc >= 0.0 && cc <= double(na - 1)) { // fast path: the taps lie inside the grid
         const int64_t st = kernel_start(cc, K);
         if (st >= 0 && st + W - 1 < na) {
-          out[0] = st / kSlab;
-          const int64_t last = (st + W - 1) / kSlab;
-          if (last == out[0]) return 1;
-          out[1] = last;
-          return 2;
+          out[0] = st / kSlab, out[1] = (st + W - 1) / kSlab;
+          return -1;
         }
       }
       detail::Stencil<K, 1, T> s;
-      if (!detail::make_stencil<K, 1, T, false>(x + a, &cd[a], &one, mode, pad, s)) return 0;
+      if (!detail::make_stencil<K, 1, T, false>(&xa, &cd[a], &one, mode, pad, s)) return 0;
       int n = 0;
       for (int l = 0; l < W; ++l) {
         if (mode == Mode::GridConstant && s.gc_out[0][l]) continue;
         const int64_t sl = s.off[0][l] / kSlab;
         bool seen = false;
-        for (int q = 0; q < n; ++q) seen |= out[q] == sl;
+        for (int e = 0; e < n; ++e) seen |= out[e] == sl;
         if (!seen) out[n++] = sl;
       }
       return n;
     };
-    // Bucket the points: counts per (block, slab), then positions slab-major, block-minor. The
-    // first pass keeps each point's slabs in a key (up to two slabs; rarer cases are recomputed).
-    constexpr uint32_t kNone = 0xFFFFFFFEu, kRecompute = 0xFFFFFFFFu;
-    VX_CHECK(nslabs < 0xFFFF, InvalidArgument, "warp adjoint: grid too large along axis ", a);
-    std::vector<int64_t> count(static_cast<size_t>(nblocks * nslabs), 0);
-    Buffer<uint32_t> keys(static_cast<size_t>(nx * rows));
+    // Bucketing: per block of rows, the runs of consecutive voxels of a row whose taps touch the
+    // same slabs, one entry per (run, slab), in increasing output order.
+    struct Run {
+      int64_t row;
+      int32_t i0, i1;
+      int64_t slab;
+    };
+    std::vector<std::vector<Run>> runs(static_cast<size_t>(nblocks));
     parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-      int64_t* cnt = count.data() + (r0 / kRowGrain) * nslabs;
-      double x[3] = {0, 0, 0};
-      int64_t sl[kernel_taps(K)];
+      auto& out = runs[static_cast<size_t>(r0 / kRowGrain)];
+      int64_t sl[kernel_taps(K) + 1];
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t j = r % ny, k = r / ny;
-        uint32_t* key = keys.data() + r * nx;
+        int64_t f = 0, l = -1, i0 = 0; // the open run: slabs [f, l] from voxel i0 (none when l < f)
+        auto close = [&](int64_t i1) {
+          for (int64_t q = f; q <= l; ++q) out.push_back({r, int32_t(i0), int32_t(i1), q});
+          f = 0, l = -1;
+        };
         for (int64_t i = 0; i < nx; ++i) {
-          key[i] = kNone;
-          if (y(i, j, k) == T(0)) continue; // contributes nothing
-          point(i, j, k, x);
-          const int n = slabs_of(x, sl);
-          for (int q = 0; q < n; ++q) ++cnt[sl[q]];
-          if (n == 1) key[i] = uint32_t(sl[0]);
-          else if (n == 2) key[i] = uint32_t(sl[0]) | (uint32_t(sl[1] + 1) << 16);
-          else if (n > 2) key[i] = kRecompute;
-        }
-      }
-    });
-    std::vector<int64_t> start(static_cast<size_t>(nslabs + 1)), pos(count.size());
-    int64_t total = 0;
-    for (int64_t s = 0; s < nslabs; ++s) {
-      start[static_cast<size_t>(s)] = total;
-      for (int64_t b = 0; b < nblocks; ++b) {
-        pos[static_cast<size_t>(b * nslabs + s)] = total;
-        total += count[static_cast<size_t>(b * nslabs + s)];
-      }
-    }
-    start[static_cast<size_t>(nslabs)] = total;
-    Buffer<uint64_t> list(static_cast<size_t>(total));
-    parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-      int64_t* p = pos.data() + (r0 / kRowGrain) * nslabs;
-      double x[3] = {0, 0, 0};
-      int64_t sl[kernel_taps(K)];
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t j = r % ny, k = r / ny;
-        const uint32_t* key = keys.data() + r * nx;
-        for (int64_t i = 0; i < nx; ++i) {
-          const uint32_t kk = key[i];
-          if (kk == kNone) continue;
-          const uint64_t q = pack(i, j, k);
-          if (kk == kRecompute) {
-            point(i, j, k, x);
-            const int n = slabs_of(x, sl);
-            for (int e = 0; e < n; ++e) list[static_cast<size_t>(p[sl[e]]++)] = q;
+          if (y(i, j, k) == T(0)) { // contributes nothing
+            close(i);
             continue;
           }
-          list[static_cast<size_t>(p[kk & 0xFFFFu]++)] = q;
-          if (kk >> 16) list[static_cast<size_t>(p[(kk >> 16) - 1]++)] = q;
+          const int n = slabs_of(coord_a(i, j, k), sl);
+          if (n == -1) {
+            if (sl[0] == f && sl[1] == l) continue;
+            close(i);
+            f = sl[0], l = sl[1], i0 = i;
+            continue;
+          }
+          close(i);
+          for (int e = 0; e < n; ++e) out.push_back({r, int32_t(i), int32_t(i + 1), sl[e]});
         }
+        close(nx);
       }
     });
-    // Each slab from its bucket, in increasing output order; interior points N at a time (their
-    // weights computed together, SIMD over points), the others one by one through the stencil.
+    std::vector<std::vector<Run>> by_slab(static_cast<size_t>(nslabs));
+    for (const auto& blk : runs)
+      for (const Run& run : blk) by_slab[static_cast<size_t>(run.slab)].push_back(run);
+    // Each slab from its runs, blocks in order: a fixed order of additions into every
+    // coefficient. Interior points N at a time (their weights computed together, SIMD over
+    // points), the others one by one through the stencil.
     constexpr int N = sizeof(T) == 4 ? 8 : 4;
+#ifdef VX_HAVE_AVX2_TAPS
+    double lo8[3] = {0, 0, 0}, hi8[3] = {0, 0, 0};
+    detail::interior_bounds_x8<K, D>(cd, lo8, hi8);
+    const bool x8_ok = detail::strides_fit_int32(cs);
+    const bool vec_field = field.data && field.strides[0] == 1;
+#endif
     parallel_for(nslabs, 1, [&](int64_t s0, int64_t s1) {
       double xs[N][3];
       int64_t starts[N][3];
@@ -373,41 +392,84 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
       detail::Stencil<K, D, T> st;
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t lo = s * kSlab, hi = std::min(na, lo + kSlab);
-        const int64_t e1 = start[static_cast<size_t>(s + 1)];
-        for (int64_t e0 = start[static_cast<size_t>(s)]; e0 < e1; e0 += N) {
-          const int m = int(std::min<int64_t>(N, e1 - e0));
-          bool all_in = m == N;
-          for (int p = 0; p < m; ++p) {
-            const uint64_t q = list[static_cast<size_t>(e0 + p)];
-            const auto i = int64_t(q & kMask21), j = int64_t((q >> 21) & kMask21), k = int64_t(q >> 42);
-            point(i, j, k, xs[p]);
-            vs[p] = y(i, j, k);
-            if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
+        // one point through the general path
+        auto scatter_one = [&](const double* x, T v) {
+          int64_t st1[3];
+          if (interior_start<K, D>(cd, pad, x, st1)) {
+            T w1[3][W];
+            for (int d = 0; d < D; ++d) kernel_weights<K, T>(x[d] + pad, w1[d], nullptr);
+            scatter_interior<K, D, T>(c, cs, st1, &w1[0][0], W, 1, v, lo, hi);
+            return;
           }
-          if (all_in) {
-            for (int d = 0; d < D; ++d) {
-              double cc[N];
-              int64_t st0[N];
-              for (int p = 0; p < N; ++p) cc[p] = xs[p][d] + pad;
-              kernel_weights_batch<K, T, N>(cc, wb[d], st0);
+          if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) return;
+          if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
+          else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
+        };
+        for (const Run& run : by_slab[static_cast<size_t>(s)]) {
+            const int64_t j = run.row % ny, k = run.row / ny;
+            for (int64_t i0 = run.i0; i0 < run.i1; i0 += N) {
+              const int m = int(std::min<int64_t>(N, run.i1 - i0));
+#ifdef VX_HAVE_AVX2_TAPS
+              if constexpr (detail::x8_kernel<T, K, D>) {
+                if (x8_ok) {
+                  alignas(32) double xv[3][8];
+                  if (vec_field && m == N) {
+                    detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xv);
+                  } else {
+                    double x[3];
+                    for (int p = 0; p < N; ++p) {
+                      point(i0 + std::min(p, m - 1), j, k, x);
+                      for (int d = 0; d < D; ++d) xv[d][p] = x[d];
+                    }
+                  }
+                  __m256d X[D][2];
+                  const __m256d pd = _mm256_set1_pd(double(pad));
+                  for (int d = 0; d < D; ++d) {
+                    X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
+                    X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
+                  }
+                  alignas(32) float v8[8];
+                  if (m == N && y.strides[0] == 1) _mm256_store_ps(v8, _mm256_loadu_ps(&y(i0, j, k)));
+                  else
+                    for (int p = 0; p < m; ++p) v8[p] = y(i0 + p, j, k);
+                  if (detail::all_interior_x8<D>(X, lo8, hi8)) {
+                    alignas(32) float w[D][4][8];
+                    alignas(32) int64_t o[8], last[8];
+                    detail::interior_weights_x8<K, D, false>(cs, X, w, nullptr, o, last);
+                    scatter_interior4_x8<D>(c, cs[1], cs[2], o, last, w, v8, m, lo, hi);
+                  } else {
+                    for (int p = 0; p < m; ++p) {
+                      if (v8[p] == 0.0f) continue;
+                      double x[3] = {0, 0, 0};
+                      for (int d = 0; d < D; ++d) x[d] = xv[d][p];
+                      scatter_one(x, v8[p]);
+                    }
+                  }
+                  continue;
+                }
+              }
+#endif
+              bool all_in = m == N;
+              for (int p = 0; p < m; ++p) {
+                point(i0 + p, j, k, xs[p]);
+                vs[p] = y(i0 + p, j, k);
+                if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
+              }
+              if (all_in) {
+                for (int d = 0; d < D; ++d) {
+                  double cc[N];
+                  int64_t st0[N];
+                  for (int p = 0; p < N; ++p) cc[p] = xs[p][d] + pad;
+                  kernel_weights_batch<K, T, N>(cc, wb[d], st0);
+                }
+                for (int p = 0; p < N; ++p)
+                  if (vs[p] != T(0)) scatter_interior<K, D, T>(c, cs, starts[p], &wb[0][0][p], W * N, N, vs[p], lo, hi);
+                continue;
+              }
+              for (int p = 0; p < m; ++p)
+                if (vs[p] != T(0)) scatter_one(xs[p], vs[p]);
             }
-            for (int p = 0; p < N; ++p)
-              scatter_interior<K, D, T>(c, cs, starts[p], &wb[0][0][p], W * N, N, vs[p], lo, hi);
-            continue;
           }
-          for (int p = 0; p < m; ++p) {
-            int64_t st1[3];
-            if (interior_start<K, D>(cd, pad, xs[p], st1)) {
-              T w1[3][W];
-              for (int d = 0; d < D; ++d) kernel_weights<K, T>(xs[p][d] + pad, w1[d], nullptr);
-              scatter_interior<K, D, T>(c, cs, st1, &w1[0][0], W, 1, vs[p], lo, hi);
-              continue;
-            }
-            if (!detail::make_stencil<K, D, T, false>(xs[p], cd, cs, mode, pad, st)) continue;
-            if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], vs[p], lo, hi);
-            else scatter_taps<K, D, T, false>(c, st, cs[a], vs[p], lo, hi);
-          }
-        }
       }
     });
   });
