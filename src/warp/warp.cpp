@@ -227,14 +227,14 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
   });
 }
 
-/// The zeroed coefficient grid for an input of dims `in` (first nd axes interpolated).
-template <class T> Coefficients<T> zero_coefficients(const int64_t* in, int nd, int order, Mode mode) {
+/// The coefficient grid (uninitialised) for an input of dims `in` (first nd axes interpolated).
+template <class T> Coefficients<T> coefficient_grid(const int64_t* in, int nd, int order, Mode mode) {
   Coefficients<T> c;
   c.ndim = nd, c.order = order, c.mode = mode, c.pad = coefficient_pad(order, mode), c.cval = 0.0;
   Geometry g;
   g.ndim = nd;
   for (int d = 0; d < 4; ++d) g.dims[d] = in[d] + (d < nd ? 2 * c.pad : 0);
-  c.image = Image<T>(g, T(0));
+  c.image = Image<T>(g, no_init);
   return c;
 }
 
@@ -246,7 +246,7 @@ void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, in
   VX_CHECK(y.dims[3] == 1 && out.dims[3] == 1, InvalidArgument, "warp adjoint: one frame at a time");
   for (int d = nd; d < 3; ++d)
     VX_CHECK(out.dims[d] == 1 && y.dims[d] == 1, InvalidArgument, "warp adjoint: axis ", d, " is not interpolated");
-  Coefficients<T> c = zero_coefficients<T>(out.dims, nd, order, mode);
+  Coefficients<T> c = coefficient_grid<T>(out.dims, nd, order, mode);
   scatter_points(c, y, field, M);
   spline_coefficients_adjoint(c, out);
 }
@@ -343,6 +343,9 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
       int64_t slab;
     };
     std::vector<std::vector<Run>> runs(static_cast<size_t>(nblocks));
+    // Coordinates along the slab axis in which a point's taps lie inside the grid (slabs_of's fast path).
+    const double a_lo = 0.0, a_hi = double(na - 1);
+    const bool contiguous = (!field.data || field.strides[0] == 1) && y.strides[0] == 1;
     parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
       auto& out = runs[static_cast<size_t>(r0 / kRowGrain)];
       int64_t sl[kernel_taps(K) + 1];
@@ -353,21 +356,75 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
           for (int64_t q = f; q <= l; ++q) out.push_back({r, int32_t(i0), int32_t(i1), q});
           f = 0, l = -1;
         };
-        for (int64_t i = 0; i < nx; ++i) {
-          if (y(i, j, k) == T(0)) { // contributes nothing
+        auto extend = [&](int64_t i, int64_t f1, int64_t l1) { // voxel i touches slabs [f1, l1]
+          if (f1 == f && l1 == l) return;
+          close(i);
+          f = f1, l = l1, i0 = i;
+        };
+        const T* yrow = &y(0, j, k);
+        const T* urow = field.data ? field.data + field.offset(0, j, k) + a * field.strides[3] : nullptr;
+        const double base_a = a == 0 ? 0.0 : a == 1 ? double(j) : double(k);
+        auto one = [&](int64_t i) {
+          if (yrow[i * y.strides[0]] == T(0)) { // contributes nothing
             close(i);
-            continue;
+            return;
           }
           const int n = slabs_of(coord_a(i, j, k), sl);
-          if (n == -1) {
-            if (sl[0] == f && sl[1] == l) continue;
-            close(i);
-            f = sl[0], l = sl[1], i0 = i;
-            continue;
-          }
+          if (n == -1) return extend(i, sl[0], sl[1]);
           close(i);
           for (int e = 0; e < n; ++e) out.push_back({r, int32_t(i), int32_t(i + 1), sl[e]});
-        }
+        };
+        // 8 voxels at a time when all are nonzero, inside the grid along the slab axis and touch the
+        // same slabs (the common case), else one by one
+        auto eight = [&](int64_t i) {
+          // the smallest and largest coordinate (plus padding) of the 8; kernel_start is monotonic
+          double mn, mx;
+          if (!urow) { // affine: the coordinate is monotonic along the row (a sum of rounded terms)
+            const double c0 = coord_a(i, j, k) + pad, c1 = coord_a(i + 7, j, k) + pad;
+            mn = std::min(c0, c1), mx = std::max(c0, c1);
+            for (int p = 0; p < 8; ++p)
+              if (yrow[i + p] == T(0)) return false;
+          } else {
+#ifdef VX_HAVE_AVX2_TAPS
+            if constexpr (std::is_same_v<T, float>) {
+              const __m256 yv = _mm256_loadu_ps(yrow + i), u = _mm256_loadu_ps(urow + i);
+              if (_mm256_movemask_ps(_mm256_cmp_ps(yv, _mm256_setzero_ps(), _CMP_EQ_OQ)) != 0) return false;
+              const __m256d b = _mm256_set1_pd(base_a + pad);
+              const __m256d c0 = _mm256_add_pd(b, _mm256_cvtps_pd(_mm256_castps256_ps128(u)));
+              const __m256d c1 = _mm256_add_pd(b, _mm256_cvtps_pd(_mm256_extractf128_ps(u, 1)));
+              const __m256d nan = _mm256_cmp_pd(c0, c1, _CMP_UNORD_Q);
+              if (_mm256_movemask_pd(nan) != 0) return false;
+              __m256d vmn = _mm256_min_pd(c0, c1), vmx = _mm256_max_pd(c0, c1);
+              vmn = _mm256_min_pd(vmn, _mm256_permute2f128_pd(vmn, vmn, 1));
+              vmx = _mm256_max_pd(vmx, _mm256_permute2f128_pd(vmx, vmx, 1));
+              vmn = _mm256_min_pd(vmn, _mm256_permute_pd(vmn, 5));
+              vmx = _mm256_max_pd(vmx, _mm256_permute_pd(vmx, 5));
+              mn = _mm256_cvtsd_f64(vmn), mx = _mm256_cvtsd_f64(vmx);
+            } else
+#endif
+            {
+              mn = std::numeric_limits<double>::infinity(), mx = -mn;
+              for (int p = 0; p < 8; ++p) {
+                const double cc = base_a + double(urow[i + p]) + pad;
+                if (yrow[i + p] == T(0) || !(cc == cc)) return false;
+                mn = std::min(mn, cc), mx = std::max(mx, cc);
+              }
+            }
+          }
+          if (!(mn >= a_lo && mx <= a_hi)) return false;
+          const int64_t smin = kernel_start(mn, K), smax = kernel_start(mx, K);
+          if (smin < 0 || smax + W - 1 >= na || smin / kSlab != smax / kSlab ||
+              (smin + W - 1) / kSlab != (smax + W - 1) / kSlab)
+            return false;
+          extend(i, smin / kSlab, (smin + W - 1) / kSlab);
+          return true;
+        };
+        int64_t i = 0;
+        if (contiguous && a > 0)
+          for (; i + 8 <= nx; i += 8)
+            if (!eight(i))
+              for (int p = 0; p < 8; ++p) one(i + p);
+        for (; i < nx; ++i) one(i);
         close(nx);
       }
     });
@@ -392,6 +449,7 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
       detail::Stencil<K, D, T> st;
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t lo = s * kSlab, hi = std::min(na, lo + kSlab);
+        std::fill(c + lo * cs[a], c + hi * cs[a], T(0)); // the slab's planes (contiguous)
         // one point through the general path
         auto scatter_one = [&](const double* x, T v) {
           int64_t st1[3];
@@ -406,70 +464,70 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
           else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
         };
         for (const Run& run : by_slab[static_cast<size_t>(s)]) {
-            const int64_t j = run.row % ny, k = run.row / ny;
-            for (int64_t i0 = run.i0; i0 < run.i1; i0 += N) {
-              const int m = int(std::min<int64_t>(N, run.i1 - i0));
+          const int64_t j = run.row % ny, k = run.row / ny;
+          for (int64_t i0 = run.i0; i0 < run.i1; i0 += N) {
+            const int m = int(std::min<int64_t>(N, run.i1 - i0));
 #ifdef VX_HAVE_AVX2_TAPS
-              if constexpr (detail::x8_kernel<T, K, D>) {
-                if (x8_ok) {
-                  alignas(32) double xv[3][8];
-                  if (vec_field && m == N) {
-                    detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xv);
-                  } else {
-                    double x[3];
-                    for (int p = 0; p < N; ++p) {
-                      point(i0 + std::min(p, m - 1), j, k, x);
-                      for (int d = 0; d < D; ++d) xv[d][p] = x[d];
-                    }
+            if constexpr (detail::x8_kernel<T, K, D>) {
+              if (x8_ok) {
+                alignas(32) double xv[3][8];
+                if (vec_field && m == N) {
+                  detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xv);
+                } else {
+                  double x[3];
+                  for (int p = 0; p < N; ++p) {
+                    point(i0 + std::min(p, m - 1), j, k, x);
+                    for (int d = 0; d < D; ++d) xv[d][p] = x[d];
                   }
-                  __m256d X[D][2];
-                  const __m256d pd = _mm256_set1_pd(double(pad));
-                  for (int d = 0; d < D; ++d) {
-                    X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
-                    X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
-                  }
-                  alignas(32) float v8[8];
-                  if (m == N && y.strides[0] == 1) _mm256_store_ps(v8, _mm256_loadu_ps(&y(i0, j, k)));
-                  else
-                    for (int p = 0; p < m; ++p) v8[p] = y(i0 + p, j, k);
-                  if (detail::all_interior_x8<D>(X, lo8, hi8)) {
-                    alignas(32) float w[D][4][8];
-                    alignas(32) int64_t o[8], last[8];
-                    detail::interior_weights_x8<K, D, false>(cs, X, w, nullptr, o, last);
-                    scatter_interior4_x8<D>(c, cs[1], cs[2], o, last, w, v8, m, lo, hi);
-                  } else {
-                    for (int p = 0; p < m; ++p) {
-                      if (v8[p] == 0.0f) continue;
-                      double x[3] = {0, 0, 0};
-                      for (int d = 0; d < D; ++d) x[d] = xv[d][p];
-                      scatter_one(x, v8[p]);
-                    }
-                  }
-                  continue;
                 }
-              }
-#endif
-              bool all_in = m == N;
-              for (int p = 0; p < m; ++p) {
-                point(i0 + p, j, k, xs[p]);
-                vs[p] = y(i0 + p, j, k);
-                if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
-              }
-              if (all_in) {
+                __m256d X[D][2];
+                const __m256d pd = _mm256_set1_pd(double(pad));
                 for (int d = 0; d < D; ++d) {
-                  double cc[N];
-                  int64_t st0[N];
-                  for (int p = 0; p < N; ++p) cc[p] = xs[p][d] + pad;
-                  kernel_weights_batch<K, T, N>(cc, wb[d], st0);
+                  X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
+                  X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
                 }
-                for (int p = 0; p < N; ++p)
-                  if (vs[p] != T(0)) scatter_interior<K, D, T>(c, cs, starts[p], &wb[0][0][p], W * N, N, vs[p], lo, hi);
+                alignas(32) float v8[8];
+                if (m == N && y.strides[0] == 1) _mm256_store_ps(v8, _mm256_loadu_ps(&y(i0, j, k)));
+                else
+                  for (int p = 0; p < m; ++p) v8[p] = y(i0 + p, j, k);
+                if (detail::all_interior_x8<D>(X, lo8, hi8)) {
+                  alignas(32) float w[D][4][8];
+                  alignas(32) int64_t o[8], last[8];
+                  detail::interior_weights_x8<K, D, false>(cs, X, w, nullptr, o, last);
+                  scatter_interior4_x8<D>(c, cs[1], cs[2], o, last, w, v8, m, lo, hi);
+                } else {
+                  for (int p = 0; p < m; ++p) {
+                    if (v8[p] == 0.0f) continue;
+                    double x[3] = {0, 0, 0};
+                    for (int d = 0; d < D; ++d) x[d] = xv[d][p];
+                    scatter_one(x, v8[p]);
+                  }
+                }
                 continue;
               }
-              for (int p = 0; p < m; ++p)
-                if (vs[p] != T(0)) scatter_one(xs[p], vs[p]);
             }
+#endif
+            bool all_in = m == N;
+            for (int p = 0; p < m; ++p) {
+              point(i0 + p, j, k, xs[p]);
+              vs[p] = y(i0 + p, j, k);
+              if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
+            }
+            if (all_in) {
+              for (int d = 0; d < D; ++d) {
+                double cc[N];
+                int64_t st0[N];
+                for (int p = 0; p < N; ++p) cc[p] = xs[p][d] + pad;
+                kernel_weights_batch<K, T, N>(cc, wb[d], st0);
+              }
+              for (int p = 0; p < N; ++p)
+                if (vs[p] != T(0)) scatter_interior<K, D, T>(c, cs, starts[p], &wb[0][0][p], W * N, N, vs[p], lo, hi);
+              continue;
+            }
+            for (int p = 0; p < m; ++p)
+              if (vs[p] != T(0)) scatter_one(xs[p], vs[p]);
           }
+        }
       }
     });
   });
