@@ -135,9 +135,15 @@ template <class T> void check_output_grid(ImageView<const T> field, const int64_
 /// and gradient of the interpolated image at the voxel's warped point (x + u(x), or M x without a
 /// field). Rows are the unit of work (block = first row of the work block); along a row, points
 /// whose stencils are all inside the coefficient grid are done 8 (float) or 4 (double) at a time.
-template <class T, class Sink>
+/// Batch sinks return whether they took the 8 points (i0..i0+7, j, k): values v8 and gradients
+/// g8[d]; when they return false, the points go to the per-point sink.
+struct NoBatchSink {
+  bool operator()(int64_t, int64_t, int64_t, int64_t, const float*, const float (*)[8]) const { return false; }
+};
+
+template <class T, class Sink, class Batch = NoBatchSink>
 void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field, const int64_t* dims, Sink&& sink,
-                              const double* M = nullptr) {
+                              const double* M = nullptr, Batch&& batch = Batch{}) {
   const auto cv = c.image.view();
   const PointOf<T> point{field, M, c.ndim};
   detail::dispatch_kernel(c.order, c.ndim, [&]<int K, int D>() {
@@ -172,6 +178,7 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
               alignas(32) float v8[8], g8[3][8];
               if (detail::eval_x8<K, D, true>(cv.data, cv.dims, cv.strides, xs, c.mode, c.pad, T(c.cval), lo8, hi8, v8,
                                               g8)) {
+                if (batch(r0, i0, j, k, v8, g8)) continue;
                 for (int p = 0; p < N; ++p) {
                   std::array<T, 3> g{};
                   for (int d = 0; d < D; ++d) g[d] = g8[d][p];
@@ -554,10 +561,23 @@ void warp_displacement_gradient(const Coefficients<T>& c, ImageView<const T> fie
       VX_CHECK(value.dims[d] == grad.dims[d], InvalidArgument, "warp gradient: value grid differs from the gradient's");
   VX_CHECK(grad.dims[3] == c.ndim, InvalidArgument, "warp gradient: the gradient needs ", c.ndim, " components");
   const int nd = c.ndim;
-  for_each_warped_gradient(c, field, grad.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T v, const std::array<T, 3>& g) {
-    if (value.data) value(i, j, k) = v;
-    for (int d = 0; d < nd; ++d) grad(i, j, k, d) = g[d];
-  });
+  const bool rows = grad.strides[0] == 1 && (!value.data || value.strides[0] == 1); // 8 voxels are contiguous
+  for_each_warped_gradient(
+      c, field, grad.dims,
+      [&](int64_t, int64_t i, int64_t j, int64_t k, T v, const std::array<T, 3>& g) {
+        if (value.data) value(i, j, k) = v;
+        for (int d = 0; d < nd; ++d) grad(i, j, k, d) = g[d];
+      },
+      nullptr,
+      [&](int64_t, int64_t i0, int64_t j, int64_t k, const float* v8, const float (*g8)[8]) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (!rows) return false;
+          if (value.data) std::copy(v8, v8 + 8, &value(i0, j, k));
+          for (int d = 0; d < nd; ++d) std::copy(g8[d], g8[d] + 8, &grad(i0, j, k, d));
+          return true;
+        }
+        return false;
+      });
 }
 
 template <class T>
@@ -565,11 +585,28 @@ void warp_displacement_jvp(const Coefficients<T>& c, ImageView<const T> field, I
   check_output_grid(field, out.dims, c.ndim, "warp JVP");
   check_output_grid(du, out.dims, c.ndim, "warp JVP: the tangent field");
   const int nd = c.ndim;
-  for_each_warped_gradient(c, field, out.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
-    T s = 0;
-    for (int d = 0; d < nd; ++d) s += g[d] * du(i, j, k, d);
-    out(i, j, k) = s;
-  });
+  const bool rows = out.strides[0] == 1 && du.strides[0] == 1;
+  for_each_warped_gradient(
+      c, field, out.dims,
+      [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
+        T s = 0;
+        for (int d = 0; d < nd; ++d) s += g[d] * du(i, j, k, d);
+        out(i, j, k) = s;
+      },
+      nullptr,
+      [&](int64_t, int64_t i0, int64_t j, int64_t k, const float*, const float (*g8)[8]) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (!rows) return false;
+          float s[8] = {};
+          for (int d = 0; d < nd; ++d) {
+            const float* a = &du(i0, j, k, d);
+            for (int p = 0; p < 8; ++p) s[p] += g8[d][p] * a[p];
+          }
+          std::copy(s, s + 8, &out(i0, j, k));
+          return true;
+        }
+        return false;
+      });
 }
 
 template <class T>
@@ -577,10 +614,26 @@ void warp_displacement_vjp(const Coefficients<T>& c, ImageView<const T> field, I
   check_output_grid(field, ybar.dims, c.ndim, "warp VJP");
   check_output_grid(ImageView<const T>(out), ybar.dims, c.ndim, "warp VJP: the output field");
   const int nd = c.ndim;
-  for_each_warped_gradient(c, field, ybar.dims, [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
-    const T b = ybar(i, j, k);
-    for (int d = 0; d < nd; ++d) out(i, j, k, d) = b * g[d];
-  });
+  const bool rows = out.strides[0] == 1 && ybar.strides[0] == 1;
+  for_each_warped_gradient(
+      c, field, ybar.dims,
+      [&](int64_t, int64_t i, int64_t j, int64_t k, T, const std::array<T, 3>& g) {
+        const T b = ybar(i, j, k);
+        for (int d = 0; d < nd; ++d) out(i, j, k, d) = b * g[d];
+      },
+      nullptr,
+      [&](int64_t, int64_t i0, int64_t j, int64_t k, const float*, const float (*g8)[8]) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (!rows) return false;
+          const float* b = &ybar(i0, j, k);
+          for (int d = 0; d < nd; ++d) {
+            float* o = &out(i0, j, k, d);
+            for (int p = 0; p < 8; ++p) o[p] = b[p] * g8[d][p];
+          }
+          return true;
+        }
+        return false;
+      });
 }
 
 template <class T>
