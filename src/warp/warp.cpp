@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -23,6 +24,7 @@ namespace {
 
 constexpr int64_t kSlab = 16;     // coefficient planes per scatter slab
 constexpr int64_t kRowGrain = 64; // output rows per block
+constexpr int64_t kTileRows = 16; // output rows per tile of the adjoint's output-slab schedule
 
 /// The input point of output voxel (i, j, k): x + u(x), or M x when there is no field.
 template <class T> struct PointOf {
@@ -295,6 +297,43 @@ inline void scatter_interior4_x8(float* c, int64_t s1, int64_t s2, const int64_t
 }
 #endif
 
+/// Schedule 1 of scatter_points: the size S (in output planes along the slab axis) of the output
+/// slabs, or 0 where it does not apply (no field, 1D, wrapping modes, a field with non-finite
+/// values, or displacements too large for 4 slabs). S >= 2R + 1, R bounding how far a point's taps
+/// (after the modes' mapping and folding) lie from its own plane: 3 max|u| + taps + 2 + padding.
+/// The slab count is a multiple of 4, so that the two phases split evenly over 2 or 4 threads.
+template <class T>
+int64_t output_slab_size(const Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field) {
+  const int nd = coef.ndim, a = nd - 1;
+  if (!field.data || nd < 2 || coef.mode == Mode::Wrap || coef.mode == Mode::GridWrap) return 0;
+  const int64_t rows = y.dims[1] * y.dims[2], nblocks = (rows + kRowGrain - 1) / kRowGrain;
+  std::vector<double> block_max(static_cast<size_t>(nblocks), 0.0);
+  auto bigger = [](double v, double m) { return v > m || v != v; }; // NaN wins
+  parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
+    T m = 0;
+    bool nan = false;
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* u = &field(0, r % y.dims[1], r / y.dims[1], a);
+      const int64_t st = field.strides[0];
+      for (int64_t i = 0; i < y.dims[0]; ++i) {
+        const T v = u[i * st];
+        m = std::max(m, std::abs(v));
+        nan |= v != v;
+      }
+    }
+    block_max[static_cast<size_t>(r0 / kRowGrain)] = nan ? std::numeric_limits<double>::quiet_NaN() : double(m);
+  });
+  double m = 0.0;
+  for (double v : block_max)
+    if (bigger(v, m)) m = v;
+  if (!(m <= 1e6)) return 0; // NaN, infinite or huge
+  const double reach = 3.0 * std::ceil(m) + kernel_taps(coef.order) + 2 + coef.pad;
+  const int64_t n_out = y.dims[a], smin = 2 * int64_t(reach) + 1;
+  int64_t nsl = n_out / smin;
+  nsl -= nsl % 4;
+  return nsl < 4 ? 0 : (n_out + nsl - 1) / nsl;
+}
+
 template <class T>
 void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field, const double* M) {
   const int nd = coef.ndim;
@@ -342,6 +381,124 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
       }
       return n;
     };
+    // Scatter of the voxels (i_begin..i_end-1, j, k) of one output row, only into the coefficient
+    // planes [lo, hi) along the slab axis. Interior points N at a time (their weights computed
+    // together, SIMD over points), the others one by one through the stencil.
+    constexpr int N = sizeof(T) == 4 ? 8 : 4;
+#ifdef VX_HAVE_AVX2_TAPS
+    double lo8[3] = {0, 0, 0}, hi8[3] = {0, 0, 0};
+    detail::interior_bounds_x8<K, D>(cd, lo8, hi8);
+    const bool x8_ok = detail::strides_fit_int32(cs);
+    const bool vec_field = field.data && field.strides[0] == 1;
+#endif
+    auto scatter_row = [&](int64_t j, int64_t k, int64_t i_begin, int64_t i_end, int64_t lo, int64_t hi) {
+      double xs[N][3];
+      int64_t starts[N][3];
+      T vs[N];
+      T wb[3][W][N];
+      detail::Stencil<K, D, T> st;
+      // one point through the general path
+      auto scatter_one = [&](const double* x, T v) {
+        int64_t st1[3];
+        if (interior_start<K, D>(cd, pad, x, st1)) {
+          T w1[3][W];
+          for (int d = 0; d < D; ++d) kernel_weights<K, T>(x[d] + pad, w1[d], nullptr);
+          scatter_interior<K, D, T>(c, cs, st1, &w1[0][0], W, 1, v, lo, hi);
+          return;
+        }
+        if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) return;
+        if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
+        else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
+      };
+      for (int64_t i0 = i_begin; i0 < i_end; i0 += N) {
+        const int m = int(std::min<int64_t>(N, i_end - i0));
+#ifdef VX_HAVE_AVX2_TAPS
+        if constexpr (detail::x8_kernel<T, K, D>) {
+          if (x8_ok) {
+            alignas(32) double xv[3][8];
+            if (vec_field && m == N) {
+              detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xv);
+            } else {
+              double x[3];
+              for (int p = 0; p < N; ++p) {
+                point(i0 + std::min(p, m - 1), j, k, x);
+                for (int d = 0; d < D; ++d) xv[d][p] = x[d];
+              }
+            }
+            __m256d X[D][2];
+            const __m256d pd = _mm256_set1_pd(double(pad));
+            for (int d = 0; d < D; ++d) {
+              X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
+              X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
+            }
+            alignas(32) float v8[8];
+            if (m == N && y.strides[0] == 1) _mm256_store_ps(v8, _mm256_loadu_ps(&y(i0, j, k)));
+            else
+              for (int p = 0; p < m; ++p) v8[p] = y(i0 + p, j, k);
+            if (detail::all_interior_x8<D>(X, lo8, hi8)) {
+              alignas(32) float w[D][4][8];
+              alignas(32) int64_t o[8], last[8];
+              detail::interior_weights_x8<K, D, false>(cs, X, w, nullptr, o, last);
+              scatter_interior4_x8<D>(c, cs[1], cs[2], o, last, w, v8, m, lo, hi);
+            } else {
+              for (int p = 0; p < m; ++p) {
+                if (v8[p] == 0.0f) continue;
+                double x[3] = {0, 0, 0};
+                for (int d = 0; d < D; ++d) x[d] = xv[d][p];
+                scatter_one(x, v8[p]);
+              }
+            }
+            continue;
+          }
+        }
+#endif
+        bool all_in = m == N;
+        for (int p = 0; p < m; ++p) {
+          point(i0 + p, j, k, xs[p]);
+          vs[p] = y(i0 + p, j, k);
+          if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
+        }
+        if (all_in) {
+          for (int d = 0; d < D; ++d) {
+            double cc[N];
+            int64_t st0[N];
+            for (int p = 0; p < N; ++p) cc[p] = xs[p][d] + pad;
+            kernel_weights_batch<K, T, N>(cc, wb[d], st0);
+          }
+          for (int p = 0; p < N; ++p)
+            if (vs[p] != T(0)) scatter_interior<K, D, T>(c, cs, starts[p], &wb[0][0][p], W * N, N, vs[p], lo, hi);
+          continue;
+        }
+        for (int p = 0; p < m; ++p)
+          if (vs[p] != T(0)) scatter_one(xs[p], vs[p]);
+      }
+    };
+    // Schedule 1 (displacement fields that move points by at most a fraction of the grid, modes
+    // without wrapping): the output rows are cut into slabs of S planes along the slab axis, S
+    // more than twice the farthest reach R of a point's taps from its own plane; the even slabs
+    // are scattered in parallel, then the odd ones. Two slabs of one phase never touch the same
+    // coefficient, and every coefficient gets its even-slab contributions, then its odd-slab
+    // ones, each in output order: no bucketing, and each point once.
+    if (const int64_t S = output_slab_size(coef, y, field); S > 0) {
+      const int64_t n_out = y.dims[a], nsl = (n_out + S - 1) / S;
+      parallel_for(na, 1, [&](int64_t q0, int64_t q1) { std::fill(c + q0 * cs[a], c + q1 * cs[a], T(0)); });
+      for (int phase = 0; phase < 2; ++phase)
+        parallel_for((nsl - phase + 1) / 2, 1, [&](int64_t t0, int64_t t1) {
+          for (int64_t t = t0; t < t1; ++t) {
+            const int64_t s = 2 * t + phase, q_end = std::min(n_out, (s + 1) * S);
+            // output planes q (D = 3) or rows (D = 2) of the slab, in blocks of kTileRows rows
+            // along axis 1 so that the coefficients they update stay in cache from plane to plane
+            const int64_t nj = D == 3 ? ny : 1;
+            for (int64_t j0 = 0; j0 < nj; j0 += kTileRows)
+              for (int64_t q = s * S; q < q_end; ++q)
+                for (int64_t j = j0; j < std::min(nj, j0 + kTileRows); ++j)
+                  scatter_row(D == 3 ? j : q, D == 3 ? q : 0, 0, nx, 0, na);
+          }
+        });
+      return;
+    }
+    // Schedule 2 (any field or affine map): coefficient slabs of kSlab planes, each filled by one
+    // task from the points whose taps touch it.
     // Bucketing: per block of rows, the runs of consecutive voxels of a row whose taps touch the
     // same slabs, one entry per (run, slab), in increasing output order.
     struct Run {
@@ -438,103 +595,13 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
     std::vector<std::vector<Run>> by_slab(static_cast<size_t>(nslabs));
     for (const auto& blk : runs)
       for (const Run& run : blk) by_slab[static_cast<size_t>(run.slab)].push_back(run);
-    // Each slab from its runs, blocks in order: a fixed order of additions into every
-    // coefficient. Interior points N at a time (their weights computed together, SIMD over
-    // points), the others one by one through the stencil.
-    constexpr int N = sizeof(T) == 4 ? 8 : 4;
-#ifdef VX_HAVE_AVX2_TAPS
-    double lo8[3] = {0, 0, 0}, hi8[3] = {0, 0, 0};
-    detail::interior_bounds_x8<K, D>(cd, lo8, hi8);
-    const bool x8_ok = detail::strides_fit_int32(cs);
-    const bool vec_field = field.data && field.strides[0] == 1;
-#endif
+    // Each slab from its runs, blocks in order: a fixed order of additions into every coefficient.
     parallel_for(nslabs, 1, [&](int64_t s0, int64_t s1) {
-      double xs[N][3];
-      int64_t starts[N][3];
-      T vs[N];
-      T wb[3][W][N];
-      detail::Stencil<K, D, T> st;
       for (int64_t s = s0; s < s1; ++s) {
         const int64_t lo = s * kSlab, hi = std::min(na, lo + kSlab);
         std::fill(c + lo * cs[a], c + hi * cs[a], T(0)); // the slab's planes (contiguous)
-        // one point through the general path
-        auto scatter_one = [&](const double* x, T v) {
-          int64_t st1[3];
-          if (interior_start<K, D>(cd, pad, x, st1)) {
-            T w1[3][W];
-            for (int d = 0; d < D; ++d) kernel_weights<K, T>(x[d] + pad, w1[d], nullptr);
-            scatter_interior<K, D, T>(c, cs, st1, &w1[0][0], W, 1, v, lo, hi);
-            return;
-          }
-          if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) return;
-          if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
-          else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
-        };
-        for (const Run& run : by_slab[static_cast<size_t>(s)]) {
-          const int64_t j = run.row % ny, k = run.row / ny;
-          for (int64_t i0 = run.i0; i0 < run.i1; i0 += N) {
-            const int m = int(std::min<int64_t>(N, run.i1 - i0));
-#ifdef VX_HAVE_AVX2_TAPS
-            if constexpr (detail::x8_kernel<T, K, D>) {
-              if (x8_ok) {
-                alignas(32) double xv[3][8];
-                if (vec_field && m == N) {
-                  detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xv);
-                } else {
-                  double x[3];
-                  for (int p = 0; p < N; ++p) {
-                    point(i0 + std::min(p, m - 1), j, k, x);
-                    for (int d = 0; d < D; ++d) xv[d][p] = x[d];
-                  }
-                }
-                __m256d X[D][2];
-                const __m256d pd = _mm256_set1_pd(double(pad));
-                for (int d = 0; d < D; ++d) {
-                  X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
-                  X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
-                }
-                alignas(32) float v8[8];
-                if (m == N && y.strides[0] == 1) _mm256_store_ps(v8, _mm256_loadu_ps(&y(i0, j, k)));
-                else
-                  for (int p = 0; p < m; ++p) v8[p] = y(i0 + p, j, k);
-                if (detail::all_interior_x8<D>(X, lo8, hi8)) {
-                  alignas(32) float w[D][4][8];
-                  alignas(32) int64_t o[8], last[8];
-                  detail::interior_weights_x8<K, D, false>(cs, X, w, nullptr, o, last);
-                  scatter_interior4_x8<D>(c, cs[1], cs[2], o, last, w, v8, m, lo, hi);
-                } else {
-                  for (int p = 0; p < m; ++p) {
-                    if (v8[p] == 0.0f) continue;
-                    double x[3] = {0, 0, 0};
-                    for (int d = 0; d < D; ++d) x[d] = xv[d][p];
-                    scatter_one(x, v8[p]);
-                  }
-                }
-                continue;
-              }
-            }
-#endif
-            bool all_in = m == N;
-            for (int p = 0; p < m; ++p) {
-              point(i0 + p, j, k, xs[p]);
-              vs[p] = y(i0 + p, j, k);
-              if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
-            }
-            if (all_in) {
-              for (int d = 0; d < D; ++d) {
-                double cc[N];
-                int64_t st0[N];
-                for (int p = 0; p < N; ++p) cc[p] = xs[p][d] + pad;
-                kernel_weights_batch<K, T, N>(cc, wb[d], st0);
-              }
-              for (int p = 0; p < N; ++p)
-                if (vs[p] != T(0)) scatter_interior<K, D, T>(c, cs, starts[p], &wb[0][0][p], W * N, N, vs[p], lo, hi);
-              continue;
-            }
-            for (int p = 0; p < m; ++p)
-              if (vs[p] != T(0)) scatter_one(xs[p], vs[p]);
-          }
-        }
+        for (const Run& run : by_slab[static_cast<size_t>(s)])
+          scatter_row(run.row % ny, run.row / ny, run.i0, run.i1, lo, hi);
       }
     });
   });

@@ -323,3 +323,61 @@ def test_2d_gradient_vjp_and_bad_shapes():
         vx.invert_field(np.zeros((4, 0, 4, 3)))
     with pytest.raises(ValueError, match="positive"):
         vx.warp_matrix((0, 4), matrix=np.eye(3))
+
+
+# The adjoint's output-slab schedule (two phases of slabs of output planes, used when the field
+# moves points by a small fraction of the grid along the last axis and the mode does not wrap):
+# grids long enough along the last axis for at least 4 such slabs (|u| <= 0.9 voxel: slabs of
+# >= 19 planes, 43 with the 12-sample padding of 'nearest' / 'grid-constant').
+SLAB_SHAPES = {2: (30, 180), 3: (14, 11, 180)}
+
+
+def small_field(rng, shape):
+    u = rng.uniform(-0.9, 0.9, shape + (len(shape),))
+    u[0] -= 0.6  # first row/plane partly outside: the boundary paths
+    return np.clip(u, -0.9, 0.9)
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+@pytest.mark.parametrize("mode", ["mirror", "reflect", "nearest", "grid-constant", "constant"])
+@pytest.mark.parametrize("degree", [1, "keys"])
+def test_adjoint_output_slabs_equal_matrix_transpose(nd, mode, degree):
+    rng = np.random.default_rng(11)
+    shape = SLAB_SHAPES[nd]
+    u = small_field(rng, shape)
+    y = rng.standard_normal(shape)
+    y[:, 5] = 0.0  # zeros are skipped
+    E = vx.warp_matrix(shape, field=u, degree=degree, mode=mode)
+    ref = (E.T @ y.ravel("F")).reshape(shape, order="F")
+    got = vx.adjoint_warp(y, u, shape, degree, mode)
+    assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
+    g32 = vx.adjoint_warp(y.astype(np.float32), u.astype(np.float32), shape, degree, mode)
+    assert np.abs(g32 - ref).max() <= 2e-5 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("nd", [2, 3])
+@pytest.mark.parametrize("mode", ["mirror", "nearest", "grid-constant"])
+def test_adjoint_output_slabs_cubic_dot_test(nd, mode):
+    rng = np.random.default_rng(12)
+    shape = SLAB_SHAPES[nd]
+    u = small_field(rng, shape)
+    x, y = rng.standard_normal(shape), rng.standard_normal(shape)
+    Mx = vx.warp(x, u, 3, mode)
+    lhs, rhs = np.vdot(Mx, y), np.vdot(x, vx.adjoint_warp(y, u, shape, 3, mode))
+    assert abs(lhs - rhs) <= 1e-12 * np.linalg.norm(Mx) * np.linalg.norm(y)
+
+
+def test_adjoint_output_slabs_bit_identical_across_threads():
+    rng = np.random.default_rng(13)
+    shape = SLAB_SHAPES[3]
+    u = small_field(rng, shape).astype(np.float32)
+    y = rng.standard_normal(shape).astype(np.float32)
+    out = []
+    try:
+        for t in (1, 2, 3, 4):
+            vx.set_num_threads(t)
+            out.append(vx.adjoint_warp(y, u, shape, 3, "mirror"))
+    finally:
+        vx.set_num_threads(0)
+    for o in out[1:]:
+        np.testing.assert_array_equal(out[0], o)
