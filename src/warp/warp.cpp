@@ -299,9 +299,12 @@ inline void scatter_interior4_x8(float* c, int64_t s1, int64_t s2, const int64_t
 
 /// Schedule 1 of scatter_points: the size S (in output planes along the slab axis) of the output
 /// slabs, or 0 where it does not apply (no field, 1D, wrapping modes, a field with non-finite
-/// values, or displacements too large for 4 slabs). S >= 2R + 1, R bounding how far a point's taps
-/// (after the modes' mapping and folding) lie from its own plane: 3 max|u| + taps + 2 + padding.
-/// The slab count is a multiple of 4, so that the two phases split evenly over 2 or 4 threads.
+/// values, or displacements too large for 4 slabs). S >= 2R + 1 with R = max|u| + taps + 2 bounds
+/// how far a point's taps lie from its own plane (padding shifts every plane alike). Mapping and
+/// folding by the modes only move taps towards the nearest end of the grid, and only points
+/// within R of an end have any: those of the first or last slab, whose taps stay below R (resp.
+/// above n - R), where no other slab of their phase reaches. The slab count is a multiple of 4,
+/// so that the two phases split evenly over 2 or 4 threads.
 template <class T>
 int64_t output_slab_size(const Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field) {
   const int nd = coef.ndim, a = nd - 1;
@@ -327,7 +330,7 @@ int64_t output_slab_size(const Coefficients<T>& coef, ImageView<const T> y, Imag
   for (double v : block_max)
     if (bigger(v, m)) m = v;
   if (!(m <= 1e6)) return 0; // NaN, infinite or huge
-  const double reach = 3.0 * std::ceil(m) + kernel_taps(coef.order) + 2 + coef.pad;
+  const double reach = std::ceil(m) + kernel_taps(coef.order) + 2;
   const int64_t n_out = y.dims[a], smin = 2 * int64_t(reach) + 1;
   int64_t nsl = n_out / smin;
   nsl -= nsl % 4;
