@@ -77,6 +77,38 @@ void scatter_taps(T* c, const detail::Stencil<K, D, T>& s, int64_t slab_stride, 
   }
 }
 
+/// scatter_taps for a stencil whose axis-0 taps are contiguous and unfolded (Stencil::contiguous0,
+/// no grid-constant taps outside): each row of axis-0 taps is one short-vector update (the extra
+/// lanes, within the same row, add zero).
+template <int K, int D, class T>
+void scatter_rows(T* c, const detail::Stencil<K, D, T>& s, int64_t slab_stride, T v, int64_t lo, int64_t hi) {
+  constexpr int W = kernel_taps(K), V = detail::simd_lanes(K);
+  using vec = typename detail::SimdVec<T, V>::type;
+  vec w0 = {};
+  for (int i = 0; i < W; ++i) w0[i] = s.w[0][i];
+  auto add_row = [&](T* row, T a) { // row[0..V) += a * w0
+    vec r;
+    __builtin_memcpy(&r, row, sizeof r);
+    r += a * w0;
+    __builtin_memcpy(row, &r, sizeof r);
+  };
+  auto in_slab = [&](int64_t off) {
+    const int64_t z = off / slab_stride;
+    return z >= lo && z < hi;
+  };
+  T* c0 = c + s.off[0][0];
+  if constexpr (D == 2) {
+    for (int j = 0; j < W; ++j)
+      if (in_slab(s.off[1][j])) add_row(c0 + s.off[1][j], v * s.w[1][j]);
+  } else {
+    for (int k = 0; k < W; ++k) {
+      if (!in_slab(s.off[2][k])) continue;
+      const T vk = v * s.w[2][k];
+      for (int j = 0; j < W; ++j) add_row(c0 + s.off[2][k] + s.off[1][j], vk * s.w[1][j]);
+    }
+  }
+}
+
 /// Whether point x's taps all lie inside the coefficient grid with no boundary mapping or folding
 /// (axis 0 reaching the SIMD lanes); start[d] receives the first tap per axis.
 template <int K, int D> bool interior_start(const int64_t* cd, int pad, const double* x, int64_t* start) {
@@ -410,6 +442,8 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
           return;
         }
         if (!detail::make_stencil<K, D, T, false>(x, cd, cs, mode, pad, st)) return;
+        if constexpr (D >= 2)
+          if (st.contiguous0 && !st.any_gc_out) return scatter_rows<K, D, T>(c, st, cs[a], v, lo, hi);
         if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
         else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
       };
