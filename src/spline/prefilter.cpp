@@ -414,6 +414,15 @@ template <class T> void scale_edge_planes(T* data, const int64_t* d, int ndim, T
 }
 } // namespace
 
+template <class T> void prefilter_transpose_in_place(T* data, const int64_t* d, int ndim, int order, Mode mode) {
+  if (!needs_prefilter(order)) return;
+  const bool reflect_init = mode == Mode::Nearest || mode == Mode::Reflect;
+  const bool mirror_init = !reflect_init && mode != Mode::GridWrap;
+  if (mirror_init) scale_edge_planes(data, d, ndim, T(2));
+  filter_volume(data, d, ndim, order, mode, reflect_init);
+  if (mirror_init) scale_edge_planes(data, d, ndim, T(0.5));
+}
+
 template <class T> void spline_coefficients_adjoint(Coefficients<T>& c, ImageView<T> out) {
   const auto& g = c.image.geometry();
   const int64_t* d = g.dims.data();
@@ -422,13 +431,7 @@ template <class T> void spline_coefficients_adjoint(Coefficients<T>& c, ImageVie
     VX_CHECK(out.dims[a] == d[a] - (a < ndim ? 2 * c.pad : 0), InvalidArgument,
              "spline_coefficients_adjoint: output grid does not match the coefficients");
   T* data = c.image.data();
-  if (needs_prefilter(c.order)) {
-    const bool reflect_init = c.mode == Mode::Nearest || c.mode == Mode::Reflect;
-    const bool mirror_init = !reflect_init && c.mode != Mode::GridWrap;
-    if (mirror_init) scale_edge_planes(data, d, ndim, T(2));
-    filter_volume(data, d, ndim, c.order, c.mode, reflect_init);
-    if (mirror_init) scale_edge_planes(data, d, ndim, T(0.5));
-  }
+  prefilter_transpose_in_place(data, d, ndim, c.order, c.mode);
   // Transpose of the padding: padded sample q of an axis came from input sample clamp(q - pad)
   // ('nearest') or from cval ('grid-constant': no input sample).
   const int64_t p = c.pad;
@@ -474,6 +477,8 @@ template Coefficients<double> spline_coefficients(ImageView<const double>, int, 
 template void prefilter_in_place(float*, const int64_t*, int, int, Mode);
 template void prefilter_in_place(double*, const int64_t*, int, int, Mode);
 template void spline_coefficients_adjoint(Coefficients<float>&, ImageView<float>);
+template void prefilter_transpose_in_place(float*, const int64_t*, int, int, Mode);
+template void prefilter_transpose_in_place(double*, const int64_t*, int, int, Mode);
 template void spline_coefficients_adjoint(Coefficients<double>&, ImageView<double>);
 
 } // namespace voxalign

@@ -279,6 +279,14 @@ template <class T> Coefficients<T> coefficient_grid(const int64_t* in, int nd, i
   return c;
 }
 
+} // namespace
+
+/// scatter_points on a contiguous coefficient grid of dims gdims (overwritten).
+template <class T>
+void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int pad, ImageView<const T> y,
+                  ImageView<const T> field, const double* M);
+
+namespace {
 template <class T>
 void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, int nd, int order, Mode mode,
              ImageView<T> out) {
@@ -287,6 +295,13 @@ void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, in
   VX_CHECK(y.dims[3] == 1 && out.dims[3] == 1, InvalidArgument, "warp adjoint: one frame at a time");
   for (int d = nd; d < 3; ++d)
     VX_CHECK(out.dims[d] == 1 && y.dims[d] == 1, InvalidArgument, "warp adjoint: axis ", d, " is not interpolated");
+  // Modes without padding and a contiguous output: the coefficient grid is the output itself.
+  if (coefficient_pad(order, mode) == 0 && out.strides[0] == 1 && out.strides[1] == out.dims[0] &&
+      out.strides[2] == out.dims[0] * out.dims[1]) {
+    scatter_grid(out.data, out.dims, nd, order, mode, 0, y, field, M);
+    prefilter_transpose_in_place(out.data, out.dims, nd, order, mode);
+    return;
+  }
   Coefficients<T> c = coefficient_grid<T>(out.dims, nd, order, mode);
   scatter_points(c, y, field, M);
   spline_coefficients_adjoint(c, out);
@@ -338,9 +353,9 @@ inline void scatter_interior4_x8(float* c, int64_t s1, int64_t s2, const int64_t
 /// above n - R), where no other slab of their phase reaches. The slab count is a multiple of 4,
 /// so that the two phases split evenly over 2 or 4 threads.
 template <class T>
-int64_t output_slab_size(const Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field) {
-  const int nd = coef.ndim, a = nd - 1;
-  if (!field.data || nd < 2 || coef.mode == Mode::Wrap || coef.mode == Mode::GridWrap) return 0;
+int64_t output_slab_size(int nd, int order, Mode mode, ImageView<const T> y, ImageView<const T> field) {
+  const int a = nd - 1;
+  if (!field.data || nd < 2 || mode == Mode::Wrap || mode == Mode::GridWrap) return 0;
   const int64_t rows = y.dims[1] * y.dims[2], nblocks = (rows + kRowGrain - 1) / kRowGrain;
   std::vector<double> block_max(static_cast<size_t>(nblocks), 0.0);
   auto bigger = [](double v, double m) { return v > m || v != v; }; // NaN wins
@@ -362,7 +377,7 @@ int64_t output_slab_size(const Coefficients<T>& coef, ImageView<const T> y, Imag
   for (double v : block_max)
     if (bigger(v, m)) m = v;
   if (!(m <= 1e6)) return 0; // NaN, infinite or huge
-  const double reach = std::ceil(m) + kernel_taps(coef.order) + 2;
+  const double reach = std::ceil(m) + kernel_taps(order) + 2;
   const int64_t n_out = y.dims[a], smin = 2 * int64_t(reach) + 1;
   int64_t nsl = n_out / smin;
   nsl -= nsl % 4;
@@ -371,20 +386,22 @@ int64_t output_slab_size(const Coefficients<T>& coef, ImageView<const T> y, Imag
 
 template <class T>
 void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field, const double* M) {
-  const int nd = coef.ndim;
-  const auto& g = coef.image.geometry();
-  const int64_t cd[3] = {g.dims[0], g.dims[1], g.dims[2]};
+  scatter_grid(coef.image.data(), coef.image.geometry().dims.data(), coef.ndim, coef.order, coef.mode, coef.pad, y,
+               field, M);
+}
+
+template <class T>
+void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int pad, ImageView<const T> y,
+                  ImageView<const T> field, const double* M) {
+  const int64_t cd[3] = {gdims[0], gdims[1], gdims[2]};
   const int64_t cs[3] = {1, cd[0], cd[0] * cd[1]};
-  T* c = coef.image.data();
   if (field.data) check_output_grid(field, y.dims, nd, "warp adjoint");
   const int64_t nx = y.dims[0], ny = y.dims[1], nz = y.dims[2], rows = ny * nz;
   VX_CHECK(nx < (int64_t(1) << 31), InvalidArgument, "warp adjoint: grids are limited to 2^31 voxels along axis 0");
   const int a = nd - 1; // slab axis
   const int64_t na = cd[a], nslabs = (na + kSlab - 1) / kSlab, nblocks = (rows + kRowGrain - 1) / kRowGrain;
   const PointOf<T> point{field, M, nd};
-  const Mode mode = coef.mode;
-  const int pad = coef.pad;
-  detail::dispatch_kernel(coef.order, nd, [&]<int K, int D>() {
+  detail::dispatch_kernel(order, nd, [&]<int K, int D>() {
     constexpr int W = kernel_taps(K);
     const int64_t one = 1;
     // Slab-axis coordinate of output voxel (i, j, k) (as PointOf computes it).
@@ -516,7 +533,7 @@ void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const
     // are scattered in parallel, then the odd ones. Two slabs of one phase never touch the same
     // coefficient, and every coefficient gets its even-slab contributions, then its odd-slab
     // ones, each in output order: no bucketing, and each point once.
-    if (const int64_t S = output_slab_size(coef, y, field); S > 0) {
+    if (const int64_t S = output_slab_size(nd, order, mode, y, field); S > 0) {
       const int64_t n_out = y.dims[a], nsl = (n_out + S - 1) / S;
       parallel_for(na, 1, [&](int64_t q0, int64_t q1) { std::fill(c + q0 * cs[a], c + q1 * cs[a], T(0)); });
       for (int phase = 0; phase < 2; ++phase)

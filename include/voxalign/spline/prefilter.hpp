@@ -48,4 +48,8 @@ template <class T> void prefilter_in_place(T* data, const int64_t* dims, int ndi
 /// dropping it.
 template <class T> void spline_coefficients_adjoint(Coefficients<T>& coef, ImageView<T> out);
 
+/// The transpose of prefilter_in_place (modes without padding: coefficient grid == input grid),
+/// in place on contiguous data of dims `dims`; the filter part of spline_coefficients_adjoint.
+template <class T> void prefilter_transpose_in_place(T* data, const int64_t* dims, int ndim, int order, Mode mode);
+
 } // namespace voxalign
