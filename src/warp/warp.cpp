@@ -1,11 +1,13 @@
 // Warping operators: the deterministic scatter (transpose of spline evaluation at points), the
 // adjoint warps, and the derivatives with respect to the displacement field.
 //
-// Scatter without atomics: the coefficient grid is cut into slabs of kSlab planes along its last
-// interpolated axis. The points are bucketed by the slabs their taps touch (runs of consecutive
-// voxels of an output row touching the same slabs, listed per block of rows in increasing output
-// order), then each slab is filled by one task from its runs, writing only its own planes. Every coefficient therefore receives its
-// contributions in a fixed order, whatever the number of threads.
+// Scatter without atomics, by one of two schedules chosen from the data alone (scatter_grid):
+// output slabs (displacement fields of bounded size, modes that do not wrap: slabs of output planes
+// wider than twice the taps' reach, even slabs in parallel, then odd ones) or coefficient slabs
+// (the grid cut into slabs of kSlab planes along its last interpolated axis; the output listed as
+// runs of consecutive voxels of a row touching the same slabs, per block of rows in output order;
+// each slab filled by one task from its runs, writing only its own planes). Either way every
+// coefficient receives its contributions in a fixed order, whatever the number of threads.
 #include "voxalign/warp/warp.hpp"
 
 #include <algorithm>
