@@ -18,9 +18,9 @@ namespace voxalign {
 
 /// Transpose of the evaluation at points: sets `coef` (the coefficient grid of an image of the
 /// operator's input, carrying `coef.pad`; its previous values are ignored) to the sum over output
-/// voxels x of y(x) * (the weights of p(x)). `y` is the output grid (dims[0..2]); `field` (dims[3] = coef.ndim components, voxels) gives
-/// p(x) = x + u(x); when `field.data` is null, `M` (4x4 row-major, output voxel -> input voxel)
-/// gives p(x) = M x instead.
+/// voxels x of y(x) * (the weights of p(x)). `y` is the output grid (dims[0..2]); `field`
+/// (dims[3] = coef.ndim components, voxels) gives p(x) = x + u(x); when `field.data` is null,
+/// `M` (4x4 row-major, output voxel -> input voxel) gives p(x) = M x instead.
 template <class T>
 void scatter_points(Coefficients<T>& coef, ImageView<const T> y, ImageView<const T> field, const double* M);
 
