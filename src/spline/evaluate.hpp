@@ -216,6 +216,17 @@ VX_HD T apply_interior(const T* p, const int64_t* strides, const T* w, const T* 
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
 #define VX_HAVE_AVX2_TAPS 1
+/// Weights w[tap][point] (4 taps, 8 points) as 4-vectors per point: q[a] = [w(a, 0..3) | w(a + 4,
+/// 0..3)] for a = 0..3 (a 4 x 8 transpose).
+inline void taps_by_point4_x8(const float (*w)[8], __m256 (&q)[4]) {
+  const __m256 a0 = _mm256_loadu_ps(w[0]), a1 = _mm256_loadu_ps(w[1]);
+  const __m256 a2 = _mm256_loadu_ps(w[2]), a3 = _mm256_loadu_ps(w[3]);
+  const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
+  const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
+  q[0] = _mm256_shuffle_ps(t0, t2, 0x44), q[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+  q[2] = _mm256_shuffle_ps(t1, t3, 0x44), q[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
 /// Tensor-product sums of 8 points at once for kernels of 4 taps (cubic B-spline, Keys) in 2D/3D
 /// float, when every tap of every point lies inside the array (apply_interior's condition). The 4
 /// axis-0 taps of each row are contiguous: the rows of the 8 points are loaded and transposed
@@ -251,14 +262,10 @@ inline void apply_rows4_x8(RowPtr rowptr, const float (*w)[4][8], const float (*
       }
     }
     // axis-0 weights from [tap][point] to the pair layout [w0(a, 0..3) | w0(a + 4, 0..3)]
-    const __m256 a0 = _mm256_loadu_ps(w[0][0]), a1 = _mm256_loadu_ps(w[0][1]);
-    const __m256 a2 = _mm256_loadu_ps(w[0][2]), a3 = _mm256_loadu_ps(w[0][3]);
-    const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
-    const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
-    const __m256 q0 = _mm256_shuffle_ps(t0, t2, 0x44), q1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 q2 = _mm256_shuffle_ps(t1, t3, 0x44), q3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 h01 = _mm256_hadd_ps(_mm256_mul_ps(acc0, q0), _mm256_mul_ps(acc1, q1));
-    const __m256 h23 = _mm256_hadd_ps(_mm256_mul_ps(acc2, q2), _mm256_mul_ps(acc3, q3));
+    __m256 q[4];
+    taps_by_point4_x8(w[0], q);
+    const __m256 h01 = _mm256_hadd_ps(_mm256_mul_ps(acc0, q[0]), _mm256_mul_ps(acc1, q[1]));
+    const __m256 h23 = _mm256_hadd_ps(_mm256_mul_ps(acc2, q[2]), _mm256_mul_ps(acc3, q[3]));
     _mm256_storeu_ps(val, _mm256_hadd_ps(h01, h23));
     return;
   }

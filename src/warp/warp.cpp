@@ -124,6 +124,23 @@ template <int K, int D> bool interior_start(const int64_t* cd, int pad, const do
   return true;
 }
 
+#ifdef VX_HAVE_AVX2_TAPS
+/// Coordinates xs[d][p] of the voxels (i0 + min(p, m - 1), j, k), p < 8: field loads as vectors
+/// when the field is contiguous along i and all 8 exist, else point by point.
+template <int D, class T>
+void coords_x8(const PointOf<T>& point, bool vec_field, int64_t i0, int m, int64_t j, int64_t k, double (*xs)[8]) {
+  if (vec_field && m == 8) {
+    detail::field_coords_x8<D>(point.field.data + point.field.offset(i0, j, k), point.field.strides[3], i0, j, k, xs);
+    return;
+  }
+  double x[3];
+  for (int p = 0; p < 8; ++p) {
+    point(i0 + std::min(p, m - 1), j, k, x);
+    for (int d = 0; d < D; ++d) xs[d][p] = x[d];
+  }
+}
+#endif
+
 /// Scatter of an interior point (see interior_start): weight (axis d, tap t) at w[d * wd + t * wq];
 /// rows of taps along axis 0 are updated as short vectors (extra lanes weigh 0), only for taps
 /// whose index along the slab axis D-1 is in [lo, hi).
@@ -203,14 +220,7 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
           // contiguous along i), the interior test and the sums in AVX registers.
           if constexpr (detail::x8_kernel<T, K, D>) {
             if (x8_ok && m == N) {
-              if (vec_field) {
-                detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xs);
-              } else {
-                for (int p = 0; p < N; ++p) {
-                  point(i0 + p, j, k, x);
-                  for (int d = 0; d < D; ++d) xs[d][p] = x[d];
-                }
-              }
+              coords_x8<D>(point, vec_field, i0, m, j, k, xs);
               alignas(32) float v8[8], g8[3][8];
               if (detail::eval_x8<K, D, true>(cv.data, cv.dims, cv.strides, xs, c.mode, c.pad, T(c.cval), lo8, hi8, v8,
                                               g8)) {
@@ -320,12 +330,8 @@ template <int D>
 inline void scatter_interior4_x8(float* c, int64_t s1, int64_t s2, const int64_t* o, const int64_t* last,
                                  const float (*w)[4][8], const float* v, int m, int64_t lo, int64_t hi) {
   // axis-0 weights from [tap][point] to one 4-vector per point
-  const __m256 a0 = _mm256_loadu_ps(w[0][0]), a1 = _mm256_loadu_ps(w[0][1]);
-  const __m256 a2 = _mm256_loadu_ps(w[0][2]), a3 = _mm256_loadu_ps(w[0][3]);
-  const __m256 t0 = _mm256_unpacklo_ps(a0, a1), t1 = _mm256_unpackhi_ps(a0, a1);
-  const __m256 t2 = _mm256_unpacklo_ps(a2, a3), t3 = _mm256_unpackhi_ps(a2, a3);
-  const __m256 q[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
-                       _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+  __m256 q[4];
+  detail::taps_by_point4_x8(w[0], q);
   for (int p = 0; p < m; ++p) {
     if (v[p] == 0.0f) continue; // contributes nothing
     const __m128 w0 = p < 4 ? _mm256_castps256_ps128(q[p]) : _mm256_extractf128_ps(q[p - 4], 1);
@@ -472,15 +478,7 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
         if constexpr (detail::x8_kernel<T, K, D>) {
           if (x8_ok) {
             alignas(32) double xv[3][8];
-            if (vec_field && m == N) {
-              detail::field_coords_x8<D>(field.data + field.offset(i0, j, k), field.strides[3], i0, j, k, xv);
-            } else {
-              double x[3];
-              for (int p = 0; p < N; ++p) {
-                point(i0 + std::min(p, m - 1), j, k, x);
-                for (int d = 0; d < D; ++d) xv[d][p] = x[d];
-              }
-            }
+            coords_x8<D>(point, vec_field, i0, m, j, k, xv);
             __m256d X[D][2];
             const __m256d pd = _mm256_set1_pd(double(pad));
             for (int d = 0; d < D; ++d) {
