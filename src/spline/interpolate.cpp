@@ -183,14 +183,20 @@ void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T
 // points are all interior take interior_x8; the others (and a row's last < 8 voxels) the same
 // paths as eval_grid.
 void warp_displacement_x8(const CoeffView<float>& cv, ImageView<const float> field, ImageView<float> out) {
-  const int64_t nrows = out.dims[1] * out.dims[2];
+  // Tiles of kTile x kTile rows (j, k) are the unit of work, j fastest within a tile: a tile's
+  // input footprint (its rows, the kernel's reach and the field's spread, over ~10 planes) stays in
+  // L2 while the tile's planes reuse it, where plane-by-plane order re-reads every input plane
+  // from L3 or memory several times.
+  constexpr int64_t kTile = 16;
+  const int64_t nj = (out.dims[1] + kTile - 1) / kTile, nk = (out.dims[2] + kTile - 1) / kTile;
   detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
     if constexpr (detail::x8_kernel<float, K, D>) {
       double lo[3], hi[3];
       detail::interior_bounds_x8<K, D>(cv.dims, lo, hi);
-      parallel_for(nrows, 16, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          const int64_t j = r % out.dims[1], k = r / out.dims[1];
+      parallel_for(nj * nk, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t)
+        for (int64_t k = (t / nj) * kTile; k < std::min(out.dims[2], (t / nj + 1) * kTile); ++k)
+        for (int64_t j = (t % nj) * kTile; j < std::min(out.dims[1], (t % nj + 1) * kTile); ++j) {
           float* row = out.data + j * out.strides[1] + k * out.strides[2];
           for (int64_t i0 = 0; i0 < out.dims[0]; i0 += 8) {
             const int m = int(std::min<int64_t>(8, out.dims[0] - i0));
