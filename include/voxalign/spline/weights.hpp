@@ -30,7 +30,7 @@ constexpr double kInv[8] = {0.0, 1.0, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 
 // One step of the recursion, degree d-1 -> d; d is a template argument so that every loop unrolls
 // and the constants (j, d + 1 - j, 1/d) fold (with a run-time d, GCC kept the loops, converted j
 // to float in them and copied the arrays between steps: a third of the float gradient's time).
-template <int N, int d, class F> VX_HD VX_FORCEINLINE void bspline_step(F u, F* cur) {
+template <int d, class F> VX_HD VX_FORCEINLINE void bspline_step(F u, F* cur) {
   using S = scalar_of<F>;
   F next[d + 1];
 #pragma GCC unroll 8
@@ -43,9 +43,9 @@ template <int N, int d, class F> VX_HD VX_FORCEINLINE void bspline_step(F u, F* 
   for (int j = 0; j <= d; ++j) cur[j] = next[j];
 }
 
-template <int N, class F, int... D>
+template <class F, int... D>
 VX_HD VX_FORCEINLINE void bspline_steps([[maybe_unused]] F u, [[maybe_unused]] F* cur, std::integer_sequence<int, D...>) {
-  (bspline_step<N, D + 1>(u, cur), ...);
+  (bspline_step<D + 1>(u, cur), ...);
 }
 
 /// Uniform B-spline values M_n(u + j), j = 0..n, for u in [0, 1) (Cox-de Boor recursion; M_n is the
@@ -54,11 +54,11 @@ VX_HD VX_FORCEINLINE void bspline_steps([[maybe_unused]] F u, [[maybe_unused]] F
 template <int N, class F> VX_HD VX_FORCEINLINE void bspline_table(F u, F* cur, F* prev) {
   using S = scalar_of<F>;
   cur[0] = F{} + S(1.0);
-  bspline_steps<N>(u, cur, std::make_integer_sequence<int, N - 1>{});
+  bspline_steps(u, cur, std::make_integer_sequence<int, N - 1>{});
 #pragma GCC unroll 8
   for (int j = 0; j < N; ++j) prev[j] = cur[j];
   prev[N] = F{};
-  bspline_step<N, N>(u, cur);
+  bspline_step<N>(u, cur);
 }
 
 /// Kernel values v[k] (k = 0..taps-1) from the fraction f = x - floor(x) (odd orders, Keys) or
