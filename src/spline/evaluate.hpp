@@ -341,17 +341,24 @@ template <int K> struct InteriorRange {
   }
 };
 
-/// Whether all 8 points (X[d][half] with padding added) are interior: lo <= x < hi on every axis
-/// (false for NaN).
-template <int D>
-inline bool all_interior_x8(const __m256d (&X)[D][2], const double* lo, const double* hi) {
-  __m256d ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
-  for (int d = 0; d < D; ++d)
-    for (int q = 0; q < 2; ++q) {
+/// Which of the 8 points are interior (lo <= x < hi on every axis; false for NaN): bit p for point p.
+template <int D> inline unsigned interior_mask_x8(const __m256d (&X)[D][2], const double* lo, const double* hi) {
+  unsigned mask = 0;
+  for (int q = 0; q < 2; ++q) {
+    __m256d ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+    for (int d = 0; d < D; ++d) {
       ok = _mm256_and_pd(ok, _mm256_cmp_pd(X[d][q], _mm256_set1_pd(lo[d]), _CMP_GE_OQ));
       ok = _mm256_and_pd(ok, _mm256_cmp_pd(X[d][q], _mm256_set1_pd(hi[d]), _CMP_LT_OQ));
     }
-  return _mm256_movemask_pd(ok) == 0xF;
+    mask |= unsigned(_mm256_movemask_pd(ok)) << (4 * q);
+  }
+  return mask;
+}
+
+/// Whether all 8 points (X[d][half] with padding added) are interior: lo <= x < hi on every axis
+/// (false for NaN).
+template <int D> inline bool all_interior_x8(const __m256d (&X)[D][2], const double* lo, const double* hi) {
+  return interior_mask_x8<D>(X, lo, hi) == 0xFF;
 }
 
 /// Weights w[axis][tap][point] (dw: their derivatives, when Grad) and first-tap offsets o[point]

@@ -322,33 +322,48 @@ void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, in
 } // namespace
 
 #ifdef VX_HAVE_AVX2_TAPS
-/// Scatter of m <= 8 interior points (their weights w[axis][tap][point] and first-tap offsets o
-/// from interior_weights_x8) for a 4-tap kernel in 2D/3D float: c[o + taps] += v * weights, only
-/// for taps whose index along the slab axis D-1 (first tap: last[p]) is in [lo, hi). Each row of 4
-/// axis-0 taps is one 4-float update; points go in order, each row's taps in order.
+constexpr int kBlockGroups = 8; // groups of 8 points per block of scatter_block4_x8
+
+/// Scatter of a block of ng <= kBlockGroups groups of 8 interior points (group g: weights
+/// w[g][axis][tap][point] and first-tap offsets o[g] from interior_weights_x8, values v[g]; points
+/// with v = 0 are skipped) for a 4-tap kernel in 2D/3D float: c[o + taps] += v * weights, only for
+/// taps whose index along the slab axis D-1 (first tap: last[g][p]) is in [lo, hi). Each row of 4
+/// axis-0 taps is one 4-float update. The points go in the order (point p of every group, then
+/// point p + 1 of every group): neighbouring points of a row, whose rows overlap, are a whole
+/// block apart, so that no update waits for the store of the one before it to reach the cache.
 template <int D>
-inline void scatter_interior4_x8(float* c, int64_t s1, int64_t s2, const int64_t* o, const int64_t* last,
-                                 const float (*w)[4][8], const float* v, int m, int64_t lo, int64_t hi) {
-  // axis-0 weights from [tap][point] to one 4-vector per point
-  __m256 q[4];
-  detail::taps_by_point4_x8(w[0], q);
-  for (int p = 0; p < m; ++p) {
-    if (v[p] == 0.0f) continue; // contributes nothing
-    const __m128 w0 = p < 4 ? _mm256_castps256_ps128(q[p]) : _mm256_extractf128_ps(q[p - 4], 1);
-    float* base = c + o[p];
-    auto add_row = [&](float* row, float a) { _mm_storeu_ps(row, _mm_fmadd_ps(_mm_set1_ps(a), w0, _mm_loadu_ps(row))); };
-    if constexpr (D == 2) {
-      for (int j = 0; j < 4; ++j)
-        if (last[p] + j >= lo && last[p] + j < hi) add_row(base + j * s1, v[p] * w[1][j][p]);
-    } else {
-      for (int k = 0; k < 4; ++k) {
-        if (last[p] + k < lo || last[p] + k >= hi) continue;
-        const float vk = v[p] * w[2][k][p];
-        float* plane = base + k * s2;
-        for (int j = 0; j < 4; ++j) add_row(plane + j * s1, vk * w[1][j][p]);
-      }
+inline void scatter_block4_x8(float* c, int64_t s1, int64_t s2, const int64_t (*o)[8], const int64_t (*last)[8],
+                              const float (*w)[D][4][8], const float (*v)[8], int ng, int64_t lo, int64_t hi) {
+  // axis-0 weights from [tap][point] to one 4-vector per point: point p of group g at w0[g][p]
+  alignas(32) float w0[kBlockGroups][8][4];
+  for (int g = 0; g < ng; ++g) {
+    __m256 q[4];
+    detail::taps_by_point4_x8(w[g][0], q);
+    for (int r = 0; r < 4; ++r) {
+      _mm_store_ps(w0[g][r], _mm256_castps256_ps128(q[r]));
+      _mm_store_ps(w0[g][r + 4], _mm256_extractf128_ps(q[r], 1));
     }
   }
+  for (int p = 0; p < 8; ++p)
+    for (int g = 0; g < ng; ++g) {
+      const float vp = v[g][p];
+      if (vp == 0.0f) continue; // contributes nothing
+      const __m128 wx = _mm_load_ps(w0[g][p]);
+      float* base = c + o[g][p];
+      const int64_t first = last[g][p];
+      auto add_row = [&](float* row, float a) { _mm_storeu_ps(row, _mm_fmadd_ps(_mm_set1_ps(a), wx, _mm_loadu_ps(row))); };
+      if constexpr (D == 2) {
+        for (int j = 0; j < 4; ++j)
+          if (first + j >= lo && first + j < hi) add_row(base + j * s1, vp * w[g][1][j][p]);
+      } else {
+        for (int k = 0; k < 4; ++k) {
+          if (first + k < lo || first + k >= hi) continue;
+          const float vk = vp * w[g][2][k][p];
+          float* plane = base + k * s2;
+          for (int j = 0; j < 4; ++j) add_row(plane + j * s1, vk * w[g][1][j][p]);
+        }
+      }
+    }
 }
 #endif
 
@@ -472,40 +487,55 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
         if (st.any_gc_out) scatter_taps<K, D, T, true>(c, st, cs[a], v, lo, hi);
         else scatter_taps<K, D, T, false>(c, st, cs[a], v, lo, hi);
       };
+#ifdef VX_HAVE_AVX2_TAPS
+      if constexpr (detail::x8_kernel<T, K, D>) {
+        if (x8_ok) {
+          // blocks of up to kBlockGroups groups of 8 voxels: the interior points of each group get
+          // their weights SIMD over the group and are scattered with the block; the others go
+          // through scatter_one at once
+          for (int64_t b0 = i_begin; b0 < i_end; b0 += 8 * kBlockGroups) {
+            alignas(32) float w[kBlockGroups][D][4][8];
+            alignas(32) int64_t o[kBlockGroups][8], last[kBlockGroups][8];
+            alignas(32) float v8[kBlockGroups][8];
+            int ng = 0;
+            for (int64_t i0 = b0; i0 < std::min(i_end, b0 + 8 * kBlockGroups); i0 += 8) {
+              const int m = int(std::min<int64_t>(8, i_end - i0));
+              alignas(32) double xv[3][8];
+              coords_x8<D>(point, vec_field, i0, m, j, k, xv);
+              __m256d X[D][2];
+              const __m256d pd = _mm256_set1_pd(double(pad));
+              for (int d = 0; d < D; ++d) {
+                X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
+                X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
+              }
+              float* vg = v8[ng];
+              if (m == 8 && y.strides[0] == 1) _mm256_store_ps(vg, _mm256_loadu_ps(&y(i0, j, k)));
+              else
+                for (int p = 0; p < 8; ++p) vg[p] = p < m ? y(i0 + p, j, k) : 0.0f;
+              const unsigned in = detail::interior_mask_x8<D>(X, lo8, hi8);
+              if (in != 0xFF) { // lanes that are not interior: now, through the stencil, and weigh 0 below
+                for (int p = 0; p < 8; ++p) {
+                  if (in >> p & 1) continue;
+                  if (vg[p] != 0.0f) {
+                    double x[3] = {0, 0, 0};
+                    for (int d = 0; d < D; ++d) x[d] = xv[d][p];
+                    scatter_one(x, vg[p]);
+                  }
+                  vg[p] = 0.0f;
+                }
+                if (in == 0) continue;
+              }
+              detail::interior_weights_x8<K, D, false>(cs, X, w[ng], nullptr, o[ng], last[ng]);
+              ++ng;
+            }
+            scatter_block4_x8<D>(c, cs[1], cs[2], o, last, w, v8, ng, lo, hi);
+          }
+          return;
+        }
+      }
+#endif
       for (int64_t i0 = i_begin; i0 < i_end; i0 += N) {
         const int m = int(std::min<int64_t>(N, i_end - i0));
-#ifdef VX_HAVE_AVX2_TAPS
-        if constexpr (detail::x8_kernel<T, K, D>) {
-          if (x8_ok) {
-            alignas(32) double xv[3][8];
-            coords_x8<D>(point, vec_field, i0, m, j, k, xv);
-            __m256d X[D][2];
-            const __m256d pd = _mm256_set1_pd(double(pad));
-            for (int d = 0; d < D; ++d) {
-              X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
-              X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
-            }
-            alignas(32) float v8[8];
-            if (m == N && y.strides[0] == 1) _mm256_store_ps(v8, _mm256_loadu_ps(&y(i0, j, k)));
-            else
-              for (int p = 0; p < m; ++p) v8[p] = y(i0 + p, j, k);
-            if (detail::all_interior_x8<D>(X, lo8, hi8)) {
-              alignas(32) float w[D][4][8];
-              alignas(32) int64_t o[8], last[8];
-              detail::interior_weights_x8<K, D, false>(cs, X, w, nullptr, o, last);
-              scatter_interior4_x8<D>(c, cs[1], cs[2], o, last, w, v8, m, lo, hi);
-            } else {
-              for (int p = 0; p < m; ++p) {
-                if (v8[p] == 0.0f) continue;
-                double x[3] = {0, 0, 0};
-                for (int d = 0; d < D; ++d) x[d] = xv[d][p];
-                scatter_one(x, v8[p]);
-              }
-            }
-            continue;
-          }
-        }
-#endif
         bool all_in = m == N;
         for (int p = 0; p < m; ++p) {
           point(i0 + p, j, k, xs[p]);
@@ -532,7 +562,7 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
     // more than twice the farthest reach R of a point's taps from its own plane; the even slabs
     // are scattered in parallel, then the odd ones. Two slabs of one phase never touch the same
     // coefficient, and every coefficient gets its even-slab contributions, then its odd-slab
-    // ones, each in output order: no bucketing, and each point once.
+    // ones, each in a fixed order (scatter_row's): no bucketing, and each point once.
     if (const int64_t S = output_slab_size(nd, order, mode, y, field); S > 0) {
       const int64_t n_out = y.dims[a], nsl = (n_out + S - 1) / S;
       parallel_for(na, 1, [&](int64_t q0, int64_t q1) { std::fill(c + q0 * cs[a], c + q1 * cs[a], T(0)); });

@@ -140,6 +140,34 @@ def test_adjoint_field_float32_equals_float64(nd, mode, degree):
     assert abs(lhs - rhs) <= 1e-5 * np.linalg.norm(va.warp(x, u.astype(np.float32), degree, mode)) * np.linalg.norm(y)
 
 
+@pytest.mark.parametrize("scale", [0.3, 4.0])
+@pytest.mark.parametrize("mode", ["mirror", "nearest", "grid-constant"])
+def test_adjoint_long_rows_float32_equals_float64(scale, mode):
+    # rows of 150 voxels: several blocks of 8 groups of 8 points in the float32 scatter, groups
+    # with some points beyond the edges (the rest still in the block); a small field takes the
+    # output-slab schedule (80 planes), a large one the coefficient slabs; bit identity for 1-3 threads
+    shape = (150, 13, 80)
+    rng = np.random.default_rng(21)
+    u = ndi.gaussian_filter(rng.normal(size=shape + (3,)), (3, 3, 3, 0))
+    u = u / np.abs(u).max() * scale
+    u[:, :, :, 0] += np.where(np.arange(150) < 75, -0.6, 0.6)[:, None, None] * scale  # over both x edges
+    y = rng.normal(size=shape)
+    y[40:47] = 0.0
+    g64 = va.adjoint_warp(y, u, shape, 3, mode)
+    y32, u32 = y.astype(np.float32), u.astype(np.float32)
+    n0 = va.get_num_threads()
+    out = []
+    try:
+        for t in (1, 2, 3):
+            va.set_num_threads(t)
+            out.append(va.adjoint_warp(y32, u32, shape, 3, mode))
+    finally:
+        va.set_num_threads(n0)
+    assert np.abs(out[0] - g64).max() <= 2e-5 * np.abs(g64).max()
+    for o in out[1:]:
+        assert np.array_equal(out[0], o)
+
+
 @pytest.mark.parametrize("nd", [2, 3])
 @pytest.mark.parametrize("mode", ["mirror", "nearest", "constant", "grid-wrap"])
 @pytest.mark.parametrize("M", [(0.3, (6.0, -4.0, 2.5), 1.0), (0.05, (2.0, 1.0, 1.0), 0.9)])
