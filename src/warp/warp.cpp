@@ -367,44 +367,48 @@ inline void scatter_block4_x8(float* c, int64_t s1, int64_t s2, const int64_t (*
 }
 #endif
 
-/// Schedule 1 of scatter_points: the size S (in output planes along the slab axis) of the output
-/// slabs, or 0 where it does not apply (no field, 1D, wrapping modes, a field with non-finite
-/// values, or displacements too large for 4 slabs). S >= 2R + 1 with R = max|u| + taps + 2 bounds
-/// how far a point's taps lie from its own plane (padding shifts every plane alike). Mapping and
-/// folding by the modes only move taps towards the nearest end of the grid, and only points
-/// within R of an end have any: those of the first or last slab, whose taps stay below R (resp.
-/// above n - R), where no other slab of their phase reaches. The slab count is a multiple of 4,
-/// so that the two phases split evenly over 2 or 4 threads.
+/// Schedule 1 of scatter_points (output slabs): slabs of S output planes along the slab axis.
+/// Slab s scatters only into its window of coefficient planes [s S + pad - S/2, (s + 2) S + pad -
+/// S/2) (the first from 0, the last to the end): the windows of one phase (every other slab) do
+/// not overlap. A point whose displacement along the slab axis is at most `limit` = S/2 - taps has
+/// all its taps inside its slab's window: the taps lie within taps of the point, and the modes'
+/// folding only moves taps towards the nearest end of the grid, which only points of the first or
+/// last slab reach. S comes from a sample of the field (every kSampleRows-th row): room for 1.5
+/// times its largest |u| plus one voxel; scatter_grid checks every point against `limit` and, if
+/// one is beyond it, scatters by coefficient slabs instead. size 0 where the schedule does not
+/// apply (no field, 1D, wrapping modes, a sample with non-finite or huge values, displacements too
+/// large for 4 slabs). The slab count is a multiple of 4, so that the two phases split evenly over
+/// 2 or 4 threads.
+struct SlabPlan {
+  int64_t size = 0;
+  double limit = 0.0;
+};
+constexpr int64_t kSampleRows = 13;
+
 template <class T>
-int64_t output_slab_size(int nd, int order, Mode mode, ImageView<const T> y, ImageView<const T> field) {
+SlabPlan output_slab_plan(int nd, int order, Mode mode, ImageView<const T> y, ImageView<const T> field) {
   const int a = nd - 1;
-  if (!field.data || nd < 2 || mode == Mode::Wrap || mode == Mode::GridWrap) return 0;
-  const int64_t rows = y.dims[1] * y.dims[2], nblocks = (rows + kRowGrain - 1) / kRowGrain;
-  std::vector<double> block_max(static_cast<size_t>(nblocks), 0.0);
-  auto bigger = [](double v, double m) { return v > m || v != v; }; // NaN wins
-  parallel_for(rows, kRowGrain, [&](int64_t r0, int64_t r1) {
-    T m = 0;
-    bool nan = false;
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* u = &field(0, r % y.dims[1], r / y.dims[1], a);
-      const int64_t st = field.strides[0];
-      for (int64_t i = 0; i < y.dims[0]; ++i) {
-        const T v = u[i * st];
-        m = std::max(m, std::abs(v));
-        nan |= v != v;
+  if (!field.data || nd < 2 || mode == Mode::Wrap || mode == Mode::GridWrap) return {};
+  const int64_t rows = y.dims[1] * y.dims[2], st = field.strides[0];
+  double m = 0.0;
+  for (int64_t r = 0; r < rows; r += kSampleRows) {
+    const T* u = &field(0, r % y.dims[1], r / y.dims[1], a);
+    for (int64_t i = 0; i < y.dims[0]; ++i) {
+      const double v = std::abs(double(u[i * st]));
+      if (!(v <= m)) {
+        if (!(v <= 1e6)) return {}; // NaN, infinite or huge
+        m = v;
       }
     }
-    block_max[static_cast<size_t>(r0 / kRowGrain)] = nan ? std::numeric_limits<double>::quiet_NaN() : double(m);
-  });
-  double m = 0.0;
-  for (double v : block_max)
-    if (bigger(v, m)) m = v;
-  if (!(m <= 1e6)) return 0; // NaN, infinite or huge
-  const double reach = std::ceil(m) + kernel_taps(order) + 2;
-  const int64_t n_out = y.dims[a], smin = 2 * int64_t(reach) + 1;
-  int64_t nsl = n_out / smin;
+  }
+  const int taps = kernel_taps(order);
+  const int64_t reach = int64_t(std::ceil(1.5 * m + 1.0)) + taps; // S/2 >= reach: limit >= 1.5 m + 1
+  const int64_t n_out = y.dims[a];
+  int64_t nsl = n_out / (2 * reach + 1);
   nsl -= nsl % 4;
-  return nsl < 4 ? 0 : (n_out + nsl - 1) / nsl;
+  if (nsl < 4) return {};
+  const int64_t S = (n_out + nsl - 1) / nsl;
+  return {S, double(S / 2 - taps)};
 }
 
 template <class T>
@@ -466,7 +470,12 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
     const bool x8_ok = detail::strides_fit_int32(cs);
     const bool vec_field = field.data && field.strides[0] == 1;
 #endif
-    auto scatter_row = [&](int64_t j, int64_t k, int64_t i_begin, int64_t i_end, int64_t lo, int64_t hi) {
+    // Returns whether every point's displacement along the slab axis (its coordinate minus its
+    // own index there) is at most `limit` (false for NaN); schedule 2 ignores it.
+    auto scatter_row = [&](int64_t j, int64_t k, int64_t i_begin, int64_t i_end, int64_t lo, int64_t hi,
+                           double limit) {
+      const double q_own = double(D == 3 ? k : j);
+      bool within = true;
       double xs[N][3];
       int64_t starts[N][3];
       T vs[N];
@@ -508,6 +517,14 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
                 X[d][0] = _mm256_add_pd(_mm256_loadu_pd(xv[d]), pd);
                 X[d][1] = _mm256_add_pd(_mm256_loadu_pd(xv[d] + 4), pd);
               }
+              {
+                const __m256d q = _mm256_set1_pd(q_own), lim = _mm256_set1_pd(limit);
+                const __m256d abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFF));
+                const __m256d d0 = _mm256_and_pd(_mm256_sub_pd(_mm256_loadu_pd(xv[D - 1]), q), abs);
+                const __m256d d1 = _mm256_and_pd(_mm256_sub_pd(_mm256_loadu_pd(xv[D - 1] + 4), q), abs);
+                within &= _mm256_movemask_pd(_mm256_and_pd(_mm256_cmp_pd(d0, lim, _CMP_LE_OQ),
+                                                           _mm256_cmp_pd(d1, lim, _CMP_LE_OQ))) == 0xF;
+              }
               float* vg = v8[ng];
               if (m == 8 && y.strides[0] == 1) _mm256_store_ps(vg, _mm256_loadu_ps(&y(i0, j, k)));
               else
@@ -530,7 +547,7 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
             }
             scatter_block4_x8<D>(c, cs[1], cs[2], o, last, w, v8, ng, lo, hi);
           }
-          return;
+          return within;
         }
       }
 #endif
@@ -539,6 +556,7 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
         bool all_in = m == N;
         for (int p = 0; p < m; ++p) {
           point(i0 + p, j, k, xs[p]);
+          within &= std::abs(xs[p][D - 1] - q_own) <= limit;
           vs[p] = y(i0 + p, j, k);
           if (all_in) all_in = interior_start<K, D>(cd, pad, xs[p], starts[p]);
         }
@@ -556,30 +574,45 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
         for (int p = 0; p < m; ++p)
           if (vs[p] != T(0)) scatter_one(xs[p], vs[p]);
       }
+      return within;
     };
     // Schedule 1 (displacement fields that move points by at most a fraction of the grid, modes
-    // without wrapping): the output rows are cut into slabs of S planes along the slab axis, S
-    // more than twice the farthest reach R of a point's taps from its own plane; the even slabs
-    // are scattered in parallel, then the odd ones. Two slabs of one phase never touch the same
-    // coefficient, and every coefficient gets its even-slab contributions, then its odd-slab
-    // ones, each in a fixed order (scatter_row's): no bucketing, and each point once.
-    if (const int64_t S = output_slab_size(nd, order, mode, y, field); S > 0) {
-      const int64_t n_out = y.dims[a], nsl = (n_out + S - 1) / S;
-      parallel_for(na, 1, [&](int64_t q0, int64_t q1) { std::fill(c + q0 * cs[a], c + q1 * cs[a], T(0)); });
-      for (int phase = 0; phase < 2; ++phase)
+    // without wrapping; output_slab_plan): the output rows are cut into slabs of S planes along
+    // the slab axis, each scattering only into its window of coefficient planes; the even slabs
+    // are scattered in parallel, then the odd ones. The windows of one phase do not overlap, and
+    // every coefficient gets its even-slab contributions, then its odd-slab ones, each in a fixed
+    // order (scatter_row's): no bucketing, and each point once. Each slab first zeroes the planes
+    // no slab before it writes: the even ones their windows (which tile the grid up to the last
+    // odd slab's), the odd ones what is left of theirs. A point displaced beyond the plan's limit
+    // (whose taps might leave the window) sends the whole scatter to schedule 2, which overwrites
+    // every plane.
+    if (const SlabPlan plan = output_slab_plan(nd, order, mode, y, field); plan.size > 0) {
+      const int64_t S = plan.size, h = S / 2, n_out = y.dims[a], nsl = (n_out + S - 1) / S;
+      auto wlo = [&](int64_t s) { return s == 0 ? int64_t(0) : std::clamp(s * S + pad - h, int64_t(0), na); };
+      auto whi = [&](int64_t s) { return s == nsl - 1 ? na : std::clamp((s + 2) * S + pad - h, int64_t(0), na); };
+      std::vector<char> within(static_cast<size_t>(nsl), 1);
+      bool ok = true;
+      for (int phase = 0; phase < 2 && ok; ++phase) {
         parallel_for((nsl - phase + 1) / 2, 1, [&](int64_t t0, int64_t t1) {
           for (int64_t t = t0; t < t1; ++t) {
-            const int64_t s = 2 * t + phase, q_end = std::min(n_out, (s + 1) * S);
+            const int64_t s = 2 * t + phase, q_end = std::min(n_out, (s + 1) * S), lo = wlo(s), hi = whi(s);
+            const int64_t z0 = phase == 0 ? lo : std::max(lo, whi(s - 1));
+            const int64_t z1 = phase == 0 || s + 1 == nsl ? hi : std::min(hi, wlo(s + 1));
+            if (z0 < z1) std::fill(c + z0 * cs[a], c + z1 * cs[a], T(0));
+            bool w = true;
             // output planes q (D = 3) or rows (D = 2) of the slab, in blocks of kTileRows rows
             // along axis 1 so that the coefficients they update stay in cache from plane to plane
             const int64_t nj = D == 3 ? ny : 1;
             for (int64_t j0 = 0; j0 < nj; j0 += kTileRows)
               for (int64_t q = s * S; q < q_end; ++q)
                 for (int64_t j = j0; j < std::min(nj, j0 + kTileRows); ++j)
-                  scatter_row(D == 3 ? j : q, D == 3 ? q : 0, 0, nx, 0, na);
+                  w &= scatter_row(D == 3 ? j : q, D == 3 ? q : 0, 0, nx, lo, hi, plan.limit);
+            within[static_cast<size_t>(s)] = w;
           }
         });
-      return;
+        for (int64_t s = phase; s < nsl; s += 2) ok &= within[static_cast<size_t>(s)] != 0;
+      }
+      if (ok) return;
     }
     // Schedule 2 (any field or affine map): coefficient slabs of kSlab planes, each filled by one
     // task from the points whose taps touch it.
@@ -685,7 +718,7 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
         const int64_t lo = s * kSlab, hi = std::min(na, lo + kSlab);
         std::fill(c + lo * cs[a], c + hi * cs[a], T(0)); // the slab's planes (contiguous)
         for (const Run& run : by_slab[static_cast<size_t>(s)])
-          scatter_row(run.row % ny, run.row / ny, run.i0, run.i1, lo, hi);
+          scatter_row(run.row % ny, run.row / ny, run.i0, run.i1, lo, hi, 0.0);
       }
     });
   });
