@@ -411,75 +411,95 @@ template <int K, int D, class T, bool Grad>
 VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, const double* x, Mode mode,
                        int pad, T cval, T* grad);
 
-/// 8 points anywhere, for a 4-tap kernel in 2D/3D float: make_stencil's coordinate mapping and
-/// index folding per point, weights for the 8 at once, tap sums with one offset per row; points
-/// that take cval get it, points whose axis-0 taps are folded go through evaluate_point. Returns
-/// false (writing nothing) for grid-constant or an axis shorter than 4; the caller then evaluates
-/// point by point. xs: coordinates without the padding (as evaluate_point takes them).
+/// The stencils of 8 points anywhere, for a 4-tap kernel in 2D/3D float (general_x8's setup):
+/// make_stencil's coordinate mapping and index folding per point, weights for the 8 at once.
+/// fix[p]: 0 for a point whose axis-0 taps are contiguous (first tap o0[p]; tap l of axis d >= 1
+/// at offset o[d][l][p] = index * stride, its index along axis D-1 idx[l][p]); 1 for a point that
+/// takes cval (outside a constant grid, or not finite), 2 for one whose axis-0 taps are folded.
+/// Lanes with fix != 0 get the stencil of a safe coordinate (taps 0..3). Returns false for
+/// grid-constant or an axis shorter than 4. xs: coordinates without the padding.
+struct Stencils4x8 {
+  int fix[8];
+  int64_t o0[8], o[3][4][8], idx[4][8];
+  alignas(32) float w[3][4][8];
+  alignas(32) float dw[3][4][8];
+  float sign[3][8];
+};
+
 template <int K, int D, bool Grad>
-inline bool general_x8(const float* c, const int64_t* dims, const int64_t* strides, const double (*xs)[8], Mode mode,
-                       int pad, float cval, float* val, float (*grad)[8]) {
+inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const double (*xs)[8], Mode mode, int pad,
+                         Stencils4x8& s) {
   static_assert(kernel_taps(K) == 4);
   if (mode == Mode::GridConstant) return false;
   for (int d = 0; d < D; ++d)
     if (dims[d] < 4) return false;
   const Mode fold = spline_boundary_mode(mode);
   alignas(32) double xm[D][8];
-  float sign[D][8];
-  int64_t o0[8], o[D][4][8];
-  // Lanes that take cval (1) or need evaluate_point (2: axis-0 taps folded) are computed at a
-  // safe coordinate (1: taps 0..3) and replaced afterwards.
-  int fix[8] = {};
+  for (int p = 0; p < 8; ++p) s.fix[p] = 0;
   for (int p = 0; p < 8; ++p)
-    for (int d = 0; d < D && !fix[p]; ++d) {
+    for (int d = 0; d < D && !s.fix[p]; ++d) {
       const int64_t n = dims[d];
       if (!(std::abs(xs[d][p]) <= kMaxCoordinate)) {
-        fix[p] = 1;
+        s.fix[p] = 1;
         break;
       }
       double cc = xs[d][p] + pad, sg = 1.0;
-      if (mode != Mode::Nearest) cc = map_coordinate(cc, n, mode, sg);
-      if (!(cc > -1.0 || mode == Mode::Nearest)) fix[p] = 1;
+      // map_coordinate leaves [0, n - 1] as it is
+      if (mode != Mode::Nearest && !(cc >= 0.0 && cc <= double(n - 1))) cc = map_coordinate(cc, n, mode, sg);
+      if (!(cc > -1.0 || mode == Mode::Nearest)) s.fix[p] = 1;
       const int64_t start = kernel_start(cc, K);
-      if (d == 0 && (start < 0 || start + 3 >= n)) fix[p] = 2;
+      if (d == 0 && (start < 0 || start + 3 >= n)) s.fix[p] = 2;
       xm[d][p] = cc;
-      sign[d][p] = float(sg);
+      s.sign[d][p] = float(sg);
     }
   for (int d = 0; d < D; ++d) {
     const int64_t n = dims[d], st = strides[d];
     for (int p = 0; p < 8; ++p) {
-      if (fix[p]) xm[d][p] = 1.0, sign[d][p] = 1.0f;
+      if (s.fix[p]) xm[d][p] = 1.0, s.sign[d][p] = 1.0f;
       const double cc = xm[d][p];
       const int64_t start = kernel_start(cc, K);
       if (d == 0) {
-        o0[p] = start;
-      } else if (start < 0 || start + 3 >= n) {
-        for (int l = 0; l < 4; ++l) o[d][l][p] = fold_index(start + l, n, fold) * st;
-      } else {
-        for (int l = 0; l < 4; ++l) o[d][l][p] = (start + l) * st;
+        s.o0[p] = start;
+        continue;
+      }
+      const bool inside = start >= 0 && start + 3 < n;
+      for (int l = 0; l < 4; ++l) {
+        const int64_t q = inside ? start + l : fold_index(start + l, n, fold);
+        s.o[d][l][p] = q * st;
+        if (d == D - 1) s.idx[l][p] = q;
       }
     }
   }
   typedef float vec __attribute__((vector_size(32)));
-  alignas(32) float w[D][4][8];
-  alignas(32) float dw[Grad ? D : 1][4][8];
   constexpr double h = (K == kKeys || (K & 1)) ? 0.0 : 0.5;
   for (int d = 0; d < D; ++d) {
     vec f;
     for (int p = 0; p < 8; ++p) f[p] = float(xm[d][p] - std::floor(xm[d][p] + h));
-    weights_from_fractions<K, float, 8>(f, w[d], Grad ? dw[d] : nullptr);
+    weights_from_fractions<K, float, 8>(f, s.w[d], Grad ? s.dw[d] : nullptr);
   }
+  return true;
+}
+
+/// 8 points anywhere, for a 4-tap kernel in 2D/3D float: their stencils (stencils4_x8), tap sums
+/// with one offset per row; points that take cval get it, points whose axis-0 taps are folded go
+/// through evaluate_point. Returns false (writing nothing) where stencils4_x8 does; the caller
+/// then evaluates point by point. xs: coordinates without the padding (as evaluate_point takes them).
+template <int K, int D, bool Grad>
+inline bool general_x8(const float* c, const int64_t* dims, const int64_t* strides, const double (*xs)[8], Mode mode,
+                       int pad, float cval, float* val, float (*grad)[8]) {
+  Stencils4x8 s;
+  if (!stencils4_x8<K, D, Grad>(dims, strides, xs, mode, pad, s)) return false;
   const float* base[8];
-  for (int p = 0; p < 8; ++p) base[p] = c + o0[p];
+  for (int p = 0; p < 8; ++p) base[p] = c + s.o0[p];
   apply_rows4_x8<D, Grad>(
-      [&](int a, int j, int k) { return base[a] + o[1][j][a] + (D == 3 ? o[D - 1][k][a] : 0); }, w,
-      Grad ? dw : nullptr, val, grad);
+      [&](int a, int j, int k) { return base[a] + s.o[1][j][a] + (D == 3 ? s.o[D - 1][k][a] : 0); }, s.w,
+      Grad ? s.dw : nullptr, val, grad);
   if constexpr (Grad)
     for (int d = 0; d < D; ++d)
-      for (int p = 0; p < 8; ++p) grad[d][p] *= sign[d][p];
+      for (int p = 0; p < 8; ++p) grad[d][p] *= s.sign[d][p];
   for (int p = 0; p < 8; ++p) {
-    if (!fix[p]) continue;
-    if (fix[p] == 1) {
+    if (!s.fix[p]) continue;
+    if (s.fix[p] == 1) {
       val[p] = cval;
       if constexpr (Grad)
         for (int d = 0; d < D; ++d) grad[d][p] = 0.0f;

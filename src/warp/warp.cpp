@@ -322,6 +322,27 @@ void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, in
 } // namespace
 
 #ifdef VX_HAVE_AVX2_TAPS
+/// Scatter of point p of a group's stencils (detail::stencils4_x8, fix[p] = 0: contiguous axis-0
+/// taps, rows at their folded offsets) for a 4-tap kernel in 2D/3D float: c[taps] += v * weights,
+/// only for taps whose index along the slab axis D-1 is in [lo, hi).
+template <int D>
+inline void scatter_stencil4(float* c, const detail::Stencils4x8& s, int p, float v, int64_t lo, int64_t hi) {
+  const __m128 wx = _mm_setr_ps(s.w[0][0][p], s.w[0][1][p], s.w[0][2][p], s.w[0][3][p]);
+  float* base = c + s.o0[p];
+  auto add_row = [&](float* row, float a) { _mm_storeu_ps(row, _mm_fmadd_ps(_mm_set1_ps(a), wx, _mm_loadu_ps(row))); };
+  if constexpr (D == 2) {
+    for (int j = 0; j < 4; ++j)
+      if (s.idx[j][p] >= lo && s.idx[j][p] < hi) add_row(base + s.o[1][j][p], v * s.w[1][j][p]);
+  } else {
+    for (int k = 0; k < 4; ++k) {
+      if (s.idx[k][p] < lo || s.idx[k][p] >= hi) continue;
+      const float vk = v * s.w[2][k][p];
+      float* plane = base + s.o[2][k][p];
+      for (int j = 0; j < 4; ++j) add_row(plane + s.o[1][j][p], vk * s.w[1][j][p]);
+    }
+  }
+}
+
 constexpr int kBlockGroups = 8; // groups of 8 points per block of scatter_block4_x8
 
 /// Scatter of a block of ng <= kBlockGroups groups of 8 interior points (group g: weights
@@ -375,7 +396,7 @@ inline void scatter_block4_x8(float* c, int64_t s1, int64_t s2, const int64_t (*
 /// folding only moves taps towards the nearest end of the grid, which only points of the first or
 /// last slab reach. S comes from a sample of the field (every kSampleRows-th row): room for 1.5
 /// times its largest |u| plus one voxel; scatter_grid checks every point against `limit` and, if
-/// one is beyond it, scatters by coefficient slabs instead. size 0 where the schedule does not
+/// one is beyond it, starts again from the plan of the whole field. size 0 where the schedule does not
 /// apply (no field, 1D, wrapping modes, a sample with non-finite or huge values, displacements too
 /// large for 4 slabs). The slab count is a multiple of 4, so that the two phases split evenly over
 /// 2 or 4 threads.
@@ -385,21 +406,48 @@ struct SlabPlan {
 };
 constexpr int64_t kSampleRows = 13;
 
+/// max |u[i * st]| over i < n, or NaN if any u is NaN.
+template <class T> double max_abs(const T* u, int64_t n, int64_t st) {
+  int64_t i = 0;
+  T m = 0;
+  bool nan = false;
+#ifdef VX_HAVE_AVX2_TAPS
+  if constexpr (std::is_same_v<T, float>) {
+    if (st == 1) {
+      const __m256 sign = _mm256_set1_ps(-0.0f);
+      __m256 vm = _mm256_setzero_ps(), vn = _mm256_setzero_ps();
+      for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_andnot_ps(sign, _mm256_loadu_ps(u + i));
+        vm = _mm256_max_ps(vm, v);
+        vn = _mm256_or_ps(vn, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      }
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, vm);
+      for (float v : lanes) m = std::max(m, v);
+      nan = _mm256_movemask_ps(vn) != 0;
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const T v = std::abs(u[i * st]);
+    m = std::max(m, v);
+    nan |= v != v;
+  }
+  return nan ? std::numeric_limits<double>::quiet_NaN() : double(m);
+}
+
+/// The plan from every `stride`-th row of the field (1: all of them, and then every point is within the limit).
 template <class T>
-SlabPlan output_slab_plan(int nd, int order, Mode mode, ImageView<const T> y, ImageView<const T> field) {
+SlabPlan output_slab_plan(int nd, int order, Mode mode, ImageView<const T> y, ImageView<const T> field,
+                          int64_t stride) {
   const int a = nd - 1;
   if (!field.data || nd < 2 || mode == Mode::Wrap || mode == Mode::GridWrap) return {};
-  const int64_t rows = y.dims[1] * y.dims[2], st = field.strides[0];
+  const int64_t rows = y.dims[1] * y.dims[2];
   double m = 0.0;
-  for (int64_t r = 0; r < rows; r += kSampleRows) {
-    const T* u = &field(0, r % y.dims[1], r / y.dims[1], a);
-    for (int64_t i = 0; i < y.dims[0]; ++i) {
-      const double v = std::abs(double(u[i * st]));
-      if (!(v <= m)) {
-        if (!(v <= 1e6)) return {}; // NaN, infinite or huge
-        m = v;
-      }
-    }
+  for (int64_t r = 0; r < rows; r += stride) {
+    const double mr = max_abs(&field(0, r % y.dims[1], r / y.dims[1], a), y.dims[0], field.strides[0]);
+    if (!(mr <= 1e6)) return {}; // NaN, infinite or huge
+    m = std::max(m, mr);
   }
   const int taps = kernel_taps(order);
   const int64_t reach = int64_t(std::ceil(1.5 * m + 1.0)) + taps; // S/2 >= reach: limit >= 1.5 m + 1
@@ -530,13 +578,21 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
               else
                 for (int p = 0; p < 8; ++p) vg[p] = p < m ? y(i0 + p, j, k) : 0.0f;
               const unsigned in = detail::interior_mask_x8<D>(X, lo8, hi8);
-              if (in != 0xFF) { // lanes that are not interior: now, through the stencil, and weigh 0 below
+              if (in != 0xFF) {
+                // lanes that are not interior: now, and weigh 0 below; those with contiguous
+                // axis-0 taps through the group's stencils, the others through scatter_one
+                detail::Stencils4x8 gs;
+                const bool rows = detail::stencils4_x8<K, D, false>(cd, cs, xv, mode, pad, gs);
                 for (int p = 0; p < 8; ++p) {
                   if (in >> p & 1) continue;
                   if (vg[p] != 0.0f) {
-                    double x[3] = {0, 0, 0};
-                    for (int d = 0; d < D; ++d) x[d] = xv[d][p];
-                    scatter_one(x, vg[p]);
+                    if (rows && gs.fix[p] == 0) {
+                      scatter_stencil4<D>(c, gs, p, vg[p], lo, hi);
+                    } else {
+                      double x[3] = {0, 0, 0};
+                      for (int d = 0; d < D; ++d) x[d] = xv[d][p];
+                      scatter_one(x, vg[p]);
+                    }
                   }
                   vg[p] = 0.0f;
                 }
@@ -584,9 +640,9 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
     // order (scatter_row's): no bucketing, and each point once. Each slab first zeroes the planes
     // no slab before it writes: the even ones their windows (which tile the grid up to the last
     // odd slab's), the odd ones what is left of theirs. A point displaced beyond the plan's limit
-    // (whose taps might leave the window) sends the whole scatter to schedule 2, which overwrites
-    // every plane.
-    if (const SlabPlan plan = output_slab_plan(nd, order, mode, y, field); plan.size > 0) {
+    // (whose taps might leave the window) starts the scatter again from the plan of the whole
+    // field, or by schedule 2 where that plan does not apply (both overwrite every plane).
+    auto output_slabs = [&](const SlabPlan& plan) {
       const int64_t S = plan.size, h = S / 2, n_out = y.dims[a], nsl = (n_out + S - 1) / S;
       auto wlo = [&](int64_t s) { return s == 0 ? int64_t(0) : std::clamp(s * S + pad - h, int64_t(0), na); };
       auto whi = [&](int64_t s) { return s == nsl - 1 ? na : std::clamp((s + 2) * S + pad - h, int64_t(0), na); };
@@ -612,7 +668,13 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
         });
         for (int64_t s = phase; s < nsl; s += 2) ok &= within[static_cast<size_t>(s)] != 0;
       }
-      if (ok) return;
+      return ok;
+    };
+    if (const SlabPlan plan = output_slab_plan(nd, order, mode, y, field, kSampleRows); plan.size > 0) {
+      if (output_slabs(plan)) return;
+      // a point beyond the sample's reach: the plan of the whole field (which every point is within)
+      if (const SlabPlan full = output_slab_plan(nd, order, mode, y, field, 1); full.size > 0 && output_slabs(full))
+        return;
     }
     // Schedule 2 (any field or affine map): coefficient slabs of kSlab planes, each filled by one
     // task from the points whose taps touch it.

@@ -383,18 +383,20 @@ def test_adjoint_output_slabs_bit_identical_across_threads():
         np.testing.assert_array_equal(out[0], o)
 
 
+@pytest.mark.parametrize("spike", [5.0, 12.0])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("mode", ["mirror", "nearest"])
-def test_adjoint_output_slabs_spike_beyond_the_sample(dtype, mode):
-    # The output-slab schedule sizes its slabs from every 13th row of the field; a spike of 12
-    # voxels along the slab axis in an unsampled row (row 1) is beyond the slabs' reach, so the
-    # scatter must notice it and fall back to the coefficient slabs: the dot test with the forward
-    # warp, float32 against float64, and bit-identical for 1-3 threads.
+def test_adjoint_output_slabs_spike_beyond_the_sample(spike, dtype, mode):
+    # The output-slab schedule sizes its slabs from every 13th row of the field; a spike along the
+    # slab axis in an unsampled row (row 1) is beyond the slabs' reach, so the scatter must notice
+    # it and start again: with slabs sized from the whole field (5 voxels), or by coefficient
+    # slabs (12 voxels: too large for 4 output slabs). The dot test with the forward warp,
+    # float32 against float64, and bit-identical for 1-3 threads.
     rng = np.random.default_rng(14)
     shape = SLAB_SHAPES[3]
     u = small_field(rng, shape)
-    u[3:9, 1, 90, 2] = 12.0
-    u[4, 1, 91, 2] = -12.0
+    u[3:9, 1, 90, 2] = spike
+    u[4, 1, 91, 2] = -spike
     x, y = rng.standard_normal(shape), rng.standard_normal(shape)
     g64 = vx.adjoint_warp(y, u, shape, 3, mode)
     Mx = vx.warp(x, u, 3, mode)
