@@ -434,48 +434,92 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
   for (int d = 0; d < D; ++d)
     if (dims[d] < 4) return false;
   const Mode fold = spline_boundary_mode(mode);
+  constexpr double h = (K == kKeys || (K & 1)) ? 0.0 : 0.5;
+  constexpr int off = K == kKeys ? 1 : K / 2; // kernel_start(x) = floor(x + h) - off
   alignas(32) double xm[D][8];
   for (int p = 0; p < 8; ++p) s.fix[p] = 0;
-  for (int p = 0; p < 8; ++p)
-    for (int d = 0; d < D && !s.fix[p]; ++d) {
-      const int64_t n = dims[d];
-      if (!(std::abs(xs[d][p]) <= kMaxCoordinate)) {
-        s.fix[p] = 1;
-        break;
-      }
-      double cc = xs[d][p] + pad, sg = 1.0;
-      // map_coordinate leaves [0, n - 1] as it is
-      if (mode != Mode::Nearest && !(cc >= 0.0 && cc <= double(n - 1))) cc = map_coordinate(cc, n, mode, sg);
-      if (!(cc > -1.0 || mode == Mode::Nearest)) s.fix[p] = 1;
-      const int64_t start = kernel_start(cc, K);
-      if (d == 0 && (start < 0 || start + 3 >= n)) s.fix[p] = 2;
-      xm[d][p] = cc;
-      s.sign[d][p] = float(sg);
-    }
+  // Mapped coordinates, axis by axis, the first axis that fixes a point deciding (as make_stencil):
+  // coordinates on the grid [0, n - 1] as they are (map_coordinate leaves them so), the others
+  // point by point.
+  const __m256d pd = _mm256_set1_pd(double(pad));
   for (int d = 0; d < D; ++d) {
-    const int64_t n = dims[d], st = strides[d];
+    const int64_t n = dims[d];
+    const __m256d top = _mm256_set1_pd(double(n - 1));
+    unsigned on = 0;
+    for (int q = 0; q < 2; ++q) {
+      const __m256d X = _mm256_add_pd(_mm256_loadu_pd(xs[d] + 4 * q), pd);
+      _mm256_store_pd(xm[d] + 4 * q, X);
+      const __m256d in = _mm256_and_pd(_mm256_cmp_pd(X, _mm256_setzero_pd(), _CMP_GE_OQ), _mm256_cmp_pd(X, top, _CMP_LE_OQ));
+      on |= unsigned(_mm256_movemask_pd(in)) << (4 * q);
+    }
+    _mm256_storeu_ps(s.sign[d], _mm256_set1_ps(1.0f));
     for (int p = 0; p < 8; ++p) {
-      if (s.fix[p]) xm[d][p] = 1.0, s.sign[d][p] = 1.0f;
-      const double cc = xm[d][p];
-      const int64_t start = kernel_start(cc, K);
-      if (d == 0) {
-        s.o0[p] = start;
-        continue;
+      if (s.fix[p]) continue;
+      double cc = xm[d][p];
+      if (!(on >> p & 1)) {
+        if (!(std::abs(xs[d][p]) <= kMaxCoordinate)) {
+          s.fix[p] = 1;
+          continue;
+        }
+        double sg = 1.0;
+        if (mode != Mode::Nearest) cc = map_coordinate(cc, n, mode, sg);
+        if (!(cc > -1.0 || mode == Mode::Nearest)) s.fix[p] = 1;
+        xm[d][p] = cc;
+        s.sign[d][p] = float(sg);
       }
-      const bool inside = start >= 0 && start + 3 < n;
-      for (int l = 0; l < 4; ++l) {
-        const int64_t q = inside ? start + l : fold_index(start + l, n, fold);
-        s.o[d][l][p] = q * st;
-        if (d == D - 1) s.idx[l][p] = q;
+      if (d == 0) {
+        const int64_t start = kernel_start(cc, K);
+        if (start < 0 || start + 3 >= n) s.fix[p] = 2;
       }
     }
   }
+  for (int p = 0; p < 8; ++p)
+    if (s.fix[p])
+      for (int d = 0; d < D; ++d) xm[d][p] = 1.0, s.sign[d][p] = 1.0f;
+  // Starts, fractions and weights SIMD over the 8; tap offsets as vectors, folded point by point
+  // where a point's taps leave the axis (start as a double first: only starts inside the axis, or
+  // those of axis 0, which fix == 0 keeps inside, are converted to int32).
   typedef float vec __attribute__((vector_size(32)));
-  constexpr double h = (K == kKeys || (K & 1)) ? 0.0 : 0.5;
   for (int d = 0; d < D; ++d) {
+    const int64_t n = dims[d];
+    __m128 fr[2];
+    __m256i start[2];
+    unsigned inside = 0;
+    for (int q = 0; q < 2; ++q) {
+      const __m256d XM = _mm256_load_pd(xm[d] + 4 * q);
+      const __m256d fl = _mm256_floor_pd(_mm256_add_pd(XM, _mm256_set1_pd(h)));
+      fr[q] = _mm256_cvtpd_ps(_mm256_sub_pd(XM, fl));
+      const __m256d sd = _mm256_sub_pd(fl, _mm256_set1_pd(double(off)));
+      const __m256d in = _mm256_and_pd(_mm256_cmp_pd(sd, _mm256_setzero_pd(), _CMP_GE_OQ),
+                                       _mm256_cmp_pd(sd, _mm256_set1_pd(double(n - 4)), _CMP_LE_OQ));
+      inside |= unsigned(_mm256_movemask_pd(in)) << (4 * q);
+      start[q] = _mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(_mm256_and_pd(sd, in))); // 0 outside
+    }
+    const __m256 f8 = _mm256_set_m128(fr[1], fr[0]);
     vec f;
-    for (int p = 0; p < 8; ++p) f[p] = float(xm[d][p] - std::floor(xm[d][p] + h));
+    __builtin_memcpy(&f, &f8, sizeof f);
     weights_from_fractions<K, float, 8>(f, s.w[d], Grad ? s.dw[d] : nullptr);
+    if (d == 0) { // fix == 0: inside; the others are not used
+      for (int q = 0; q < 2; ++q) _mm256_storeu_si256(reinterpret_cast<__m256i*>(s.o0 + 4 * q), start[q]);
+      continue;
+    }
+    const __m256i st = _mm256_set1_epi64x(strides[d]);
+    for (int l = 0; l < 4; ++l)
+      for (int q = 0; q < 2; ++q) {
+        const __m256i idx = _mm256_add_epi64(start[q], _mm256_set1_epi64x(l));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(s.o[d][l] + 4 * q), _mm256_mul_epi32(idx, st));
+        if (d == D - 1) _mm256_storeu_si256(reinterpret_cast<__m256i*>(s.idx[l] + 4 * q), idx);
+      }
+    if (inside == 0xFF) continue;
+    for (int p = 0; p < 8; ++p) {
+      if (inside >> p & 1) continue;
+      const int64_t first = kernel_start(xm[d][p], K);
+      for (int l = 0; l < 4; ++l) {
+        const int64_t q = fold_index(first + l, n, fold);
+        s.o[d][l][p] = q * strides[d];
+        if (d == D - 1) s.idx[l][p] = q;
+      }
+    }
   }
   return true;
 }

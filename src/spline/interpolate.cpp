@@ -66,7 +66,7 @@ template <class T, class F> inline void store_x8(T* out, int64_t ostride, F&& f)
     f(out);
     return;
   }
-  float v[8];
+  float v[8] = {}; // f may write nothing (its caller then evaluates the 8 otherwise)
   f(v);
   for (int p = 0; p < 8; ++p) out[p * ostride] = v[p];
 }
