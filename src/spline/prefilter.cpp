@@ -252,7 +252,7 @@ void filter_buffer(double* c, int64_t n, int64_t m, int degree, Mode mode, bool 
 template <class T>
 void filter_rows(T* data, int64_t n, int64_t o0, int64_t o1, int degree, Mode mode, LineBuffer& buf,
                  bool transpose = false) {
-  constexpr int64_t B = 32;
+  constexpr int64_t B = 16;
   buf.resize(static_cast<size_t>(n * B));
   for (int64_t g = o0; g < o1; g += B) {
     const int64_t m = std::min(B, o1 - g);
