@@ -413,14 +413,15 @@ VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, 
 
 /// The stencils of 8 points anywhere, for a 4-tap kernel in 2D/3D float (general_x8's setup):
 /// make_stencil's coordinate mapping and index folding per point, weights for the 8 at once.
-/// fix[p]: 0 for a point whose axis-0 taps are contiguous (first tap o0[p]; tap l of axis d >= 1
-/// at offset o[d][l][p] = index * stride, its index along axis D-1 idx[l][p]); 1 for a point that
-/// takes cval (outside a constant grid, or not finite), 2 for one whose axis-0 taps are folded.
-/// Lanes with fix != 0 get the stencil of a safe coordinate (taps 0..3). Returns false for
-/// grid-constant or an axis shorter than 4. xs: coordinates without the padding.
+/// fix[p]: 0 for a point whose axis-0 taps are contiguous (first tap o0[p]); 2 for one whose
+/// axis-0 taps are folded (tap l at x0[l][p]); either way tap l of axis d >= 1 is at offset
+/// o[d][l][p] = index * stride, its index along axis D-1 idx[l][p]. 1 for a point that takes
+/// cval (outside a constant grid, or not finite): it gets the stencil of a safe coordinate
+/// (taps 0..3). Returns false for grid-constant or an axis shorter than 4. xs: coordinates
+/// without the padding.
 struct Stencils4x8 {
   int fix[8];
-  int64_t o0[8], o[3][4][8], idx[4][8];
+  int64_t o0[8], x0[4][8], o[3][4][8], idx[4][8];
   alignas(32) float w[3][4][8];
   alignas(32) float dw[3][4][8];
   float sign[3][8];
@@ -438,9 +439,9 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
   constexpr int off = K == kKeys ? 1 : K / 2; // kernel_start(x) = floor(x + h) - off
   alignas(32) double xm[D][8];
   for (int p = 0; p < 8; ++p) s.fix[p] = 0;
-  // Mapped coordinates, axis by axis, the first axis that fixes a point deciding (as make_stencil):
-  // coordinates on the grid [0, n - 1] as they are (map_coordinate leaves them so), the others
-  // point by point.
+  // Mapped coordinates, axis by axis (a point that takes cval on one axis takes it whatever the
+  // others): coordinates on the grid [0, n - 1] as they are (map_coordinate leaves them so), the
+  // others point by point.
   const __m256d pd = _mm256_set1_pd(double(pad));
   for (int d = 0; d < D; ++d) {
     const int64_t n = dims[d];
@@ -454,7 +455,7 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
     }
     _mm256_storeu_ps(s.sign[d], _mm256_set1_ps(1.0f));
     for (int p = 0; p < 8; ++p) {
-      if (s.fix[p]) continue;
+      if (s.fix[p] == 1) continue;
       double cc = xm[d][p];
       if (!(on >> p & 1)) {
         if (!(std::abs(xs[d][p]) <= kMaxCoordinate)) {
@@ -467,14 +468,14 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
         xm[d][p] = cc;
         s.sign[d][p] = float(sg);
       }
-      if (d == 0) {
+      if (d == 0 && s.fix[p] == 0) {
         const int64_t start = kernel_start(cc, K);
         if (start < 0 || start + 3 >= n) s.fix[p] = 2;
       }
     }
   }
   for (int p = 0; p < 8; ++p)
-    if (s.fix[p])
+    if (s.fix[p] == 1)
       for (int d = 0; d < D; ++d) xm[d][p] = 1.0, s.sign[d][p] = 1.0f;
   // Starts, fractions and weights SIMD over the 8; tap offsets as vectors, folded point by point
   // where a point's taps leave the axis (start as a double first: only starts inside the axis, or
@@ -499,8 +500,13 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
     vec f;
     __builtin_memcpy(&f, &f8, sizeof f);
     weights_from_fractions<K, float, 8>(f, s.w[d], Grad ? s.dw[d] : nullptr);
-    if (d == 0) { // fix == 0: inside; the others are not used
+    if (d == 0) { // fix == 0 (and 1): inside; fix == 2: folded taps
       for (int q = 0; q < 2; ++q) _mm256_storeu_si256(reinterpret_cast<__m256i*>(s.o0 + 4 * q), start[q]);
+      for (int p = 0; p < 8; ++p) {
+        if (s.fix[p] != 2) continue;
+        const int64_t first = kernel_start(xm[0][p], K);
+        for (int l = 0; l < 4; ++l) s.x0[l][p] = fold_index(first + l, n, fold);
+      }
       continue;
     }
     const __m256i st = _mm256_set1_epi64x(strides[d]);
@@ -525,36 +531,38 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
 }
 
 /// 8 points anywhere, for a 4-tap kernel in 2D/3D float: their stencils (stencils4_x8), tap sums
-/// with one offset per row; points that take cval get it, points whose axis-0 taps are folded go
-/// through evaluate_point. Returns false (writing nothing) where stencils4_x8 does; the caller
-/// then evaluates point by point. xs: coordinates without the padding (as evaluate_point takes them).
+/// with one pointer per row (for points whose axis-0 taps are folded, a copy of the row's 4 taps);
+/// points that take cval get it. Returns false (writing nothing) where stencils4_x8 does; the
+/// caller then evaluates point by point. xs: coordinates without the padding (as evaluate_point
+/// takes them).
 template <int K, int D, bool Grad>
 inline bool general_x8(const float* c, const int64_t* dims, const int64_t* strides, const double (*xs)[8], Mode mode,
                        int pad, float cval, float* val, float (*grad)[8]) {
   Stencils4x8 s;
   if (!stencils4_x8<K, D, Grad>(dims, strides, xs, mode, pad, s)) return false;
-  const float* base[8];
-  for (int p = 0; p < 8; ++p) base[p] = c + s.o0[p];
-  apply_rows4_x8<D, Grad>(
-      [&](int a, int j, int k) { return base[a] + s.o[1][j][a] + (D == 3 ? s.o[D - 1][k][a] : 0); }, s.w,
-      Grad ? s.dw : nullptr, val, grad);
+  constexpr int NK = D == 3 ? 4 : 1;
+  const float* rows[8][NK][4];
+  alignas(16) float folded[8][NK][4][4]; // rows of the points with fix == 2
+  for (int p = 0; p < 8; ++p)
+    for (int k = 0; k < NK; ++k)
+      for (int j = 0; j < 4; ++j) {
+        const float* row = c + s.o[1][j][p] + (D == 3 ? s.o[D - 1][k][p] : 0);
+        if (s.fix[p] != 2) {
+          rows[p][k][j] = row + s.o0[p];
+          continue;
+        }
+        for (int l = 0; l < 4; ++l) folded[p][k][j][l] = row[s.x0[l][p]];
+        rows[p][k][j] = folded[p][k][j];
+      }
+  apply_rows4_x8<D, Grad>([&](int a, int j, int k) { return rows[a][k][j]; }, s.w, Grad ? s.dw : nullptr, val, grad);
   if constexpr (Grad)
     for (int d = 0; d < D; ++d)
       for (int p = 0; p < 8; ++p) grad[d][p] *= s.sign[d][p];
   for (int p = 0; p < 8; ++p) {
-    if (!s.fix[p]) continue;
-    if (s.fix[p] == 1) {
-      val[p] = cval;
-      if constexpr (Grad)
-        for (int d = 0; d < D; ++d) grad[d][p] = 0.0f;
-      continue;
-    }
-    double x[3];
-    for (int d = 0; d < D; ++d) x[d] = xs[d][p];
-    float g[3];
-    val[p] = evaluate_point<K, D, float, Grad>(c, dims, strides, x, mode, pad, cval, g);
+    if (s.fix[p] != 1) continue;
+    val[p] = cval;
     if constexpr (Grad)
-      for (int d = 0; d < D; ++d) grad[d][p] = g[d];
+      for (int d = 0; d < D; ++d) grad[d][p] = 0.0f;
   }
   return true;
 }

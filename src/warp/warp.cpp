@@ -322,22 +322,29 @@ void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, in
 } // namespace
 
 #ifdef VX_HAVE_AVX2_TAPS
-/// Scatter of point p of a group's stencils (detail::stencils4_x8, fix[p] = 0: contiguous axis-0
-/// taps, rows at their folded offsets) for a 4-tap kernel in 2D/3D float: c[taps] += v * weights,
-/// only for taps whose index along the slab axis D-1 is in [lo, hi).
+/// Scatter of point p of a group's stencils (detail::stencils4_x8, fix[p] != 1) for a 4-tap kernel
+/// in 2D/3D float: c[taps] += v * weights, only for taps whose index along the slab axis D-1 is in
+/// [lo, hi). Rows at their folded offsets; along axis 0 one 4-float update (fix 0) or the 4 folded
+/// taps one by one (fix 2, in tap order: folded taps may coincide).
 template <int D>
 inline void scatter_stencil4(float* c, const detail::Stencils4x8& s, int p, float v, int64_t lo, int64_t hi) {
   const __m128 wx = _mm_setr_ps(s.w[0][0][p], s.w[0][1][p], s.w[0][2][p], s.w[0][3][p]);
-  float* base = c + s.o0[p];
-  auto add_row = [&](float* row, float a) { _mm_storeu_ps(row, _mm_fmadd_ps(_mm_set1_ps(a), wx, _mm_loadu_ps(row))); };
+  const bool folded = s.fix[p] == 2;
+  auto add_row = [&](float* row, float a) {
+    if (!folded) {
+      _mm_storeu_ps(row + s.o0[p], _mm_fmadd_ps(_mm_set1_ps(a), wx, _mm_loadu_ps(row + s.o0[p])));
+      return;
+    }
+    for (int l = 0; l < 4; ++l) row[s.x0[l][p]] += a * s.w[0][l][p];
+  };
   if constexpr (D == 2) {
     for (int j = 0; j < 4; ++j)
-      if (s.idx[j][p] >= lo && s.idx[j][p] < hi) add_row(base + s.o[1][j][p], v * s.w[1][j][p]);
+      if (s.idx[j][p] >= lo && s.idx[j][p] < hi) add_row(c + s.o[1][j][p], v * s.w[1][j][p]);
   } else {
     for (int k = 0; k < 4; ++k) {
       if (s.idx[k][p] < lo || s.idx[k][p] >= hi) continue;
       const float vk = v * s.w[2][k][p];
-      float* plane = base + s.o[2][k][p];
+      float* plane = c + s.o[2][k][p];
       for (int j = 0; j < 4; ++j) add_row(plane + s.o[1][j][p], vk * s.w[1][j][p]);
     }
   }
@@ -579,15 +586,16 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
                 for (int p = 0; p < 8; ++p) vg[p] = p < m ? y(i0 + p, j, k) : 0.0f;
               const unsigned in = detail::interior_mask_x8<D>(X, lo8, hi8);
               if (in != 0xFF) {
-                // lanes that are not interior: now, and weigh 0 below; those with contiguous
-                // axis-0 taps through the group's stencils, the others through scatter_one
+                // lanes that are not interior: now, and weigh 0 below; through the group's
+                // stencils (points outside a constant grid contribute nothing), or scatter_one
+                // where those do not apply (grid-constant, short axes)
                 detail::Stencils4x8 gs;
                 const bool rows = detail::stencils4_x8<K, D, false>(cd, cs, xv, mode, pad, gs);
                 for (int p = 0; p < 8; ++p) {
                   if (in >> p & 1) continue;
                   if (vg[p] != 0.0f) {
-                    if (rows && gs.fix[p] == 0) {
-                      scatter_stencil4<D>(c, gs, p, vg[p], lo, hi);
+                    if (rows) {
+                      if (gs.fix[p] != 1) scatter_stencil4<D>(c, gs, p, vg[p], lo, hi);
                     } else {
                       double x[3] = {0, 0, 0};
                       for (int d = 0; d < D; ++d) x[d] = xv[d][p];
