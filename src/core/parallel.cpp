@@ -1,7 +1,10 @@
 #include "voxalign/core/parallel.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -25,6 +28,126 @@ int default_threads() {
   unsigned hc = std::thread::hardware_concurrency();
   return hc ? static_cast<int>(hc) : 1;
 }
+
+/// One parallel_for call: its blocks are taken in turn by whichever thread is free.
+struct Job {
+  const std::function<void(int64_t, int64_t)>& fn;
+  int64_t n, grain, nblocks;
+  std::vector<std::exception_ptr> errors;
+  std::atomic<int64_t> next{0};
+  std::atomic<bool> failed{false};
+  Job(const std::function<void(int64_t, int64_t)>& f, int64_t n_, int64_t g, int64_t nb)
+      : fn(f), n(n_), grain(g), nblocks(nb), errors(static_cast<size_t>(nb)) {}
+
+  void run() {
+    const bool was = t_in_parallel;
+    t_in_parallel = true;
+    struct Restore {
+      bool v;
+      ~Restore() { t_in_parallel = v; }
+    } restore{was};
+    for (;;) {
+      const int64_t b = next.fetch_add(1);
+      if (b >= nblocks || failed.load()) return;
+      try {
+        fn(b * grain, std::min(n, (b + 1) * grain));
+      } catch (...) {
+        errors[static_cast<size_t>(b)] = std::current_exception();
+        failed.store(true);
+      }
+    }
+  }
+};
+
+/// Threads kept between parallel_for calls. A thread started for each call begins on its parent's
+/// CPU and waits there for the scheduler to move it (measured here: ~4 ms, a whole scheduler
+/// tick, per call); pool workers sleep on a condition variable and wake on the CPU they ran on.
+/// One job at a time: a call that finds the pool busy (another caller's thread) starts threads of
+/// its own instead. The workers are never joined (detached; the pool is never destroyed), and a
+/// process forked from this one starts a pool of its own (the workers do not survive the fork).
+class Pool {
+public:
+  const pid_t pid = getpid();
+
+  /// Runs job on the calling thread and up to `helpers` workers; false if the pool is busy.
+  bool run(Job& job, int helpers) {
+    std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
+    if (!busy.owns_lock()) return false;
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      while (int(nworkers_) < helpers) {
+        try {
+          std::thread(&Pool::worker, this, nworkers_).detach();
+        } catch (const std::system_error&) {
+          break; // fewer threads: the blocks, and so the results, are the same
+        }
+        ++nworkers_;
+      }
+      job_ = &job;
+      wanted_ = helpers;
+      ++epoch_;
+    }
+    cv_.notify_all();
+    job.run();
+    std::unique_lock<std::mutex> lk(m_);
+    done_.wait(lk, [&] { return active_ == 0; });
+    job_ = nullptr; // a worker that wakes from now on finds nothing to do
+    return true;
+  }
+
+private:
+  std::mutex busy_, m_;
+  std::condition_variable cv_, done_;
+  Job* job_ = nullptr;
+  uint64_t epoch_ = 0;
+  int nworkers_ = 0, wanted_ = 0, active_ = 0;
+
+  void worker(int index) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lk(m_);
+    for (;;) {
+      cv_.wait(lk, [&] { return epoch_ != seen; });
+      seen = epoch_;
+      if (!job_ || index >= wanted_) continue;
+      Job* job = job_;
+      ++active_;
+      lk.unlock();
+      job->run();
+      lk.lock();
+      if (--active_ == 0) done_.notify_all();
+    }
+  }
+};
+
+Pool& pool() {
+  static std::atomic<Pool*> p{nullptr};
+  Pool* cur = p.load();
+  if (!cur || cur->pid != getpid()) { // first use, or a forked child: a new pool (the old one leaks)
+    static std::mutex m;
+    std::lock_guard<std::mutex> lk(m);
+    cur = p.load();
+    if (!cur || cur->pid != getpid()) {
+      cur = new Pool;
+      p.store(cur);
+    }
+  }
+  return *cur;
+}
+
+// Threads started for this call alone (when the pool is busy with another caller's job).
+void run_with_own_threads(Job& job, int helpers) {
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(helpers));
+  for (int t = 0; t < helpers; ++t) {
+    try {
+      threads.emplace_back([&job] { job.run(); });
+    } catch (const std::system_error&) {
+      break; // fewer threads: the blocks, and so the results, are the same
+    }
+  }
+  job.run();
+  for (auto& t : threads) t.join();
+}
 } // namespace
 
 int num_threads() {
@@ -43,39 +166,9 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     for (int64_t b = 0; b < nblocks; ++b) fn(b * grain, std::min(n, (b + 1) * grain));
     return;
   }
-  std::atomic<int64_t> next{0};
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(nblocks));
-  std::atomic<bool> failed{false};
-  auto worker = [&] {
-    const bool was = t_in_parallel;
-    t_in_parallel = true;
-    struct Restore {
-      bool v;
-      ~Restore() { t_in_parallel = v; }
-    } restore{was};
-    for (;;) {
-      int64_t b = next.fetch_add(1);
-      if (b >= nblocks || failed.load()) return;
-      try {
-        fn(b * grain, std::min(n, (b + 1) * grain));
-      } catch (...) {
-        errors[static_cast<size_t>(b)] = std::current_exception();
-        failed.store(true);
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(static_cast<size_t>(nthreads - 1));
-  for (int t = 1; t < nthreads; ++t) {
-    try {
-      pool.emplace_back(worker);
-    } catch (const std::system_error&) {
-      break; // fewer threads: the blocks, and so the results, are the same
-    }
-  }
-  worker();
-  for (auto& t : pool) t.join();
-  for (auto& e : errors)
+  Job job(fn, n, grain, nblocks);
+  if (!pool().run(job, nthreads - 1)) run_with_own_threads(job, nthreads - 1);
+  for (auto& e : job.errors)
     if (e) std::rethrow_exception(e);
 }
 
