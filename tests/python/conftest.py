@@ -48,3 +48,23 @@ def t1_path():
             pytest.fail("mricron-data is not installed (run make deps)")
         pytest.skip("mricron-data not installed")
     return p
+
+
+def adjoint_over_threads(y, u, shape, mode, threads=(1, 2, 3)):
+    """voxalign.adjoint_warp (cubic) of y through field u with each thread count in turn (the
+    previous setting restored); asserts the results are bit-identical and returns the first."""
+    import numpy as np
+
+    import voxalign as vx
+
+    n0 = vx.get_num_threads()
+    out = []
+    try:
+        for t in threads:
+            vx.set_num_threads(t)
+            out.append(vx.adjoint_warp(y, u, shape, 3, mode))
+    finally:
+        vx.set_num_threads(n0)
+    for o in out[1:]:
+        np.testing.assert_array_equal(out[0], o)
+    return out[0]
