@@ -63,13 +63,14 @@ TEST(Warp, AdjointBitIdenticalAcrossThreads) {
 
 // Both scatter schedules and the float AVX2 batches (also run under `make asan`): the float32
 // adjoint against the float64 one. A field of |u| <= 0.9 on a grid of 90 planes takes the
-// output-slab schedule; one of +-4 voxels, or the affine map, the coefficient slabs.
+// output-slab schedule; one of +-4 voxels, or the affine map, the coefficient slabs. Rows of 70
+// voxels: a whole block of 8 groups of 8 points in the float scatter, then a partial one.
 TEST(Warp, FloatAdjointMatchesDoubleInBothSchedules) {
-  const std::array<int64_t, 4> d{21, 17, 90, 1};
+  const std::array<int64_t, 4> d{70, 17, 90, 1};
   const Image<double> y = random_image(d, 6);
   for (double scale : {0.3, 4.0})
     for (Mode mode : {Mode::Mirror, Mode::Nearest, Mode::GridConstant, Mode::GridWrap}) {
-      Image<double> u = random_image({21, 17, 90, 3}, 7, scale);
+      Image<double> u = random_image({70, 17, 90, 3}, 7, scale);
       if (scale < 1)
         for (int64_t q = 0; q < u.size(); ++q) u.data()[q] = std::clamp(u.data()[q], -0.9, 0.9);
       Geometry gf = y.geometry(), gu = u.geometry();
