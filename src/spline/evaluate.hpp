@@ -407,10 +407,6 @@ inline void interior_x8(const float* c, const int64_t* strides, const __m256d (&
   apply_interior4_x8<D, Grad>(base, strides[1], D == 3 ? strides[2] : 0, w, Grad ? dw : nullptr, val, grad);
 }
 
-template <int K, int D, class T, bool Grad>
-VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, const double* x, Mode mode,
-                       int pad, T cval, T* grad);
-
 /// The stencils of 8 points anywhere, for a 4-tap kernel in 2D/3D float (general_x8's setup):
 /// make_stencil's coordinate mapping and index folding per point, weights for the 8 at once.
 /// fix[p]: 0 for a point whose axis-0 taps are contiguous (first tap o0[p]); 2 for one whose

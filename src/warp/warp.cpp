@@ -322,6 +322,24 @@ void adjoint(ImageView<const T> y, ImageView<const T> field, const double* M, in
 } // namespace
 
 #ifdef VX_HAVE_AVX2_TAPS
+/// The rows of axis-0 taps of point p of a batch of 8 for a 4-tap kernel in 2D/3D float (weights
+/// w[axis][tap][p]): add(row(j, k), v * w1[j] * w2[k]) for each row whose index along the slab
+/// axis D-1, plane(tap), is in [lo, hi).
+template <int D, class Plane, class Row, class Add>
+inline VX_FORCEINLINE void scatter_rows4(const float (*w)[4][8], int p, float v, Plane plane, Row row, int64_t lo,
+                                         int64_t hi, Add add) {
+  if constexpr (D == 2) {
+    for (int j = 0; j < 4; ++j)
+      if (plane(j) >= lo && plane(j) < hi) add(row(j, 0), v * w[1][j][p]);
+  } else {
+    for (int k = 0; k < 4; ++k) {
+      if (plane(k) < lo || plane(k) >= hi) continue;
+      const float vk = v * w[2][k][p];
+      for (int j = 0; j < 4; ++j) add(row(j, k), vk * w[1][j][p]);
+    }
+  }
+}
+
 /// Scatter of point p of a group's stencils (detail::stencils4_x8, fix[p] != 1) for a 4-tap kernel
 /// in 2D/3D float: c[taps] += v * weights, only for taps whose index along the slab axis D-1 is in
 /// [lo, hi). Rows at their folded offsets; along axis 0 one 4-float update (fix 0) or the 4 folded
@@ -337,17 +355,9 @@ inline void scatter_stencil4(float* c, const detail::Stencils4x8& s, int p, floa
     }
     for (int l = 0; l < 4; ++l) row[s.x0[l][p]] += a * s.w[0][l][p];
   };
-  if constexpr (D == 2) {
-    for (int j = 0; j < 4; ++j)
-      if (s.idx[j][p] >= lo && s.idx[j][p] < hi) add_row(c + s.o[1][j][p], v * s.w[1][j][p]);
-  } else {
-    for (int k = 0; k < 4; ++k) {
-      if (s.idx[k][p] < lo || s.idx[k][p] >= hi) continue;
-      const float vk = v * s.w[2][k][p];
-      float* plane = c + s.o[2][k][p];
-      for (int j = 0; j < 4; ++j) add_row(plane + s.o[1][j][p], vk * s.w[1][j][p]);
-    }
-  }
+  scatter_rows4<D>(
+      s.w, p, v, [&](int t) { return s.idx[t][p]; },
+      [&](int j, int k) { return c + s.o[1][j][p] + (D == 3 ? s.o[2][k][p] : 0); }, lo, hi, add_row);
 }
 
 constexpr int kBlockGroups = 8; // groups of 8 points per block of scatter_block4_x8
@@ -379,18 +389,9 @@ inline void scatter_block4_x8(float* c, int64_t s1, int64_t s2, const int64_t (*
       const __m128 wx = _mm_load_ps(w0[g][p]);
       float* base = c + o[g][p];
       const int64_t first = last[g][p];
-      auto add_row = [&](float* row, float a) { _mm_storeu_ps(row, _mm_fmadd_ps(_mm_set1_ps(a), wx, _mm_loadu_ps(row))); };
-      if constexpr (D == 2) {
-        for (int j = 0; j < 4; ++j)
-          if (first + j >= lo && first + j < hi) add_row(base + j * s1, vp * w[g][1][j][p]);
-      } else {
-        for (int k = 0; k < 4; ++k) {
-          if (first + k < lo || first + k >= hi) continue;
-          const float vk = vp * w[g][2][k][p];
-          float* plane = base + k * s2;
-          for (int j = 0; j < 4; ++j) add_row(plane + j * s1, vk * w[g][1][j][p]);
-        }
-      }
+      scatter_rows4<D>(
+          w[g], p, vp, [&](int t) { return first + t; }, [&](int j, int k) { return base + j * s1 + k * s2; }, lo, hi,
+          [&](float* row, float a) { _mm_storeu_ps(row, _mm_fmadd_ps(_mm_set1_ps(a), wx, _mm_loadu_ps(row))); });
     }
 }
 #endif
@@ -555,8 +556,8 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
       if constexpr (detail::x8_kernel<T, K, D>) {
         if (x8_ok) {
           // blocks of up to kBlockGroups groups of 8 voxels: the interior points of each group get
-          // their weights SIMD over the group and are scattered with the block; the others go
-          // through scatter_one at once
+          // their weights SIMD over the group and are scattered with the block; the others at
+          // once, through the group's stencils
           for (int64_t b0 = i_begin; b0 < i_end; b0 += 8 * kBlockGroups) {
             alignas(32) float w[kBlockGroups][D][4][8];
             alignas(32) int64_t o[kBlockGroups][8], last[kBlockGroups][8];
