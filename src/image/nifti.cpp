@@ -1,21 +1,21 @@
 #include "voxalign/image/nifti.hpp"
 
-#include <nifti2_io.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <memory>
 #include <random>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <libdeflate.h>
 
+#include "nifti_header.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/file_read.hpp"
 #include "voxalign/core/parallel.hpp"
 
 namespace fs = std::filesystem;
@@ -52,204 +52,194 @@ std::string dtype_name(DataType t) {
 
 namespace {
 
-int to_nifti_code(DataType t) {
-  switch (t) {
-  case DataType::UInt8: return NIFTI_TYPE_UINT8;
-  case DataType::Int8: return NIFTI_TYPE_INT8;
-  case DataType::Int16: return NIFTI_TYPE_INT16;
-  case DataType::UInt16: return NIFTI_TYPE_UINT16;
-  case DataType::Int32: return NIFTI_TYPE_INT32;
-  case DataType::UInt32: return NIFTI_TYPE_UINT32;
-  case DataType::Int64: return NIFTI_TYPE_INT64;
-  case DataType::UInt64: return NIFTI_TYPE_UINT64;
-  case DataType::Float32: return NIFTI_TYPE_FLOAT32;
-  case DataType::Float64: return NIFTI_TYPE_FLOAT64;
-  }
-  return 0;
-}
-
-bool from_nifti_code(int code, DataType& t) {
-  switch (code) {
-  case NIFTI_TYPE_UINT8: t = DataType::UInt8; return true;
-  case NIFTI_TYPE_INT8: t = DataType::Int8; return true;
-  case NIFTI_TYPE_INT16: t = DataType::Int16; return true;
-  case NIFTI_TYPE_UINT16: t = DataType::UInt16; return true;
-  case NIFTI_TYPE_INT32: t = DataType::Int32; return true;
-  case NIFTI_TYPE_UINT32: t = DataType::UInt32; return true;
-  case NIFTI_TYPE_INT64: t = DataType::Int64; return true;
-  case NIFTI_TYPE_UINT64: t = DataType::UInt64; return true;
-  case NIFTI_TYPE_FLOAT32: t = DataType::Float32; return true;
-  case NIFTI_TYPE_FLOAT64: t = DataType::Float64; return true;
-  default: return false;
-  }
-}
-
-struct NimDeleter {
-  void operator()(nifti_image* n) const { nifti_image_free(n); }
-};
-using NimPtr = std::unique_ptr<nifti_image, NimDeleter>;
-
-void quiet_nifti() {
-  static std::atomic<bool> done{false};
-  if (!done.exchange(true)) nifti_set_debug_level(0);
-}
+using nifti_detail::ParsedHeader;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// nibabel's quaternion -> rotation (quat2mat after fillpositive).
-Eigen::Matrix3d nibabel_quat_to_rot(double b, double c, double d) {
-  double w2 = 1.0 - (b * b + c * c + d * d);
-  double a = w2 < 0 ? 0.0 : std::sqrt(w2);
-  const double nq = a * a + b * b + c * c + d * d;
-  if (nq < std::numeric_limits<double>::epsilon()) return Eigen::Matrix3d::Identity();
-  const double s = 2.0 / nq;
-  const double X = b * s, Y = c * s, Z = d * s;
-  const double wX = a * X, wY = a * Y, wZ = a * Z;
-  const double xX = b * X, xY = b * Y, xZ = b * Z;
-  const double yY = c * Y, yZ = c * Z, zZ = d * Z;
-  Eigen::Matrix3d R;
-  R << 1.0 - (yY + zZ), xY - wZ, xZ + wY, xY + wZ, 1.0 - (xX + zZ), yZ - wX, xZ - wY, yZ + wX, 1.0 - (xX + yY);
-  return R;
-}
+bool is_gzip(const unsigned char* p, size_t n) { return n >= 2 && p[0] == 0x1f && p[1] == 0x8b; }
 
-Mat4 nibabel_affine(const nifti_image* nim) {
-  Mat4 A = Mat4::Identity();
-  if (nim->sform_code > 0) {
-    for (int r = 0; r < 3; ++r)
-      for (int c = 0; c < 4; ++c) A(r, c) = nim->sto_xyz.m[r][c];
-    return A;
-  }
-  if (nim->qform_code > 0) {
-    const Eigen::Matrix3d R = nibabel_quat_to_rot(nim->quatern_b, nim->quatern_c, nim->quatern_d);
-    Eigen::Vector3d zooms(std::fabs(nim->pixdim[1]), std::fabs(nim->pixdim[2]), std::fabs(nim->pixdim[3]));
-    zooms[2] *= nim->qfac < 0 ? -1.0 : 1.0;
-    A.block<3, 3>(0, 0) = R * zooms.asDiagonal();
-    A(0, 3) = nim->qoffset_x;
-    A(1, 3) = nim->qoffset_y;
-    A(2, 3) = nim->qoffset_z;
-    return A;
-  }
-  // nibabel's shape_zoom_affine(shape, zooms, x_flip=True) on the first min(ndim, 3) axes.
-  const int nd = static_cast<int>(std::min<int64_t>(nim->ndim, 3));
-  for (int d = 0; d < 3; ++d) {
-    const double n = d < nd ? double(nim->dim[d + 1]) : 1.0;
-    double z = d < nd ? double(nim->pixdim[d + 1]) : 1.0;
-    if (d == 0) z = -z;
-    A(d, d) = z;
-    A(d, 3) = -(n - 1) / 2.0 * z;
-  }
-  return A;
-}
+// DEFLATE expands at most 1032:1, so a .nii.gz whose header declares more data than that (plus a
+// margin for headers) cannot hold it: refused before anything is allocated.
+constexpr double kMaxDeflateRatio = 1032.0;
+// The header and its extensions must come within this many bytes (nibabel has no limit; real
+// extensions -- dcm2niix JSON, CIFTI XML -- are kilobytes to a few megabytes).
+constexpr uint64_t kMaxHeaderBytes = uint64_t(64) << 20;
 
-// Read the raw header ourselves to check what nifti_clib silently "fixes" (it sets non-positive
-// dimensions to 1) and to learn the NIfTI version. Returns 1 or 2, or 0 for ANALYZE/unknown.
-int check_raw_header(const std::string& path) {
-  gzFile f = gzopen(path.c_str(), "rb");
-  VX_CHECK(f, IoError, path, ": cannot open for reading");
-  unsigned char h[540];
-  const int got = gzread(f, h, sizeof(h));
-  gzclose(f);
-  VX_CHECK(got >= 348, IoError, path, ": not a valid NIfTI file (shorter than a header)");
-  int32_t sz;
-  std::memcpy(&sz, h, 4);
-  const bool swap = sz != 348 && sz != 540;
-  if (swap) sz = int32_t(__builtin_bswap32(uint32_t(sz)));
-  VX_CHECK(sz == 348 || sz == 540, IoError, path, ": not a valid NIfTI file (bad header size)");
-  VX_CHECK(sz == 348 || got >= 540, IoError, path, ": not a valid NIfTI file (truncated NIfTI-2 header)");
-  int64_t dim[8];
-  for (int i = 0; i < 8; ++i) {
-    if (sz == 348) {
-      uint16_t v;
-      std::memcpy(&v, h + 40 + 2 * i, 2);
-      if (swap) v = __builtin_bswap16(v);
-      dim[i] = int16_t(v);
-    } else {
-      uint64_t v;
-      std::memcpy(&v, h + 16 + 8 * i, 8);
-      if (swap) v = __builtin_bswap64(v);
-      dim[i] = int64_t(v);
+// A regular file opened once (a FIFO is refused before it is opened: opening it would block).
+class InFile {
+public:
+  InFile(const std::string& path, const std::string& shown) : shown_(shown) {
+    check_regular_file(path, "NIfTI file");
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    VX_CHECK(fd_ >= 0, IoError, shown, ": cannot open ", path, " for reading (", std::strerror(errno), ")");
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      throw IoError(shown + ": " + path + " is not a regular file");
     }
+    size_ = uint64_t(st.st_size);
   }
-  VX_CHECK(dim[0] >= 1 && dim[0] <= 7, IoError, path, ": invalid number of dimensions dim[0] = ", dim[0]);
-  for (int d = 1; d <= dim[0]; ++d)
-    VX_CHECK(dim[d] >= 1, IoError, path, ": dimension ", d, " is ", dim[d], " (must be positive)");
-  const bool magic1 = std::memcmp(h + 344, "n+1", 4) == 0 || std::memcmp(h + 344, "ni1", 4) == 0;
-  const bool magic2 = sz == 540 && (std::memcmp(h + 4, "n+2", 3) == 0 || std::memcmp(h + 4, "ni2", 3) == 0);
-  return magic2 ? 2 : (sz == 348 && magic1 ? 1 : 0);
+  ~InFile() { ::close(fd_); }
+  InFile(const InFile&) = delete;
+  InFile& operator=(const InFile&) = delete;
+  uint64_t size() const { return size_; }
+  // Bytes [off, off + len) clipped to the file's end.
+  std::vector<unsigned char> read(uint64_t off, uint64_t len) const {
+    if (off >= size_) return {};
+    len = std::min(len, size_ - off);
+    std::vector<unsigned char> buf;
+    try {
+      buf.resize(size_t(len));
+    } catch (const std::bad_alloc&) {
+      throw IoError(shown_ + ": not enough memory to read " + std::to_string(len) + " bytes");
+    }
+    size_t got = 0;
+    while (got < buf.size()) {
+      const ssize_t r = ::pread(fd_, buf.data() + got, buf.size() - got, off_t(off + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += size_t(r);
+    }
+    VX_CHECK(got == buf.size(), IoError, shown_, ": read error (the file changed or could not be read)");
+    return buf;
+  }
+  std::vector<unsigned char> read_all() const { return read(0, size_); }
+
+private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::string shown_;
+};
+
+// The first `want` bytes of the gzip stream (all members, in order) by zlib; fewer when the input
+// ends or is corrupt. Used for headers and for the tail of a member that holds more than the image.
+size_t zlib_prefix(const unsigned char* in, size_t in_size, unsigned char* out, size_t want) {
+  size_t produced = 0, consumed = 0;
+  while (produced < want && consumed + 18 <= in_size && is_gzip(in + consumed, in_size - consumed)) {
+    z_stream zs{};
+    if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) break;
+    int r = Z_OK;
+    while (produced < want && r == Z_OK) {
+      const size_t in_left = in_size - consumed, out_left = want - produced;
+      zs.next_in = const_cast<unsigned char*>(in + consumed);
+      zs.avail_in = uInt(std::min<size_t>(in_left, 1u << 30));
+      zs.next_out = out + produced;
+      zs.avail_out = uInt(std::min<size_t>(out_left, 1u << 30));
+      const uInt ai = zs.avail_in, ao = zs.avail_out;
+      r = inflate(&zs, Z_NO_FLUSH);
+      consumed += ai - zs.avail_in;
+      produced += ao - zs.avail_out;
+      if (r == Z_BUF_ERROR && zs.avail_in == 0) break; // the input ended
+      if (r == Z_BUF_ERROR && zs.avail_out == 0) r = Z_OK;
+    }
+    inflateEnd(&zs);
+    if (r != Z_STREAM_END) break;
+  }
+  return produced;
 }
 
-NimPtr open_header(const std::string& path, NiftiHeaderInfo& info) {
-  quiet_nifti();
-  std::error_code ec;
-  VX_CHECK(fs::exists(path, ec), IoError, path, ": no such file");
-  VX_CHECK(!fs::is_directory(path, ec), IoError, path, ": is a directory, not a NIfTI file");
-  {
-    std::ifstream f(path, std::ios::binary);
-    VX_CHECK(f.good(), IoError, path, ": cannot open for reading");
+// The first `want` bytes of the gzip stream: libdeflate (2-3x zlib) for whole members, zlib for a
+// member that holds more than is wanted (trailing data). Returns the bytes produced.
+size_t gunzip(const unsigned char* in, size_t in_size, unsigned char* out, size_t want) {
+  libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+  if (!d) throw std::bad_alloc();
+  size_t in_pos = 0, pos = 0;
+  while (pos < want && in_pos + 18 <= in_size && is_gzip(in + in_pos, in_size - in_pos)) {
+    size_t used_in = 0, used_out = 0;
+    const libdeflate_result r =
+        libdeflate_gzip_decompress_ex(d, in + in_pos, in_size - in_pos, out + pos, want - pos, &used_in, &used_out);
+    if (r == LIBDEFLATE_SUCCESS) {
+      in_pos += used_in, pos += used_out;
+      continue;
+    }
+    // The member is larger than what is left to fill, or corrupt/truncated: zlib gives what it can.
+    pos += zlib_prefix(in + in_pos, in_size - in_pos, out + pos, want - pos);
+    break;
   }
+  libdeflate_free_decompressor(d);
+  return pos;
+}
+
+// The first `len` bytes of the header file, decompressed when it is gzipped.
+std::vector<unsigned char> header_prefix(const InFile& f, uint64_t len) {
+  const std::vector<unsigned char> head = f.read(0, 2);
+  if (!is_gzip(head.data(), head.size())) return f.read(0, len);
+  // The first compressed megabyte holds far more than a header; all of it only for long extensions.
+  const std::vector<unsigned char> z = f.read(0, len <= 4096 ? uint64_t(1) << 20 : f.size());
+  std::vector<unsigned char> out(static_cast<size_t>(len));
+  out.resize(zlib_prefix(z.data(), z.size(), out.data(), out.size()));
+  return out;
+}
+
+std::string partner_file(const std::string& path) {
+  const std::pair<const char*, const char*> swaps[] = {{".hdr", ".img"}, {".img", ".hdr"}};
+  const bool gz = ends_with(path, ".gz");
+  const std::string stem = path.substr(0, path.size() - (gz ? 7 : 4));
+  const std::string ext = path.substr(stem.size(), 4);
+  for (auto [from, to] : swaps)
+    if (ext == from)
+      for (const std::string& cand : {stem + to + (gz ? ".gz" : ""), stem + to + (gz ? "" : ".gz")}) {
+        std::error_code ec;
+        if (fs::exists(cand, ec)) return cand;
+      }
+  throw IoError(path + ": no matching " + (ext == ".hdr" ? ".img" : ".hdr") + " file found for this " + ext + " file");
+}
+
+void check_name(const std::string& path) {
   VX_CHECK(ends_with(path, ".nii") || ends_with(path, ".nii.gz") || ends_with(path, ".hdr") ||
                ends_with(path, ".hdr.gz") || ends_with(path, ".img") || ends_with(path, ".img.gz"),
            IoError, path, ": not a NIfTI file name (expected .nii, .nii.gz or .hdr/.img)");
-  // For a .img/.img.gz name the header is the matching .hdr.
-  std::string header_path = path;
-  if (ends_with(path, ".img") || ends_with(path, ".img.gz")) {
-    char* h = nifti_findhdrname(path.c_str());
-    VX_CHECK(h, IoError, path, ": no header (.hdr) found for this .img file");
-    header_path = h;
-    std::free(h);
-  }
-  const int version = check_raw_header(header_path);
-  VX_CHECK(version != 0, IoError, path,
-           ": ANALYZE 7.5 files are not supported (no reliable orientation); convert to NIfTI");
-  NimPtr nim(nifti_image_read(path.c_str(), 0));
-  VX_CHECK(nim, IoError, path, ": not a valid NIfTI file (unreadable or invalid header)");
-  VX_CHECK(nim->nifti_type != NIFTI_FTYPE_ANALYZE, IoError, path,
-           ": ANALYZE 7.5 files are not supported (no reliable orientation); convert to NIfTI");
-  DataType dt;
-  VX_CHECK(from_nifti_code(nim->datatype, dt), IoError, path, ": unsupported datatype ",
-           nifti_datatype_string(nim->datatype), " (code ", nim->datatype, ")");
-  VX_CHECK(nim->ndim >= 1 && nim->ndim <= 7, IoError, path, ": invalid number of dimensions ", nim->ndim);
-  // Non-positive dimensions were refused by check_raw_header (nifti_clib would have set them to 1).
-  for (int d = 5; d <= nim->ndim; ++d)
-    VX_CHECK(nim->dim[d] == 1, IoError, path, ": images with more than 4 dimensions are not supported (dim[", d,
-             "] = ", nim->dim[d], ")");
-  Geometry& g = info.geometry;
-  g.ndim = static_cast<int>(std::min<int64_t>(nim->ndim, 4));
-  for (int d = 0; d < 4; ++d) g.dims[d] = d < g.ndim ? nim->dim[d + 1] : 1;
-  try {
-    validate_dims(g.dims, g.ndim);
-  } catch (const Error& e) {
-    throw IoError(path + ": " + e.what());
-  }
-  g.affine = nibabel_affine(nim.get());
-  VX_CHECK(g.affine.allFinite(), IoError, path, ": the voxel-to-world matrix is not finite");
-  g.time_step = (nim->ndim >= 4 && nim->pixdim[4] > 0) ? nim->pixdim[4] : 1.0;
-  info.dtype = dt;
-  info.version = version;
-  info.sform_code = nim->sform_code;
-  info.qform_code = nim->qform_code;
-  if (nim->scl_slope == 0 || !std::isfinite(nim->scl_slope)) {
-    info.scl_slope = 1.0;
-    info.scl_inter = 0.0;
-  } else {
-    VX_CHECK(std::isfinite(nim->scl_inter), IoError, path, ": valid scl_slope but invalid scl_inter");
-    info.scl_slope = nim->scl_slope;
-    info.scl_inter = nim->scl_inter;
-  }
-  return nim;
 }
 
-template <class S, class T> void convert_in(const void* src, T* dst, int64_t n, double slope, double inter) {
-  const S* s = static_cast<const S*>(src);
+bool is_pair_name(const std::string& path) { return !(ends_with(path, ".nii") || ends_with(path, ".nii.gz")); }
+
+ParsedHeader parse_header_file(const std::string& path, bool want_extensions) {
+  check_name(path);
+  const bool pair = is_pair_name(path);
+  const std::string hdr = pair && (ends_with(path, ".img") || ends_with(path, ".img.gz")) ? partner_file(path) : path;
+  InFile f(hdr, path);
+  // A .hdr holds the header and its extensions only; a single file, the header, then (when the
+  // flag after it is set) extensions up to vox_offset.
+  std::vector<unsigned char> h = header_prefix(f, pair ? kMaxHeaderBytes : nifti_detail::kHeaderProbe + 4);
+  ParsedHeader ph = nifti_detail::parse_header(h.data(), h.size(), path, pair);
+  const size_t flag = ph.header_size;
+  if (want_extensions && !pair && h.size() > flag && h[flag] != 0 && uint64_t(ph.vox_offset) > h.size()) {
+    h = header_prefix(f, std::min<uint64_t>(uint64_t(ph.vox_offset), kMaxHeaderBytes));
+    ph = nifti_detail::parse_header(h.data(), h.size(), path, pair);
+  }
+  return ph;
+}
+
+template <class S, bool Swap> S load(const unsigned char* p) {
+  S v;
+  if constexpr (!Swap || sizeof(S) == 1) {
+    std::memcpy(&v, p, sizeof(S));
+  } else {
+    unsigned char b[sizeof(S)];
+    for (size_t i = 0; i < sizeof(S); ++i) b[i] = p[sizeof(S) - 1 - i];
+    std::memcpy(&v, b, sizeof(S));
+  }
+  return v;
+}
+
+// Bytes to values: through memcpy, so data at any offset (vox_offset need not be a multiple of
+// the type's size) are read without misaligned loads.
+template <class S, bool Swap, class T>
+void convert_in(const unsigned char* src, T* dst, int64_t n, double slope, double inter) {
   const bool scaled = !(slope == 1.0 && inter == 0.0);
   parallel_for(n, 1 << 18, [&](int64_t a, int64_t b) {
     if (scaled)
-      for (int64_t i = a; i < b; ++i) dst[i] = T(double(s[i]) * slope + inter);
+      for (int64_t i = a; i < b; ++i) dst[i] = T(double(load<S, Swap>(src + i * sizeof(S))) * slope + inter);
     else
-      for (int64_t i = a; i < b; ++i) dst[i] = T(s[i]);
+      for (int64_t i = a; i < b; ++i) dst[i] = T(load<S, Swap>(src + i * sizeof(S)));
   });
+}
+
+template <class S, class T> void convert_in(const unsigned char* src, T* dst, int64_t n, double sl, double ic, bool swap) {
+  if (swap) convert_in<S, true>(src, dst, n, sl, ic);
+  else convert_in<S, false>(src, dst, n, sl, ic);
 }
 
 template <class D, class T> void convert_out(const T* src, void* dst, int64_t n) {
@@ -271,106 +261,81 @@ template <class D, class T> void convert_out(const T* src, void* dst, int64_t n)
   });
 }
 
+// The data bytes [vox_offset, vox_offset + nbytes) of the data file (gzipped or not), in a buffer
+// that starts at the data. Truncated or implausible files are refused before the big allocation.
+struct DataBytes {
+  std::unique_ptr<unsigned char[]> owned; // gzip: the inflated prefix [0, offset + nbytes)
+  std::vector<unsigned char> raw;         // not gzip: the file's bytes from the offset on
+  const unsigned char* data = nullptr;
+};
 
-std::vector<unsigned char> slurp(const std::string& path, const std::string& file) {
-  std::FILE* f = std::fopen(file.c_str(), "rb");
-  VX_CHECK(f, IoError, path, ": cannot open image data ", file);
-  std::vector<unsigned char> buf;
-  std::error_code ec;
-  const auto size = fs::file_size(file, ec);
-  if (!ec) buf.resize(size_t(size));
-  const size_t got = buf.empty() ? 0 : std::fread(buf.data(), 1, buf.size(), f);
-  std::fclose(f);
-  VX_CHECK(got == buf.size(), IoError, path, ": read error on ", file);
-  return buf;
-}
-
-// Bytes [offset, offset + nbytes) of the (possibly gzipped, possibly multi-member) file, returned
-// as a buffer that holds them from byte `offset` on (the caller skips the first `offset` bytes).
-void read_image_bytes(const std::string& path, const std::string& file, int64_t offset, int64_t nbytes,
-                      std::vector<unsigned char>& out) {
-  std::vector<unsigned char> in = slurp(path, file);
-  const bool gz = in.size() >= 2 && in[0] == 0x1f && in[1] == 0x8b;
-  auto truncated = [&](int64_t got) {
+DataBytes read_data_bytes(const std::string& path, const std::string& file, const ParsedHeader& h) {
+  InFile f(file, path);
+  const int64_t off = h.vox_offset, nbytes = h.nbytes, total = off + nbytes;
+  auto truncated = [&](uint64_t got) {
     return IoError(path + ": truncated or corrupt image data (expected " + std::to_string(nbytes) +
-                   " bytes after offset " + std::to_string(offset) + ", got " + std::to_string(std::max<int64_t>(got, 0)) +
-                   ")");
+                   " bytes after offset " + std::to_string(off) + ", got " + std::to_string(got) + ")");
   };
-  if (!gz) {
-    if (int64_t(in.size()) < offset + nbytes) throw truncated(int64_t(in.size()) - offset);
-    out = std::move(in);
-    return;
+  DataBytes out;
+  const std::vector<unsigned char> head = f.read(0, 2);
+  if (!is_gzip(head.data(), head.size())) {
+    if (f.size() < uint64_t(total)) throw truncated(f.size() > uint64_t(off) ? f.size() - uint64_t(off) : 0);
+    out.raw = f.read(uint64_t(off), uint64_t(nbytes));
+    out.data = out.raw.data();
+    return out;
   }
-  const int64_t total = offset + nbytes;
-  // DEFLATE expands at most ~1032:1: a header claiming more data than that is corrupt (and would
-  // otherwise make us allocate its claimed size).
-  if (double(total) > 1032.0 * double(in.size()) + 1e6) throw truncated(0);
-  std::vector<unsigned char> all(static_cast<size_t>(total));
-  libdeflate_decompressor* d = libdeflate_alloc_decompressor();
-  VX_CHECK(d, IoError, path, ": out of memory");
-  size_t in_pos = 0;
-  int64_t pos = 0;
-  bool overflow = false;
-  while (pos < total && in_pos + 18 <= in.size()) {
-    size_t used_in = 0, used_out = 0;
-    const libdeflate_result r = libdeflate_gzip_decompress_ex(d, in.data() + in_pos, in.size() - in_pos,
-                                                              all.data() + pos, size_t(total - pos), &used_in, &used_out);
-    if (r == LIBDEFLATE_INSUFFICIENT_SPACE) { overflow = true; break; }
-    if (r != LIBDEFLATE_SUCCESS) break;
-    in_pos += used_in;
-    pos += int64_t(used_out);
+  const std::vector<unsigned char> z = f.read_all();
+  if (double(total) > kMaxDeflateRatio * double(z.size()) + 1e6)
+    throw IoError(path + ": the header declares " + std::to_string(nbytes) + " bytes of data, more than its " +
+                  std::to_string(z.size()) + " compressed bytes can hold (corrupt header or truncated file)");
+  try {
+    out.owned.reset(new unsigned char[size_t(total)]); // not zeroed: pages are committed as they fill
+  } catch (const std::bad_alloc&) {
+    throw IoError(path + ": not enough memory for its " + std::to_string(total) + " bytes of data");
   }
-  libdeflate_free_decompressor(d);
-  if (overflow) { // a member holds more than the image (trailing data): stream it with zlib instead
-    gzFile f = gzopen(file.c_str(), "rb");
-    VX_CHECK(f, IoError, path, ": cannot open image data ", file);
-    gzbuffer(f, 1 << 20);
-    pos = 0;
-    while (pos < total) {
-      const int r = gzread(f, all.data() + pos, unsigned(std::min<int64_t>(total - pos, 1 << 30)));
-      if (r <= 0) break;
-      pos += r;
-    }
-    gzclose(f);
-  }
-  if (pos < total) throw truncated(pos - offset);
-  out = std::move(all);
+  const size_t got = gunzip(z.data(), z.size(), out.owned.get(), size_t(total));
+  if (got < size_t(total)) throw truncated(got > size_t(off) ? got - size_t(off) : 0);
+  out.data = out.owned.get() + off;
+  return out;
 }
 
 } // namespace
 
 NiftiHeaderInfo read_nifti_header(const std::string& path) {
-  NiftiHeaderInfo info;
-  open_header(path, info);
-  return info;
+  return parse_header_file(path, false).info;
 }
 
 template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
-  NiftiHeaderInfo info;
-  NimPtr nim = open_header(path, info);
+  const ParsedHeader h = parse_header_file(path, true);
+  const NiftiHeaderInfo& info = h.info;
   const int64_t n = info.geometry.size();
-  VX_CHECK(nim->nvox == n, IoError, path, ": header voxel count ", nim->nvox, " does not match its dimensions");
+  const std::string data_file = h.single_file ? path
+                                : (ends_with(path, ".img") || ends_with(path, ".img.gz")) ? path
+                                                                                           : partner_file(path);
   // Raw data read here rather than by nifti_image_load, which replaces NaN/Inf by 0 (nibabel, the
   // reference, keeps them) -- and so that gzip data is inflated by libdeflate (2-3x zlib's speed).
-  const int64_t nbytes = n * nim->nbyper;
-  std::vector<unsigned char> raw;
-  read_image_bytes(path, nim->iname, nim->iname_offset, nbytes, raw);
-  unsigned char* bytes = raw.data() + nim->iname_offset; // owned by raw, never by nim
-  if (nim->nbyper > 1 && nim->byteorder != nifti_short_order()) nifti_swap_Nbytes(n, nim->nbyper, bytes);
-  Image<T> img(info.geometry, no_init);
+  const DataBytes bytes = read_data_bytes(path, data_file, h);
+  Image<T> img;
+  try {
+    img = Image<T>(info.geometry, no_init);
+  } catch (const std::bad_alloc&) {
+    throw IoError(path + ": not enough memory for its " + std::to_string(n) + " voxels");
+  }
   const double sl = info.scl_slope, ic = info.scl_inter;
+  const bool sw = h.swapped;
   T* dst = img.data();
+  const unsigned char* b = bytes.data;
   switch (info.dtype) {
-  case DataType::UInt8: convert_in<uint8_t>(bytes, dst, n, sl, ic); break;
-  case DataType::Int8: convert_in<int8_t>(bytes, dst, n, sl, ic); break;
-  case DataType::Int16: convert_in<int16_t>(bytes, dst, n, sl, ic); break;
-  case DataType::UInt16: convert_in<uint16_t>(bytes, dst, n, sl, ic); break;
-  case DataType::Int32: convert_in<int32_t>(bytes, dst, n, sl, ic); break;
-  case DataType::UInt32: convert_in<uint32_t>(bytes, dst, n, sl, ic); break;
-  case DataType::Int64: convert_in<int64_t>(bytes, dst, n, sl, ic); break;
-  case DataType::UInt64: convert_in<uint64_t>(bytes, dst, n, sl, ic); break;
-  case DataType::Float32: convert_in<float>(bytes, dst, n, sl, ic); break;
-  case DataType::Float64: convert_in<double>(bytes, dst, n, sl, ic); break;
+  case DataType::UInt8: convert_in<uint8_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::Int8: convert_in<int8_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::Int16: convert_in<int16_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::UInt16: convert_in<uint16_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::Int32: convert_in<int32_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::UInt32: convert_in<uint32_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::Int64: convert_in<int64_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::UInt64: convert_in<uint64_t>(b, dst, n, sl, ic, sw); break;
+  case DataType::Float32: convert_in<float>(b, dst, n, sl, ic, sw); break;
+  case DataType::Float64: convert_in<double>(b, dst, n, sl, ic, sw); break;
   }
   if (info_out) *info_out = info;
   return img;
@@ -387,62 +352,25 @@ void check_nifti_output_path(const std::string& path) {
 }
 
 template <class T> void write_nifti(const std::string& path, const Image<T>& img, const NiftiWriteOptions& opts) {
-  quiet_nifti();
   check_nifti_output_path(path);
   const Geometry& g = img.geometry();
   validate_dims(g.dims, g.ndim);
   VX_CHECK(g.affine.allFinite(), InvalidArgument, path, ": refusing to write a non-finite voxel-to-world matrix");
-  int64_t dims[8] = {g.ndim, g.dims[0], g.dims[1], g.dims[2], g.dims[3], 1, 1, 1};
+  const double det = g.affine.block<3, 3>(0, 0).determinant();
+  VX_CHECK(std::isfinite(det) && std::fabs(det) > 1e-12, InvalidArgument, path,
+           ": refusing to write a singular voxel-to-world matrix");
+  VX_CHECK(g.ndim < 4 || (std::isfinite(g.time_step) && g.time_step > 0), InvalidArgument, path,
+           ": refusing to write a time step (TR) of ", g.time_step, " (must be finite and > 0)");
   bool big = false;
   for (int d = 0; d < 4; ++d) big |= g.dims[d] > 32767;
-  NimPtr nim(nifti_make_new_nim(dims, to_nifti_code(opts.dtype), 0));
-  VX_CHECK(nim, IoError, path, ": cannot create a NIfTI header");
-  nim->nifti_type = big ? NIFTI_FTYPE_NIFTI2_1 : NIFTI_FTYPE_NIFTI1_1;
-
-  nifti_dmat44 S;
-  for (int r = 0; r < 4; ++r)
-    for (int c = 0; c < 4; ++c) S.m[r][c] = g.affine(r, c);
-  nim->sto_xyz = S;
-  nim->sto_ijk = nifti_dmat44_inverse(S);
-  nim->sform_code = opts.xform_code;
-  double qb, qc, qd, qx, qy, qz, dx, dy, dz, qfac;
-  nifti_dmat44_to_quatern(S, &qb, &qc, &qd, &qx, &qy, &qz, &dx, &dy, &dz, &qfac);
-  nim->quatern_b = qb, nim->quatern_c = qc, nim->quatern_d = qd;
-  nim->qoffset_x = qx, nim->qoffset_y = qy, nim->qoffset_z = qz;
-  nim->qfac = qfac;
-  nim->qform_code = opts.xform_code;
-  const Vec3 sp = g.spacing();
-  nim->dx = nim->pixdim[1] = sp[0];
-  nim->dy = nim->pixdim[2] = sp[1];
-  nim->dz = nim->pixdim[3] = sp[2];
-  nim->qto_xyz = nifti_quatern_to_dmat44(qb, qc, qd, qx, qy, qz, nim->dx, nim->dy, nim->dz, qfac);
-  nim->qto_ijk = nifti_dmat44_inverse(nim->qto_xyz);
-  if (g.ndim >= 4) nim->dt = nim->pixdim[4] = g.time_step;
-  nim->xyz_units = NIFTI_UNITS_MM;
-  nim->time_units = NIFTI_UNITS_SEC;
-  nim->scl_slope = 1.0;
-  nim->scl_inter = 0.0;
-  std::snprintf(nim->descrip, sizeof(nim->descrip), "voxalign");
-
-  nim->iname_offset = big ? 544 : 352;
-  const size_t hsize = size_t(nim->iname_offset);
-  std::vector<unsigned char> head(hsize, 0);
-  if (big) {
-    nifti_2_header h;
-    VX_CHECK(nifti_convert_nim2n2hdr(nim.get(), &h) == 0, IoError, path, ": cannot build the NIfTI-2 header");
-    std::memcpy(head.data(), &h, sizeof(h));
-  } else {
-    nifti_1_header h;
-    VX_CHECK(nifti_convert_nim2n1hdr(nim.get(), &h) == 0, IoError, path, ": cannot build the NIfTI-1 header");
-    std::memcpy(head.data(), &h, sizeof(h));
-  }
-  // The 4 bytes after the header (extension flag) stay zero: no extensions.
+  const std::vector<unsigned char> head = nifti_detail::build_header(g, opts.dtype, opts.meta, opts.xform_code, big, path);
+  const size_t hsize = head.size(); // a multiple of 16: header, extension flag, extensions
   const T* src = img.data();
-  const size_t nbyper = size_t(nim->nbyper);
+  const size_t nbyper = size_t(nifti_detail::nifti_size(opts.dtype));
   const size_t total = hsize + size_t(img.size()) * nbyper;
   // Bytes [a, a + len) of the file's content (header, then the converted voxels), made on demand so
   // that the whole file never sits in memory. Chunk starts are multiples of 4 MiB and the header
-  // size (352 or 544) is a multiple of every voxel size, so chunks never split a voxel.
+  // size is a multiple of 16, so of every voxel size: chunks never split a voxel.
   auto fill = [&](size_t a, size_t len, unsigned char* dst) {
     if (a < hsize) {
       const size_t k = std::min(hsize - a, len);

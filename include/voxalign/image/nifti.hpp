@@ -1,11 +1,14 @@
-// NIfTI-1 / NIfTI-2 reading and writing (.nii, .nii.gz): headers through nifti_clib, data bytes
-// through libdeflate/zlib (see docs/nifti.md for why).
+// NIfTI-1 / NIfTI-2 reading and writing (.nii, .nii.gz, .hdr/.img): headers parsed and checked here
+// (nifti_clib's struct definitions), data bytes through libdeflate/zlib (see docs/nifti.md for why).
 //
 // The world matrix follows nibabel's rule: the sform when sform_code > 0, else the qform when
 // qform_code > 0, else nibabel's fall-back (pixdim scaling, x flipped, origin at the centre).
 // scl_slope / scl_inter are applied on reading (slope 0 or non-finite means no scaling).
 #pragma once
+#include <array>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "voxalign/image/image.hpp"
 
@@ -16,12 +19,46 @@ enum class DataType { UInt8, Int8, Int16, UInt16, Int32, UInt32, Int64, UInt64, 
 DataType parse_dtype(const std::string& name);
 std::string dtype_name(DataType t);
 
+/// One NIfTI header extension (esize, ecode, data): kept byte for byte.
+struct NiftiExtension {
+  int32_t code = 0;
+  std::vector<unsigned char> data; ///< esize - 8 bytes
+};
+
+/// What a header says beyond the grid and the datatype. Read with every image and handed back to
+/// write_nifti (NiftiWriteOptions::meta) so that outputs keep what nibabel-based tools keep.
+struct NiftiMeta {
+  // The grid these fields were read with: the xforms below describe it, and slice timing and
+  // extensions only hold on it (write_nifti compares the written grid to it).
+  std::array<int64_t, 3> grid_dims{0, 0, 0};
+  Mat4 grid_affine = Mat4::Zero();
+  int sform_code = 0, qform_code = 0;
+  double quatern[6] = {0, 0, 0, 0, 0, 0}; ///< quatern_b, c, d, qoffset_x, y, z
+  double qfac = 1.0;
+  double pixdim[4] = {1, 1, 1, 0};        ///< pixdim[1..4] as stored (pixdim[4] in time_units)
+  double time_step_read = 1.0;           ///< Geometry::time_step as read (seconds)
+  int xyz_units = 2, time_units = 8;     ///< NIFTI_UNITS_* (mm, s by default)
+  int intent_code = 0;
+  double intent_p[3] = {0, 0, 0};
+  std::string intent_name, descrip, aux_file;
+  int dim_info = 0, slice_code = 0;
+  int64_t slice_start = 0, slice_end = 0;
+  double slice_duration = 0, toffset = 0, cal_min = 0, cal_max = 0;
+  std::vector<NiftiExtension> extensions;
+};
+
+/// Meta for an output whose values come from `content` (an image read) on the grid of `grid`
+/// (another image read): the xform codes and quaternion of `grid`, the descriptive fields of
+/// `content`; slice timing and extensions are dropped unless both describe the same grid.
+NiftiMeta meta_on_grid(const NiftiMeta& content, const NiftiMeta& grid);
+
 struct NiftiHeaderInfo {
   Geometry geometry;
   DataType dtype = DataType::Float32;   ///< on-disk type
   int version = 1;                      ///< 1 or 2
   int sform_code = 0, qform_code = 0;
   double scl_slope = 1.0, scl_inter = 0.0; ///< as applied (1, 0 when unscaled)
+  NiftiMeta meta;
 };
 
 /// Read the header only (geometry, datatype). Throws IoError naming the file on any problem.
@@ -34,10 +71,16 @@ struct NiftiWriteOptions {
   DataType dtype = DataType::Float32;
   int xform_code = 2;  ///< sform_code and qform_code written (2 = aligned anat, 1 = scanner anat)
   int gzip_level = 1;  ///< libdeflate level for .nii.gz (1..12; 1 is fastest and, like nibabel's zlib level 1, nearly as small)
+  /// Header fields to keep (from NiftiHeaderInfo::meta or meta_on_grid). On the grid they were read
+  /// with, everything is kept (xform codes and both xforms, units, intent, descrip, aux_file,
+  /// dim_info, slice timing, toffset, cal_min/max, extensions); on another grid, the codes, intent,
+  /// descrip, aux_file, cal_min/max, toffset and time unit are kept and slice timing and extensions
+  /// dropped. xform_code is used only without meta.
+  const NiftiMeta* meta = nullptr;
 };
 
 /// Write an image to .nii or .nii.gz (NIfTI-1, or NIfTI-2 when a dimension exceeds 32767), with
-/// both sform and qform set from the geometry. Integer types are rounded (half away from zero) and
+/// both sform and qform set from the geometry (see NiftiWriteOptions::meta). Integer types are rounded (half away from zero) and
 /// clamped. The file is written under a temporary name and renamed when complete.
 template <class T> void write_nifti(const std::string& path, const Image<T>& img, const NiftiWriteOptions& opts = {});
 
