@@ -48,7 +48,12 @@ template <class T> void run_typed(const ResampleArgs& a) {
   opts.order = parse_order(a.degree);
   opts.mode = parse_mode(a.mode);
   opts.cval = a.cval;
-  Image<T> out = resample(in, target, compose_in_order(ts), opts);
+  Image<T> out;
+  try {
+    out = resample(in, target, compose_in_order(ts), opts);
+  } catch (...) {
+    rethrow_with_context(a.like.empty() ? std::string("resampling") : "resampling onto the grid of --like " + a.like);
+  }
   NiftiWriteOptions w;
   w.dtype = parse_dtype(a.dtype);
   write_nifti(a.output, out, w);

@@ -1,5 +1,7 @@
 #include "voxalign/core/error.hpp"
 
+#include <new>
+
 namespace voxalign {
 
 void rethrow_with_context(const std::string& context) {
@@ -11,6 +13,8 @@ void rethrow_with_context(const std::string& context) {
     throw InvalidArgument(context + ": " + e.what());
   } catch (const Error& e) {
     throw Error(context + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw Error(context + ": not enough memory");
   }
 }
 

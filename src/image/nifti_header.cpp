@@ -16,6 +16,7 @@ namespace {
 
 // Both versions' fields in one shape, so that one set of checks serves both.
 struct Fields {
+  int version = 1;
   int64_t dim[8]{};
   double pixdim[8]{};
   double vox_offset = 0;
@@ -72,12 +73,15 @@ bool from_code(int code, DataType& t) {
   return false;
 }
 
-// nibabel's quaternion -> rotation (fillpositive, then quat2mat). Refuses what nibabel refuses: a
-// quaternion whose (b, c, d) part has norm > 1 beyond float32 rounding.
-Eigen::Matrix3d quat_to_rot(double b, double c, double d, const std::string& path) {
-  const double w2 = 1.0 - (b * b + c * c + d * d);
-  VX_CHECK(w2 >= -3.0 * double(std::numeric_limits<float>::epsilon()), IoError, path,
-           ": invalid qform quaternion (b^2 + c^2 + d^2 = ", 1.0 - w2, " > 1)");
+// nibabel's quaternion -> rotation (fillpositive, then quat2mat). w^2 = 1 - (b^2 + c^2 + d^2) is
+// computed in the header's precision, as nibabel does: in float32 a nearly-unit (b, c, d) of a
+// NIfTI-1 file gives w = 0 exactly, where double arithmetic would make a 1e-4 rad rotation out of
+// rounding. Refuses what nibabel refuses: w^2 below -3 eps.
+Eigen::Matrix3d quat_to_rot(double b, double c, double d, bool single, const std::string& path) {
+  const double w2 = single ? double(1.0f - (float(b) * float(b) + float(c) * float(c) + float(d) * float(d)))
+                           : 1.0 - (b * b + c * c + d * d);
+  const double eps = single ? double(std::numeric_limits<float>::epsilon()) : std::numeric_limits<double>::epsilon();
+  VX_CHECK(w2 >= -3.0 * eps, IoError, path, ": invalid qform quaternion (b^2 + c^2 + d^2 = ", 1.0 - w2, " > 1)");
   const double a = w2 < 0 ? 0.0 : std::sqrt(w2);
   const double nq = a * a + b * b + c * c + d * d;
   if (nq < std::numeric_limits<double>::epsilon()) return Eigen::Matrix3d::Identity();
@@ -108,7 +112,7 @@ Mat4 world_matrix(const Fields& f, int ndim, const std::string& path) {
     for (int i = 1; i <= 3; ++i)
       VX_CHECK(std::isfinite(f.pixdim[i]), IoError, path, ": the qform is not finite (pixdim[", i, "] = ",
                f.pixdim[i], ")");
-    const Eigen::Matrix3d R = quat_to_rot(f.quatern[0], f.quatern[1], f.quatern[2], path);
+    const Eigen::Matrix3d R = quat_to_rot(f.quatern[0], f.quatern[1], f.quatern[2], f.version == 1, path);
     Eigen::Vector3d zooms(std::fabs(f.pixdim[1]), std::fabs(f.pixdim[2]), std::fabs(f.pixdim[3]));
     zooms[2] *= f.pixdim[0] < 0 ? -1.0 : 1.0;
     A.block<3, 3>(0, 0) = R * zooms.asDiagonal();
@@ -131,9 +135,10 @@ Mat4 world_matrix(const Fields& f, int ndim, const std::string& path) {
   return A;
 }
 
-// Extensions: records of (esize, ecode, data) after the 4-byte flag. A malformed list is dropped
-// (the data do not depend on it) rather than refused, as nibabel does with a warning.
-std::vector<NiftiExtension> read_extensions(const unsigned char* p, size_t n, size_t start, size_t end, bool swap) {
+// Extensions: records of (esize, ecode, data) after the 4-byte flag, up to the data (single file)
+// or the end of the .hdr. A record that does not fit is a corrupt header: refused, as nibabel does.
+std::vector<NiftiExtension> read_extensions(const unsigned char* p, size_t n, size_t start, size_t end, bool swap,
+                                            const std::string& path) {
   std::vector<NiftiExtension> out;
   if (start + 4 > n || p[start] == 0) return out;
   end = std::min(end, n);
@@ -143,7 +148,8 @@ std::vector<NiftiExtension> read_extensions(const unsigned char* p, size_t n, si
     std::memcpy(&esize, p + pos, 4);
     std::memcpy(&ecode, p + pos + 4, 4);
     if (swap) esize = int32_t(__builtin_bswap32(uint32_t(esize))), ecode = int32_t(__builtin_bswap32(uint32_t(ecode)));
-    if (esize < 8 || size_t(esize) > end - pos) return {};
+    VX_CHECK(esize >= 8 && esize % 4 == 0 && size_t(esize) <= end - pos, IoError, path,
+             ": corrupt header extension (esize ", esize, " at byte ", pos, ")");
     out.push_back({ecode, std::vector<unsigned char>(p + pos + 8, p + pos + size_t(esize))});
     pos += size_t(esize);
   }
@@ -196,6 +202,7 @@ ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& p
     VX_CHECK(magic == "n+1" || magic == "ni1", IoError, path,
              ": ANALYZE 7.5 files are not supported (no reliable orientation); convert to NIfTI");
     common_fields(h, f);
+    f.version = 1;
     f.vox_offset = h.vox_offset;
     f.meta.dim_info = static_cast<unsigned char>(h.dim_info);
     out.header_size = 348;
@@ -208,6 +215,7 @@ ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& p
     VX_CHECK((magic == "n+2" || magic == "ni2") && std::memcmp(h.magic + 3, "\0\r\n\032\n", 5) == 0, IoError, path,
              ": not a valid NIfTI-2 file (bad magic)");
     common_fields(h, f);
+    f.version = 2;
     f.vox_offset = double(h.vox_offset);
     out.header_size = 540;
   }
@@ -245,11 +253,11 @@ ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& p
   VX_CHECK(!__builtin_mul_overflow(g.size(), int64_t(out.nbyper), &out.nbytes), IoError, path,
            ": dimensions overflow (too many bytes)");
 
-  // vox_offset: a whole number of bytes, not inside the header. In a single file 0 means "right
-  // after the header and extension flag" (352 / 544), as nibabel reads it.
+  // vox_offset: bytes (a fraction is dropped, as nibabel does), not inside the header. In a single
+  // file 0 means "right after the header and extension flag" (352 / 544), as nibabel reads it.
   const double vo = f.vox_offset;
-  VX_CHECK(std::isfinite(vo) && vo >= 0 && vo == std::floor(vo) && vo < 9.2e18, IoError, path, ": invalid vox_offset ",
-           vo, " (must be a whole number of bytes >= 0)");
+  VX_CHECK(std::isfinite(vo) && vo >= 0 && vo < 9.2e18, IoError, path, ": invalid vox_offset ", vo,
+           " (must be a number of bytes >= 0)");
   int64_t off = int64_t(vo);
   if (out.single_file) {
     const int64_t min_off = int64_t(out.header_size) + 4;
@@ -287,10 +295,9 @@ ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& p
   m.qfac = f.pixdim[0] < 0 ? -1.0 : 1.0;
   for (int i = 0; i < 4; ++i) m.pixdim[i] = f.pixdim[i + 1];
   m.time_step_read = g.time_step;
-  if (out.single_file)
-    m.extensions = read_extensions(p, n, out.header_size, size_t(std::min<int64_t>(off, int64_t(n))), out.swapped);
-  else
-    m.extensions = read_extensions(p, n, out.header_size, n, out.swapped);
+  // Only when all of them are at hand (the reader asks for them when it needs them).
+  const size_t ext_end = out.single_file ? size_t(off) : n;
+  if (ext_end <= n) m.extensions = read_extensions(p, n, out.header_size, ext_end, out.swapped, path);
   out.info.meta = std::move(m);
   return out;
 }

@@ -22,7 +22,8 @@ public:
   using Error::Error;
 };
 
-/// Prefix the message of an Error with context ("while reading x.nii.gz: ...") and rethrow the same type.
+/// Prefix the message of an Error with context ("while reading x.nii.gz: ...") and rethrow the same type;
+/// std::bad_alloc becomes an Error "context: not enough memory".
 [[noreturn]] void rethrow_with_context(const std::string& context);
 
 namespace detail {
