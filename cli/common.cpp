@@ -15,9 +15,9 @@ void add_threads_option(CLI::App* cmd, int& threads) {
       ->check(CLI::Range(1, 1024));
 }
 
-Image<float> read_image(const std::string& path, const std::string& what) {
+Image<float> read_image(const std::string& path, const std::string& what, NiftiHeaderInfo* info) {
   try {
-    return read_nifti<float>(path);
+    return read_nifti<float>(path, info);
   } catch (...) {
     rethrow_with_context("reading " + what);
   }

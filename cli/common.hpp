@@ -4,6 +4,7 @@
 #include <string>
 
 #include "voxalign/image/image.hpp"
+#include "voxalign/image/nifti.hpp"
 
 namespace voxalign::cli {
 
@@ -14,8 +15,9 @@ void register_warp(CLI::App& app);
 void register_register(CLI::App& app);
 void register_realign(CLI::App& app);
 
-/// Read a NIfTI image as float; errors get "reading WHAT: " in front.
-voxalign::Image<float> read_image(const std::string& path, const std::string& what);
+/// Read a NIfTI image as float; errors get "reading WHAT: " in front. `info` receives its header.
+voxalign::Image<float> read_image(const std::string& path, const std::string& what,
+                                  voxalign::NiftiHeaderInfo* info = nullptr);
 
 /// Refuse (InvalidArgument) an output file whose directory does not exist; "" is accepted (no output).
 void check_output_dir(const std::string& path);

@@ -58,8 +58,9 @@ void run(const N4Args& a) {
     };
 
   Image<float> in;
+  NiftiHeaderInfo info;
   try {
-    in = read_nifti<float>(a.input);
+    in = read_nifti<float>(a.input, &info);
   } catch (...) {
     rethrow_with_context("reading input");
   }
@@ -88,10 +89,17 @@ void run(const N4Args& a) {
   r.corrected.geometry() = g;
   NiftiWriteOptions w;
   w.dtype = parse_dtype(a.dtype);
+  w.meta = &info.meta;
   write_nifti(a.output, r.corrected, w);
   if (!a.bias_out.empty()) {
     r.bias.geometry() = g;
-    write_nifti(a.bias_out, r.bias, NiftiWriteOptions{});
+    NiftiMeta bias_meta = info.meta; // the input's grid and header; not its display range or intent
+    bias_meta.cal_min = bias_meta.cal_max = 0;
+    bias_meta.intent_code = 0;
+    bias_meta.intent_name.clear();
+    NiftiWriteOptions wb;
+    wb.meta = &bias_meta;
+    write_nifti(a.bias_out, r.bias, wb);
   }
   if (!a.quiet) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

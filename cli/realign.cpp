@@ -38,7 +38,8 @@ void run(const RealignArgs& a) {
              "' is not first, mean or a frame number");
     o.to_mean = false, o.ref_frame = int(v);
   }
-  Image<float> series = read_image(a.input, "input");
+  NiftiHeaderInfo info;
+  Image<float> series = read_image(a.input, "input", &info);
   Image<float> mask;
   if (!a.mask.empty()) mask = read_image(a.mask, "--mask");
   const bool tty = !a.quiet && isatty(fileno(stderr));
@@ -82,6 +83,7 @@ void run(const RealignArgs& a) {
   if (!a.transforms.empty()) write_text_file(a.transforms, itk_transforms_text(r));
   NiftiWriteOptions w;
   w.dtype = parse_dtype(a.dtype);
+  w.meta = &info.meta;
   if (!a.mean.empty()) write_nifti(a.mean, mean_after, w);
   if (!a.estimate_only) write_nifti(a.output, out, w);
   if (!a.report.empty()) write_realign_report(a.report, a.input, r, mean_before, mean_after, secs);

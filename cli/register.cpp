@@ -69,7 +69,8 @@ void run(const RegisterArgs& a) {
   w.dtype = parse_dtype(a.dtype);
   transform_groups(o.transform); // validate names before reading anything big
 
-  const Image<float> fixed = read_image(a.fixed, "--fixed");
+  NiftiHeaderInfo fixed_info;
+  const Image<float> fixed = read_image(a.fixed, "--fixed", &fixed_info);
   Image<float> fmask, mmask;
   if (!a.fixed_mask.empty()) fmask = read_image(a.fixed_mask, "--fixed-mask");
   if (!a.moving_mask.empty()) mmask = read_image(a.moving_mask, "--moving-mask");
@@ -80,10 +81,12 @@ void run(const RegisterArgs& a) {
     Image<float> moved;
     Mat4 matrix;
     Geometry moving_geom;
+    NiftiMeta meta; // the moving image's header on the fixed grid
   };
   std::vector<Done> done;
   for (size_t n = 0; n < a.moving.size(); ++n) {
-    const Image<float> moving = read_image(a.moving[n], "the moving image");
+    NiftiHeaderInfo moving_info;
+    const Image<float> moving = read_image(a.moving[n], "the moving image", &moving_info);
     if (init_file) {
       try {
         if (a.init.size() > 4 && a.init.substr(a.init.size() - 4) == ".mat" && is_text_matrix_file(a.init))
@@ -105,7 +108,8 @@ void run(const RegisterArgs& a) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ResampleOptions ro;
     ro.order = write_order;
-    Done d{resample(moving, fixed.geometry(), r.matrix, ro), r.matrix, moving.geometry()};
+    Done d{resample(moving, fixed.geometry(), r.matrix, ro), r.matrix, moving.geometry(),
+           meta_on_grid(moving_info.meta, fixed_info.meta)};
     if (!a.quiet) {
       std::printf("%s -> %s: %s %s, %.2f s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(), o.transform.c_str(),
                   o.metric.c_str(), secs, r.metric);
@@ -119,6 +123,7 @@ void run(const RegisterArgs& a) {
     if (!a.save_itk.empty()) write_itk_affine(a.save_itk[n], done[n].matrix);
     if (!a.save_fsl.empty()) write_fsl_matrix(a.save_fsl[n], done[n].matrix, fixed.geometry(), done[n].moving_geom);
     if (!a.save_matrix.empty()) write_ras_matrix(a.save_matrix[n], done[n].matrix);
+    w.meta = &done[n].meta;
     write_nifti(a.output[n], done[n].moved, w);
     if (!a.quiet) std::printf("wrote %s\n", a.output[n].c_str());
   }

@@ -29,9 +29,12 @@ template <class T> void run_typed(const ResampleArgs& a) {
     rethrow_with_context("reading input");
   }
   Geometry target = in.geometry();
+  NiftiMeta meta = info.meta; // the input's header; on --like's grid, that grid's codes
   if (!a.like.empty()) {
     try {
-      target = read_nifti_header(a.like).geometry;
+      const NiftiHeaderInfo like = read_nifti_header(a.like);
+      target = like.geometry;
+      meta = meta_on_grid(info.meta, like.meta);
     } catch (...) {
       rethrow_with_context("reading --like");
     }
@@ -56,6 +59,7 @@ template <class T> void run_typed(const ResampleArgs& a) {
   }
   NiftiWriteOptions w;
   w.dtype = parse_dtype(a.dtype);
+  w.meta = &meta;
   write_nifti(a.output, out, w);
   if (!a.quiet) {
     const auto& g = out.geometry();

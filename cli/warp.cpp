@@ -22,13 +22,14 @@ void run(const WarpArgs& a) {
   const int order = parse_order(a.degree);
   const Mode mode = parse_mode(a.mode);
   Image<double> in, field;
+  NiftiHeaderInfo in_info, field_info;
   try {
-    in = read_nifti<double>(a.input);
+    in = read_nifti<double>(a.input, &in_info);
   } catch (...) {
     rethrow_with_context("reading input");
   }
   try {
-    field = read_nifti<double>(a.field);
+    field = read_nifti<double>(a.field, &field_info);
   } catch (...) {
     rethrow_with_context("reading --field");
   }
@@ -41,9 +42,13 @@ void run(const WarpArgs& a) {
   // Forward: IN is the warp's input, the output takes the field's grid. Adjoint: IN lies on the
   // field's grid, the output takes the forward input's grid (--like, default the field's grid).
   Geometry source = a.adjoint ? field_grid : in.geometry();
+  // The output's values come from IN; its grid is the field's (forward) or --like's (adjoint).
+  NiftiMeta meta = meta_on_grid(in_info.meta, a.adjoint ? in_info.meta : field_info.meta);
   if (a.adjoint && !a.like.empty()) {
     try {
-      source = read_nifti_header(a.like).geometry;
+      const NiftiHeaderInfo like = read_nifti_header(a.like);
+      source = like.geometry;
+      meta = meta_on_grid(in_info.meta, like.meta);
     } catch (...) {
       rethrow_with_context("reading --like");
     }
@@ -73,6 +78,7 @@ void run(const WarpArgs& a) {
   }
   NiftiWriteOptions w;
   w.dtype = parse_dtype(a.dtype);
+  w.meta = &meta;
   write_nifti(a.output, out, w);
   if (!a.quiet)
     std::printf("%s %s -> %s (%lldx%lldx%lld, field %s in %s units, degree %s, mode %s)\n", a.adjoint ? "adjoint warp" : "warp",
