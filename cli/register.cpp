@@ -89,10 +89,7 @@ void run(const RegisterArgs& a) {
     const Image<float> moving = read_image(a.moving[n], "the moving image", &moving_info);
     if (init_file) {
       try {
-        if (a.init.size() > 4 && a.init.substr(a.init.size() - 4) == ".mat" && is_text_matrix_file(a.init))
-          o.init_matrix = fsl_to_ras_pullback(read_plain_matrix_file(a.init), fixed.geometry(), moving.geometry());
-        else
-          o.init_matrix = read_transform(a.init);
+        o.init_matrix = read_transform(a.init, &fixed.geometry(), &moving.geometry());
       } catch (...) {
         rethrow_with_context("reading --init");
       }

@@ -42,7 +42,11 @@ template <class T> void run_typed(const ResampleArgs& a) {
   std::vector<Mat4> ts;
   for (const auto& f : a.transforms) {
     try {
-      ts.push_back(read_transform(f));
+      // A FLIRT matrix maps between the output grid and IN's: known only when it is the only transform.
+      const bool alone = a.transforms.size() == 1;
+      VX_CHECK(alone || transform_file_format(f) != TransformFormat::FslFlirt, IoError, f,
+               ": an FSL FLIRT matrix can only be given alone (it maps the output grid to IN's grid)");
+      ts.push_back(read_transform(f, alone ? &target : nullptr, alone ? &in.geometry() : nullptr));
     } catch (...) {
       rethrow_with_context("reading --transform");
     }

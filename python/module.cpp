@@ -760,7 +760,6 @@ NB_MODULE(_voxalign, m) {
   });
   m.def("write_ras_matrix", [](const std::string& path, Mat44 m) { write_ras_matrix(path, to_mat4(m)); });
   m.def("write_text_file", &write_text_file);
-  m.def("read_plain_matrix", [](const std::string& path) { return from_mat4(read_plain_matrix_file(path)); });
   auto geom = [](const std::vector<int64_t>& shape, const Mat44& affine) {
     Geometry g;
     for (size_t d = 0; d < 3 && d < shape.size(); ++d) g.dims[d] = shape[d];
@@ -776,6 +775,17 @@ NB_MODULE(_voxalign, m) {
     return from_mat4(ras_pullback_to_fsl(to_mat4(ras), geom(ref_shape, ref_affine), geom(in_shape, in_affine)));
   });
   m.def("itk_affine_text", [](Mat44 m) { return itk_affine_text(to_mat4(m)); });
+  m.def("read_transform_between", [geom](const std::string& p, std::vector<int64_t> ref_shape, Mat44 ref_affine,
+                                         std::vector<int64_t> in_shape, Mat44 in_affine) {
+    const Geometry r = geom(ref_shape, ref_affine), i = geom(in_shape, in_affine);
+    return from_mat4(read_transform(p, &r, &i));
+  });
+  m.def("transform_file_format", [](const std::string& p) { return transform_format_name(transform_file_format(p)); });
+  m.def("read_nifti_header", [](const std::string& p) {
+    const NiftiHeaderInfo h = read_nifti_header(p);
+    std::vector<int64_t> shape(h.geometry.dims.begin(), h.geometry.dims.begin() + h.geometry.ndim);
+    return nb::make_tuple(shape, from_mat4(h.geometry.affine));
+  });
   m.def("n4", &py_n4);
   m.def("warp_adjoint", &py_warp_adjoint<double>);
   m.def("warp_adjoint", &py_warp_adjoint<float>);

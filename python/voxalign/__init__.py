@@ -224,9 +224,33 @@ def write_nifti(path, array, affine, dtype: str = "float32", time_step: float = 
     _core.write_nifti(os.fspath(path), a, np.asarray(affine, dtype=np.float64), str(dtype), float(time_step))
 
 
-def read_transform(path) -> np.ndarray:
-    """Read a transform file (4x4 RAS text, ITK text, ANTs .mat) as a 4x4 RAS pull-back matrix."""
-    return np.asarray(_core.read_transform(os.fspath(path)))
+def _grid(x, what):
+    """(shape, affine) of a NIfTI path, a nibabel-like image, or a (shape, affine) pair."""
+    if isinstance(x, (str, os.PathLike)):
+        shape, affine = _core.read_nifti_header(os.fspath(x))
+        return list(shape), np.asarray(affine)
+    if hasattr(x, "shape") and hasattr(x, "affine"):
+        return list(x.shape), np.asarray(x.affine, dtype=np.float64)
+    if isinstance(x, (tuple, list)) and len(x) == 2:
+        return list(x[0]), np.asarray(x[1], dtype=np.float64)
+    raise TypeError(f"{what}: give a NIfTI path, a nibabel image or a (shape, affine) pair")
+
+
+def read_transform(path, reference=None, moving=None) -> np.ndarray:
+    """Read a transform file as a 4x4 RAS pull-back matrix (reference world -> moving world).
+
+    The format is told by content and name (docs/register.md, "Transform files"): ITK text, ITK/ANTs
+    binary .mat, 4x4 RAS text; a FLIRT text .mat needs ``reference`` (FLIRT's -ref) and ``moving``
+    (FLIRT's -in), each a NIfTI path, a nibabel image or a (shape, affine) pair; AFNI matrices are
+    refused by name."""
+    path = os.fspath(path)
+    if reference is None and moving is None:
+        return np.asarray(_core.read_transform(path))
+    if reference is None or moving is None:
+        raise TypeError("read_transform: give both reference and moving, or neither")
+    rs, ra = _grid(reference, "reference")
+    ms, ma = _grid(moving, "moving")
+    return np.asarray(_core.read_transform_between(path, rs[:3], ra, ms[:3], ma))
 
 
 def write_itk_affine(path, matrix) -> None:

@@ -124,23 +124,14 @@ def _init_matrix(init, fixed_shape, fixed_affine, moving_shape, moving_affine):
     """(init name, matrix or None) from 'center' | 'moments' | 'identity' | 4x4 | a transform file."""
     if isinstance(init, str) and init in ("center", "moments", "identity"):
         return init, None
-    if isinstance(init, (str, os.PathLike)):
-        path = os.fspath(init)
-        if path.endswith(".mat") and _is_text(path):  # FSL FLIRT matrix
-            flirt = _core.read_plain_matrix(path)
-            return "center", np.asarray(_core.fsl_to_ras(flirt, _shape3(fixed_shape), fixed_affine,
-                                                         _shape3(moving_shape), moving_affine))
-        return "center", np.asarray(_core.read_transform(path))
+    if isinstance(init, (str, os.PathLike)):  # any transform file; a FLIRT matrix between these two grids
+        return "center", np.asarray(_core.read_transform_between(os.fspath(init), _shape3(fixed_shape), fixed_affine,
+                                                                 _shape3(moving_shape), moving_affine))
     m = np.asarray(init, dtype=np.float64)
     if m.shape != (4, 4):
         raise ValueError("init must be 'center', 'moments', 'identity', a 4x4 matrix or a transform file")
     return "center", m
 
-
-def _is_text(path) -> bool:
-    with open(path, "rb") as f:
-        b = f.read(4096)
-    return b"\0" not in b
 
 
 def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform: str = "rigid", metric: str = "ssd",

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/file_read.hpp"
 
 namespace voxalign {
 namespace {
@@ -162,6 +164,8 @@ Mat4 read_itk_mat(const std::string& bytes, const std::string& what) {
         std::memcpy(&fl, bytes.data() + pos + 4 * i, 4);
         vals[i] = fl;
       }
+      VX_CHECK(std::isfinite(vals[i]), IoError, what, ": '", name.c_str(), "' holds a value that is not finite (",
+               vals[i], ")");
     }
     pos += n * esz;
     if (name == "fixed") fixed = vals;
@@ -226,24 +230,80 @@ Mat4 parse_itk_transform_text(const std::string& text, const std::string& what) 
 }
 
 namespace {
-std::string read_file_bytes(const std::string& path) {
-  std::error_code ec;
-  VX_CHECK(std::filesystem::exists(path, ec), IoError, path, ": no such file");
-  std::ifstream f(path, std::ios::binary);
-  VX_CHECK(f.good(), IoError, path, ": cannot open for reading");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+
+constexpr const char* kRasHeader = "# voxalign RAS pull-back";
+
+std::string transform_bytes(const std::string& path) {
+  const std::vector<unsigned char> b = read_file_bytes(path, "transform file", kMaxTransformFileBytes);
+  VX_CHECK(!b.empty(), IoError, path, ": empty file");
+  return std::string(b.begin(), b.end());
 }
+
+bool has_suffix(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  for (size_t i = 0; i < suffix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i]) return false;
+  return true;
+}
+
+TransformFormat format_of(const std::string& path, const std::string& bytes) {
+  if (bytes.find('\0') != std::string::npos) return TransformFormat::ItkBinary;
+  if (bytes.find("#Insight Transform File") != std::string::npos || bytes.find("Transform:") != std::string::npos)
+    return TransformFormat::ItkText;
+  if (bytes.find(kRasHeader) != std::string::npos) return TransformFormat::VoxalignRas;
+  if (has_suffix(path, ".1d")) return TransformFormat::Afni;
+  // AFNI writes a 3x4 matrix as one row of 12 numbers (aff12.1D); no other format does.
+  std::istringstream in(bytes);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto h = line.find('#');
+    if (h != std::string::npos) line.resize(h);
+    std::istringstream ls(line);
+    int count = 0;
+    std::string tok;
+    while (ls >> tok) ++count;
+    if (count == 12) return TransformFormat::Afni;
+  }
+  if (has_suffix(path, ".mat")) return TransformFormat::FslFlirt;
+  return TransformFormat::RasText;
+}
+
 } // namespace
 
-Mat4 read_transform(const std::string& path) {
-  const std::string bytes = read_file_bytes(path);
-  VX_CHECK(!bytes.empty(), IoError, path, ": empty file");
-  if (bytes.find('\0') != std::string::npos) return read_itk_mat(bytes, path);
-  if (bytes.find("Transform:") != std::string::npos || bytes.find("#Insight Transform File") != std::string::npos)
-    return parse_itk_transform_text(bytes, path);
-  return read_plain_matrix(bytes, path);
+std::string transform_format_name(TransformFormat f) {
+  switch (f) {
+  case TransformFormat::ItkBinary: return "ITK/ANTs binary .mat";
+  case TransformFormat::ItkText: return "ITK transform text";
+  case TransformFormat::VoxalignRas: return "voxalign RAS matrix";
+  case TransformFormat::Afni: return "AFNI affine matrix";
+  case TransformFormat::FslFlirt: return "FSL FLIRT matrix";
+  case TransformFormat::RasText: return "RAS matrix text";
+  }
+  return "?";
+}
+
+TransformFormat transform_file_format(const std::string& path) { return format_of(path, transform_bytes(path)); }
+
+Mat4 read_transform(const std::string& path, const Geometry* reference, const Geometry* input) {
+  const std::string bytes = transform_bytes(path);
+  switch (format_of(path, bytes)) {
+  case TransformFormat::ItkBinary: return read_itk_mat(bytes, path);
+  case TransformFormat::ItkText: return parse_itk_transform_text(bytes, path);
+  case TransformFormat::VoxalignRas:
+  case TransformFormat::RasText: return read_plain_matrix(bytes, path);
+  case TransformFormat::Afni:
+    throw IoError(path + ": an AFNI affine matrix (12 numbers on a line / .1D), which voxalign does not read: AFNI "
+                         "matrices map DICOM-order coordinates; convert it to ITK text (e.g. with c3d_affine_tool or "
+                         "antsApplyTransforms' tools) or to a 4x4 RAS pull-back matrix in a .txt file");
+  case TransformFormat::FslFlirt: {
+    VX_CHECK(reference && input, IoError, path,
+             ": an FSL FLIRT matrix (text .mat), which maps between two images' voxel grids: give it where both "
+             "images are known (voxalign resample IN -t, register --init; Python read_transform(path, reference, "
+             "moving)), or convert it to ITK text; ANTs' own .mat files are binary");
+    return fsl_to_ras_pullback(read_plain_matrix(bytes, path), *reference, *input);
+  }
+  }
+  throw IoError(path + ": unknown transform format");
 }
 
 void write_text_file(const std::string& path, const std::string& text) {
@@ -289,21 +349,9 @@ std::string matrix_text(const Mat4& m) {
   return o.str();
 }
 
-void write_ras_matrix(const std::string& path, const Mat4& ras) { write_text_file(path, matrix_text(ras)); }
-
-Mat4 read_plain_matrix_file(const std::string& path) {
-  const std::string bytes = read_file_bytes(path);
-  VX_CHECK(bytes.find('\0') == std::string::npos, IoError, path, ": not a text matrix");
-  return read_plain_matrix(bytes, path);
-}
-
-bool is_text_matrix_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f.good()) return false;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  const std::string b = ss.str();
-  return !b.empty() && b.find('\0') == std::string::npos && b.find("Transform") == std::string::npos;
+void write_ras_matrix(const std::string& path, const Mat4& ras) {
+  write_text_file(path, std::string(kRasHeader) + " (output/fixed world mm -> input/moving world mm)\n" +
+                            matrix_text(ras));
 }
 
 Mat4 fsl_scaled_voxel_matrix(const Geometry& g) {
@@ -331,6 +379,8 @@ Mat4 ras_pullback_to_fsl(const Mat4& ras, const Geometry& reference, const Geome
 }
 
 void write_fsl_matrix(const std::string& path, const Mat4& ras, const Geometry& reference, const Geometry& input) {
+  VX_CHECK(has_suffix(path, ".mat"), InvalidArgument, path,
+           ": an FSL FLIRT matrix file must be named .mat (how FSL and voxalign tell it from a RAS matrix)");
   write_text_file(path, matrix_text(ras_pullback_to_fsl(ras, reference, input)));
 }
 

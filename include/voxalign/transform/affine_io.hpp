@@ -4,6 +4,7 @@
 // to the point of the input (moving) space that is sampled there -- the convention of ITK/ANTs
 // transform files. ITK files are in LPS and are converted here, at the file boundary.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,14 +12,30 @@
 
 namespace voxalign {
 
-/// Read one transform file and return it as a 4x4 RAS pull-back matrix. Accepted formats:
-///  - a plain text 4x4 matrix (RAS, rows on lines; '#' starts a comment);
-///  - an ITK Insight Transform text file (.txt/.tfm): AffineTransform, MatrixOffsetTransformBase,
-///    Euler3DTransform, VersorRigid3DTransform, Similarity3DTransform, TranslationTransform
-///    (double or float, 3D), alone or inside a CompositeTransform (applied as ITK does: last first);
-///  - an ITK MATLAB v4 binary .mat file as written by ANTs (AffineTransform_double_3_3 + fixed).
-/// Throws IoError naming the file and the problem.
-Mat4 read_transform(const std::string& path);
+/// What a transform file holds, told by its content and name -- never guessed (docs/register.md,
+/// "Transform files"):
+///  - ItkBinary: binary content (NUL bytes): an ITK MATLAB v4 .mat as ANTs writes it;
+///  - ItkText: an "#Insight Transform File" / "Transform:" text;
+///  - VoxalignRas: a text matrix with voxalign's "# voxalign RAS" header (--save-matrix);
+///  - Afni: 12 numbers on one line, or a name ending .1D (AFNI 3dAllineate/cat_matvec): refused;
+///  - FslFlirt: any other text matrix named .mat (flirt -omat): needs the two images' grids;
+///  - RasText: any other text matrix (4x4, or 3x4 with 0 0 0 1 implied), RAS pull-back.
+enum class TransformFormat { ItkBinary, ItkText, VoxalignRas, Afni, FslFlirt, RasText };
+TransformFormat transform_file_format(const std::string& path);
+std::string transform_format_name(TransformFormat f);
+
+/// Most bytes a transform file may have (a /dev/zero or a mistaken image is refused, not read).
+constexpr uint64_t kMaxTransformFileBytes = uint64_t(64) << 20;
+
+/// Read one transform file and return it as a 4x4 RAS pull-back matrix (reference/output/fixed
+/// world -> input/moving world). Formats as transform_file_format says; ITK text may hold
+/// AffineTransform, MatrixOffsetTransformBase, Euler3DTransform, VersorRigid3DTransform,
+/// Similarity3DTransform, TranslationTransform (double or float, 3D), alone or inside a
+/// CompositeTransform (applied as ITK does: last first). An FSL FLIRT matrix is converted when both
+/// grids are given (reference = FLIRT's -ref, the output grid; input = FLIRT's -in) and refused by
+/// name otherwise; an AFNI matrix is refused by name. Every number must be finite. Throws IoError
+/// naming the file and the problem.
+Mat4 read_transform(const std::string& path, const Geometry* reference = nullptr, const Geometry* input = nullptr);
 
 /// Parse ITK transform text (LPS) and return the RAS pull-back matrix. `what` names the source in errors.
 Mat4 parse_itk_transform_text(const std::string& text, const std::string& what);
@@ -32,14 +49,9 @@ void write_itk_affine(const std::string& path, const Mat4& ras_pullback);
 /// The same, as text (what write_itk_affine writes).
 std::string itk_affine_text(const Mat4& ras_pullback);
 
-/// Write a 4x4 RAS pull-back matrix as plain text (four rows of four numbers).
+/// Write a 4x4 RAS pull-back matrix as text: a "# voxalign RAS" comment line, then four rows of
+/// four numbers (the comment makes the file's meaning known whatever its name).
 void write_ras_matrix(const std::string& path, const Mat4& ras_pullback);
-
-/// Read a plain-text 4x4 matrix (no interpretation). Throws IoError naming the file.
-Mat4 read_plain_matrix_file(const std::string& path);
-
-/// True for a readable text file that holds no ITK transform header (a candidate plain matrix).
-bool is_text_matrix_file(const std::string& path);
 
 /// Write `text` to `path` through a temporary name (no half-written file on failure).
 void write_text_file(const std::string& path, const std::string& text);
@@ -51,6 +63,7 @@ void write_text_file(const std::string& path, const std::string& text);
 Mat4 fsl_scaled_voxel_matrix(const Geometry& g);
 Mat4 fsl_to_ras_pullback(const Mat4& flirt, const Geometry& reference, const Geometry& input);
 Mat4 ras_pullback_to_fsl(const Mat4& ras_pullback, const Geometry& reference, const Geometry& input);
+/// The file name must end in .mat (what FLIRT writes, and how readers tell a FLIRT matrix).
 void write_fsl_matrix(const std::string& path, const Mat4& ras_pullback, const Geometry& reference,
                       const Geometry& input);
 
