@@ -13,7 +13,7 @@ PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build test test-cpp test-python test-cli demo bench install asan clean
+.PHONY: all deps build test test-cpp test-python test-cli demo bench install asan fuzz clean
 
 all: build
 
@@ -59,6 +59,25 @@ asan: deps
 	cmake --preset debug-asan >/dev/null
 	cmake --build build/debug-asan -j $(JOBS)
 	cd build/debug-asan && ctest --output-on-failure
+
+# libFuzzer (clang, ASan + UBSan) on the NIfTI reader and the transform readers, FUZZ_SECONDS each,
+# starting from tests/fuzz/corpus. Findings land in build/fuzz/findings/: copy them to
+# tests/fuzz/regressions/<target>/ once fixed (the C++ test FuzzRegressions replays them in CI).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= nifti transform
+fuzz: deps
+	@command -v clang++ >/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev
+	cmake --preset fuzz >/dev/null
+	cmake --build build/fuzz -j $(JOBS)
+	@mkdir -p build/fuzz/findings build/fuzz/scratch
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus-$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  VX_FUZZ_DIR=$(CURDIR)/build/fuzz/scratch build/fuzz/fuzz_$$t build/fuzz/corpus-$$t tests/fuzz/corpus/$$t \
+	    tests/fuzz/regressions/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 \
+	    -timeout=10 -max_len=4096 -print_final_stats=1 -artifact_prefix=build/fuzz/findings/$$t- \
+	    2>&1 | tail -n 25; \
+	done
 
 clean:
 	rm -rf build out

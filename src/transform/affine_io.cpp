@@ -284,7 +284,19 @@ std::string transform_format_name(TransformFormat f) {
 
 TransformFormat transform_file_format(const std::string& path) { return format_of(path, transform_bytes(path)); }
 
+namespace {
+Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference, const Geometry* input);
+} // namespace
+
 Mat4 read_transform(const std::string& path, const Geometry* reference, const Geometry* input) {
+  const Mat4 m = read_transform_unchecked(path, reference, input);
+  // Finite numbers can still compose or invert to inf/NaN (a huge ITK composite, a singular FLIRT matrix).
+  VX_CHECK(m.allFinite(), IoError, path, ": the transform is not finite (overflow or a singular matrix)");
+  return m;
+}
+
+namespace {
+Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference, const Geometry* input) {
   const std::string bytes = transform_bytes(path);
   switch (format_of(path, bytes)) {
   case TransformFormat::ItkBinary: return read_itk_mat(bytes, path);
@@ -300,11 +312,15 @@ Mat4 read_transform(const std::string& path, const Geometry* reference, const Ge
              ": an FSL FLIRT matrix (text .mat), which maps between two images' voxel grids: give it where both "
              "images are known (voxalign resample IN -t, register --init; Python read_transform(path, reference, "
              "moving)), or convert it to ITK text; ANTs' own .mat files are binary");
-    return fsl_to_ras_pullback(read_plain_matrix(bytes, path), *reference, *input);
+    const Mat4 flirt = read_plain_matrix(bytes, path);
+    const double det = flirt.topLeftCorner<3, 3>().determinant();
+    VX_CHECK(std::isfinite(det) && std::fabs(det) > 1e-12, IoError, path, ": the FLIRT matrix is singular");
+    return fsl_to_ras_pullback(flirt, *reference, *input);
   }
   }
   throw IoError(path + ": unknown transform format");
 }
+} // namespace
 
 void write_text_file(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".vxtmp-" + std::to_string(std::random_device{}());

@@ -1,0 +1,7 @@
+// libFuzzer target: any bytes as a NIfTI file (see targets.hpp). Built and run by `make fuzz`.
+#include "targets.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  vxfuzz::nifti_one(data, size);
+  return 0;
+}
