@@ -105,6 +105,9 @@ class Registration:
         if format == "itk":
             _core.write_itk_affine(path, self.matrix)
         elif format == "fsl":
+            if not path.lower().endswith(".mat"):
+                raise ValueError(f"{path}: an FSL FLIRT matrix file must be named .mat (how readers tell it "
+                                 "from a RAS matrix)")
             _core.write_text_file(path, _matrix_text(self.fsl_matrix()))
         elif format == "ras":
             _core.write_ras_matrix(path, self.matrix)
