@@ -822,6 +822,8 @@ NB_MODULE(_voxalign, m) {
   m.def("release_memory", [] { return release_cached_buffers(); });
   m.def("cached_memory", [] { return cached_bytes(); });
   m.def("parse_order", [](const std::string& s) { return parse_order(s); });
+  // The boundary mode resample/apply use by default (one definition, in modes.hpp).
+  m.attr("RESAMPLE_DEFAULT_MODE") = mode_name(kResampleDefaultMode);
   m.def("spline_coefficients", &py_coefficients<double>);
   m.def("spline_coefficients", &py_coefficients<float>);
   m.def("interpolate", &py_interpolate<double>);

@@ -23,11 +23,15 @@ __all__ = [
     "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
     "warp_matrix", "invert_field", "approx_adjoint_warp", "approx_warp_jvp", "bb_minimize", "gauss_newton",
     "field_mm_to_voxels", "register", "Registration", "realign", "Realignment",
-    "MODES", "__version__",
+    "MODES", "RESAMPLE_DEFAULT_MODE", "__version__",
 ]
 __version__ = "0.1.0"
 
-MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-constant", "wrap", "grid-wrap")
+MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-constant", "wrap", "grid-wrap", "itk")
+#: The boundary mode of :func:`resample` and :meth:`Registration.apply` (and of the CLI's resample,
+#: register -o and warp) unless told otherwise: 'itk', ITK's answer (antsApplyTransforms,
+#: SimpleITK). Defined once, in the C++ core (include/voxalign/spline/modes.hpp).
+RESAMPLE_DEFAULT_MODE = str(_core.RESAMPLE_DEFAULT_MODE)
 
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
@@ -180,14 +184,18 @@ def _as_transform(t) -> np.ndarray:
     return arr
 
 
-def resample(array, affine, shape: Sequence[int], target_affine, transform=None, degree=3, mode: str = "mirror",
-             cval: float = 0.0):
+def resample(array, affine, shape: Sequence[int], target_affine, transform=None, degree=3,
+             mode: str = RESAMPLE_DEFAULT_MODE, cval: float = 0.0):
     """Resample ``array`` (voxel->world ``affine``) onto the grid ``shape`` / ``target_affine``.
 
     ``transform`` is a world-space (RAS mm) pull-back: a 4x4 matrix mapping target world points to
     input world points, a transform file name, or a list of those applied in the order given. A 4D
     array is resampled frame by frame (its last axis is time). Returns an array of ``shape``
     (plus the frames), float32 for float32 input and float64 otherwise.
+
+    ``mode`` 'itk' (the default) gives ITK's answer, as antsApplyTransforms and SimpleITK: ``cval``
+    where the point lies outside [-0.5, n-0.5) on an axis, the interpolated value inside (B-splines
+    mirror, linear/nearest clamp at the edge). scipy.ndimage's mode names keep scipy's meanings.
     """
     a = _float_array(array)
     shape = tuple(int(s) for s in np.atleast_1d(shape))

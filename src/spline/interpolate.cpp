@@ -282,11 +282,12 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
         ilo = std::clamp(ilo, i_begin, i_end);
         ihi = std::clamp(ihi, ilo, i_end);
         // Mode 'constant': outside the range where every coordinate may lie in [0, n-1]
-        // (generous by one voxel), the value is cval.
+        // (generous by one voxel), the value is cval; mode 'itk' likewise with [-0.5, n-0.5].
         int64_t vlo = i_begin, vhi = i_end;
-        if (cv.mode == Mode::Constant) {
-          double zl[3] = {0, 0, 0}, zh[3];
-          for (int d = 0; d < D; ++d) zh[d] = double(cv.dims[d] - 1);
+        if (cv.mode == Mode::Constant || cv.mode == Mode::Itk) {
+          const double e = cv.mode == Mode::Itk ? 0.5 : 0.0;
+          double zl[3] = {-e, -e, -e}, zh[3];
+          for (int d = 0; d < D; ++d) zh[d] = double(cv.dims[d] - 1) + e;
           std::tie(vlo, vhi) = row_range<D>(b, st, zl, zh, n, +1);
           vlo = std::clamp(vlo, i_begin, ilo);
           vhi = std::clamp(vhi, ihi, i_end);
