@@ -162,6 +162,10 @@ def map_coordinates(input, coordinates, output=None, order=3, mode: str = "const
         raise ValueError(f"map_coordinates interpolates 1 to 3 axes; the input has {inp.ndim} "
                          "(use scipy.ndimage.map_coordinates, or interpolate 3D sub-volumes)")
     complex_in = np.iscomplexobj(inp)
+    if not complex_in and inp.dtype in (np.float32, np.float64) and (
+            output is None or (isinstance(output, (type, np.dtype, str)) and np.dtype(output) == inp.dtype)):
+        # the result as the kernels return it: no second array, no copy
+        return _map_coordinates(inp, coords, order, mode, cval, prefilter)
     out = _scipy_output(output, inp, out_shape, complex_in)
     if complex_in:  # as scipy: each part on its own (interpolation is linear)
         kw = dict(order=order, mode=mode, prefilter=prefilter)
