@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Time voxalign's affine resampling per boundary mode, on the input and transform of
-bench_resample.py (smooth 256^3 float32, rotation + shear + shift), best of 7 per mode.
+"""Time voxalign's affine resampling per boundary mode: a smooth 256^3 float32 volume (as
+bench_resample.py's, without its noise term) and bench_resample.py's affine (rotation + shear +
+shift), best of 7 per mode.
 
     python3 bench/bench_resample_modes.py [modes] [degree]     e.g. constant,grid-constant,mirror,itk 3
 
