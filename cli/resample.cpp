@@ -90,7 +90,7 @@ void register_resample(CLI::App& app) {
                   "cval and the spline interpolates towards it beyond the edges), constant (cval wherever the point is "
                   "outside [0, n-1], even by rounding), nearest, mirror, reflect (= grid-mirror), wrap, grid-wrap")
       ->capture_default_str();
-  cmd->add_option("--cval", a->cval, "Value outside the input for the constant modes")->capture_default_str();
+  cmd->add_option("--cval", a->cval, "Value outside the input for the modes itk, constant and grid-constant")->capture_default_str();
   cmd->add_option("--dtype", a->dtype,
                   "Output data type: float32, float64, uint8, int8, int16, uint16, int32, uint32, int64, uint64 "
                   "(integers are rounded half away from zero and clamped)")
