@@ -13,7 +13,7 @@ namespace voxalign::cli {
 namespace {
 
 struct ResampleArgs {
-  std::string input, output, like, degree = "3", mode = "grid-constant", dtype = "float32";
+  std::string input, output, like, degree = "3", mode = mode_name(kResampleDefaultMode), dtype = "float32";
   std::vector<std::string> transforms;
   double cval = 0.0;
   int threads = 0;
@@ -97,11 +97,13 @@ void register_resample(CLI::App& app) {
                   "(Catmull-Rom cubic convolution)")
       ->capture_default_str();
   cmd->add_option("--mode", a->mode,
-                  "Boundary mode (scipy.ndimage names): grid-constant (the input is extended by cval and the spline "
-                  "interpolates towards it beyond the edges), constant (cval wherever the point is outside [0, n-1], "
-                  "even by rounding), nearest, mirror, reflect (= grid-mirror), wrap, grid-wrap")
+                  "Boundary mode: itk (as antsApplyTransforms and SimpleITK: cval where the point is more than half a "
+                  "voxel outside the input, i.e. outside [-0.5, n-0.5); inside, B-splines mirror and linear/nearest "
+                  "clamp as ITK's interpolators do), or a scipy.ndimage mode: grid-constant (the input is extended by "
+                  "cval and the spline interpolates towards it beyond the edges), constant (cval wherever the point is "
+                  "outside [0, n-1], even by rounding), nearest, mirror, reflect (= grid-mirror), wrap, grid-wrap")
       ->capture_default_str();
-  cmd->add_option("--cval", a->cval, "Value outside the input for the constant modes")->capture_default_str();
+  cmd->add_option("--cval", a->cval, "Value outside the input for the modes itk, constant and grid-constant")->capture_default_str();
   cmd->add_option("--dtype", a->dtype,
                   "Output data type: float32, float64, uint8, int8, int16, uint16, int32, uint32, int64, uint64 "
                   "(integers are rounded half away from zero and clamped)")

@@ -13,7 +13,7 @@ namespace voxalign::cli {
 namespace {
 
 struct WarpArgs {
-  std::string input, field, output, like, degree = "3", mode = "constant", units = "voxel", dtype = "float32";
+  std::string input, field, output, like, degree = "3", mode = mode_name(kResampleDefaultMode), units = "voxel", dtype = "float32";
   bool adjoint = false, quiet = false;
   int threads = 0;
 };
@@ -104,7 +104,11 @@ void register_warp(CLI::App& app) {
   cmd->add_flag("--adjoint", a->adjoint, "Apply the exact adjoint (transpose) of the warp instead");
   cmd->add_option("--like", a->like, "--adjoint: the grid of the forward warp's input (default: the field's grid)");
   cmd->add_option("--degree", a->degree, "B-spline degree 0..7 or keys")->capture_default_str();
-  cmd->add_option("--mode", a->mode, "Boundary mode (scipy.ndimage names)")->capture_default_str();
+  cmd->add_option("--mode", a->mode,
+                  "Boundary mode: itk (as antsApplyTransforms applies a displacement field: 0 where the point is more "
+                  "than half a voxel outside IN; see voxalign resample --help) or a scipy.ndimage mode name "
+                  "(constant, grid-constant, nearest, mirror, reflect, wrap, grid-wrap)")
+      ->capture_default_str();
   cmd->add_option("--units", a->units, "Field units: voxel or mm")->capture_default_str()->check(CLI::IsMember({"voxel", "mm"}));
   cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");

@@ -112,11 +112,16 @@ template <class T> Coefficients<T> borrow(const ImageView<const T>& v, int ndim,
   Geometry g;
   for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
   c.image = Image<T>(g, no_init);
-  // Coefficients must be contiguous for the kernels: copy (cheap next to evaluation).
+  // Coefficients must be contiguous for the kernels: copy, in tiles of 64 x 64 (i, j) so that a
+  // C-order array (i the slowest axis) is read a cache line at a time rather than an element.
   T* dst = c.image.data();
+  const int64_t d0 = v.dims[0], d1 = v.dims[1];
+  constexpr int64_t B = 64;
   for (int64_t k = 0; k < v.dims[2]; ++k)
-    for (int64_t j = 0; j < v.dims[1]; ++j)
-      for (int64_t i = 0; i < v.dims[0]; ++i) *dst++ = v(i, j, k);
+    for (int64_t j0 = 0; j0 < d1; j0 += B)
+      for (int64_t i0 = 0; i0 < d0; i0 += B)
+        for (int64_t j = j0; j < std::min(d1, j0 + B); ++j)
+          for (int64_t i = i0; i < std::min(d0, i0 + B); ++i) dst[(k * d1 + j) * d0 + i] = v(i, j, k);
   return c;
 }
 
@@ -139,8 +144,14 @@ nb::object py_interpolate(InArr<T> coeffs, int pad, int order, const std::string
   }
   {
     nb::gil_scoped_release release;
-    const Coefficients<T> c = borrow<T>(v, nd, order, parse_mode(mode), pad, cval);
-    interpolate<T>(c, pts.data(), n, vals, grads);
+    const Mode md = parse_mode(mode);
+    if (v.strides[0] == 1 && v.strides[1] > 0 && v.strides[2] > 0) { // read in place (arrays in NIfTI/Fortran order, and C-order ones the
+                             // package passes transposed)
+      interpolate<T>(v, nd, order, md, pad, cval, pts.data(), n, vals, grads);
+    } else {
+      const Coefficients<T> c = borrow<T>(v, nd, order, md, pad, cval);
+      interpolate<T>(c, pts.data(), n, vals, grads);
+    }
   }
   if (grad) return nb::make_tuple(out, gobj);
   return nb::cast(out);
@@ -832,6 +843,8 @@ NB_MODULE(_voxalign, m) {
   m.def("release_memory", [] { return release_cached_buffers(); });
   m.def("cached_memory", [] { return cached_bytes(); });
   m.def("parse_order", [](const std::string& s) { return parse_order(s); });
+  // The boundary mode resample/apply use by default (one definition, in modes.hpp).
+  m.attr("RESAMPLE_DEFAULT_MODE") = mode_name(kResampleDefaultMode);
   m.def("spline_coefficients", &py_coefficients<double>);
   m.def("spline_coefficients", &py_coefficients<float>);
   m.def("interpolate", &py_interpolate<double>);

@@ -9,6 +9,7 @@ Boundary modes use scipy.ndimage's names and meanings.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -23,11 +24,15 @@ __all__ = [
     "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp", "affine_param_vjp",
     "warp_matrix", "invert_field", "approx_adjoint_warp", "approx_warp_jvp", "bb_minimize", "gauss_newton",
     "field_mm_to_voxels", "register", "Registration", "realign", "Realignment",
-    "MODES", "__version__",
+    "MODES", "RESAMPLE_DEFAULT_MODE", "__version__",
 ]
 __version__ = "0.1.0"
 
-MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-constant", "wrap", "grid-wrap")
+MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-constant", "wrap", "grid-wrap", "itk")
+#: The boundary mode of :func:`resample` and :meth:`Registration.apply` (and of the CLI's resample,
+#: register -o and warp) unless told otherwise: 'itk', ITK's answer (antsApplyTransforms,
+#: SimpleITK). Defined once, in the C++ core (include/voxalign/spline/modes.hpp).
+RESAMPLE_DEFAULT_MODE = str(_core.RESAMPLE_DEFAULT_MODE)
 
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
@@ -134,16 +139,86 @@ def map_coordinates(input, coordinates, output=None, order=3, mode: str = "const
                     prefilter: bool = True):
     """Drop-in for scipy.ndimage.map_coordinates (same arguments, same results to rounding).
 
-    ``coordinates`` has shape (ndim, ...) as in scipy. float32 input is computed in float32.
-    ``output`` may be a dtype or an array of the result's shape to fill (as in scipy).
+    ``coordinates`` has shape (ndim, ...) as in scipy. The result has the input's dtype unless
+    ``output`` (a dtype, a dtype string or an array of the result's shape, either byte order) says
+    otherwise, and integer outputs are rounded as scipy rounds them: half away from zero, clamped
+    to the type's range (unsigned: negatives give 0); bool outputs are the truncated value != 0.
+    Complex input is interpolated as scipy does it, real and imaginary parts separately (``cval``'s
+    parts for each). float32 input with a float32 result is computed in float32, anything else in
+    float64. Beyond scipy: degrees 6, 7 and 'keys', mode 'itk'. Not supported (a ValueError, never a
+    silent answer): inputs of more than 3 dimensions. scipy's own TestMapCoordinates runs against
+    this function (tests/python/test_scipy_drop_in.py).
     """
-    res = _map_coordinates(input, coordinates, order, mode, cval, prefilter)
+    inp = np.asarray(input)
+    coords = np.asarray(coordinates)
+    if np.iscomplexobj(coords):
+        raise TypeError("complex coordinates are not supported")
+    out_shape = coords.shape[1:]
+    if inp.ndim < 1 or len(out_shape) < 1:
+        raise ValueError("input and output rank must be > 0")
+    if coords.shape[0] != inp.ndim:
+        raise ValueError(f"coordinates must have shape (input.ndim, ...) = ({inp.ndim}, ...), not {coords.shape}")
+    if inp.ndim > 3:
+        raise ValueError(f"map_coordinates interpolates 1 to 3 axes; the input has {inp.ndim} "
+                         "(use scipy.ndimage.map_coordinates, or interpolate 3D sub-volumes)")
+    complex_in = np.iscomplexobj(inp)
+    if not complex_in and inp.dtype in (np.float32, np.float64) and (
+            output is None or (isinstance(output, (type, np.dtype, str)) and np.dtype(output) == inp.dtype)):
+        # the result as the kernels return it: no second array, no copy
+        return _map_coordinates(inp, coords, order, mode, cval, prefilter)
+    out = _scipy_output(output, inp, out_shape, complex_in)
+    if complex_in:  # as scipy: each part on its own (interpolation is linear)
+        kw = dict(order=order, mode=mode, prefilter=prefilter)
+        map_coordinates(inp.real, coords, output=out.real, cval=np.real(cval), **kw)
+        map_coordinates(inp.imag, coords, output=out.imag, cval=np.imag(cval), **kw)
+        return out
+    work = np.float32 if inp.dtype == np.float32 and out.dtype == np.float32 else np.float64
+    res = _map_coordinates(inp.astype(work, copy=False), coords, order, mode, cval, prefilter)
+    _store_like_scipy(out, res)
+    return out
+
+
+def _scipy_output(output, inp, shape, complex_output):
+    """The output array, allocated or checked as scipy.ndimage's _get_output does."""
     if output is None:
-        return res
-    if isinstance(output, np.ndarray):
-        output[...] = res
-        return output
-    return res.astype(output)
+        dt = np.promote_types(inp.dtype, np.complex64) if complex_output else np.dtype(inp.dtype.name)
+        return np.zeros(shape, dtype=dt)
+    if isinstance(output, (type, np.dtype, str)):
+        dt = np.dtype(output)
+        if not issubclass(dt.type, (np.number, np.bool_)):
+            raise ValueError(f"output must have a numeric dtype, not {dt}")
+        if complex_output and dt.kind != "c":
+            if isinstance(output, str):
+                raise ValueError("output must have complex dtype")
+            warnings.warn("promoting specified output dtype to complex", stacklevel=3)
+            dt = np.promote_types(dt, np.complex64)
+        return np.zeros(shape, dtype=dt)
+    out = np.asarray(output)
+    if out.shape != tuple(shape):
+        raise ValueError(f"output shape {out.shape} differs from the coordinates' {tuple(shape)}")
+    if complex_output and out.dtype.kind != "c":
+        raise ValueError("output must have complex dtype")
+    return out
+
+
+def _store_like_scipy(out, res):
+    """Write interpolated values into ``out`` with scipy.ndimage's casts (ni_interpolation.c,
+    CASE_INTERP_OUT*): integers rounded half away from zero (unsigned: x > 0 ? x + 0.5 : 0) and
+    clamped to the type's range, then truncated; bool: the truncated value != 0; floats as is."""
+    kind = out.dtype.kind
+    with np.errstate(invalid="ignore", over="ignore"):
+        if kind in "iu":
+            info = np.iinfo(out.dtype)
+            r = np.where(res > 0, res + 0.5, (res - 0.5) if kind == "i" else 0.0)
+            r = np.clip(r, float(info.min), float(info.max))
+            out[...] = np.trunc(r).astype(out.dtype.newbyteorder("="))
+        elif kind == "b":
+            out[...] = np.trunc(res) != 0
+        elif kind == "c":
+            out.real[...] = res
+            out.imag[...] = 0
+        else:
+            out[...] = res
 
 
 def _map_coordinates(input, coordinates, order, mode, cval, prefilter):
@@ -152,7 +227,7 @@ def _map_coordinates(input, coordinates, order, mode, cval, prefilter):
     if c.shape[0] != a.ndim:
         raise ValueError("coordinates must have shape (input.ndim, ...)")
     pts = np.moveaxis(c, 0, -1)
-    if prefilter:
+    if prefilter and 2 <= _order(order) <= 7:
         co = spline_coefficients(a, order, mode, cval)
         return interpolate(co, pts)
     return interpolate(a, pts, degree=order, mode=mode, cval=cval)
@@ -180,14 +255,18 @@ def _as_transform(t) -> np.ndarray:
     return arr
 
 
-def resample(array, affine, shape: Sequence[int], target_affine, transform=None, degree=3, mode: str = "mirror",
-             cval: float = 0.0):
+def resample(array, affine, shape: Sequence[int], target_affine, transform=None, degree=3,
+             mode: str = RESAMPLE_DEFAULT_MODE, cval: float = 0.0):
     """Resample ``array`` (voxel->world ``affine``) onto the grid ``shape`` / ``target_affine``.
 
     ``transform`` is a world-space (RAS mm) pull-back: a 4x4 matrix mapping target world points to
     input world points, a transform file name, or a list of those applied in the order given. A 4D
     array is resampled frame by frame (its last axis is time). Returns an array of ``shape``
     (plus the frames), float32 for float32 input and float64 otherwise.
+
+    ``mode`` 'itk' (the default) gives ITK's answer, as antsApplyTransforms and SimpleITK: ``cval``
+    where the point lies outside [-0.5, n-0.5) on an axis, the interpolated value inside (B-splines
+    mirror, linear/nearest clamp at the edge). scipy.ndimage's mode names keep scipy's meanings.
     """
     a = _float_array(array)
     shape = tuple(int(s) for s in np.atleast_1d(shape))

@@ -79,9 +79,11 @@ class Registration:
         """Parameters by name."""
         return dict(zip(self.names, self.parameters.tolist()))
 
-    def apply(self, image, affine=None, degree=3, mode: str = "grid-constant", cval: float = 0.0) -> np.ndarray:
-        """The moving image (or any image in the moving space) resampled onto the fixed grid."""
-        from . import resample
+    def apply(self, image, affine=None, degree=3, mode: Optional[str] = None, cval: float = 0.0) -> np.ndarray:
+        """The moving image (or any image in the moving space) resampled onto the fixed grid.
+        ``mode`` defaults to :data:`voxalign.RESAMPLE_DEFAULT_MODE` ('itk': as antsApplyTransforms)."""
+        from . import RESAMPLE_DEFAULT_MODE, resample
+        mode = RESAMPLE_DEFAULT_MODE if mode is None else mode
         if hasattr(image, "get_fdata") and hasattr(image, "affine"):
             a = np.asarray(image.get_fdata(dtype=np.float32))
             aff = image.affine if affine is None else affine

@@ -39,17 +39,21 @@ template <int K, int D, class T> struct Stencil {
 };
 
 /// Build the stencil for point x (coordinates in voxels of the un-padded image). Returns false when
-/// the point takes the constant value (mode 'constant' outside [0, n-1]).
+/// the point takes the constant value (mode 'constant' outside [0, n-1], 'itk' outside
+/// [-0.5, n-0.5)).
 template <int K, int D, class T, bool Grad>
 VX_HD bool make_stencil(const double* x, const int64_t* dims, const int64_t* strides, Mode mode, int pad,
                         Stencil<K, D, T>& s) {
   constexpr int W = Stencil<K, D, T>::W;
+  const bool itk = mode == Mode::Itk; // ITK's inside-buffer test, then its interpolator's folding
+  if (itk) mode = itk_inner_mode(K);
   const Mode fold = spline_boundary_mode(mode);
   s.any_gc_out = false;
   s.contiguous0 = false;
   for (int d = 0; d < D; ++d) {
     // Non-finite or absurdly far coordinates (no integer index exists) take the constant value.
     if (!(std::abs(x[d]) <= kMaxCoordinate)) return false;
+    if (itk && !itk_inside(x[d] + pad, dims[d])) return false;
     double cc = x[d] + pad;
     double sign = 1.0;
     if (mode != Mode::GridConstant && mode != Mode::Nearest) cc = map_coordinate(cc, dims[d], mode, sign);
@@ -430,6 +434,8 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
   if (mode == Mode::GridConstant) return false;
   for (int d = 0; d < D; ++d)
     if (dims[d] < 4) return false;
+  const bool itk = mode == Mode::Itk; // as in make_stencil
+  if (itk) mode = itk_inner_mode(K);
   const Mode fold = spline_boundary_mode(mode);
   constexpr double h = (K == kKeys || (K & 1)) ? 0.0 : 0.5;
   constexpr int off = K == kKeys ? 1 : K / 2; // kernel_start(x) = floor(x + h) - off
@@ -454,7 +460,7 @@ inline bool stencils4_x8(const int64_t* dims, const int64_t* strides, const doub
       if (s.fix[p] == 1) continue;
       double cc = xm[d][p];
       if (!(on >> p & 1)) {
-        if (!(std::abs(xs[d][p]) <= kMaxCoordinate)) {
+        if (!(std::abs(xs[d][p]) <= kMaxCoordinate) || (itk && !itk_inside(cc, n))) {
           s.fix[p] = 1;
           continue;
         }

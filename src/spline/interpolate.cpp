@@ -24,17 +24,20 @@ template <class T> struct CoeffView {
   int ndim;
 };
 
-template <class T> CoeffView<T> coeff_view(const Coefficients<T>& c) {
+template <class T> CoeffView<T> coeff_view(ImageView<const T> iv, int ndim, int order, Mode mode, int pad, double cval) {
   CoeffView<T> v{};
-  const auto iv = c.image.view();
   v.data = iv.data;
   for (int d = 0; d < 3; ++d) v.dims[d] = iv.dims[d], v.strides[d] = iv.strides[d];
-  v.pad = c.pad;
-  v.mode = c.mode;
-  v.cval = T(c.cval);
-  v.order = c.order;
-  v.ndim = c.ndim;
+  v.pad = pad;
+  v.mode = mode;
+  v.cval = T(cval);
+  v.order = order;
+  v.ndim = ndim;
   return v;
+}
+
+template <class T> CoeffView<T> coeff_view(const Coefficients<T>& c) {
+  return coeff_view<T>(c.image.view(), c.ndim, c.order, c.mode, c.pad, c.cval);
 }
 
 // Range [ilo, ihi) of i for which lo[d] <= b[d] + st[d] * i <= hi[d] on every axis d, made
@@ -155,8 +158,7 @@ template <class T, class PointFn> void eval_grid(const CoeffView<T>& cv, ImageVi
 } // namespace
 
 template <class T>
-void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T* values, T* grads) {
-  const CoeffView<T> cv = coeff_view(c);
+void interpolate_view(const CoeffView<T>& cv, const double* points, int64_t npts, T* values, T* grads) {
   detail::dispatch_kernel(cv.order, cv.ndim, [&]<int K, int D>() {
     parallel_for(npts, 4096, [&](int64_t p0, int64_t p1) {
       if (!grads) {
@@ -175,6 +177,19 @@ void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T
                                                           cv.cval, grads + p * D);
     });
   });
+}
+
+template <class T>
+void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T* values, T* grads) {
+  interpolate_view(coeff_view(c), points, npts, values, grads);
+}
+
+template <class T>
+void interpolate(ImageView<const T> coeffs, int ndim, int order, Mode mode, int pad, double cval, const double* points,
+                 int64_t npts, T* values, T* grads) {
+  VX_CHECK(coeffs.strides[0] == 1, InvalidArgument, "interpolate: coefficients must be contiguous along axis 0");
+  VX_CHECK(ndim >= 1 && ndim <= 3, InvalidArgument, "interpolate: 1 to 3 axes, not ", ndim);
+  interpolate_view(coeff_view<T>(coeffs, ndim, order, mode, pad, cval), points, npts, values, grads);
 }
 
 #ifdef VX_HAVE_AVX2_TAPS
@@ -282,11 +297,12 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
         ilo = std::clamp(ilo, i_begin, i_end);
         ihi = std::clamp(ihi, ilo, i_end);
         // Mode 'constant': outside the range where every coordinate may lie in [0, n-1]
-        // (generous by one voxel), the value is cval.
+        // (generous by one voxel), the value is cval; mode 'itk' likewise with [-0.5, n-0.5].
         int64_t vlo = i_begin, vhi = i_end;
-        if (cv.mode == Mode::Constant) {
-          double zl[3] = {0, 0, 0}, zh[3];
-          for (int d = 0; d < D; ++d) zh[d] = double(cv.dims[d] - 1);
+        if (cv.mode == Mode::Constant || cv.mode == Mode::Itk) {
+          const double e = cv.mode == Mode::Itk ? 0.5 : 0.0;
+          double zl[3] = {-e, -e, -e}, zh[3];
+          for (int d = 0; d < D; ++d) zh[d] = double(cv.dims[d] - 1) + e;
           std::tie(vlo, vhi) = row_range<D>(b, st, zl, zh, n, +1);
           vlo = std::clamp(vlo, i_begin, ilo);
           vhi = std::clamp(vhi, ihi, i_end);
@@ -350,6 +366,7 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
 
 #define VX_INSTANTIATE(T)                                                                                   \
   template void interpolate(const Coefficients<T>&, const double*, int64_t, T*, T*);                        \
+  template void interpolate(ImageView<const T>, int, int, Mode, int, double, const double*, int64_t, T*, T*);  \
   template void warp_displacement(const Coefficients<T>&, ImageView<const T>, ImageView<T>);                \
   template void warp_affine(const Coefficients<T>&, const double*, ImageView<T>);
 VX_INSTANTIATE(float)

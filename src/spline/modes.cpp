@@ -12,8 +12,9 @@ Mode parse_mode(std::string_view s) {
   if (s == "grid-constant") return Mode::GridConstant;
   if (s == "wrap") return Mode::Wrap;
   if (s == "grid-wrap") return Mode::GridWrap;
+  if (s == "itk") return Mode::Itk;
   throw InvalidArgument("unknown boundary mode '" + std::string(s) +
-                        "' (use mirror, reflect, grid-mirror, nearest, constant, grid-constant, wrap or grid-wrap)");
+                        "' (use mirror, reflect, grid-mirror, nearest, constant, grid-constant, wrap grid-wrap or itk)");
 }
 
 std::string mode_name(Mode m) {
@@ -25,6 +26,7 @@ std::string mode_name(Mode m) {
   case Mode::GridConstant: return "grid-constant";
   case Mode::Wrap: return "wrap";
   case Mode::GridWrap: return "grid-wrap";
+  case Mode::Itk: return "itk";
   }
   return "?";
 }

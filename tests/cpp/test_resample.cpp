@@ -86,3 +86,40 @@ TEST(Resample, FourDimensionalFrameByFrame) {
   ASSERT_EQ(out.geometry().dims[3], 3);
   for (int64_t i = 0; i < img.size(); ++i) EXPECT_NEAR(out.data()[i], img.data()[i], 1e-5);
 }
+
+// Mode 'itk' (the default): ITK's IsInsideBuffer window [-0.5, n-0.5) -- a shift of exactly -0.5
+// voxel keeps the first voxel (lower end included), +0.5 drops the last (upper end excluded), and
+// inside the window the edge voxels are interpolated as ITK does (linear: the edge sample; cubic:
+// mirror, the same value at -0.5 as at +0.5). Figures checked against SimpleITK in
+// tests/python/test_itk_mode.py.
+TEST(Resample, ItkModeWindowEnds) {
+  EXPECT_EQ(ResampleOptions{}.mode, Mode::Itk);
+  Geometry g;
+  g.dims = {10, 6, 5, 1};
+  Image<double> img(g);
+  for (int64_t i = 0; i < img.size(); ++i) img.data()[i] = 1.0 + double((i * 37) % 11) / 10.0;
+  auto at = [&](const Image<double>& im, int64_t i) { return im.view()(i, 2, 2); };
+  auto shifted = [&](double t, int order) {
+    Mat4 T = Mat4::Identity();
+    T(0, 3) = t; // output voxel i samples input voxel i + t (unit affine)
+    ResampleOptions o;
+    o.order = order;
+    o.cval = -3.0;
+    return resample(img, g, T, o);
+  };
+  for (int order : {0, 1, 3, 5, kKeys}) {
+    const Image<double> lo = shifted(-0.5, order), hi = shifted(0.5, order);
+    EXPECT_NE(at(lo, 0), -3.0) << order; // -0.5: inside
+    EXPECT_EQ(at(hi, 9), -3.0) << order; // n - 0.5: outside
+    EXPECT_NE(at(hi, 8), -3.0) << order;
+    EXPECT_EQ(at(shifted(-0.5 - 1e-9, order), 0), -3.0) << order;
+    EXPECT_NE(at(shifted(0.5 - 1e-9, order), 9), -3.0) << order;
+  }
+  EXPECT_NEAR(at(shifted(-0.5, 1), 0), at(img, 0), 1e-12);    // linear clamps to the edge sample
+  EXPECT_NEAR(at(shifted(-0.3, 1), 0), at(img, 0), 1e-12);
+  EXPECT_NEAR(at(shifted(0.4, 1), 9), at(img, 9), 1e-12);
+  EXPECT_NEAR(at(shifted(-0.5, 0), 0), at(img, 0), 1e-12);    // nearest: -0.5 rounds up to 0
+  EXPECT_NEAR(at(shifted(-0.5, 3), 0), at(shifted(0.5, 3), 0), 1e-12); // cubic mirrors about 0
+  // cubic mirrors about n-1: x = n-1+0.3 gives the value at n-1-0.3
+  EXPECT_NEAR(at(shifted(0.3, 3), 9), at(shifted(-0.3, 3), 9), 1e-12);
+}

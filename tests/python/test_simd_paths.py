@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 import voxalign as va
 from conftest import adjoint_over_threads
 
-MODES = ["mirror", "reflect", "nearest", "constant", "grid-constant", "wrap", "grid-wrap"]
+MODES = ["mirror", "reflect", "nearest", "constant", "grid-constant", "wrap", "grid-wrap", "itk"]
 SCIPY_MODE = {"reflect": "grid-mirror", "wrap": "wrap", "grid-wrap": "grid-wrap"}
 SHAPES = {2: (45, 37), 3: (37, 29, 23)}  # rows not a multiple of 8
 
@@ -77,11 +77,12 @@ def test_affine_float32_equals_float64(nd, mode, degree, M):
     r64 = va.resample(a, eye, a.shape, eye, transform=A, degree=degree, mode=mode, cval=-0.25)
     r32 = va.resample(a.astype(np.float32), eye, a.shape, eye, transform=A, degree=degree, mode=mode, cval=-0.25)
     # voxels whose coordinate lies within rounding of the edge flip between in and out in
-    # 'constant' mode; leave those out
+    # 'constant' mode (edges 0 and n-1) and 'itk' (-0.5 and n-0.5); leave those out
     grid = np.indices(a.shape, dtype=np.float64).reshape(nd, -1)
     x = A[:nd, :nd] @ grid + A[:nd, 3:4]
     n = np.array(a.shape, dtype=np.float64)[:, None]
-    edge = np.any((np.abs(x) < 1e-6) | (np.abs(x - (n - 1)) < 1e-6), axis=0).reshape(a.shape)
+    edge = np.any((np.abs(x) < 1e-6) | (np.abs(x - (n - 1)) < 1e-6) | (np.abs(x + 0.5) < 1e-6) |
+                  (np.abs(x - (n - 0.5)) < 1e-6), axis=0).reshape(a.shape)
     assert np.abs(r32 - r64)[~edge].max() <= tol(a)
 
 
@@ -100,7 +101,7 @@ def test_affine_constant_mode_matches_scipy():
 
 
 @pytest.mark.parametrize("nd", [2, 3])
-@pytest.mark.parametrize("mode", ["mirror", "reflect", "nearest", "constant", "wrap", "grid-wrap"])
+@pytest.mark.parametrize("mode", ["mirror", "reflect", "nearest", "constant", "wrap", "grid-wrap", "itk"])
 @pytest.mark.parametrize("degree", [3, "keys"])
 def test_warp_gradient_float32_equals_float64(nd, mode, degree):
     a, u = data(nd), field(nd)
@@ -111,7 +112,7 @@ def test_warp_gradient_float32_equals_float64(nd, mode, degree):
     assert np.abs(g32 - g64).max() <= 2 * tol(g64)
 
 
-ADJ_MODES = ["mirror", "reflect", "nearest", "grid-constant", "constant", "wrap", "grid-wrap"]
+ADJ_MODES = ["mirror", "reflect", "nearest", "grid-constant", "constant", "wrap", "grid-wrap", "itk"]
 
 
 def adjoint_y(nd, seed=2):

@@ -7,9 +7,10 @@ namespace voxalign {
 
 struct ResampleOptions {
   int order = 3;               ///< 0..7 (B-spline degree, >= 2 prefiltered) or kKeys
-  /// Boundary mode (scipy.ndimage names). The default, grid-constant, interpolates towards cval
-  /// beyond the edges: robust to rounding at the last voxel (scipy's 'constant' is not).
-  Mode mode = Mode::GridConstant;
+  /// Boundary mode (scipy.ndimage names, or 'itk'). The default, 'itk', gives ITK's answer
+  /// (antsApplyTransforms, SimpleITK): cval outside [-0.5, n-0.5) per axis, ITK's edge handling
+  /// inside (docs/interpolation.md).
+  Mode mode = kResampleDefaultMode;
   double cval = 0.0;           ///< value outside for constant modes
 };
 

@@ -13,6 +13,13 @@ namespace voxalign {
 template <class T>
 void interpolate(const Coefficients<T>& c, const double* points, int64_t npts, T* values, T* grads = nullptr);
 
+/// Same, on coefficients held elsewhere (e.g. a numpy array), read in place: a view whose axis-0
+/// stride is 1 (other strides are free; dims[3] is ignored), with the order, mode, padding and
+/// cval a Coefficients would carry.
+template <class T>
+void interpolate(ImageView<const T> coeffs, int ndim, int order, Mode mode, int pad, double cval, const double* points,
+                 int64_t npts, T* values, T* grads = nullptr);
+
 /// Same, at the points x + u(x) of a grid: `field` has the output grid's dims in dims[0..2] and the
 /// ndim displacement components (voxels) in dims[3]. out has the output grid's dims.
 template <class T>

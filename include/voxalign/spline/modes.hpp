@@ -28,10 +28,20 @@ enum class Mode : int {
   GridConstant = 4, ///< k k k | a b c d | k k k  (interpolates towards cval beyond the edges)
   Wrap = 5,         ///< scipy's 'wrap': period n-1, first and last samples coincide
   GridWrap = 6,     ///< a b c d | a b c d | a b c d (period n)
+  /// ITK's ResampleImageFilter (antsApplyTransforms, SimpleITK): cval outside [-0.5, n-0.5) (the
+  /// interpolator's IsInsideBuffer); inside, the taps beyond the edge fold as ITK's interpolators
+  /// fold them: mirror for B-splines of degree >= 2, clamp (edge value) for degrees 0, 1 and Keys
+  /// (itk_inner_mode). Not a scipy mode; see docs/interpolation.md.
+  Itk = 7,
 };
 
+/// The mode `voxalign resample`, `register -o`, `warp`, and Python's resample and
+/// Registration.apply use unless told otherwise (one definition: the CLI and the Python package
+/// read it from here).
+constexpr Mode kResampleDefaultMode = Mode::Itk;
+
 /// Parse a mode name ("mirror", "reflect"/"grid-mirror", "nearest", "constant", "grid-constant",
-/// "wrap", "grid-wrap"); throws InvalidArgument for anything else.
+/// "wrap", "grid-wrap", "itk"); throws InvalidArgument for anything else.
 Mode parse_mode(std::string_view name);
 std::string mode_name(Mode m);
 
@@ -52,9 +62,19 @@ VX_HD constexpr int coefficient_pad(int order, Mode m) {
   return (needs_prefilter(order) && (m == Mode::Nearest || m == Mode::GridConstant)) ? kScipyPad : 0;
 }
 
+/// Mode 'itk' inside ITK's buffer: how the taps of a kernel of this order fold at the edges.
+/// BSplineInterpolateImageFunction mirrors (whole-sample) its coefficients and taps;
+/// LinearInterpolateImageFunction and NearestNeighborInterpolateImageFunction clamp to the edge
+/// sample; Keys (not in ITK) clamps like ITK's other convolution interpolators (windowed sinc,
+/// zero-flux Neumann).
+VX_HD constexpr Mode itk_inner_mode(int order) { return needs_prefilter(order) ? Mode::Mirror : Mode::Nearest; }
+/// ITK's IsInsideBuffer(ContinuousIndex) on one axis of n samples: -0.5 <= x < n - 0.5 (false for NaN).
+VX_HD bool itk_inside(double x, int64_t n) { return x >= -0.5 && x < double(n) - 0.5; }
+
 /// Map a coordinate outside [0, len-1] back according to the mode (scipy's map_coordinate).
 /// `sign` receives d(result)/d(in): +1, -1 (a mirror flip) or 0 (clamped). Constant mode returns -1
-/// for points outside, meaning "use cval".
+/// for points outside, meaning "use cval". 'itk' must be resolved first (itk_inside, then
+/// itk_inner_mode): it is left unchanged here.
 VX_HD double map_coordinate(double in, int64_t len, Mode mode, double& sign) {
   sign = 1.0;
   if (in < 0) {
@@ -87,7 +107,8 @@ VX_HD double map_coordinate(double in, int64_t len, Mode mode, double& sign) {
       break;
     case Mode::Nearest: in = 0; sign = 0; break;
     case Mode::Constant: in = -1; sign = 0; break;
-    case Mode::GridConstant: break;
+    case Mode::GridConstant:
+    case Mode::Itk: break;
     }
   } else if (in > double(len - 1)) {
     switch (mode) {
@@ -116,7 +137,8 @@ VX_HD double map_coordinate(double in, int64_t len, Mode mode, double& sign) {
       break;
     case Mode::Nearest: in = double(len - 1); sign = 0; break;
     case Mode::Constant: in = -1; sign = 0; break;
-    case Mode::GridConstant: break;
+    case Mode::GridConstant:
+    case Mode::Itk: break;
     }
   }
   return in;
