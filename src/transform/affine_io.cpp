@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/output.hpp"
 
 namespace voxalign {
 namespace {
@@ -247,22 +248,21 @@ Mat4 read_transform(const std::string& path) {
 }
 
 void write_text_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".vxtmp-" + std::to_string(std::random_device{}());
-  std::error_code ec;
+  const std::string tmp = temporary_output(path);
   bool ok = false;
   {
-    std::ofstream f(tmp);
+    std::ofstream f(tmp, std::ios::binary);
     if (f.good()) {
       f << text;
       f.close();
       ok = !f.fail();
     }
   }
-  if (ok) std::filesystem::rename(tmp, path, ec);
-  if (!ok || ec) {
-    std::filesystem::remove(tmp, ec);
-    throw IoError(path + (ok ? ": cannot move the finished file into place" : ": cannot write (disk full or not writable?)"));
+  if (!ok) {
+    discard_output(tmp);
+    throw IoError(path + ": cannot write (disk full or not writable?)");
   }
+  finish_output(tmp, path);
 }
 
 std::string itk_affine_text(const Mat4& ras) {
