@@ -178,6 +178,15 @@ void OutputTransaction::commit() {
   }
   g_committing.store(1);
   std::string failure;
+  // The one rename that fails in practice is onto a directory: look before moving anything, so
+  // that such a failure leaves no output at all.
+  for (const auto& [tmp, target] : files_) {
+    std::error_code ec;
+    if (fs::is_directory(target, ec)) {
+      failure = target + ": is a directory; cannot put the output there";
+      break;
+    }
+  }
   for (const auto& [tmp, target] : files_) {
     if (!failure.empty()) {
       discard_output(tmp);
