@@ -81,15 +81,6 @@ void run(const RegisterArgs& a) {
   transform_groups(o.transform); // validate names before reading anything big
 
   const Image<float> fixed = read_image(a.fixed, "--fixed");
-  {
-    // A smoothing wider than the image means nothing, and its kernel would take the memory and time.
-    const Geometry& fg = fixed.geometry();
-    double extent = 0;
-    for (int d = 0; d < 3; ++d) extent = std::max(extent, double(fg.dims[d]) * fg.spacing()[d]);
-    for (double s : o.smoothing)
-      VX_CHECK(s <= extent, InvalidArgument, "--smoothing: ", s, " mm is wider than the fixed image (", extent,
-               " mm across); give sigmas in mm, at most the image's size");
-  }
   Image<float> fmask, mmask;
   if (!a.fixed_mask.empty()) fmask = read_mask(a.fixed_mask, "--fixed-mask");
   if (!a.moving_mask.empty()) mmask = read_mask(a.moving_mask, "--moving-mask");

@@ -168,6 +168,15 @@ void check_inputs(const Image<float>& fixed, const Image<float>& moving, const R
   VX_CHECK(o.smoothing.empty() || o.smoothing.size() == o.levels.size(), InvalidArgument, "smoothing: ",
            o.levels.size(), " values expected (one per level), got ", o.smoothing.size());
   for (double s : o.smoothing) VX_CHECK(s >= 0 && std::isfinite(s), InvalidArgument, "smoothing sigmas must be >= 0");
+  {
+    // A smoothing wider than the image means nothing, and its kernel would take the memory and time.
+    const Geometry& fg = fixed.geometry();
+    double extent = 0;
+    for (int d = 0; d < 3; ++d) extent = std::max(extent, double(fg.dims[d]) * fg.spacing()[d]);
+    for (double s : o.smoothing)
+      VX_CHECK(s <= extent, InvalidArgument, "--smoothing: ", s, " mm is wider than the fixed image (", extent,
+               " mm across); give sigmas in mm, at most the image's size");
+  }
   VX_CHECK(o.iterations.empty() || o.iterations.size() == 1 || o.iterations.size() == o.levels.size(), InvalidArgument,
            "iterations: one value or one per level");
   for (int it : o.iterations) VX_CHECK(it >= 0, InvalidArgument, "iterations must be >= 0");

@@ -152,3 +152,10 @@ def test_register_refuses_non_overlapping_tiny_voxels_at_once():
                     fixed_affine=np.diag([1.5, 1.2, 2.0, 1.0]))
     assert "do not overlap at the initial transform" in one_line(e)
     assert time.perf_counter() - t0 < 1.5
+
+
+def test_register_names_a_smoothing_wider_than_the_image():
+    img = _ball()
+    with pytest.raises(ValueError) as e:
+        vx.register(img, img, levels=[2, 1], smoothing=[1e9, 0.0])
+    assert "--smoothing: 1e+09 mm is wider than the fixed image" in one_line(e)
