@@ -1,6 +1,10 @@
 #include "common.hpp"
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <sstream>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
@@ -12,7 +16,7 @@ void add_threads_option(CLI::App* cmd, int& threads) {
   cmd->add_option("--threads", threads,
                   "Worker threads (default: all cores, or $VOXALIGN_NUM_THREADS). Results are identical for any "
                   "number of threads.")
-      ->check(CLI::Range(1, 1024));
+      ->check(number_check(1, 1024, true));
 }
 
 Image<float> read_image(const std::string& path, const std::string& what, NiftiHeaderInfo* info) {
@@ -29,6 +33,96 @@ void check_output_dir(const std::string& path) {
   std::error_code ec;
   VX_CHECK(dir.empty() || std::filesystem::is_directory(dir, ec), InvalidArgument, path,
            ": the output directory does not exist");
+}
+
+namespace {
+
+/// "" when `text` is a number as number_check() wants it, else what is wrong.
+std::string number_problem(const std::string& text, double lo, double hi, bool integer, bool lo_open) {
+  if (text.empty()) return "an empty value is not a number";
+  const char* s = text.c_str();
+  char* end = nullptr;
+  errno = 0;
+  double v;
+  if (integer) {
+    const long long i = std::strtoll(s, &end, 10);
+    if (end == s || *end != '\0') return "'" + text + "' is not a whole number";
+    if (errno == ERANGE) return "'" + text + "' is out of range";
+    v = double(i);
+  } else {
+    v = std::strtod(s, &end);
+    if (end == s || *end != '\0') return "'" + text + "' is not a number";
+    if (errno == ERANGE && std::abs(v) > 1.0) return "'" + text + "' is too large (not a finite number)";
+    if (!std::isfinite(v)) return "'" + text + "' is not a finite number";
+  }
+  if (v >= lo && !(lo_open && v == lo) && v <= hi) return "";
+  std::ostringstream m;
+  if (std::isinf(hi)) m << text << " must be " << (lo_open ? "> " : ">= ") << lo;
+  else m << text << " is out of range " << (lo_open ? "(" : "[") << lo << ", " << hi << "]";
+  return m.str();
+}
+
+std::string file_key(const std::string& p) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path abs = fs::absolute(fs::path(p), ec);
+  const fs::path c = fs::weakly_canonical(abs, ec);
+  return ec ? abs.lexically_normal().string() : c.string();
+}
+
+} // namespace
+
+CLI::Validator number_check(double lo, double hi, bool integer, bool lo_open) {
+  std::ostringstream d;
+  d << (integer ? "INT" : "NUMBER") << " in " << (lo_open ? "(" : "[") << lo << ", " << hi << "]";
+  return CLI::Validator([=](std::string& text) { return number_problem(text, lo, hi, integer, lo_open); },
+                        std::isinf(hi) ? "" : d.str());
+}
+
+std::vector<double> parse_number_list(const std::string& text, const char* what, double lo, double hi, bool integer,
+                                      bool lo_open) {
+  std::vector<double> out;
+  if (text.empty()) return out;
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = text.find(',', pos);
+    const std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    VX_CHECK(!item.empty(), InvalidArgument, what, ": '", text, "' has an empty item (give numbers separated by single commas)");
+    const std::string bad = number_problem(item, lo, hi, integer, lo_open);
+    VX_CHECK(bad.empty(), InvalidArgument, what, ": ", bad, " (in '", text, "')");
+    out.push_back(std::strtod(item.c_str(), nullptr));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+Image<float> read_mask(const std::string& path, const std::string& what) {
+  Image<float> m = read_image(path, what);
+  const Geometry& g = m.geometry();
+  VX_CHECK(g.dims[3] == 1, InvalidArgument, what, " ", path, " is 4D (", g.dims[3],
+           " frames); a mask is one 2D or 3D image (take one frame)");
+  return m;
+}
+
+void check_distinct_files(const std::vector<std::pair<std::string, std::string>>& inputs,
+                          const std::vector<std::pair<std::string, std::string>>& outputs) {
+  namespace fs = std::filesystem;
+  auto same = [](const std::string& a, const std::string& b) {
+    if (file_key(a) == file_key(b)) return true;
+    std::error_code ec;
+    return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec); // hard links
+  };
+  for (size_t o = 0; o < outputs.size(); ++o) {
+    const auto& [oname, opath] = outputs[o];
+    if (opath.empty()) continue;
+    for (const auto& [iname, ipath] : inputs)
+      VX_CHECK(ipath.empty() || !same(opath, ipath), InvalidArgument, oname, " ", opath, " is the same file as ", iname, " ",
+               ipath, ": refusing to overwrite an input (give another output name)");
+    for (size_t p = 0; p < o; ++p)
+      VX_CHECK(outputs[p].second.empty() || !same(opath, outputs[p].second), InvalidArgument, outputs[p].first, " and ",
+               oname, " name the same file (", opath, "): give each output its own name");
+  }
 }
 
 void apply_threads(int threads) {

@@ -4,6 +4,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/output.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"voxalign: fast, exact image registration and correction for medical imaging"};
@@ -14,8 +15,14 @@ int main(int argc, char** argv) {
   voxalign::cli::register_warp(app);
   voxalign::cli::register_register(app);
   voxalign::cli::register_realign(app);
+  // All or nothing: every output goes to a temporary name and is moved into place only when the
+  // whole command succeeded; a failure or SIGINT/SIGTERM removes the temporaries (and a report
+  // directory the command created). See docs/conventions.md, "Failures and bad input".
+  voxalign::install_output_signal_handlers();
   try {
+    voxalign::OutputTransaction outputs;
     app.parse(argc, argv);
+    outputs.commit();
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

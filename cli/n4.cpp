@@ -1,5 +1,6 @@
 // voxalign n4: N4 bias-field correction with ANTs' N4BiasFieldCorrection options and defaults.
 #include <chrono>
+#include <limits>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -21,14 +22,8 @@ struct N4Args {
 
 /// A same-grid companion image (mask or weight) of the input, as float.
 Image<float> read_companion(const std::string& path, const Geometry& grid, const char* what) {
-  Image<float> im;
-  try {
-    im = read_nifti<float>(path);
-  } catch (...) {
-    rethrow_with_context(std::string("reading ") + what);
-  }
+  Image<float> im = read_mask(path, what); // 2D/3D only, as every command's masks
   const Geometry& g = im.geometry();
-  VX_CHECK(g.dims[3] == 1, InvalidArgument, what, " ", path, " is 4D; a 3D image on the input's grid is needed");
   VX_CHECK(g.dims[0] == grid.dims[0] && g.dims[1] == grid.dims[1] && g.dims[2] == grid.dims[2], InvalidArgument, what, " ",
            path, " is not on the input's grid (", g.dims[0], "x", g.dims[1], "x", g.dims[2], " voxels vs ", grid.dims[0], "x",
            grid.dims[1], "x", grid.dims[2], "); resample it first");
@@ -120,6 +115,7 @@ void run(const N4Args& a) {
 } // namespace
 
 void register_n4(CLI::App& app) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
   auto a = std::make_shared<N4Args>();
   CLI::App* cmd = app.add_subcommand("n4", "N4 bias-field correction (ITK/ANTs N4BiasFieldCorrection)");
   cmd->footer(
@@ -137,28 +133,32 @@ void register_n4(CLI::App& app) {
   cmd->add_option("--weight", a->weight,
                   "Confidence image (same grid): voxels <= 0 are left out, the others weight the B-spline fit");
   cmd->add_option("--bias-out", a->bias_out, "Also write the multiplicative bias field (input = corrected * bias)");
-  cmd->add_option("--shrink", a->shrink, "Shrink factor for the fit (ANTs -s)")->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--shrink", a->shrink, "Shrink factor for the fit (ANTs -s)")->capture_default_str()->check(number_check(1, 64, true));
   cmd->add_option("--iterations", a->iterations,
                   "Iterations per fitting level, joined by x; one entry per level (ANTs -c [...])")
       ->capture_default_str();
   cmd->add_option("--convergence", a->convergence,
                   "Stop a level when the coefficient of variation of the field update is <= T (0: run every iteration)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(number_check(0, kInf));
   auto* sd = cmd->add_option("--spline-distance", a->spline_distance,
-                             "B-spline mesh element size in mm at the first level (ANTs -b [D])");
+                             "B-spline mesh element size in mm at the first level (ANTs -b [D])")
+                 ->check(number_check(0, kInf, false, true));
   auto* cpo = cmd->add_option("--control-points", a->control_points,
                               "Control points per axis at the first level, N or NxNxN (default 4, ITK's default)");
   sd->excludes(cpo);
   cpo->excludes(sd);
   cmd->add_option("--spline-order", a->spline_order, "B-spline order of the bias field (1..3)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 3));
-  cmd->add_option("--bins", a->bins, "Histogram bins for the sharpening")->capture_default_str()->check(CLI::Range(2, 100000));
-  cmd->add_option("--fwhm", a->fwhm, "FWHM of the bias blur (log intensity)")->capture_default_str();
-  cmd->add_option("--wiener", a->wiener, "Wiener filter noise")->capture_default_str();
+      ->check(number_check(1, 3, true));
+  cmd->add_option("--bins", a->bins, "Histogram bins for the sharpening")->capture_default_str()->check(number_check(2, 100000, true));
+  cmd->add_option("--fwhm", a->fwhm, "FWHM of the bias blur (log intensity)")
+      ->capture_default_str()
+      ->check(number_check(0, kInf, false, true));
+  cmd->add_option("--wiener", a->wiener, "Wiener filter noise")->capture_default_str()->check(number_check(0, kInf));
   cmd->add_option("--otsu-bins", a->otsu_bins, "Histogram bins of the Otsu mask used without --mask (ITK default)")
       ->capture_default_str()
-      ->check(CLI::Range(2, 100000));
+      ->check(number_check(2, 100000, true));
   cmd->add_option("--dtype", a->dtype, "Data type of the corrected image (float32, float64, int16, ...)")->capture_default_str();
   cmd->add_flag("-v,--verbose", a->verbose, "Print the convergence measure after every iteration");
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
@@ -170,7 +170,8 @@ void register_n4(CLI::App& app) {
     if (!a->control_points.empty()) parse_x_list(a->control_points, "--control-points");
     check_nifti_output_path(a->output);
     if (!a->bias_out.empty()) check_nifti_output_path(a->bias_out);
-    VX_CHECK(a->spline_distance >= 0, InvalidArgument, "--spline-distance must be >= 0");
+    check_distinct_files({{"the input", a->input}, {"--mask", a->mask}, {"--weight", a->weight}},
+                         {{"-o", a->output}, {"--bias-out", a->bias_out}});
     run(*a);
   });
 }

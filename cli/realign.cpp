@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <string>
 
@@ -25,6 +26,13 @@ struct RealignArgs {
   int threads = 0;
 };
 
+/// The JSON sidecar written beside --confounds X.tsv ("" without --confounds).
+std::string confounds_json(const std::string& tsv) {
+  if (tsv.empty()) return "";
+  const auto dot = tsv.rfind(".tsv");
+  return (dot != std::string::npos ? tsv.substr(0, dot) : tsv) + ".json";
+}
+
 void run(const RealignArgs& a) {
   VX_CHECK(a.estimate_only || !a.output.empty(), InvalidArgument, "give -o OUT4D, or --estimate-only");
   RealignOptions o;
@@ -41,7 +49,7 @@ void run(const RealignArgs& a) {
   NiftiHeaderInfo info;
   Image<float> series = read_image(a.input, "input", &info);
   Image<float> mask;
-  if (!a.mask.empty()) mask = read_image(a.mask, "--mask");
+  if (!a.mask.empty()) mask = read_mask(a.mask, "--mask");
   const bool tty = !a.quiet && isatty(fileno(stderr));
   const auto t0 = std::chrono::steady_clock::now();
   RealignResult r;
@@ -75,10 +83,7 @@ void run(const RealignArgs& a) {
   if (!a.par.empty()) write_text_file(a.par, fsl_par_text(r));
   if (!a.confounds.empty()) {
     write_text_file(a.confounds, bids_confounds_tsv(r));
-    std::string js = a.confounds;
-    const auto dot = js.rfind(".tsv");
-    js = (dot != std::string::npos ? js.substr(0, dot) : js) + ".json";
-    write_text_file(js, bids_confounds_json());
+    write_text_file(confounds_json(a.confounds), bids_confounds_json());
   }
   if (!a.transforms.empty()) write_text_file(a.transforms, itk_transforms_text(r));
   NiftiWriteOptions w;
@@ -124,13 +129,20 @@ void register_realign(CLI::App& app) {
   cmd->add_option("--mean", a->mean, "Mean of the realigned frames");
   cmd->add_option("--report", a->report, "Directory for the HTML report (index.html, plots, slices)");
   cmd->add_option("--mask", a->mask, "Mask or weight image on the series' 3D grid (non-zero = use)");
-  cmd->add_option("--sep", a->sep, "Sampling separation of the reference (mm)")->capture_default_str();
-  cmd->add_option("--fwhm", a->fwhm, "Gaussian smoothing before estimation (mm)")->capture_default_str();
-  cmd->add_option("--quality", a->quality, "Fraction of the reference's gradient energy kept in the samples (0..1]")->capture_default_str();
-  cmd->add_option("--degree", a->degree, "B-spline degree during estimation")->capture_default_str()->check(CLI::Range(1, 5));
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  cmd->add_option("--sep", a->sep, "Sampling separation of the reference (mm)")
+      ->capture_default_str()
+      ->check(number_check(0, kInf, false, true));
+  cmd->add_option("--fwhm", a->fwhm, "Gaussian smoothing before estimation (mm; at most the image's size)")
+      ->capture_default_str()
+      ->check(number_check(0, kInf));
+  cmd->add_option("--quality", a->quality, "Fraction of the reference's gradient energy kept in the samples (0..1]")
+      ->capture_default_str()
+      ->check(number_check(0, 1, false, true));
+  cmd->add_option("--degree", a->degree, "B-spline degree during estimation")->capture_default_str()->check(number_check(1, 5, true));
   cmd->add_option("--write-degree", a->write_degree, "B-spline degree of the resliced series and mean")
       ->capture_default_str()
-      ->check(CLI::Range(0, 7));
+      ->check(number_check(0, 7, true));
   cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
   add_threads_option(cmd, a->threads);
@@ -145,7 +157,17 @@ void register_realign(CLI::App& app) {
       std::error_code ec;
       VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--report ", a->report,
                ": its parent directory does not exist");
+      VX_CHECK(!std::filesystem::exists(a->report, ec) || std::filesystem::is_directory(a->report, ec), InvalidArgument,
+               "--report ", a->report, ": exists and is not a directory");
     }
+    std::vector<std::pair<std::string, std::string>> outputs{
+        {"-o", a->output},           {"--mean", a->mean},      {"--rp", a->rp}, {"--par", a->par},
+        {"--confounds", a->confounds}, {"--confounds (its .json sidecar)", confounds_json(a->confounds)},
+        {"--save-transforms", a->transforms}};
+    if (!a->report.empty())
+      for (const char* f : {"index.html", "translation.svg", "rotation.svg", "fd.svg", "mean_before.png", "mean_after.png"})
+        outputs.emplace_back("--report", a->report + "/" + f);
+    check_distinct_files({{"the input", a->input}, {"--mask", a->mask}}, outputs);
     run(*a);
   });
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -29,19 +30,29 @@ struct RegisterArgs {
   int threads = 0;
 };
 
-template <class T> std::vector<T> split_list(const std::string& s, const char* what) {
-  std::vector<T> out;
+std::vector<std::string> split_names(const std::string& s, const char* what) {
+  std::vector<std::string> out;
   if (s.empty()) return out;
-  std::string tok;
-  std::istringstream in(s);
-  while (std::getline(in, tok, ',')) {
-    std::istringstream t(tok);
-    T v;
-    t >> v;
-    VX_CHECK(!t.fail() && t.eof(), InvalidArgument, what, ": '", tok, "' is not a number (give a comma-separated list)");
-    out.push_back(v);
+  size_t pos = 0;
+  while (true) {
+    const size_t comma = s.find(',', pos);
+    out.push_back(s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+    VX_CHECK(!out.back().empty(), InvalidArgument, what, ": '", s, "' has an empty item (give names separated by single commas)");
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
   }
   return out;
+}
+
+template <class T> std::vector<T> as_vector(const std::vector<double>& v) { return std::vector<T>(v.begin(), v.end()); }
+
+// The lists, checked the same way wherever they are parsed (callback and run).
+std::vector<int> levels_of(const RegisterArgs& a) { return as_vector<int>(parse_number_list(a.levels, "--levels", 1, 64, true)); }
+std::vector<double> smoothing_of(const RegisterArgs& a) {
+  return parse_number_list(a.smoothing, "--smoothing", 0, std::numeric_limits<double>::infinity(), false);
+}
+std::vector<int> iterations_of(const RegisterArgs& a) {
+  return as_vector<int>(parse_number_list(a.iterations, "--iterations", 0, 1e9, true));
 }
 
 void run(const RegisterArgs& a) {
@@ -53,11 +64,11 @@ void run(const RegisterArgs& a) {
   RegisterOptions o;
   o.transform = a.transform;
   o.metric = a.metric;
-  o.levels = split_list<int>(a.levels, "--levels");
-  o.smoothing = split_list<double>(a.smoothing, "--smoothing");
-  o.iterations = split_list<int>(a.iterations, "--iterations");
-  o.freeze.clear();
-  for (const std::string& g : split_list<std::string>(a.freeze, "--freeze")) o.freeze.push_back(g);
+  o.levels = levels_of(a);
+  VX_CHECK(!o.levels.empty(), InvalidArgument, "--levels: give at least one shrink factor");
+  o.smoothing = smoothing_of(a);
+  o.iterations = iterations_of(a);
+  o.freeze = split_names(a.freeze, "--freeze");
   o.optimizer = a.optimizer;
   o.degree = a.degree;
   o.bins = a.bins;
@@ -72,8 +83,8 @@ void run(const RegisterArgs& a) {
   NiftiHeaderInfo fixed_info;
   const Image<float> fixed = read_image(a.fixed, "--fixed", &fixed_info);
   Image<float> fmask, mmask;
-  if (!a.fixed_mask.empty()) fmask = read_image(a.fixed_mask, "--fixed-mask");
-  if (!a.moving_mask.empty()) mmask = read_image(a.moving_mask, "--moving-mask");
+  if (!a.fixed_mask.empty()) fmask = read_mask(a.fixed_mask, "--fixed-mask");
+  if (!a.moving_mask.empty()) mmask = read_mask(a.moving_mask, "--moving-mask");
   const bool init_file = a.init != "center" && a.init != "moments" && a.init != "identity";
   if (!init_file) o.init = a.init;
 
@@ -169,14 +180,16 @@ void register_register(CLI::App& app) {
   cmd->add_option("--save-matrix", a->save_matrix, "4x4 RAS pull-back matrix text file(s)");
   cmd->add_option("--degree", a->degree, "B-spline degree of the moving image during estimation (1..5)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 5));
+      ->check(number_check(1, 5, true));
   cmd->add_option("--write-degree", a->write_degree, "Interpolation of the written image: 0..7 or keys")->capture_default_str();
-  cmd->add_option("--bins", a->bins, "mi: histogram bins")->capture_default_str()->check(CLI::Range(8, 256));
-  cmd->add_option("--radius", a->radius, "lncc: window radius in voxels")->capture_default_str()->check(CLI::Range(1, 32));
+  cmd->add_option("--bins", a->bins, "mi: histogram bins")->capture_default_str()->check(number_check(8, 256, true));
+  cmd->add_option("--radius", a->radius, "lncc: window radius in voxels")->capture_default_str()->check(number_check(1, 32, true));
   cmd->add_option("--samples", a->samples, "Largest number of fixed samples per level (regular subsampling above)")
       ->capture_default_str()
-      ->check(CLI::Range(int64_t(64), int64_t(1) << 40));
-  cmd->add_option("--tolerance", a->tolerance, "Stop a level when a step moves points by less (mm)")->capture_default_str();
+      ->check(number_check(64, double(int64_t(1) << 40), true));
+  cmd->add_option("--tolerance", a->tolerance, "Stop a level when a step moves points by less (mm)")
+      ->capture_default_str()
+      ->check(number_check(0, std::numeric_limits<double>::infinity(), false, true));
   cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
   add_threads_option(cmd, a->threads);
@@ -184,9 +197,20 @@ void register_register(CLI::App& app) {
     apply_threads(a->threads);
     parse_dtype(a->dtype);
     parse_order(a->write_degree);
+    levels_of(*a), smoothing_of(*a), iterations_of(*a); // refuse bad lists before reading anything
     for (const auto& o : a->output) check_nifti_output_path(o);
     for (const auto* v : {&a->save_itk, &a->save_fsl, &a->save_matrix})
       for (const auto& f : *v) check_output_dir(f);
+    std::vector<std::pair<std::string, std::string>> inputs{{"--fixed", a->fixed}, {"--fixed-mask", a->fixed_mask},
+                                                            {"--moving-mask", a->moving_mask}};
+    for (const auto& m : a->moving) inputs.emplace_back("the moving image", m);
+    if (a->init != "center" && a->init != "moments" && a->init != "identity") inputs.emplace_back("--init", a->init);
+    std::vector<std::pair<std::string, std::string>> outputs;
+    for (const auto& o : a->output) outputs.emplace_back("-o", o);
+    for (const auto& f : a->save_itk) outputs.emplace_back("--save-transform", f);
+    for (const auto& f : a->save_fsl) outputs.emplace_back("--save-fsl", f);
+    for (const auto& f : a->save_matrix) outputs.emplace_back("--save-matrix", f);
+    check_distinct_files(inputs, outputs);
     run(*a);
   });
 }

@@ -1,5 +1,6 @@
 // voxalign resample: resample an image onto another grid through world-space affine transforms.
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -103,7 +104,9 @@ void register_resample(CLI::App& app) {
                   "cval and the spline interpolates towards it beyond the edges), constant (cval wherever the point is "
                   "outside [0, n-1], even by rounding), nearest, mirror, reflect (= grid-mirror), wrap, grid-wrap")
       ->capture_default_str();
-  cmd->add_option("--cval", a->cval, "Value outside the input for the modes itk, constant and grid-constant")->capture_default_str();
+  cmd->add_option("--cval", a->cval, "Value outside the input for the modes itk, constant and grid-constant (a finite number)")
+      ->capture_default_str()
+      ->check(number_check(-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()));
   cmd->add_option("--dtype", a->dtype,
                   "Output data type: float32, float64, uint8, int8, int16, uint16, int32, uint32, int64, uint64 "
                   "(integers are rounded half away from zero and clamped)")
@@ -116,6 +119,9 @@ void register_resample(CLI::App& app) {
     parse_mode(a->mode);
     parse_dtype(a->dtype);
     check_nifti_output_path(a->output);
+    std::vector<std::pair<std::string, std::string>> inputs{{"the input", a->input}, {"--like", a->like}};
+    for (const auto& t : a->transforms) inputs.emplace_back("--transform", t);
+    check_distinct_files(inputs, {{"-o", a->output}});
     const DataType on_disk = read_nifti_header(a->input).dtype;
     const bool wide = on_disk == DataType::Float64 || on_disk == DataType::Int32 || on_disk == DataType::UInt32 ||
                       on_disk == DataType::Int64 || on_disk == DataType::UInt64 || a->dtype == "float64";

@@ -119,6 +119,7 @@ void register_warp(CLI::App& app) {
     parse_mode(a->mode);
     parse_dtype(a->dtype);
     check_nifti_output_path(a->output);
+    check_distinct_files({{"the input", a->input}, {"--field", a->field}, {"--like", a->like}}, {{"-o", a->output}});
     run(*a);
   });
 }

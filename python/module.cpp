@@ -756,7 +756,10 @@ NB_MODULE(_voxalign, m) {
       PyErr_SetString(PyExc_OSError, e.what());
     }
   });
-  m.def("set_num_threads", &set_num_threads);
+  m.def("set_num_threads", [](int n) { // 0: the default; the package checks the argument first
+    if (n < 0 || n > 1024) throw InvalidArgument("set_num_threads: n = " + std::to_string(n) + " is out of range [1, 1024]");
+    set_num_threads(n);
+  });
   m.def("register", &py_register, nb::arg("moving"), nb::arg("moving_affine"), nb::arg("fixed"), nb::arg("fixed_affine"),
         nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("init_matrix").none(), nb::arg("options"));
   m.def("register_metric", &py_register_metric, nb::arg("moving"), nb::arg("moving_affine"), nb::arg("fixed"),

@@ -15,6 +15,7 @@ from typing import Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import _voxalign as _core
+from ._checks import affine4 as _affine4, finite_number as _finite, numeric_array as _numeric, thread_count as _threads
 
 __all__ = [
     "Coefficients", "spline_coefficients", "interpolate", "map_coordinates", "resample", "warp_field",
@@ -34,8 +35,13 @@ MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-consta
 #: SimpleITK). Defined once, in the C++ core (include/voxalign/spline/modes.hpp).
 RESAMPLE_DEFAULT_MODE = str(_core.RESAMPLE_DEFAULT_MODE)
 
-set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
+
+
+def set_num_threads(n) -> None:
+    """Threads used by every parallel loop: an integer 1..1024, or None for the default (the
+    machine's cores, or $VOXALIGN_NUM_THREADS). Results are identical for any number."""
+    _core.set_num_threads(0 if n is None else _threads(n))
 
 
 def release_memory() -> int:
@@ -58,12 +64,10 @@ def _mode(mode: str) -> str:
     return mode
 
 
-def _float_array(a) -> np.ndarray:
-    a = np.asarray(a)
+def _float_array(a, what: str = "array") -> np.ndarray:
+    a = _numeric(a, what)  # object, string and complex arrays are refused, not converted
     if a.dtype == np.float32 or a.dtype == np.float64:
         return a
-    if np.iscomplexobj(a):
-        raise TypeError("complex arrays are not supported")
     return a.astype(np.float64)
 
 
@@ -268,13 +272,12 @@ def resample(array, affine, shape: Sequence[int], target_affine, transform=None,
     where the point lies outside [-0.5, n-0.5) on an axis, the interpolated value inside (B-splines
     mirror, linear/nearest clamp at the edge). scipy.ndimage's mode names keep scipy's meanings.
     """
-    a = _float_array(array)
+    a = _float_array(array, "resample: array")
     shape = tuple(int(s) for s in np.atleast_1d(shape))
-    A = np.asarray(affine, dtype=np.float64)
-    B = np.asarray(target_affine, dtype=np.float64)
-    if A.shape != (4, 4) or B.shape != (4, 4):
-        raise ValueError("affine and target_affine must be 4x4")
-    return _core.resample(a, A, list(shape), B, _as_transform(transform), _order(degree), _mode(mode), float(cval))
+    A = _affine4(affine, "resample: affine")
+    B = _affine4(target_affine, "resample: target_affine")
+    T = _affine4(_as_transform(transform), "resample: transform", invertible=False)
+    return _core.resample(a, A, list(shape), B, T, _order(degree), _mode(mode), _finite(cval, "resample: cval"))
 
 
 def warp_field(array, field, degree=3, mode: str = "constant", cval: float = 0.0):
@@ -299,8 +302,10 @@ def read_nifti(path, dtype=np.float64):
 
 def write_nifti(path, array, affine, dtype: str = "float32", time_step: float = 1.0):
     """Write a 1-4D array as NIfTI (.nii or .nii.gz) with sform and qform set from ``affine``."""
-    a = _float_array(array)
-    _core.write_nifti(os.fspath(path), a, np.asarray(affine, dtype=np.float64), str(dtype), float(time_step))
+    a = _float_array(array, "write_nifti: array")
+    A = _affine4(affine, "write_nifti: affine")
+    tr = _finite(time_step, "write_nifti: time_step", 0.0, lo_open=True)
+    _core.write_nifti(os.fspath(path), a, A, str(dtype), tr)
 
 
 def _grid(x, what):
@@ -359,21 +364,19 @@ def n4(image, mask=None, spacing=None, *, weight=None, iterations=(50, 50, 50, 5
     Returns ``(corrected, bias)`` as float32 arrays (``corrected = image / bias``), plus a report
     dict when ``return_report`` is true.
     """
-    img = np.asarray(image)
-    if np.iscomplexobj(img):
-        raise TypeError("complex arrays are not supported")
+    img = _numeric(image, "n4: image")
     if img.ndim not in (2, 3):
         raise ValueError(f"n4 expects a 2D or 3D image, got {img.ndim} dimensions")
     img = img.astype(np.float32, copy=False)
     m = None
     if mask is not None:
-        m = np.asarray(mask)
+        m = _numeric(mask, "n4: mask")
         if m.shape != img.shape:
             raise ValueError(f"mask shape {m.shape} differs from the image's {img.shape}")
         m = (m != 0).astype(np.uint8)
     w = None
     if weight is not None:
-        w = np.asarray(weight, dtype=np.float32)
+        w = _numeric(weight, "n4: weight").astype(np.float32)
         if w.shape != img.shape:
             raise ValueError(f"weight shape {w.shape} differs from the image's {img.shape}")
     sp = [1.0, 1.0, 1.0]
@@ -395,12 +398,12 @@ def n4(image, mask=None, spacing=None, *, weight=None, iterations=(50, 50, 50, 5
 
 def otsu_threshold(image, bins: int = 128) -> float:
     """Otsu's threshold as ITK's OtsuThresholdImageFilter computes it (``bins`` histogram bins)."""
-    return _core.otsu_threshold(np.asarray(image, dtype=np.float32), int(bins))
+    return _core.otsu_threshold(_numeric(image, "otsu_threshold: image").astype(np.float32), int(bins))
 
 
 def otsu_mask(image, bins: int = 128) -> np.ndarray:
     """Foreground mask (uint8: 1 above Otsu's threshold, 0 at or below), ITK's way."""
-    return _core.otsu_mask(np.asarray(image, dtype=np.float32), int(bins))
+    return _core.otsu_mask(_numeric(image, "otsu_mask: image").astype(np.float32), int(bins))
 
 
 # ---------------------------------------------------------------- warping operators (docs/warp.md)

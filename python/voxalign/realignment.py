@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _voxalign as _core
+from ._checks import affine4 as _affine4, numeric_array as _numeric
 
 
 class Realignment:
@@ -62,11 +63,11 @@ def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 
     if hasattr(data4d, "get_fdata") and hasattr(data4d, "affine"):
         affine = data4d.affine if affine is None else affine
         data4d = data4d.get_fdata(dtype=np.float32)
-    a = np.asarray(data4d)
+    a = _numeric(data4d, "realign: data4d")
     if a.ndim != 4:
         raise ValueError(f"realign needs a 4D array (x, y, z, t), not {a.ndim}D")
     a = np.asfortranarray(a, dtype=np.float32)
-    A = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
+    A = np.eye(4) if affine is None else _affine4(affine, "realign: affine")
     if ref == "mean":
         ref_frame, to_mean = 0, True
     elif ref == "first":
@@ -77,7 +78,7 @@ def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 
     if mask is not None:
         if hasattr(mask, "dataobj"):  # a nibabel image
             mask = np.asarray(mask.dataobj)
-        w = np.asfortranarray(np.asarray(mask) != 0, dtype=np.float32)
+        w = np.asfortranarray(_numeric(mask, "realign: mask") != 0, dtype=np.float32)
         if w.shape != a.shape[:3]:
             raise ValueError(f"mask has shape {w.shape}, the frames {a.shape[:3]}")
     d = _core.realign(a, A, w, ref_frame, to_mean, float(sep), float(fwhm), int(degree), float(quality), int(iterations),

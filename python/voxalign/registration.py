@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _voxalign as _core
+from ._checks import affine4 as _affine4, numeric_array as _numeric
 
 TRANSFORMS = ("translation", "rigid", "similarity", "affine")
 METRICS = ("ssd", "ncc", "lncc", "mi")
@@ -19,15 +20,14 @@ def _image(obj, affine, what):
         a = np.asarray(obj.get_fdata(dtype=np.float32))
         aff = np.asarray(obj.affine, dtype=np.float64) if affine is None else np.asarray(affine, dtype=np.float64)
     else:
-        a = np.asarray(obj)
+        a = _numeric(obj, what)
         aff = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
     if a.ndim == 4 and a.shape[3] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3):
         raise ValueError(f"{what} must be a 2D or 3D image, not {a.ndim}D"
                          + (" (use voxalign.realign for a time series)" if a.ndim == 4 else ""))
-    if aff.shape != (4, 4):
-        raise ValueError(f"{what}: the affine must be 4x4")
+    aff = _affine4(aff, f"{what}: the affine")
     if np.iscomplexobj(a):
         raise TypeError(f"{what}: complex images are not supported")
     return np.asfortranarray(a, dtype=np.float32), aff
@@ -38,7 +38,7 @@ def _mask(obj, shape, affine, what):
         return None
     if hasattr(obj, "get_fdata"):
         obj = np.asarray(obj.dataobj)
-    m = np.asarray(obj)
+    m = _numeric(obj, what)
     if m.ndim == 4 and m.shape[3] == 1:
         m = m[..., 0]
     if m.shape != tuple(shape):

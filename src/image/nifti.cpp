@@ -16,6 +16,7 @@
 #include "nifti_header.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/file_read.hpp"
+#include "voxalign/core/output.hpp"
 #include "voxalign/core/parallel.hpp"
 
 namespace fs = std::filesystem;
@@ -394,17 +395,12 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
     }
   };
 
-  // Temporary name in the same directory (same file system), keeping the extension.
-  const fs::path target(path);
-  std::random_device rd;
-  const std::string tmp =
-      (target.parent_path() / (".vxtmp-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) + "-" +
-                               target.filename().string()))
-          .string();
+  // Temporary name in the same directory (same file system), keeping the extension; registered
+  // for cleanup (core/output.hpp).
+  const std::string tmp = temporary_output(path);
   const bool gz = ends_with(path, ".gz");
   const int level = std::clamp(opts.gzip_level, 1, 12);
   constexpr size_t chunk = size_t(4) << 20;
-  std::error_code ec;
   bool ok = false;
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   try {
@@ -447,18 +443,14 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
     }
   } catch (...) {
     if (f) std::fclose(f);
-    fs::remove(tmp, ec);
+    discard_output(tmp);
     throw;
   }
   if (!ok) {
-    fs::remove(tmp, ec);
+    discard_output(tmp);
     throw IoError(path + ": writing failed (disk full or not writable?)");
   }
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw IoError(path + ": cannot move the finished file into place: " + ec.message());
-  }
+  finish_output(tmp, path); // now, or at the CLI's commit
 }
 
 template Image<float> read_nifti(const std::string&, NiftiHeaderInfo*);

@@ -638,6 +638,9 @@ N4Result n4(ImageView<const float> image, const std::array<double, 3>& spacing, 
       const double nspans = std::ceil(double(domain / dist));
       VX_CHECK(dist > 0 && std::isfinite(nspans) && nspans <= double(dims[d]), InvalidArgument, "n4: spline distance ",
                o.spline_distance, " mm is too small for this image (more mesh elements than voxels along axis ", d, ")");
+      VX_CHECK(double(dist) <= 2.0 * double(domain), InvalidArgument, "n4: --spline-distance ", o.spline_distance,
+               " mm is more than twice the image's extent along axis ", d, " (", domain,
+               " mm): the mesh would be padded far beyond the image");
       const auto spans = static_cast<unsigned>(nspans);
       const auto extra = static_cast<int64_t>((static_cast<float>(spans) * dist - domain) / static_cast<float>(spacing[d]) + 0.5f);
       pad_lo[d] = static_cast<int64_t>(0.5 * static_cast<double>(extra));
@@ -647,7 +650,20 @@ N4Result n4(ImageView<const float> image, const std::array<double, 3>& spacing, 
       VX_CHECK(!o.control_points.empty(), InvalidArgument, "n4: control points not given");
       ncp[d] = o.control_points.size() == 1 ? o.control_points[0] : o.control_points.at(static_cast<size_t>(d));
       VX_CHECK(ncp[d] > o.spline_order, InvalidArgument, "n4: the number of control points (", ncp[d], ") must be greater than the spline order (", o.spline_order, ")");
+      VX_CHECK(ncp[d] - o.spline_order <= dims[d], InvalidArgument, "n4: --control-points ", ncp[d], " gives ",
+               ncp[d] - o.spline_order, " mesh elements along axis ", d, ", more than its ", dims[d], " voxels");
     }
+  }
+  {
+    // The lattice doubles its mesh elements at every further level: bound the last one before
+    // anything is allocated (a lattice larger than this is no bias field, and would not fit in memory).
+    const int refinements = std::min<int>(int(o.iterations.size()) - 1, 30);
+    double points = 1;
+    for (int d = 0; d < naxes; ++d) points *= double(ncp[d] - o.spline_order) * std::ldexp(1.0, refinements) + o.spline_order;
+    VX_CHECK(points <= double(1 << 24), InvalidArgument, "n4: ", o.spline_distance > 0 ? "--spline-distance" : "--control-points",
+             " with ", o.iterations.size(),
+             " fitting levels (--iterations) gives a final B-spline lattice of ", points,
+             " control points (at most 16777216): use fewer control points or fewer levels");
   }
 
   // The fit grid: the (padded) image shrunk as ITK's ShrinkImageFilter does (one voxel per block,

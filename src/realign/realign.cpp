@@ -181,6 +181,14 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
   VX_CHECK(o.degree >= 1 && o.degree <= 5, InvalidArgument, "estimation degree must be 1..5, got ", o.degree);
   VX_CHECK(o.sep > 0 && std::isfinite(o.sep), InvalidArgument, "--sep must be a positive number of mm");
   VX_CHECK(o.fwhm >= 0 && std::isfinite(o.fwhm), InvalidArgument, "--fwhm must be >= 0 mm");
+  {
+    // A smoothing wider than the image means nothing; its kernel (4 sigma a side) would take the
+    // memory and the time. Checked before anything is allocated.
+    double extent = 0;
+    for (int d = 0; d < 3; ++d) extent = std::max(extent, double(g.dims[d]) * g.spacing()[d]);
+    VX_CHECK(o.fwhm <= extent, InvalidArgument, "--fwhm ", o.fwhm, " mm is wider than the image (", extent,
+             " mm across); give the smoothing in mm, at most the image's size");
+  }
   VX_CHECK(o.quality > 0 && o.quality <= 1, InvalidArgument, "quality must be in (0, 1]");
   if (weight) {
     Geometry wg = weight->geometry();

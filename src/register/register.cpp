@@ -168,10 +168,43 @@ void check_inputs(const Image<float>& fixed, const Image<float>& moving, const R
   VX_CHECK(o.smoothing.empty() || o.smoothing.size() == o.levels.size(), InvalidArgument, "smoothing: ",
            o.levels.size(), " values expected (one per level), got ", o.smoothing.size());
   for (double s : o.smoothing) VX_CHECK(s >= 0 && std::isfinite(s), InvalidArgument, "smoothing sigmas must be >= 0");
+  {
+    // A smoothing wider than the image means nothing, and its kernel would take the memory and time.
+    const Geometry& fg = fixed.geometry();
+    double extent = 0;
+    for (int d = 0; d < 3; ++d) extent = std::max(extent, double(fg.dims[d]) * fg.spacing()[d]);
+    for (double s : o.smoothing)
+      VX_CHECK(s <= extent, InvalidArgument, "--smoothing: ", s, " mm is wider than the fixed image (", extent,
+               " mm across); give sigmas in mm, at most the image's size");
+  }
   VX_CHECK(o.iterations.empty() || o.iterations.size() == 1 || o.iterations.size() == o.levels.size(), InvalidArgument,
            "iterations: one value or one per level");
   for (int it : o.iterations) VX_CHECK(it >= 0, InvalidArgument, "iterations must be >= 0");
   parse_metric(o.metric);
+}
+
+/// Refuse, before any pyramid is built, images that do not overlap at the start: fewer than 16 fixed
+/// voxels (on a lattice of at most about 2^20 of them) map inside the moving grid. Without it, a
+/// moving image with absurd voxels (1e-5 mm) built its pyramid for minutes before saying so.
+void check_initial_overlap(const Image<float>& fixed, const Image<float>& moving, const Problem& P) {
+  const Geometry &fg = fixed.geometry(), &mg = moving.geometry();
+  const Mat4 M = mg.affine.inverse() * P.T0 * affine_model_matrix(P.model, P.theta) * fg.affine;
+  if (!M.allFinite()) return; // a degenerate geometry: the level's own checks report it
+  int64_t step = 1;
+  while ((fg.dims[0] / step + 1) * (fg.dims[1] / step + 1) * (fg.dims[2] / step + 1) > (int64_t(1) << 20)) ++step;
+  int64_t inside = 0, total = 0;
+  for (int64_t k = 0; k < fg.dims[2]; k += step)
+    for (int64_t j = 0; j < fg.dims[1]; j += step)
+      for (int64_t i = 0; i < fg.dims[0]; i += step) {
+        ++total;
+        const Eigen::Vector4d q = M * Eigen::Vector4d(double(i), double(j), double(k), 1.0);
+        bool in = true;
+        for (int d = 0; d < 3 && in; ++d) in = mg.dims[d] == 1 || (q[d] >= 0.0 && q[d] <= double(mg.dims[d] - 1));
+        inside += in;
+      }
+  VX_CHECK(inside >= std::min<int64_t>(16, total), InvalidArgument, "the images do not overlap at the initial transform (",
+           inside, " of ", total, " fixed voxels checked map inside the moving image); check the images' world geometry "
+           "(voxel sizes, origins) or give --init");
 }
 
 /// Set up the model, centre, start and scaling; validates the options.
@@ -258,6 +291,7 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
                                const RegisterProgress& progress) {
   using namespace reg;
   Problem P = make_problem(fixed, moving, o, fixed_mask, moving_mask);
+  check_initial_overlap(fixed, moving, P);
   const std::string opt = o.optimizer == "auto" ? (P.metric == MetricKind::SSD ? "gn" : "lbfgs") : o.optimizer;
   const Vec3 fsp = fixed.geometry().spacing();
   const double fmean = P.model.ndim == 2 ? 0.5 * (fsp[0] + fsp[1]) : fsp.mean();

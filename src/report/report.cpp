@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/output.hpp"
 #include "voxalign/transform/affine_io.hpp"
 
 namespace voxalign {
@@ -166,9 +167,7 @@ std::string html_escape(const std::string& in) {
 void write_realign_report(const std::string& dir, const std::string& input_name_raw, const RealignResult& r,
                           const Image<float>& mean_before, const Image<float>& mean_after, double seconds) {
   const std::string input_name = html_escape(input_name_raw);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  VX_CHECK(!ec && std::filesystem::is_directory(dir), IoError, dir, ": cannot create the report directory");
+  create_output_directory(dir); // removed again when the CLI's command fails
   const size_t T = r.spm.size();
   std::vector<std::vector<double>> tr(3, std::vector<double>(T)), rot(3, std::vector<double>(T)), fd(1, r.fd);
   double fd_mean = 0, fd_max = 0;

@@ -12,6 +12,7 @@
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/file_read.hpp"
+#include "voxalign/core/output.hpp"
 
 namespace voxalign {
 namespace {
@@ -323,22 +324,21 @@ Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference
 } // namespace
 
 void write_text_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".vxtmp-" + std::to_string(std::random_device{}());
-  std::error_code ec;
+  const std::string tmp = temporary_output(path);
   bool ok = false;
   {
-    std::ofstream f(tmp);
+    std::ofstream f(tmp, std::ios::binary);
     if (f.good()) {
       f << text;
       f.close();
       ok = !f.fail();
     }
   }
-  if (ok) std::filesystem::rename(tmp, path, ec);
-  if (!ok || ec) {
-    std::filesystem::remove(tmp, ec);
-    throw IoError(path + (ok ? ": cannot move the finished file into place" : ": cannot write (disk full or not writable?)"));
+  if (!ok) {
+    discard_output(tmp);
+    throw IoError(path + ": cannot write (disk full or not writable?)");
   }
+  finish_output(tmp, path);
 }
 
 std::string itk_affine_text(const Mat4& ras) {

@@ -233,7 +233,7 @@ def test_bit_identical_across_runs_and_threads():
     for threads in (1, 2, 3, 1):
         vx.set_num_threads(threads)
         results.append(vx.n4(img, mask, iterations=[10, 10], shrink=2))
-    vx.set_num_threads(0)
+    vx.set_num_threads(None)
     for c, b in results[1:]:
         np.testing.assert_array_equal(c, results[0][0])
         np.testing.assert_array_equal(b, results[0][1])

@@ -120,7 +120,7 @@ def test_adjoint_bit_identical_across_threads():
     for t in (1, 2, 3):
         vx.set_num_threads(t)
         out.append(vx.adjoint_warp(y, u.astype(np.float32), shape, 3, "mirror"))
-    vx.set_num_threads(0)
+    vx.set_num_threads(None)
     np.testing.assert_array_equal(out[0], out[1])
     np.testing.assert_array_equal(out[0], out[2])
 
@@ -379,7 +379,7 @@ def test_adjoint_output_slabs_bit_identical_across_threads():
             vx.set_num_threads(t)
             out.append(vx.adjoint_warp(y, u, shape, 3, "mirror"))
     finally:
-        vx.set_num_threads(0)
+        vx.set_num_threads(None)
     for o in out[1:]:
         np.testing.assert_array_equal(out[0], o)
 
