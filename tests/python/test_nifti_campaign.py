@@ -99,10 +99,14 @@ def test_cli_every_reading_argument(campaign, tmp_path):
 
 def test_named_pipe_is_refused_without_hanging(tmp_path):
     import os
+    import sys
     fifo = tmp_path / "pipe.nii"
     os.mkfifo(fifo)
-    with pytest.raises(OSError, match="pipe.nii: not a regular file"):
-        va.read_nifti(fifo)
+    # In a child process: a reader that opens the FIFO would block forever (the old one did).
+    code = ("import voxalign as va, sys\ntry:\n    va.read_nifti(sys.argv[1])\nexcept OSError as e:\n"
+            "    print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=20)
+    assert "pipe.nii: not a regular file" in r.stdout, r.stdout + r.stderr
     r = subprocess.run([str(VOXALIGN), "resample", str(fifo), "-o", str(tmp_path / "o.nii")],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 1 and "not a regular file" in r.stderr and not (tmp_path / "o.nii").exists()
