@@ -169,6 +169,9 @@ std::vector<unsigned char> header_prefix(const InFile& f, uint64_t len) {
   if (!is_gzip(head.data(), head.size())) return f.read(0, len);
   // The first compressed megabyte holds far more than a header; all of it only for long extensions.
   const std::vector<unsigned char> z = f.read(0, len <= 4096 ? uint64_t(1) << 20 : f.size());
+  // No more than DEFLATE can produce from the compressed bytes at hand (a tiny file claiming long
+  // extensions must not cost a 64 MiB buffer).
+  len = std::min<uint64_t>(len, uint64_t(kMaxDeflateRatio * double(z.size())) + 1024);
   std::vector<unsigned char> out(static_cast<size_t>(len));
   out.resize(zlib_prefix(z.data(), z.size(), out.data(), out.size()));
   return out;
