@@ -107,6 +107,17 @@ public:
     return buf;
   }
   std::vector<unsigned char> read_all() const { return read(0, size_); }
+  // Exactly len bytes at off into dst (the caller checked the size).
+  void read_into(uint64_t off, uint64_t len, unsigned char* dst) const {
+    uint64_t got = 0;
+    while (got < len) {
+      const ssize_t r = ::pread(fd_, dst + got, size_t(std::min<uint64_t>(len - got, 1u << 30)), off_t(off + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += uint64_t(r);
+    }
+    VX_CHECK(got == len, IoError, shown_, ": read error (the file changed or could not be read)");
+  }
 
 private:
   int fd_ = -1;
@@ -265,71 +276,9 @@ template <class D, class T> void convert_out(const T* src, void* dst, int64_t n)
   });
 }
 
-// The data bytes [vox_offset, vox_offset + nbytes) of the data file (gzipped or not), in a buffer
-// that starts at the data. Truncated or implausible files are refused before the big allocation.
-struct DataBytes {
-  std::unique_ptr<unsigned char[]> owned; // gzip: the inflated prefix [0, offset + nbytes)
-  std::vector<unsigned char> raw;         // not gzip: the file's bytes from the offset on
-  const unsigned char* data = nullptr;
-};
-
-DataBytes read_data_bytes(const std::string& path, const std::string& file, const ParsedHeader& h) {
-  InFile f(file, path);
-  const int64_t off = h.vox_offset, nbytes = h.nbytes, total = off + nbytes;
-  auto truncated = [&](uint64_t got) {
-    return IoError(path + ": truncated or corrupt image data (expected " + std::to_string(nbytes) +
-                   " bytes after offset " + std::to_string(off) + ", got " + std::to_string(got) + ")");
-  };
-  DataBytes out;
-  const std::vector<unsigned char> head = f.read(0, 2);
-  if (!is_gzip(head.data(), head.size())) {
-    if (f.size() < uint64_t(total)) throw truncated(f.size() > uint64_t(off) ? f.size() - uint64_t(off) : 0);
-    out.raw = f.read(uint64_t(off), uint64_t(nbytes));
-    out.data = out.raw.data();
-    return out;
-  }
-  const std::vector<unsigned char> z = f.read_all();
-  if (double(total) > kMaxDeflateRatio * double(z.size()) + 1e6)
-    throw IoError(path + ": the header declares " + std::to_string(nbytes) + " bytes of data, more than its " +
-                  std::to_string(z.size()) + " compressed bytes can hold (corrupt header or truncated file)");
-  try {
-    out.owned.reset(new unsigned char[size_t(total)]); // not zeroed: pages are committed as they fill
-  } catch (const std::bad_alloc&) {
-    throw IoError(path + ": not enough memory for its " + std::to_string(total) + " bytes of data");
-  }
-  const size_t got = gunzip(z.data(), z.size(), out.owned.get(), size_t(total));
-  if (got < size_t(total)) throw truncated(got > size_t(off) ? got - size_t(off) : 0);
-  out.data = out.owned.get() + off;
-  return out;
-}
-
-} // namespace
-
-NiftiHeaderInfo read_nifti_header(const std::string& path) {
-  return parse_header_file(path, false).info;
-}
-
-template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
-  const ParsedHeader h = parse_header_file(path, true);
-  const NiftiHeaderInfo& info = h.info;
-  const int64_t n = info.geometry.size();
-  const std::string data_file = h.single_file ? path
-                                : (ends_with(path, ".img") || ends_with(path, ".img.gz")) ? path
-                                                                                           : partner_file(path);
-  // Raw data read here rather than by nifti_image_load, which replaces NaN/Inf by 0 (nibabel, the
-  // reference, keeps them) -- and so that gzip data is inflated by libdeflate (2-3x zlib's speed).
-  const DataBytes bytes = read_data_bytes(path, data_file, h);
-  Image<T> img;
-  try {
-    img = Image<T>(info.geometry, no_init);
-  } catch (const std::bad_alloc&) {
-    throw IoError(path + ": not enough memory for its " + std::to_string(n) + " voxels");
-  }
-  const double sl = info.scl_slope, ic = info.scl_inter;
-  const bool sw = h.swapped;
-  T* dst = img.data();
-  const unsigned char* b = bytes.data;
-  switch (info.dtype) {
+template <class T>
+void convert_any(DataType dt, const unsigned char* b, T* dst, int64_t n, double sl, double ic, bool sw) {
+  switch (dt) {
   case DataType::UInt8: convert_in<uint8_t>(b, dst, n, sl, ic, sw); break;
   case DataType::Int8: convert_in<int8_t>(b, dst, n, sl, ic, sw); break;
   case DataType::Int16: convert_in<int16_t>(b, dst, n, sl, ic, sw); break;
@@ -341,6 +290,78 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
   case DataType::Float32: convert_in<float>(b, dst, n, sl, ic, sw); break;
   case DataType::Float64: convert_in<double>(b, dst, n, sl, ic, sw); break;
   }
+}
+
+// The voxels of the data file into img: gzip inflated whole (libdeflate, 2-3x zlib), then converted;
+// raw data read straight into the image when no conversion is needed, else in chunks converted as
+// they arrive (no file-sized buffer). Truncated or implausible files are refused before the image
+// buffer is touched.
+template <class T> void read_voxels(const std::string& path, const std::string& file, const ParsedHeader& h, Image<T>& img) {
+  InFile f(file, path);
+  const NiftiHeaderInfo& info = h.info;
+  const int64_t off = h.vox_offset, nbytes = h.nbytes, total = off + nbytes, n = info.geometry.size();
+  auto truncated = [&](uint64_t got) {
+    return IoError(path + ": truncated or corrupt image data (expected " + std::to_string(nbytes) +
+                   " bytes after offset " + std::to_string(off) + ", got " + std::to_string(got) + ")");
+  };
+  auto allocate = [&] {
+    try {
+      img = Image<T>(info.geometry, no_init);
+    } catch (const std::bad_alloc&) {
+      throw IoError(path + ": not enough memory for its " + std::to_string(n) + " voxels");
+    }
+  };
+  const double sl = info.scl_slope, ic = info.scl_inter;
+  const std::vector<unsigned char> head = f.read(0, 2);
+  if (!is_gzip(head.data(), head.size())) {
+    if (f.size() < uint64_t(total)) throw truncated(f.size() > uint64_t(off) ? f.size() - uint64_t(off) : 0);
+    allocate();
+    constexpr DataType same = std::is_same_v<T, float> ? DataType::Float32 : DataType::Float64;
+    if (info.dtype == same && !h.swapped && sl == 1.0 && ic == 0.0) {
+      f.read_into(uint64_t(off), uint64_t(nbytes), reinterpret_cast<unsigned char*>(img.data()));
+      return;
+    }
+    const int64_t per = int64_t(8 << 20) / h.nbyper; // voxels per chunk
+    std::unique_ptr<unsigned char[]> buf(new unsigned char[size_t(std::min(n, per) * h.nbyper)]);
+    for (int64_t v = 0; v < n; v += per) {
+      const int64_t m = std::min(per, n - v);
+      f.read_into(uint64_t(off + v * h.nbyper), uint64_t(m * h.nbyper), buf.get());
+      convert_any(info.dtype, buf.get(), img.data() + v, m, sl, ic, h.swapped);
+    }
+    return;
+  }
+  const std::vector<unsigned char> z = f.read_all();
+  if (double(total) > kMaxDeflateRatio * double(z.size()) + 1e6)
+    throw IoError(path + ": the header declares " + std::to_string(nbytes) + " bytes of data, more than its " +
+                  std::to_string(z.size()) + " compressed bytes can hold (corrupt header or truncated file)");
+  std::unique_ptr<unsigned char[]> inflated;
+  try {
+    inflated.reset(new unsigned char[size_t(total)]); // not zeroed: pages are committed as they fill
+  } catch (const std::bad_alloc&) {
+    throw IoError(path + ": not enough memory for its " + std::to_string(total) + " bytes of data");
+  }
+  const size_t got = gunzip(z.data(), z.size(), inflated.get(), size_t(total));
+  if (got < size_t(total)) throw truncated(got > size_t(off) ? got - size_t(off) : 0);
+  allocate();
+  convert_any(info.dtype, inflated.get() + off, img.data(), n, sl, ic, h.swapped);
+}
+
+} // namespace
+
+NiftiHeaderInfo read_nifti_header(const std::string& path) {
+  return parse_header_file(path, false).info;
+}
+
+template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
+  const ParsedHeader h = parse_header_file(path, true);
+  const NiftiHeaderInfo& info = h.info;
+  const std::string data_file = h.single_file ? path
+                                : (ends_with(path, ".img") || ends_with(path, ".img.gz")) ? path
+                                                                                           : partner_file(path);
+  // Raw data read here rather than by nifti_image_load, which replaces NaN/Inf by 0 (nibabel, the
+  // reference, keeps them).
+  Image<T> img;
+  read_voxels(path, data_file, h, img);
   if (info_out) *info_out = info;
   return img;
 }
