@@ -201,29 +201,24 @@ def make_campaign(out: Path) -> list[Case]:
 
     # qform-only files with bad numbers, and sform with bad numbers.
     nan, inf = float("nan"), float("inf")
+    def with_item(src, field, i, val):
+        b = bytearray(src)
+        v = list(_get(b, N1, field))
+        v[i] = val
+        _set(b, N1, field, v)
+        return b
+
     for i, tag in enumerate(["b", "c", "d", "qx", "qy", "qz"]):
         for val, vt in ((nan, "nan"), (inf, "inf")):
-            b = bytearray(base_q)
-            q = list(_get(b, N1, "quatern"))
-            q[i] = val
-            _set(b, N1, "quatern", q)
-            add(f"qform_{tag}_{vt}", b)
+            add(f"qform_{tag}_{vt}", with_item(base_q, "quatern", i, val))
     for i in (1, 2, 3):
         for val, vt in ((nan, "nan"), (inf, "inf"), (0.0, "zero")):
-            b = bytearray(base_q)
-            pd = list(_get(b, N1, "pixdim"))
-            pd[i] = val
-            _set(b, N1, "pixdim", pd)
-            add(f"qform_pixdim{i}_{vt}", b)
+            add(f"qform_pixdim{i}_{vt}", with_item(base_q, "pixdim", i, val))
     b = bytearray(base_q)
     _set(b, N1, "quatern", (0.9, 0.9, 0.0, 1.0, 2.0, 3.0))
     add("qform_quaternion_norm_gt1", b)
     for i in (0, 5, 11):
-        b = bytearray(base)
-        s = list(_get(b, N1, "srow"))
-        s[i] = nan
-        _set(b, N1, "srow", s)
-        add(f"sform_srow{i}_nan", b)
+        add(f"sform_srow{i}_nan", with_item(base, "srow", i, nan))
     b = bytearray(base)
     _set(b, N1, "srow", (0.0,) * 12)
     add("sform_zero", b)
