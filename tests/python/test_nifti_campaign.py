@@ -124,3 +124,48 @@ def test_time_unit_msec_is_kept(tmp_path, campaign):
     unit = h.get_xyzt_units()[1]
     tr = float(h["pixdim"][4])
     assert {"msec": tr / 1000, "sec": tr, "usec": tr / 1e6}[unit] == pytest.approx(2.0)
+
+
+def test_cli_other_commands_reading_arguments(campaign, tmp_path):
+    """Every file nibabel refuses, through every other image-reading argument (n4, register, realign,
+    warp): a one-line error naming the file, exit status 1 or 2, no crash and nothing written."""
+    import nibabel as nib
+    good3 = tmp_path / "good3.nii"
+    good4 = tmp_path / "good4.nii"
+    field = tmp_path / "field.nii"
+    rng = np.random.default_rng(1)
+    nib.save(nib.Nifti1Image(rng.random((12, 11, 10)).astype(np.float32) + 1, np.eye(4)), str(good3))
+    nib.save(nib.Nifti1Image(rng.random((12, 11, 10, 3)).astype(np.float32) + 1, np.eye(4)), str(good4))
+    nib.save(nib.Nifti1Image(np.zeros((12, 11, 10, 3), np.float32), np.eye(4)), str(field))
+    roles = {
+        "n4 IN": lambda b, o: ["n4", b, "-o", o],
+        "n4 --mask": lambda b, o: ["n4", good3, "--mask", b, "-o", o],
+        "n4 --weight": lambda b, o: ["n4", good3, "--weight", b, "-o", o],
+        "register MOVING": lambda b, o: ["register", b, "--fixed", good3, "-o", o],
+        "register --fixed": lambda b, o: ["register", good3, "--fixed", b, "-o", o],
+        "register --fixed-mask": lambda b, o: ["register", good3, "--fixed", good3, "--fixed-mask", b, "-o", o],
+        "register --moving-mask": lambda b, o: ["register", good3, "--fixed", good3, "--moving-mask", b, "-o", o],
+        "realign IN": lambda b, o: ["realign", b, "-o", o],
+        "realign --mask": lambda b, o: ["realign", good4, "--mask", b, "-o", o],
+        "warp IN": lambda b, o: ["warp", b, "--field", field, "-o", o],
+        "warp --field": lambda b, o: ["warp", good3, "--field", b, "-o", o],
+    }
+    problems = []
+    bad = [c for c in campaign if c.kind == "refuse" or c.name in POLICY_REFUSE]
+    for role, argv in roles.items():
+        for c in bad:
+            out_dir = tmp_path / "out"
+            out_dir.mkdir()
+            args = [str(a) for a in argv(c.path, out_dir / "o.nii.gz")]
+            r = subprocess.run([str(VOXALIGN), *args, "-q"], capture_output=True, text=True, timeout=60)
+            lines = r.stderr.strip().splitlines()
+            if r.returncode not in (1, 2):
+                problems.append(f"{c.name} as {role}: status {r.returncode} {r.stderr[-200:]!r}")
+            elif len(lines) != 1 or c.path.name not in lines[0]:
+                problems.append(f"{c.name} as {role}: error not one line naming the file: {r.stderr!r}")
+            if any(out_dir.iterdir()):
+                problems.append(f"{c.name} as {role}: left {sorted(p.name for p in out_dir.iterdir())}")
+            for p in out_dir.iterdir():
+                p.unlink()
+            out_dir.rmdir()
+    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} in all)"
