@@ -93,7 +93,6 @@ def run_sitk(F, M, A, brain, case):
     import SimpleITK as sitk
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(THREADS)
     fi, mi = to_sitk(F, A), to_sitk(M, A)
-    mask = sitk.Cast(to_sitk(brain.astype(np.float32), A), sitk.sitkUInt8)
     tx0 = sitk.Euler3DTransform() if case != "affine" else sitk.AffineTransform(3)
     tx0 = sitk.CenteredTransformInitializer(fi, mi, tx0, sitk.CenteredTransformInitializerFilter.GEOMETRY)
     R = sitk.ImageRegistrationMethod()
@@ -103,7 +102,8 @@ def run_sitk(F, M, A, brain, case):
         R.SetMetricAsMeanSquares()
     R.SetMetricSamplingStrategy(R.REGULAR)
     R.SetMetricSamplingPercentage(0.05, seed=1)
-    R.SetMetricFixedMask(mask)
+    if brain is not None:
+        R.SetMetricFixedMask(sitk.Cast(to_sitk(brain.astype(np.float32), A), sitk.sitkUInt8))
     R.SetInterpolator(sitk.sitkLinear)
     R.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=200,
                                                gradientMagnitudeTolerance=1e-8)
@@ -134,7 +134,7 @@ def run_ants(F, M, A, brain, case):
     import ants
     fi = ants.from_nibabel_nifti(nib.Nifti1Image(F, A))
     mi = ants.from_nibabel_nifti(nib.Nifti1Image(M, A))
-    mk = ants.from_nibabel_nifti(nib.Nifti1Image(brain.astype(np.float32), A))
+    mk = None if brain is None else ants.from_nibabel_nifti(nib.Nifti1Image(brain.astype(np.float32), A))
     t0 = time.perf_counter()
     r = ants.registration(fi, mi, type_of_transform="Affine" if case == "affine" else "Rigid",
                           aff_metric="mattes" if case == "mi" else "meansquares", mask=mk)
