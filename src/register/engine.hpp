@@ -37,6 +37,10 @@ struct Level {
   Coefficients<float> coef;
   Mat4 moving_affine = Mat4::Identity(); ///< moving level voxel -> world
   const Image<float>* moving_mask = nullptr; ///< full resolution moving mask (or null)
+  /// Per voxel of the moving level grid (i fastest): 1 when no voxel within the interpolation
+  /// stencil's reach is fill (exactly 0 at full resolution); a sample counts only where its nearest
+  /// moving level voxel is clean. Empty: no fill, or the test is off (skip_fill, lncc).
+  std::vector<uint8_t> mclean;
   Mat4 level_to_mask = Mat4::Identity(); ///< moving level voxel -> full resolution moving voxel
   double fmin = 0, fmax = 1, mmin = 0, mmax = 1; ///< intensity ranges (mi)
   double mvar = 1;              ///< variance of the moving level image (lncc's regularisation)
@@ -80,9 +84,10 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink);
 /// Build a level from the level images F and M (pyramid copies of the full-resolution images
 /// whose geometries are fixed_full / moving_full; masks live on those full grids): samples in the
 /// fixed mask on a stride so that at most max_samples remain (dense for lncc), moving coefficients.
+/// moving_image: the full-resolution moving image, whose zero voxels are fill (o.skip_fill); null: none.
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
                  const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
-                 const RegisterOptions& o);
+                 const RegisterOptions& o, const Image<float>* moving_image = nullptr);
 
 /// A parameterised transform being estimated: T = T0 * affine_model_matrix(model, theta).
 struct Problem {

@@ -41,6 +41,34 @@ std::vector<uint8_t> level_mask(const Geometry& level, const Geometry& full, con
   return out;
 }
 
+/// Erode a 0/1 map on a grid by a box of radius r along every axis longer than one voxel (the
+/// outside of the grid counts as 1): a voxel stays 1 when every voxel within r along each axis is 1.
+void erode_box(std::vector<uint8_t>& a, const int64_t* dims, int r) {
+  for (int axis = 0; axis < 3; ++axis) {
+    const int64_t n = dims[axis];
+    if (n == 1) continue;
+    const int64_t stride = axis == 0 ? 1 : axis == 1 ? dims[0] : dims[0] * dims[1];
+    const int64_t lines = dims[0] * dims[1] * dims[2] / n;
+    parallel_for(lines, 256, [&](int64_t b, int64_t e) {
+      std::vector<int32_t> zeros(static_cast<size_t>(n + 1)); // prefix counts of zeros along the line
+      for (int64_t line = b; line < e; ++line) {
+        int64_t base;
+        if (axis == 0) base = line * n;
+        else if (axis == 1) base = (line / dims[0]) * dims[0] * dims[1] + line % dims[0];
+        else base = line;
+        zeros[0] = 0;
+        for (int64_t q = 0; q < n; ++q)
+          zeros[static_cast<size_t>(q + 1)] = zeros[static_cast<size_t>(q)] + (a[static_cast<size_t>(base + q * stride)] == 0);
+        if (zeros[static_cast<size_t>(n)] == 0) continue;
+        for (int64_t q = 0; q < n; ++q) {
+          const int64_t lo = std::max<int64_t>(0, q - r), hi = std::min<int64_t>(n - 1, q + r);
+          a[static_cast<size_t>(base + q * stride)] = zeros[static_cast<size_t>(hi + 1)] == zeros[static_cast<size_t>(lo)];
+        }
+      }
+    });
+  }
+}
+
 } // namespace
 
 const Image<float>& Pyramid::get(int shrink, double sigma_mm) {
@@ -82,7 +110,7 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink) {
 
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
                  const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
-                 const RegisterOptions& o) {
+                 const RegisterOptions& o, const Image<float>* moving_image) {
   Level L;
   const Geometry& Fg = F.geometry();
   L.ndim = Fg.dims[2] == 1 ? 2 : 3;
@@ -128,6 +156,18 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
     L.mmin = std::isfinite(lo) ? lo : 0.0;
     L.mmax = std::isfinite(hi) ? hi : 1.0;
     L.mvar = cnt > 0 ? std::max(0.0, s2 / cnt - (s1 / cnt) * (s1 / cnt)) : 1.0;
+  }
+  if (moving_image && o.skip_fill && metric != MetricKind::LNCC) {
+    // Fill: moving voxels exactly 0 (what resamplers write where they have no data). A level voxel
+    // is fill when its nearest full-resolution voxel is; samples whose stencil reaches one are left
+    // out (docs/register.md, "Samples near the moving image's edges").
+    std::vector<uint8_t> clean = level_mask(M.geometry(), moving_full, moving_image);
+    if (std::find(clean.begin(), clean.end(), uint8_t(0)) != clean.end()) {
+      int64_t md[3] = {M.geometry().dims[0], M.geometry().dims[1], M.geometry().dims[2]};
+      if (L.ndim == 2) md[2] = 1;
+      erode_box(clean, md, o.degree / 2 + 1);
+      L.mclean = std::move(clean);
+    }
   }
   L.coef = spline_coefficients<float>(M.view(), L.ndim, o.degree, Mode::Mirror);
   return L;
