@@ -2,6 +2,7 @@
 // the fixed samples and the moving coefficients (docs/register.md).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "engine.hpp"
@@ -41,31 +42,54 @@ std::vector<uint8_t> level_mask(const Geometry& level, const Geometry& full, con
   return out;
 }
 
+/// o[i] &= a[i] for i < n, eight bytes at a time (o and a do not overlap).
+void and_into(uint8_t* __restrict o, const uint8_t* __restrict a, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, o + i, 8);
+    std::memcpy(&y, a + i, 8);
+    x &= y;
+    std::memcpy(o + i, &x, 8);
+  }
+  for (; i < n; ++i) o[i] &= a[i];
+}
+
 /// Erode a 0/1 map on a grid by a box of radius r along every axis longer than one voxel (the
 /// outside of the grid counts as 1): a voxel stays 1 when every voxel within r along each axis is 1.
+/// Every pass ANDs whole (shifted) rows, eight bytes at a time.
 void erode_box(std::vector<uint8_t>& a, const int64_t* dims, int r) {
-  for (int axis = 0; axis < 3; ++axis) {
-    const int64_t n = dims[axis];
-    if (n == 1) continue;
-    const int64_t stride = axis == 0 ? 1 : axis == 1 ? dims[0] : dims[0] * dims[1];
-    const int64_t lines = dims[0] * dims[1] * dims[2] / n;
-    parallel_for(lines, 256, [&](int64_t b, int64_t e) {
-      std::vector<int32_t> zeros(static_cast<size_t>(n + 1)); // prefix counts of zeros along the line
-      for (int64_t line = b; line < e; ++line) {
-        int64_t base;
-        if (axis == 0) base = line * n;
-        else if (axis == 1) base = (line / dims[0]) * dims[0] * dims[1] + line % dims[0];
-        else base = line;
-        zeros[0] = 0;
-        for (int64_t q = 0; q < n; ++q)
-          zeros[static_cast<size_t>(q + 1)] = zeros[static_cast<size_t>(q)] + (a[static_cast<size_t>(base + q * stride)] == 0);
-        if (zeros[static_cast<size_t>(n)] == 0) continue;
-        for (int64_t q = 0; q < n; ++q) {
-          const int64_t lo = std::max<int64_t>(0, q - r), hi = std::min<int64_t>(n - 1, q + r);
-          a[static_cast<size_t>(base + q * stride)] = zeros[static_cast<size_t>(hi + 1)] == zeros[static_cast<size_t>(lo)];
-        }
+  const int64_t nx = dims[0], ny = dims[1], nz = dims[2];
+  std::vector<uint8_t> t(a.size());
+  parallel_for(ny * nz, 64, [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const uint8_t* in = a.data() + row * nx;
+      uint8_t* out = t.data() + row * nx;
+      std::copy_n(in, nx, out);
+      for (int64_t d = 1; d <= r && d < nx && nx > 1; ++d) {
+        and_into(out + d, in, nx - d); // out[i] &= in[i - d]
+        and_into(out, in + d, nx - d); // out[i] &= in[i + d]
+      }
+    }
+  });
+  // t holds the axis-0 erosion; axis 1 writes into a, axis 2 back into t.
+  auto rows = [&](const std::vector<uint8_t>& in, std::vector<uint8_t>& out, int axis) {
+    const int64_t n = axis == 1 ? ny : nz, step = axis == 1 ? nx : nx * ny;
+    parallel_for(ny * nz, 64, [&](int64_t b, int64_t e) {
+      for (int64_t row = b; row < e; ++row) {
+        const int64_t c = axis == 1 ? row % ny : row / ny;
+        uint8_t* o = out.data() + row * nx;
+        std::copy_n(in.data() + row * nx, nx, o);
+        for (int64_t q = std::max<int64_t>(0, c - r); q <= std::min<int64_t>(n - 1, c + r); ++q)
+          if (q != c) and_into(o, in.data() + row * nx + (q - c) * step, nx);
       }
     });
+  };
+  if (ny > 1) rows(t, a, 1);
+  else a = t;
+  if (nz > 1) {
+    rows(a, t, 2);
+    a.swap(t);
   }
 }
 
@@ -161,7 +185,16 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
     // Fill: moving voxels exactly 0 (what resamplers write where they have no data). A level voxel
     // is fill when its nearest full-resolution voxel is; samples whose stencil reaches one are left
     // out (docs/register.md, "Samples near the moving image's edges").
-    std::vector<uint8_t> clean = level_mask(M.geometry(), moving_full, moving_image);
+    std::vector<uint8_t> clean;
+    if (M.geometry().same_grid(moving_full)) { // the full-resolution level: compare in place
+      clean.resize(static_cast<size_t>(M.size()));
+      const float* v = moving_image->data();
+      parallel_for(M.size(), 1 << 16, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) clean[static_cast<size_t>(q)] = v[q] != 0.0f;
+      });
+    } else {
+      clean = level_mask(M.geometry(), moving_full, moving_image);
+    }
     if (std::find(clean.begin(), clean.end(), uint8_t(0)) != clean.end()) {
       int64_t md[3] = {M.geometry().dims[0], M.geometry().dims[1], M.geometry().dims[2]};
       if (L.ndim == 2) md[2] = 1;
