@@ -84,10 +84,13 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink);
 /// Build a level from the level images F and M (pyramid copies of the full-resolution images
 /// whose geometries are fixed_full / moving_full; masks live on those full grids): samples in the
 /// fixed mask on a stride so that at most max_samples remain (dense for lncc), moving coefficients.
-/// moving_image: the full-resolution moving image, whose zero voxels are fill (o.skip_fill); null: none.
+/// fixed_image, moving_image: the full-resolution images, whose zero voxels are fill (o.skip_fill): fixed
+/// samples whose nearest full-resolution voxel is fill, and samples whose moving stencil reaches fill,
+/// are left out; null: no fill test on that side.
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
                  const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
-                 const RegisterOptions& o, const Image<float>* moving_image = nullptr);
+                 const RegisterOptions& o, const Image<float>* fixed_image = nullptr,
+                 const Image<float>* moving_image = nullptr);
 
 /// A parameterised transform being estimated: T = T0 * affine_model_matrix(model, theta).
 struct Problem {

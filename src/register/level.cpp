@@ -134,7 +134,7 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink) {
 
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
                  const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
-                 const RegisterOptions& o, const Image<float>* moving_image) {
+                 const RegisterOptions& o, const Image<float>* fixed_image, const Image<float>* moving_image) {
   Level L;
   const Geometry& Fg = F.geometry();
   L.ndim = Fg.dims[2] == 1 ? 2 : 3;
@@ -145,10 +145,16 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
   for (int d = 0; d < 3; ++d) L.dims[d] = Fg.dims[d];
   // Fixed samples: level voxels whose nearest full-resolution voxel is in the mask.
   std::vector<uint8_t> inm = level_mask(Fg, fixed_full, fixed_mask);
+  const bool fill = o.skip_fill && metric != MetricKind::LNCC;
+  if (fill && fixed_image) { // fixed fill: voxels exactly 0 are no samples
+    const std::vector<uint8_t> nz = level_mask(Fg, fixed_full, fixed_image);
+    for (size_t u = 0; u < inm.size(); ++u) inm[u] &= nz[u];
+  }
   const int64_t nx = Fg.dims[0], ny = Fg.dims[1], nz = Fg.dims[2];
   int64_t inside = 0;
   for (uint8_t b : inm) inside += b;
-  VX_CHECK(inside > 0, InvalidArgument, "the fixed mask leaves no voxel of the ", nx, "x", ny, "x", nz, " level grid");
+  VX_CHECK(inside > 0, InvalidArgument, "the fixed mask", fill && fixed_image ? " and the fixed image's non-zero voxels leave" : " leaves",
+           " no voxel of the ", nx, "x", ny, "x", nz, " level grid");
   L.dense = metric == MetricKind::LNCC;
   int stride = 1;
   if (!L.dense)
@@ -181,7 +187,7 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
     L.mmax = std::isfinite(hi) ? hi : 1.0;
     L.mvar = cnt > 0 ? std::max(0.0, s2 / cnt - (s1 / cnt) * (s1 / cnt)) : 1.0;
   }
-  if (moving_image && o.skip_fill && metric != MetricKind::LNCC) {
+  if (fill && moving_image) {
     // Fill: moving voxels exactly 0 (what resamplers write where they have no data). A level voxel
     // is fill when its nearest full-resolution voxel is; samples whose stencil reaches one are left
     // out (docs/register.md, "Samples near the moving image's edges").

@@ -238,7 +238,7 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
   P.T0 = init;
   P.metric = parse_metric(opts.metric);
   const Level L = make_level(fixed, moving, fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, opts,
-                             &moving);
+                             &fixed, &moving);
   const ParamEval pe = eval_params(L, P, theta, gradient != nullptr, false);
   if (gradient) *gradient = pe.grad;
   return pe.value;
@@ -287,7 +287,7 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
     const int shrink = o.levels[static_cast<size_t>(li)];
     const double sigma = sigma_of(li);
     const Level L = make_level(fpyr.get(shrink, sigma), mpyr.get(moving_shrink(fixed.geometry(), moving.geometry(), shrink), sigma),
-                               fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, o, &moving);
+                               fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, o, &fixed, &moving);
     if (li == 0) {
       // Scale rotations, scales and shears by the RMS radius of the samples about the centre, so
       // that one unit of every scaled parameter moves points by about 1 mm.
