@@ -42,58 +42,95 @@ std::vector<uint8_t> level_mask(const Geometry& level, const Geometry& full, con
   return out;
 }
 
-/// o[i] &= a[i] for i < n, eight bytes at a time (o and a do not overlap).
-void and_into(uint8_t* __restrict o, const uint8_t* __restrict a, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t x, y;
-    std::memcpy(&x, o + i, 8);
-    std::memcpy(&y, a + i, 8);
-    x &= y;
-    std::memcpy(o + i, &x, 8);
-  }
-  for (; i < n; ++i) o[i] &= a[i];
-}
-
-/// Erode a 0/1 map on a grid by a box of radius r along every axis longer than one voxel (the
-/// outside of the grid counts as 1): a voxel stays 1 when every voxel within r along each axis is 1.
-/// Every pass ANDs whole (shifted) rows, eight bytes at a time.
-void erode_box(std::vector<uint8_t>& a, const int64_t* dims, int r) {
-  const int64_t nx = dims[0], ny = dims[1], nz = dims[2];
-  std::vector<uint8_t> t(a.size());
-  parallel_for(ny * nz, 64, [&](int64_t b, int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const uint8_t* in = a.data() + row * nx;
-      uint8_t* out = t.data() + row * nx;
-      std::copy_n(in, nx, out);
-      for (int64_t d = 1; d <= r && d < nx && nx > 1; ++d) {
-        and_into(out + d, in, nx - d); // out[i] &= in[i - d]
-        and_into(out, in + d, nx - d); // out[i] &= in[i + d]
-      }
+/// Shift a row of bits (bit i of word i / 64) by d < 64 positions towards higher (up) or lower
+/// indices; the positions shifted in are 1 (outside the grid counts as clean).
+void shift_row(const uint64_t* in, uint64_t* out, int64_t W, int d, bool up) {
+  for (int64_t w = 0; w < W; ++w) {
+    if (up) { // out bit i = in bit i - d
+      const uint64_t lo = w > 0 ? in[w - 1] : ~uint64_t(0);
+      out[w] = (in[w] << d) | (lo >> (64 - d));
+    } else { // out bit i = in bit i + d
+      const uint64_t hi = w + 1 < W ? in[w + 1] : ~uint64_t(0);
+      out[w] = (in[w] >> d) | (hi << (64 - d));
     }
-  });
-  // t holds the axis-0 erosion; axis 1 writes into a, axis 2 back into t.
-  auto rows = [&](const std::vector<uint8_t>& in, std::vector<uint8_t>& out, int axis) {
-    const int64_t n = axis == 1 ? ny : nz, step = axis == 1 ? nx : nx * ny;
-    parallel_for(ny * nz, 64, [&](int64_t b, int64_t e) {
-      for (int64_t row = b; row < e; ++row) {
-        const int64_t c = axis == 1 ? row % ny : row / ny;
-        uint8_t* o = out.data() + row * nx;
-        std::copy_n(in.data() + row * nx, nx, o);
-        for (int64_t q = std::max<int64_t>(0, c - r); q <= std::min<int64_t>(n - 1, c + r); ++q)
-          if (q != c) and_into(o, in.data() + row * nx + (q - c) * step, nx);
-      }
-    });
-  };
-  if (ny > 1) rows(t, a, 1);
-  else a = t;
-  if (nz > 1) {
-    rows(a, t, 2);
-    a.swap(t);
   }
 }
 
 } // namespace
+
+FillMap fill_map(const Image<float>& level, const Geometry& full, const Image<float>& full_image, int ndim, int r) {
+  const Geometry& g = level.geometry();
+  FillMap f;
+  const int64_t nx = g.dims[0], ny = g.dims[1], nz = ndim == 2 ? 1 : g.dims[2];
+  f.nx = nx, f.ny = ny;
+  f.W = (nx + 63) / 64;
+  const int64_t W = f.W, rows = ny * nz;
+  std::vector<uint64_t> a(static_cast<size_t>(W * rows)), t(a.size());
+  // Bits: 1 where the level voxel's nearest full-resolution voxel is not 0 (padding bits 1).
+  const bool same = g.same_grid(full);
+  const Mat4 Q = full.affine.inverse() * g.affine;
+  std::vector<int64_t> ti(static_cast<size_t>(nx)), tj(static_cast<size_t>(ny)), tk(static_cast<size_t>(nz));
+  for (int64_t i = 0; i < nx; ++i) ti[static_cast<size_t>(i)] = std::clamp<int64_t>(std::llround(Q(0, 0) * double(i) + Q(0, 3)), 0, full.dims[0] - 1);
+  for (int64_t j = 0; j < ny; ++j) tj[static_cast<size_t>(j)] = std::clamp<int64_t>(std::llround(Q(1, 1) * double(j) + Q(1, 3)), 0, full.dims[1] - 1);
+  for (int64_t k = 0; k < nz; ++k) tk[static_cast<size_t>(k)] = std::clamp<int64_t>(std::llround(Q(2, 2) * double(k) + Q(2, 3)), 0, full.dims[2] - 1);
+  std::vector<uint8_t> any(static_cast<size_t>(rows), 0);
+  parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const int64_t j = row % ny, k = row / ny;
+      const float* v = same ? full_image.data() + nx * row
+                            : full_image.data() + full.dims[0] * (tj[static_cast<size_t>(j)] + full.dims[1] * tk[static_cast<size_t>(k)]);
+      uint64_t* o = a.data() + W * row;
+      bool zero = false;
+      for (int64_t w = 0; w < W; ++w) {
+        const int64_t i0 = 64 * w, m = std::min<int64_t>(64, nx - i0);
+        uint64_t word = m < 64 ? ~uint64_t(0) << m : 0; // padding bits 1
+        if (same)
+          for (int64_t i = 0; i < m; ++i) word |= uint64_t(v[i0 + i] != 0.0f) << i;
+        else
+          for (int64_t i = 0; i < m; ++i) word |= uint64_t(v[ti[static_cast<size_t>(i0 + i)]] != 0.0f) << i;
+        o[w] = word;
+        zero |= word != ~uint64_t(0);
+      }
+      any[static_cast<size_t>(row)] = zero;
+    }
+  });
+  if (std::find(any.begin(), any.end(), uint8_t(1)) == any.end()) return f; // no fill: empty map
+  // Erode by r along i (shifted rows), then j and k (whole rows ANDed); outside counts as clean.
+  parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+    std::vector<uint64_t> sh(static_cast<size_t>(W));
+    for (int64_t row = b; row < e; ++row) {
+      const uint64_t* in = a.data() + W * row;
+      uint64_t* o = t.data() + W * row;
+      std::copy_n(in, W, o);
+      for (int d = 1; d <= r && nx > 1; ++d)
+        for (bool up : {true, false}) {
+          shift_row(in, sh.data(), W, d, up);
+          for (int64_t w = 0; w < W; ++w) o[w] &= sh[static_cast<size_t>(w)];
+        }
+    }
+  });
+  auto rows_pass = [&](const std::vector<uint64_t>& in, std::vector<uint64_t>& out, int axis) {
+    const int64_t n = axis == 1 ? ny : nz, step = axis == 1 ? W : W * ny;
+    parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+      for (int64_t row = b; row < e; ++row) {
+        const int64_t c = axis == 1 ? row % ny : row / ny;
+        uint64_t* o = out.data() + W * row;
+        std::copy_n(in.data() + W * row, W, o);
+        for (int64_t q = std::max<int64_t>(0, c - r); q <= std::min<int64_t>(n - 1, c + r); ++q)
+          if (q != c)
+            for (int64_t w = 0; w < W; ++w) o[w] &= in[static_cast<size_t>(W * row + (q - c) * step + w)];
+      }
+    });
+  };
+  if (ny > 1) rows_pass(t, a, 1);
+  else a.swap(t);
+  if (nz > 1) {
+    rows_pass(a, t, 2);
+    a.swap(t);
+  }
+  f.bits = std::move(a);
+  return f;
+}
 
 const Image<float>& Pyramid::get(int shrink, double sigma_mm) {
   if (shrink == 1 && !(sigma_mm > 0)) return base_;
@@ -147,8 +184,15 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
   std::vector<uint8_t> inm = level_mask(Fg, fixed_full, fixed_mask);
   const bool fill = o.skip_fill && metric != MetricKind::LNCC;
   if (fill && fixed_image) { // fixed fill: voxels exactly 0 are no samples
-    const std::vector<uint8_t> nz = level_mask(Fg, fixed_full, fixed_image);
-    for (size_t u = 0; u < inm.size(); ++u) inm[u] &= nz[u];
+    if (Fg.same_grid(fixed_full)) { // the full-resolution level: compare in place
+      const float* v = fixed_image->data();
+      parallel_for(int64_t(inm.size()), 1 << 16, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) inm[static_cast<size_t>(q)] &= v[q] != 0.0f;
+      });
+    } else {
+      const std::vector<uint8_t> nz = level_mask(Fg, fixed_full, fixed_image);
+      for (size_t u = 0; u < inm.size(); ++u) inm[u] &= nz[u];
+    }
   }
   const int64_t nx = Fg.dims[0], ny = Fg.dims[1], nz = Fg.dims[2];
   int64_t inside = 0;
@@ -188,25 +232,10 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
     L.mvar = cnt > 0 ? std::max(0.0, s2 / cnt - (s1 / cnt) * (s1 / cnt)) : 1.0;
   }
   if (fill && moving_image) {
-    // Fill: moving voxels exactly 0 (what resamplers write where they have no data). A level voxel
+    // Moving fill: voxels exactly 0 (what resamplers write where they have no data). A level voxel
     // is fill when its nearest full-resolution voxel is; samples whose stencil reaches one are left
     // out (docs/register.md, "Samples near the moving image's edges").
-    std::vector<uint8_t> clean;
-    if (M.geometry().same_grid(moving_full)) { // the full-resolution level: compare in place
-      clean.resize(static_cast<size_t>(M.size()));
-      const float* v = moving_image->data();
-      parallel_for(M.size(), 1 << 16, [&](int64_t b, int64_t e) {
-        for (int64_t q = b; q < e; ++q) clean[static_cast<size_t>(q)] = v[q] != 0.0f;
-      });
-    } else {
-      clean = level_mask(M.geometry(), moving_full, moving_image);
-    }
-    if (std::find(clean.begin(), clean.end(), uint8_t(0)) != clean.end()) {
-      int64_t md[3] = {M.geometry().dims[0], M.geometry().dims[1], M.geometry().dims[2]};
-      if (L.ndim == 2) md[2] = 1;
-      erode_box(clean, md, o.degree / 2 + 1);
-      L.mclean = std::move(clean);
-    }
+    L.mfill = fill_map(M, moving_full, *moving_image, L.ndim, o.degree / 2 + 1);
   }
   L.coef = spline_coefficients<float>(M.view(), L.ndim, o.degree, Mode::Mirror);
   return L;

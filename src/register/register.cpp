@@ -303,9 +303,9 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
       VX_CHECK(start.valid >= min_valid_samples(L), InvalidArgument, "the images do not overlap ",
                li == 0 ? "at the initial transform" : "at the start of a finer level", " (", start.valid, " of ", L.count,
                " fixed samples map inside the moving image", moving_mask ? " and its mask" : "",
-               L.mclean.empty() ? "" : " away from its zero-valued (fill) voxels",
+               L.mfill.bits.empty() ? "" : " away from its zero-valued (fill) voxels",
                "); check the images' world geometry or give --init",
-               L.mclean.empty() ? "" : " (or compare fill too: --keep-fill, skip_fill=False)");
+               L.mfill.bits.empty() ? "" : " (or compare fill too: --keep-fill, skip_fill=False)");
     }
     const int iters = o.iterations.empty() ? (opt == "gn" ? 40 : 100)
                       : o.iterations.size() == 1 ? o.iterations[0] : o.iterations[static_cast<size_t>(li)];
