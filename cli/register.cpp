@@ -177,8 +177,8 @@ void register_register(CLI::App& app) {
       ->check(CLI::Range(int64_t(64), int64_t(1) << 40));
   cmd->add_option("--tolerance", a->tolerance, "Stop a level when a step moves points by less (mm)")->capture_default_str();
   cmd->add_flag("--keep-fill", a->keep_fill,
-                "Also compare samples whose moving interpolation touches voxels that are exactly 0 (by default they are "
-                "left out: zero is what resamplers write where they have no data)");
+                "Also compare fixed voxels that are exactly 0 and samples whose moving interpolation touches such voxels "
+                "(by default they are left out: zero is what resamplers write where they have no data)");
   cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
   add_threads_option(cmd, a->threads);

@@ -158,8 +158,9 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
     init: center (geometric centres) | moments (centres of mass; rotations about the fixed image's
     centre of mass) | identity | a 4x4 RAS pull-back | a transform file (ITK .txt/.tfm, ANTs .mat,
     FSL FLIRT .mat text, 4x4 RAS text). freeze: groups held fixed (translation, rotation, scale,
-    zoom, shear). skip_fill: leave out the samples whose moving interpolation touches a voxel that is
-    exactly 0 (fill: where a resampler had no data; ssd, ncc and mi). Returns a :class:`Registration`.
+    zoom, shear). skip_fill: leave out fixed voxels that are exactly 0 and the samples whose moving
+    interpolation touches a moving voxel that is exactly 0 (fill: where a resampler had no data; ssd,
+    ncc and mi). Returns a :class:`Registration`.
     """
     if isinstance(moving, (list, tuple)):
         return [register(m, fixed, moving_affine=moving_affine, fixed_affine=fixed_affine, transform=transform,
