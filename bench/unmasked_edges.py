@@ -17,6 +17,10 @@ Error: RMS over the brain (ch2bet > 0, every voxel) of |T_est(x) - T(x)| in mm.
 Usage:
   python3 bench/unmasked_edges.py [--pairs 4] [--metrics ssd,ncc,mi] [--sitk] [--masked]
   python3 bench/unmasked_edges.py --bands      # where the bias at the truth comes from (ssd)
+  python3 bench/unmasked_edges.py --experiments --pairs 2   # the optimum with parts of the samples
+                                               # left out through masks (candidate fixes)
+Figures: bench/RESULTS.md, "2026-12-04, issue 21 §5". Side by side with SimpleITK and ANTsPy:
+bench/bench_register.py --cases unmasked-ssd,unmasked-ncc,unmasked-mi.
 """
 import argparse
 import os
