@@ -20,6 +20,13 @@ Peers and their settings:
             'rigid' = rotation matrix + translation, 'affine' adds zoom and shear). Its rotation is a
             free 3x3 matrix, so its 'rigid' is not exactly rigid; it takes no mask and no MI.
 
+Unmasked cases (issue 21 §5; `--cases unmasked-ssd,unmasked-ncc,unmasked-mi`): the pairs of
+bench/unmasked_edges.py -- ch2 moved by a seeded rigid transform of 10 degrees and 10 mm with scipy's
+cubic affine_transform (zero outside: the moving image is cut along the image of ch2's faces) -- and
+no mask for any tool, same contrast, rigid; metric ssd / ncc / mi (SimpleITK MeanSquares / Correlation
+/ Mattes, ANTsPy meansquares / GC / mattes). `voxalign-keepfill` is voxalign with skip_fill=False: the
+code before fill was left out (the bias it shows is the issue).
+
 Peers not installed by `make deps` (bench only): python3 -m pip install antspyx torchreg
 (a missing peer is reported and skipped).
 
@@ -36,7 +43,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "build", "release", "python"))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
+sys.path.insert(0, HERE)
 import voxalign as vx  # noqa: E402
+import unmasked_edges  # noqa: E402
 from test_register import about, euler, rms_error  # noqa: E402
 
 T1 = "/usr/share/mricron/templates/ch2.nii.gz"
@@ -63,12 +72,24 @@ def make_pair(F, A, seed, case):
     return M, T
 
 
+def unmasked(case):
+    return case.startswith("unmasked-")
+
+
+def metric_of(case):
+    return case.split("-", 1)[1] if unmasked(case) else "mi" if case == "mi" else "ssd"
+
+
 # ------------------------------------------------------------------ the tools
-def run_voxalign(F, M, A, brain, case):
+def run_voxalign(F, M, A, brain, case, **kw):
     t0 = time.perf_counter()
     r = vx.register(M, F, moving_affine=A, fixed_affine=A, fixed_mask=brain,
-                    transform="affine" if case == "affine" else "rigid", metric="mi" if case == "mi" else "ssd")
+                    transform="affine" if case == "affine" else "rigid", metric=metric_of(case), **kw)
     return r.matrix, time.perf_counter() - t0
+
+
+def run_voxalign_keepfill(F, M, A, brain, case):
+    return run_voxalign(F, M, A, brain, case, skip_fill=False)
 
 
 def to_sitk(a, A):
@@ -93,17 +114,20 @@ def run_sitk(F, M, A, brain, case):
     import SimpleITK as sitk
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(THREADS)
     fi, mi = to_sitk(F, A), to_sitk(M, A)
-    mask = sitk.Cast(to_sitk(brain.astype(np.float32), A), sitk.sitkUInt8)
     tx0 = sitk.Euler3DTransform() if case != "affine" else sitk.AffineTransform(3)
     tx0 = sitk.CenteredTransformInitializer(fi, mi, tx0, sitk.CenteredTransformInitializerFilter.GEOMETRY)
     R = sitk.ImageRegistrationMethod()
-    if case == "mi":
+    metric = metric_of(case)
+    if metric == "mi":
         R.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    elif metric == "ncc":
+        R.SetMetricAsCorrelation()
     else:
         R.SetMetricAsMeanSquares()
     R.SetMetricSamplingStrategy(R.REGULAR)
     R.SetMetricSamplingPercentage(0.05, seed=1)
-    R.SetMetricFixedMask(mask)
+    if brain is not None:
+        R.SetMetricFixedMask(sitk.Cast(to_sitk(brain.astype(np.float32), A), sitk.sitkUInt8))
     R.SetInterpolator(sitk.sitkLinear)
     R.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=200,
                                                gradientMagnitudeTolerance=1e-8)
@@ -134,10 +158,10 @@ def run_ants(F, M, A, brain, case):
     import ants
     fi = ants.from_nibabel_nifti(nib.Nifti1Image(F, A))
     mi = ants.from_nibabel_nifti(nib.Nifti1Image(M, A))
-    mk = ants.from_nibabel_nifti(nib.Nifti1Image(brain.astype(np.float32), A))
+    mk = None if brain is None else ants.from_nibabel_nifti(nib.Nifti1Image(brain.astype(np.float32), A))
     t0 = time.perf_counter()
     r = ants.registration(fi, mi, type_of_transform="Affine" if case == "affine" else "Rigid",
-                          aff_metric="mattes" if case == "mi" else "meansquares", mask=mk)
+                          aff_metric={"mi": "mattes", "ncc": "GC", "ssd": "meansquares"}[metric_of(case)], mask=mk)
     dt = time.perf_counter() - t0
     return vx.read_transform(r["fwdtransforms"][0]), dt
 
@@ -167,7 +191,8 @@ def run_torchreg(F, M, A, brain, case):
     return A @ V @ np.linalg.inv(A), dt
 
 
-TOOLS = {"voxalign": run_voxalign, "sitk": run_sitk, "ants": run_ants, "torchreg": run_torchreg}
+TOOLS = {"voxalign": run_voxalign, "voxalign-keepfill": run_voxalign_keepfill, "sitk": run_sitk, "ants": run_ants,
+         "torchreg": run_torchreg}
 
 
 def main():
@@ -184,29 +209,36 @@ def main():
     ijk = np.argwhere(brain)[::5]
     pts = (A @ np.c_[ijk, np.ones(len(ijk))].T).T[:, :3]
     tools = ["voxalign"] + [p for p in a.peers.split(",") if p]
-    print(f"T1 {F.shape}, brain mask, {a.pairs} pairs per case, {THREADS} threads")
+    print(f"T1 {F.shape}, {a.pairs} pairs per case, {THREADS} threads")
     for case in a.cases.split(","):
-        res = {t: ([], []) for t in tools}
+        case_tools = tools + (["voxalign-keepfill"] if unmasked(case) else [])
+        res = {t: ([], []) for t in case_tools}
         for seed in range(a.pairs):
-            M, T = make_pair(F, A, 1000 + seed, case)
-            for t in tools:
-                if t == "torchreg" and case == "mi":
+            if unmasked(case):
+                M, T = unmasked_edges.make_pair(F, A, seed)
+            else:
+                M, T = make_pair(F, A, 1000 + seed, case)
+            for t in case_tools:
+                if t == "torchreg" and metric_of(case) != "ssd":
                     continue
                 try:
-                    Me, dt = TOOLS[t](F, M, A, brain, case)
+                    Me, dt = TOOLS[t](F, M, A, None if unmasked(case) else brain, case)
                 except ImportError as e:
                     print(f"  {t}: not installed ({e})")
                     continue
                 res[t][0].append(rms_error(Me, T, pts))
                 res[t][1].append(dt)
-        print(f"\ncase {case}: RMS error over the brain (mm) and time (s) per pair")
+        print(f"\ncase {case} ({'no mask' if unmasked(case) else 'brain mask'}): RMS error over the brain (mm) and "
+              "time (s) per pair")
         vt = np.median(res["voxalign"][1])
-        for t in tools:
+        ve = np.mean(res["voxalign"][0])
+        for t in case_tools:
             errs, times = res[t]
             if not errs:
                 continue
-            print(f"  {t:9s} error mean {np.mean(errs):.4f} max {np.max(errs):.4f}   time median {np.median(times):7.2f}"
-                  f"   x voxalign {np.median(times) / vt:6.1f}   errors {np.round(errs, 4).tolist()}")
+            print(f"  {t:17s} error mean {np.mean(errs):.4f} max {np.max(errs):.4f} (x voxalign {np.mean(errs) / ve:6.1f})"
+                  f"   time median {np.median(times):7.2f}   x voxalign {np.median(times) / vt:6.1f}"
+                  f"   errors {np.round(errs, 4).tolist()}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ struct RegisterArgs {
   int degree = 3, bins = 32, radius = 2;
   int64_t samples = 1 << 16;
   double tolerance = 1e-3;
-  bool quiet = false;
+  bool quiet = false, keep_fill = false;
   int threads = 0;
 };
 
@@ -75,6 +75,7 @@ void run(const RegisterArgs& a) {
   o.radius = a.radius;
   o.max_samples = a.samples;
   o.tolerance = a.tolerance;
+  o.skip_fill = !a.keep_fill;
   const int write_order = parse_order(a.write_degree);
   NiftiWriteOptions w;
   w.dtype = parse_dtype(a.dtype);
@@ -190,6 +191,9 @@ void register_register(CLI::App& app) {
   cmd->add_option("--tolerance", a->tolerance, "Stop a level when a step moves points by less (mm)")
       ->capture_default_str()
       ->check(number_check(0, std::numeric_limits<double>::infinity(), false, true));
+  cmd->add_flag("--keep-fill", a->keep_fill,
+                "Also compare fixed voxels that are exactly 0 and samples whose moving interpolation touches such voxels "
+                "(by default they are left out: zero is what resamplers write where they have no data)");
   cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
   cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
   add_threads_option(cmd, a->threads);

@@ -630,6 +630,7 @@ RegisterOptions register_options(const nb::dict& kw) {
     else if (k == "radius") o.radius = nb::cast<int>(val);
     else if (k == "tolerance") o.tolerance = nb::cast<double>(val);
     else if (k == "learning_rate") o.learning_rate = nb::cast<double>(val);
+    else if (k == "skip_fill") o.skip_fill = nb::cast<bool>(val);
     else throw InvalidArgument("register: unknown option '" + k + "'");
   }
   return o;

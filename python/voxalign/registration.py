@@ -143,7 +143,7 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
              levels: Sequence[int] = (4, 2, 1), smoothing: Optional[Sequence[float]] = None, optimizer: str = "auto",
              iterations=None, init="center", fixed_mask=None, moving_mask=None, freeze: Sequence[str] = (),
              degree: int = 3, max_samples: int = 1 << 16, bins: int = 32, radius: int = 2, tolerance: float = 1e-3,
-             learning_rate: float = 0.5):
+             learning_rate: float = 0.5, skip_fill: bool = True):
     """Register ``moving`` to ``fixed`` (2D or 3D; nibabel images or arrays with ``*_affine``).
 
     ``moving`` may be a list: each is registered to ``fixed`` and a list of results is returned.
@@ -154,14 +154,16 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
     init: center (geometric centres) | moments (centres of mass; rotations about the fixed image's
     centre of mass) | identity | a 4x4 RAS pull-back | a transform file (ITK .txt/.tfm, ANTs .mat,
     FSL FLIRT .mat text, 4x4 RAS text). freeze: groups held fixed (translation, rotation, scale,
-    zoom, shear). Returns a :class:`Registration`.
+    zoom, shear). skip_fill: leave out fixed voxels that are exactly 0 and the samples whose moving
+    interpolation touches a moving voxel that is exactly 0 (fill: where a resampler had no data; ssd,
+    ncc and mi). Returns a :class:`Registration`.
     """
     if isinstance(moving, (list, tuple)):
         return [register(m, fixed, moving_affine=moving_affine, fixed_affine=fixed_affine, transform=transform,
                          metric=metric, levels=levels, smoothing=smoothing, optimizer=optimizer, iterations=iterations,
                          init=init, fixed_mask=fixed_mask, moving_mask=moving_mask, freeze=freeze, degree=degree,
                          max_samples=max_samples, bins=bins, radius=radius, tolerance=tolerance,
-                         learning_rate=learning_rate) for m in moving]
+                         learning_rate=learning_rate, skip_fill=skip_fill) for m in moving]
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown transform {transform!r} (use one of {', '.join(TRANSFORMS)})")
     if metric not in METRICS:
@@ -175,7 +177,8 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
     init_name, init_m = _init_matrix(init, f.shape, faff, m.shape, maff)
     opts = dict(transform=transform, metric=metric, levels=[int(s) for s in levels], optimizer=optimizer,
                 init=init_name, freeze=list(freeze), degree=int(degree), max_samples=int(max_samples), bins=int(bins),
-                radius=int(radius), tolerance=float(tolerance), learning_rate=float(learning_rate))
+                radius=int(radius), tolerance=float(tolerance), learning_rate=float(learning_rate),
+                skip_fill=bool(skip_fill))
     if smoothing is not None:
         opts["smoothing"] = [float(s) for s in smoothing]
     if iterations is not None:
@@ -186,7 +189,7 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
 
 def metric_and_gradient(moving, fixed, parameters, *, moving_affine=None, fixed_affine=None, transform="rigid",
                         metric="ssd", centre=None, init=None, fixed_mask=None, moving_mask=None, degree=3, bins=32,
-                        radius=2, max_samples=1 << 16):
+                        radius=2, max_samples=1 << 16, skip_fill=True):
     """The metric the optimiser minimises at one level (no pyramid) and its exact gradient with
     respect to the transform's parameters (for checking against finite differences)."""
     m, maff = _image(moving, moving_affine, "moving")
@@ -196,7 +199,8 @@ def metric_and_gradient(moving, fixed, parameters, *, moving_affine=None, fixed_
     if centre is None:
         centre = (faff @ np.r_[(np.array(_shape3(f.shape)) - 1) / 2.0, 1.0])[:3]
     T0 = np.eye(4) if init is None else np.asarray(init, dtype=np.float64)
-    opts = dict(metric=metric, degree=int(degree), bins=int(bins), radius=int(radius), max_samples=int(max_samples))
+    opts = dict(metric=metric, degree=int(degree), bins=int(bins), radius=int(radius), max_samples=int(max_samples),
+                skip_fill=bool(skip_fill))
     v, g = _core.register_metric(m, maff, f, faff, _core.transform_groups(transform), [float(c) for c in centre], T0,
                                  [float(p) for p in parameters], fm, mm, opts)
     return v, np.asarray(g)

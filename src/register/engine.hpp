@@ -22,6 +22,20 @@ struct Samples {
   std::vector<uint8_t> ok;
 };
 
+/// One bit per voxel of a level grid, rows of W 64-bit words (bit i % 64 of word i / 64 of row
+/// j + ny k): 1 when no fill voxel lies within r voxels along each axis (a box). Empty bits: no fill.
+struct FillMap {
+  std::vector<uint64_t> bits;
+  int64_t nx = 0, ny = 0, W = 0;
+  bool clean(int64_t i, int64_t j, int64_t k) const {
+    return (bits[static_cast<size_t>(W * (j + ny * k) + (i >> 6))] >> (i & 63)) & 1u;
+  }
+};
+
+/// The fill map of a level image: a level voxel is fill when its nearest voxel of `full_image`
+/// (the full-resolution image, on `full`) is exactly 0; eroded by a box of radius r (2D: r along i, j).
+FillMap fill_map(const Image<float>& level, const Geometry& full, const Image<float>& full_image, int ndim, int r);
+
 struct Level {
   int ndim = 3;                 ///< 2 or 3
   // Fixed samples: voxel coordinates on the fixed level grid and their values.
@@ -37,6 +51,8 @@ struct Level {
   Coefficients<float> coef;
   Mat4 moving_affine = Mat4::Identity(); ///< moving level voxel -> world
   const Image<float>* moving_mask = nullptr; ///< full resolution moving mask (or null)
+  /// Moving fill map (fill_map): a sample counts only where its nearest moving level voxel is clean.
+  FillMap mfill;
   Mat4 level_to_mask = Mat4::Identity(); ///< moving level voxel -> full resolution moving voxel
   double fmin = 0, fmax = 1, mmin = 0, mmax = 1; ///< intensity ranges (mi)
   double mvar = 1;              ///< variance of the moving level image (lncc's regularisation)
@@ -80,9 +96,13 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink);
 /// Build a level from the level images F and M (pyramid copies of the full-resolution images
 /// whose geometries are fixed_full / moving_full; masks live on those full grids): samples in the
 /// fixed mask on a stride so that at most max_samples remain (dense for lncc), moving coefficients.
+/// fixed_image, moving_image: the full-resolution images, whose zero voxels are fill (o.skip_fill): fixed
+/// samples whose nearest full-resolution voxel is fill, and samples whose moving stencil reaches fill,
+/// are left out; null: no fill test on that side.
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
                  const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
-                 const RegisterOptions& o);
+                 const RegisterOptions& o, const Image<float>* fixed_image = nullptr,
+                 const Image<float>* moving_image = nullptr);
 
 /// A parameterised transform being estimated: T = T0 * affine_model_matrix(model, theta).
 struct Problem {

@@ -2,6 +2,7 @@
 // the fixed samples and the moving coefficients (docs/register.md).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "engine.hpp"
@@ -41,7 +42,95 @@ std::vector<uint8_t> level_mask(const Geometry& level, const Geometry& full, con
   return out;
 }
 
+/// Shift a row of bits (bit i of word i / 64) by d < 64 positions towards higher (up) or lower
+/// indices; the positions shifted in are 1 (outside the grid counts as clean).
+void shift_row(const uint64_t* in, uint64_t* out, int64_t W, int d, bool up) {
+  for (int64_t w = 0; w < W; ++w) {
+    if (up) { // out bit i = in bit i - d
+      const uint64_t lo = w > 0 ? in[w - 1] : ~uint64_t(0);
+      out[w] = (in[w] << d) | (lo >> (64 - d));
+    } else { // out bit i = in bit i + d
+      const uint64_t hi = w + 1 < W ? in[w + 1] : ~uint64_t(0);
+      out[w] = (in[w] >> d) | (hi << (64 - d));
+    }
+  }
+}
+
 } // namespace
+
+FillMap fill_map(const Image<float>& level, const Geometry& full, const Image<float>& full_image, int ndim, int r) {
+  const Geometry& g = level.geometry();
+  FillMap f;
+  const int64_t nx = g.dims[0], ny = g.dims[1], nz = ndim == 2 ? 1 : g.dims[2];
+  f.nx = nx, f.ny = ny;
+  f.W = (nx + 63) / 64;
+  const int64_t W = f.W, rows = ny * nz;
+  std::vector<uint64_t> a(static_cast<size_t>(W * rows)), t(a.size());
+  // Bits: 1 where the level voxel's nearest full-resolution voxel is not 0 (padding bits 1).
+  const bool same = g.same_grid(full);
+  const Mat4 Q = full.affine.inverse() * g.affine;
+  std::vector<int64_t> ti(static_cast<size_t>(nx)), tj(static_cast<size_t>(ny)), tk(static_cast<size_t>(nz));
+  for (int64_t i = 0; i < nx; ++i) ti[static_cast<size_t>(i)] = std::clamp<int64_t>(std::llround(Q(0, 0) * double(i) + Q(0, 3)), 0, full.dims[0] - 1);
+  for (int64_t j = 0; j < ny; ++j) tj[static_cast<size_t>(j)] = std::clamp<int64_t>(std::llround(Q(1, 1) * double(j) + Q(1, 3)), 0, full.dims[1] - 1);
+  for (int64_t k = 0; k < nz; ++k) tk[static_cast<size_t>(k)] = std::clamp<int64_t>(std::llround(Q(2, 2) * double(k) + Q(2, 3)), 0, full.dims[2] - 1);
+  std::vector<uint8_t> any(static_cast<size_t>(rows), 0);
+  parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const int64_t j = row % ny, k = row / ny;
+      const float* v = same ? full_image.data() + nx * row
+                            : full_image.data() + full.dims[0] * (tj[static_cast<size_t>(j)] + full.dims[1] * tk[static_cast<size_t>(k)]);
+      uint64_t* o = a.data() + W * row;
+      bool zero = false;
+      for (int64_t w = 0; w < W; ++w) {
+        const int64_t i0 = 64 * w, m = std::min<int64_t>(64, nx - i0);
+        uint64_t word = m < 64 ? ~uint64_t(0) << m : 0; // padding bits 1
+        if (same)
+          for (int64_t i = 0; i < m; ++i) word |= uint64_t(v[i0 + i] != 0.0f) << i;
+        else
+          for (int64_t i = 0; i < m; ++i) word |= uint64_t(v[ti[static_cast<size_t>(i0 + i)]] != 0.0f) << i;
+        o[w] = word;
+        zero |= word != ~uint64_t(0);
+      }
+      any[static_cast<size_t>(row)] = zero;
+    }
+  });
+  if (std::find(any.begin(), any.end(), uint8_t(1)) == any.end()) return f; // no fill: empty map
+  // Erode by r along i (shifted rows), then j and k (whole rows ANDed); outside counts as clean.
+  parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+    std::vector<uint64_t> sh(static_cast<size_t>(W));
+    for (int64_t row = b; row < e; ++row) {
+      const uint64_t* in = a.data() + W * row;
+      uint64_t* o = t.data() + W * row;
+      std::copy_n(in, W, o);
+      for (int d = 1; d <= r && nx > 1; ++d)
+        for (bool up : {true, false}) {
+          shift_row(in, sh.data(), W, d, up);
+          for (int64_t w = 0; w < W; ++w) o[w] &= sh[static_cast<size_t>(w)];
+        }
+    }
+  });
+  auto rows_pass = [&](const std::vector<uint64_t>& in, std::vector<uint64_t>& out, int axis) {
+    const int64_t n = axis == 1 ? ny : nz, step = axis == 1 ? W : W * ny;
+    parallel_for(rows, 64, [&](int64_t b, int64_t e) {
+      for (int64_t row = b; row < e; ++row) {
+        const int64_t c = axis == 1 ? row % ny : row / ny;
+        uint64_t* o = out.data() + W * row;
+        std::copy_n(in.data() + W * row, W, o);
+        for (int64_t q = std::max<int64_t>(0, c - r); q <= std::min<int64_t>(n - 1, c + r); ++q)
+          if (q != c)
+            for (int64_t w = 0; w < W; ++w) o[w] &= in[static_cast<size_t>(W * row + (q - c) * step + w)];
+      }
+    });
+  };
+  if (ny > 1) rows_pass(t, a, 1);
+  else a.swap(t);
+  if (nz > 1) {
+    rows_pass(a, t, 2);
+    a.swap(t);
+  }
+  f.bits = std::move(a);
+  return f;
+}
 
 const Image<float>& Pyramid::get(int shrink, double sigma_mm) {
   if (shrink == 1 && !(sigma_mm > 0)) return base_;
@@ -82,7 +171,7 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink) {
 
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
                  const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
-                 const RegisterOptions& o) {
+                 const RegisterOptions& o, const Image<float>* fixed_image, const Image<float>* moving_image) {
   Level L;
   const Geometry& Fg = F.geometry();
   L.ndim = Fg.dims[2] == 1 ? 2 : 3;
@@ -93,10 +182,23 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
   for (int d = 0; d < 3; ++d) L.dims[d] = Fg.dims[d];
   // Fixed samples: level voxels whose nearest full-resolution voxel is in the mask.
   std::vector<uint8_t> inm = level_mask(Fg, fixed_full, fixed_mask);
+  const bool fill = o.skip_fill && metric != MetricKind::LNCC;
+  if (fill && fixed_image) { // fixed fill: voxels exactly 0 are no samples
+    if (Fg.same_grid(fixed_full)) { // the full-resolution level: compare in place
+      const float* v = fixed_image->data();
+      parallel_for(int64_t(inm.size()), 1 << 16, [&](int64_t b, int64_t e) {
+        for (int64_t q = b; q < e; ++q) inm[static_cast<size_t>(q)] &= v[q] != 0.0f;
+      });
+    } else {
+      const std::vector<uint8_t> nz = level_mask(Fg, fixed_full, fixed_image);
+      for (size_t u = 0; u < inm.size(); ++u) inm[u] &= nz[u];
+    }
+  }
   const int64_t nx = Fg.dims[0], ny = Fg.dims[1], nz = Fg.dims[2];
   int64_t inside = 0;
   for (uint8_t b : inm) inside += b;
-  VX_CHECK(inside > 0, InvalidArgument, "the fixed mask leaves no voxel of the ", nx, "x", ny, "x", nz, " level grid");
+  VX_CHECK(inside > 0, InvalidArgument, "the fixed mask", fill && fixed_image ? " and the fixed image's non-zero voxels leave" : " leaves",
+           " no voxel of the ", nx, "x", ny, "x", nz, " level grid");
   L.dense = metric == MetricKind::LNCC;
   int stride = 1;
   if (!L.dense)
@@ -128,6 +230,12 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
     L.mmin = std::isfinite(lo) ? lo : 0.0;
     L.mmax = std::isfinite(hi) ? hi : 1.0;
     L.mvar = cnt > 0 ? std::max(0.0, s2 / cnt - (s1 / cnt) * (s1 / cnt)) : 1.0;
+  }
+  if (fill && moving_image) {
+    // Moving fill: voxels exactly 0 (what resamplers write where they have no data). A level voxel
+    // is fill when its nearest full-resolution voxel is; samples whose stencil reaches one are left
+    // out (docs/register.md, "Samples near the moving image's edges").
+    L.mfill = fill_map(M, moving_full, *moving_image, L.ndim, o.degree / 2 + 1);
   }
   L.coef = spline_coefficients<float>(M.view(), L.ndim, o.degree, Mode::Mirror);
   return L;

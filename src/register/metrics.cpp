@@ -74,6 +74,11 @@ template <int K, int D> void sample_moving(const Level& L, const Mat4& M, bool c
         }
         if (inside) inside = mm->data()[q[0] + mg.dims[0] * (q[1] + mg.dims[1] * q[2])] != 0.0f;
       }
+      if (inside && !L.mfill.bits.empty()) { // the stencil must not reach fill (nearest level voxel clean)
+        int64_t q[3] = {0, 0, 0};
+        for (int d = 0; d < D; ++d) q[d] = std::min<int64_t>(int64_t(p[d] + 0.5), n[d] - 1); // p >= -0.5 here
+        inside = L.mfill.clean(q[0], q[1], q[2]);
+      }
       s.ok[static_cast<size_t>(i)] = inside;
       if (!inside && !clamp) {
         s.m[static_cast<size_t>(i)] = 0.0f;

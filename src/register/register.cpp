@@ -270,7 +270,8 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
   P.model = model;
   P.T0 = init;
   P.metric = parse_metric(opts.metric);
-  const Level L = make_level(fixed, moving, fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, opts);
+  const Level L = make_level(fixed, moving, fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, opts,
+                             &fixed, &moving);
   const ParamEval pe = eval_params(L, P, theta, gradient != nullptr, false);
   if (gradient) *gradient = pe.grad;
   return pe.value;
@@ -320,7 +321,7 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
     const int shrink = o.levels[static_cast<size_t>(li)];
     const double sigma = sigma_of(li);
     const Level L = make_level(fpyr.get(shrink, sigma), mpyr.get(moving_shrink(fixed.geometry(), moving.geometry(), shrink), sigma),
-                               fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, o);
+                               fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, o, &fixed, &moving);
     if (li == 0) {
       // Scale rotations, scales and shears by the RMS radius of the samples about the centre, so
       // that one unit of every scaled parameter moves points by about 1 mm.
@@ -336,7 +337,9 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
       VX_CHECK(start.valid >= min_valid_samples(L), InvalidArgument, "the images do not overlap ",
                li == 0 ? "at the initial transform" : "at the start of a finer level", " (", start.valid, " of ", L.count,
                " fixed samples map inside the moving image", moving_mask ? " and its mask" : "",
-               "); check the images' world geometry or give --init");
+               L.mfill.bits.empty() ? "" : " away from its zero-valued (fill) voxels",
+               "); check the images' world geometry or give --init",
+               L.mfill.bits.empty() ? "" : " (or compare fill too: --keep-fill, skip_fill=False)");
     }
     const int iters = o.iterations.empty() ? (opt == "gn" ? 40 : 100)
                       : o.iterations.size() == 1 ? o.iterations[0] : o.iterations[static_cast<size_t>(li)];

@@ -2,7 +2,8 @@
 # Verifies `voxalign register`: a known rigid transform is recovered (ITK, FSL and RAS files all
 # describe it: SimpleITK reads the ITK file, --init from the FSL file with 0 iterations gives the same
 # matrix), the moved image lies on the fixed grid and matches the fixed image, two moving images in
-# one call, and bad input refused with a one-line error and no output.
+# one call, --keep-fill (compare zero-valued fill too) accepted and still recovering the transform,
+# and bad input refused with a one-line error and no output.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 python3 -c "
@@ -33,6 +34,8 @@ nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), A), 'empty_mask.nii.gz')
   --save-transform x1.txt x2.txt --save-fsl x1.mat x2.mat --save-matrix r1.txt r2.txt --levels 2,1 || exit 1
 "$VOXALIGN" register moving1.nii.gz --fixed fixed.nii.gz -o again1.nii.gz --init x1.mat --iterations 0 \
   --save-matrix again1.txt -q || exit 1
+"$VOXALIGN" register moving1.nii.gz --fixed fixed.nii.gz -o keep1.nii.gz --levels 2,1 --keep-fill \
+  --save-matrix k1.txt -q || exit 1
 python3 -c "
 import numpy as np, nibabel as nib, SimpleITK as sitk, voxalign as vx
 A = nib.load('fixed.nii.gz').affine
@@ -51,9 +54,11 @@ for n in '12':
     p = np.array([5.0, -3.0, 4.0]); q = np.array(tx.TransformPoint((-p[0], -p[1], p[2])))
     assert np.allclose([-q[0], -q[1], q[2]], (R @ np.r_[p, 1])[:3], atol=1e-9)
 assert np.allclose(np.loadtxt('again1.txt'), np.loadtxt('r1.txt'), atol=1e-9), 'FSL --init round trip'
+K, T = np.loadtxt('k1.txt'), np.loadtxt('truth1.txt')
+assert np.sqrt((((X @ K.T) - (X @ T.T))[:, :3] ** 2).sum(1).mean()) < 0.05, '--keep-fill'
 print('ok')
 " || exit 1
-rm -f moved* again* x1.* x2.* r1.txt r2.txt
+rm -f moved* again* keep1.nii.gz k1.txt x1.* x2.* r1.txt r2.txt
 expect_fail "4D" register four.nii.gz --fixed fixed.nii.gz -o out.nii.gz
 expect_fail "mask is empty" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --fixed-mask empty_mask.nii.gz
 expect_fail "one output per moving image" register moving1.nii.gz moving2.nii.gz --fixed fixed.nii.gz -o out.nii.gz

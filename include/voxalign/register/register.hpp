@@ -33,6 +33,12 @@ struct RegisterOptions {
   std::vector<std::string> freeze;   ///< parameter groups held at their start: translation, rotation, scale/zoom, shear
   int degree = 3;                    ///< B-spline degree of the moving image during estimation (1..5)
   int64_t max_samples = 1 << 16;     ///< per level: the fixed grid is subsampled on a regular stride above this
+  /// Fill (voxels exactly 0: where a resampler had no data, a cut field of view, or a zeroed
+  /// background) is not compared: fixed voxels that are 0 are no samples, and samples whose moving
+  /// interpolation stencil (degree / 2 + 1 level voxels about the nearest one) touches a moving voxel
+  /// that is 0 are left out (docs/register.md, "Samples near the moving image's edges"). ssd, ncc and
+  /// mi; lncc compares every voxel.
+  bool skip_fill = true;
   int bins = 32;                     ///< mi: histogram bins
   int radius = 2;                    ///< lncc: window radius in voxels of the level's grid
   double tolerance = 1e-3;           ///< stop a level when a step moves no point of the fixed samples by more (mm)
