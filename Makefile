@@ -7,9 +7,10 @@ BUILD   := build/release
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: compilers and libraries the build links, plus real data for the demo and tests.
 APT_PKGS := g++ make libeigen3-dev libnifti2-dev libcli11-dev libgtest-dev zlib1g-dev libdeflate-dev mricron-data
-# PyPI packages: the build (nanobind, scikit-build-core, cmake, ninja) and the tests' references.
-PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest
-PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops
+# PyPI packages: the build (nanobind, scikit-build-core, cmake, ninja) and the tests' references
+# (hypothesis: scipy's own test module, run against voxalign.map_coordinates, needs it).
+PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest hypothesis
+PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
