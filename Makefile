@@ -14,7 +14,7 @@ PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build test test-cpp test-python test-cli demo bench install asan fuzz clean
+.PHONY: all deps build test test-cpp test-python test-cli demo bench install asan fuzz fuzz-coverage clean
 
 all: build
 
@@ -78,6 +78,22 @@ fuzz: deps
 	    tests/fuzz/regressions/$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=1024 \
 	    -timeout=10 -max_len=4096 -print_final_stats=1 -artifact_prefix=build/fuzz/findings/$$t- \
 	    2>&1 | tail -n 25; \
+	done
+
+# Line coverage of the readers by the fuzzers' corpora (after make fuzz): the same targets built with
+# clang's source-based coverage, every kept input run once, llvm-cov's report for the reader files.
+fuzz-coverage: fuzz
+	cmake --preset fuzz -B build/fuzz-cov -DCMAKE_CXX_FLAGS="-fprofile-instr-generate -fcoverage-mapping" >/dev/null
+	cmake --build build/fuzz-cov -j $(JOBS)
+	@mkdir -p build/fuzz-cov/scratch
+	@for t in $(FUZZ_TARGETS); do \
+	  LLVM_PROFILE_FILE=build/fuzz-cov/$$t.profraw VX_FUZZ_DIR=$(CURDIR)/build/fuzz-cov/scratch \
+	    build/fuzz-cov/fuzz_$$t -runs=0 build/fuzz/corpus-$$t tests/fuzz/corpus/$$t tests/fuzz/regressions/$$t \
+	    >/dev/null 2>&1; \
+	  llvm-profdata merge -sparse build/fuzz-cov/$$t.profraw -o build/fuzz-cov/$$t.profdata; \
+	  echo "== fuzz_$$t: line coverage of the readers"; \
+	  llvm-cov report build/fuzz-cov/fuzz_$$t -instr-profile=build/fuzz-cov/$$t.profdata \
+	    src/image/nifti.cpp src/image/nifti_header.cpp src/transform/affine_io.cpp src/core/file_read.cpp; \
 	done
 
 clean:
