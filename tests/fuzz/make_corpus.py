@@ -1,5 +1,7 @@
 """Write the fuzzers' seed corpus (tests/fuzz/corpus/): small valid files of each kind, each prefixed
-by the selector byte the targets read first (tests/fuzz/targets.hpp). Run once; the output is kept."""
+by the selector byte the targets read first (tests/fuzz/targets.hpp). Run once; the output is kept.
+The hash-named files beside these seeds are inputs from `make fuzz` runs, merged in with libFuzzer's
+-merge=1 (only those that add coverage): CI replays them all (FuzzRegressions.*)."""
 import gzip
 import io
 import struct
