@@ -18,8 +18,8 @@ from conftest import MRICRON
 from test_register import about, euler, rms_error
 
 
-@pytest.fixture(scope="module")
-def t1():
+def load_t1():
+    """(ch2 as float32, its affine, the ch2bet brain mask); skips without mricron-data."""
     p, pb = MRICRON / "ch2.nii.gz", MRICRON / "ch2bet.nii.gz"
     if not p.exists():
         pytest.skip("mricron-data not installed")
@@ -27,6 +27,11 @@ def t1():
     F = np.asarray(img.get_fdata(dtype=np.float32))
     brain = np.asarray(nib.load(pb).dataobj) > 0
     return F, img.affine, brain
+
+
+@pytest.fixture(scope="module")
+def t1():
+    return load_t1()
 
 
 def random_transform(rng, c, affine=False):

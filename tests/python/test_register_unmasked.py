@@ -13,24 +13,17 @@ fixed, ch2 moving: fixed fill, 0.008-0.10 mm before fixed samples exactly 0 were
 to the same bound.
 """
 import numpy as np
-import nibabel as nib
 import pytest
 from scipy import ndimage as ndi
 
 import voxalign as va
-from conftest import MRICRON
 from test_register import rms_error
+from test_register_t1 import load_t1
 
 
 @pytest.fixture(scope="module")
 def t1():
-    p, pb = MRICRON / "ch2.nii.gz", MRICRON / "ch2bet.nii.gz"
-    if not p.exists():
-        pytest.skip("mricron-data not installed")
-    img = nib.load(p)
-    F = np.asarray(img.get_fdata(dtype=np.float32))
-    brain = np.asarray(nib.load(pb).dataobj) > 0
-    A = img.affine
+    F, A, brain = load_t1()
     ijk = np.argwhere(brain)[::3]
     pts = (A @ np.c_[ijk, np.ones(len(ijk))].T).T[:, :3]
     return F, A, pts
