@@ -9,11 +9,17 @@ geometry. Tolerances: 1e-9 of the range in float64 on small synthetic images (IT
 truncates its boundary sums at 1e-10 relative); on ch2 (uint8 range 0..254, float32 output) no
 voxel may differ by more than 1e-3 -- the issue's figure was 46,717 voxels differing by more than 1.
 """
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 import voxalign as va
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from edges_vs_sitk import rigid  # noqa: E402  (the pair the bench measures)
 
 F = np.diag([-1.0, -1.0, 1.0, 1.0])  # RAS <-> LPS
 INTERP = {0: sitk.sitkNearestNeighbor, 1: sitk.sitkLinear, 3: sitk.sitkBSpline}
@@ -42,16 +48,6 @@ def sitk_resample(arr, affine, shape, target_affine, T, degree, out=sitk.sitkFlo
     return sitk.GetArrayFromImage(r).transpose(tuple(range(nd))[::-1])
 
 
-def rigid(affine, shape, deg=10.0, mm=(10.0, 0.0, 0.0)):
-    ax = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)
-    a = np.deg2rad(deg)
-    K = np.array([[0, -ax[2], ax[1]], [ax[2], 0, -ax[0]], [-ax[1], ax[0], 0]])
-    R = np.eye(3) + np.sin(a) * K + (1 - np.cos(a)) * K @ K
-    c = affine[:3, :3] @ ((np.array(shape) - 1) / 2) + affine[:3, 3]
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = c - R @ c + np.array(mm)
-    return T
 
 
 def test_default_mode_is_itk():
