@@ -68,3 +68,17 @@ TEST(TransformIO, PlainMatrixAndErrors) {
   EXPECT_THROW(read_transform("/no/such/transform.txt"), IoError);
   EXPECT_THROW(parse_itk_transform_text("Transform: BSplineTransform_double_3_3\nParameters: 1\n", "b"), IoError);
 }
+
+TEST(TransformIO, FslRasRoundTrip) {
+  Geometry a, b;
+  a.dims = {40, 50, 30, 1};
+  b.dims = {32, 32, 20, 1};
+  a.affine << -1.5, 0, 0, 30, 0, 1.5, 0, -40, 0, 0, 2, -20, 0, 0, 0, 1; // negative determinant (radiological)
+  b.affine << 1, 0.1, 0, -15, 0, 1.2, 0, -10, 0.05, 0, 3, -5, 0, 0, 0, 1;
+  Mat4 T = Mat4::Identity();
+  T.topLeftCorner<3, 3>() = (Eigen::AngleAxisd(0.05, Vec3::UnitZ()) * Eigen::AngleAxisd(-0.2, Vec3::UnitY()) *
+                             Eigen::AngleAxisd(0.1, Vec3::UnitX())).toRotationMatrix();
+  T.block<3, 1>(0, 3) = Vec3(3, -2, 1);
+  const Mat4 F = ras_pullback_to_fsl(T, a, b);
+  EXPECT_LT((fsl_to_ras_pullback(F, a, b) - T).cwiseAbs().maxCoeff(), 1e-12);
+}

@@ -99,30 +99,3 @@ TEST(Warp, FloatAdjointMatchesDoubleInBothSchedules) {
     }
 }
 
-TEST(Solvers, BBAndGaussNewtonOnAQuadratic) {
-  // f(x) = 0.5 sum d_i x_i^2 - sum x_i, minimum at 1 / d_i
-  const std::vector<double> d{1, 3, 10, 30, 100};
-  ObjectiveGradient fg = [&](const double* x, double* g) {
-    double f = 0;
-    for (size_t i = 0; i < d.size(); ++i) f += 0.5 * d[i] * x[i] * x[i] - x[i], g[i] = d[i] * x[i] - 1;
-    return f;
-  };
-  BBOptions o;
-  o.max_iterations = 500;
-  o.tol = 1e-12;
-  const SolveResult r = bb_minimize(fg, std::vector<double>(5, 0.0), o);
-  EXPECT_TRUE(r.converged);
-  for (size_t i = 0; i < d.size(); ++i) EXPECT_NEAR(r.x[i], 1 / d[i], 1e-10);
-  NormalEquations ne = [&](const double* x, double* H, double* b) {
-    double c = 0;
-    for (size_t i = 0; i < d.size(); ++i) {
-      const double ri = std::sqrt(d[i]) * x[i] - 1 / std::sqrt(d[i]);
-      c += 0.5 * ri * ri;
-      for (size_t j = 0; j < d.size(); ++j) H[i * d.size() + j] = i == j ? d[i] : 0.0;
-      b[i] = std::sqrt(d[i]) * ri;
-    }
-    return c;
-  };
-  const SolveResult g = gauss_newton(ne, std::vector<double>(5, 0.0), GNOptions{});
-  for (size_t i = 0; i < d.size(); ++i) EXPECT_NEAR(g.x[i], 1 / d[i], 1e-12);
-}
