@@ -129,7 +129,7 @@ void run(const RegisterArgs& a) {
   }
   // Everything is computed: write (each file through a temporary name).
   for (size_t n = 0; n < done.size(); ++n) {
-    if (!a.save_itk.empty()) write_itk_affine(a.save_itk[n], done[n].matrix);
+    if (!a.save_itk.empty()) write_itk_transform(a.save_itk[n], done[n].matrix, "--save-transform");
     if (!a.save_fsl.empty()) write_fsl_matrix(a.save_fsl[n], done[n].matrix, fixed.geometry(), done[n].moving_geom);
     if (!a.save_matrix.empty()) write_ras_matrix(a.save_matrix[n], done[n].matrix);
     w.meta = &done[n].meta;
@@ -152,7 +152,8 @@ void register_register(CLI::App& app) {
       "and mi use L-BFGS. Every gradient is exact (B-spline interpolation of --degree, analytic metric derivative).\n"
       "--init: center (align geometric centres; default), moments (centres of mass), identity, or a transform file:\n"
       "ITK .txt/.tfm, ANTs .mat (binary), FSL FLIRT .mat (text; fixed = reference, moving = input) or 4x4 RAS text.\n"
-      "Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it),\n"
+      "Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it:\n"
+      ".txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it; other names are refused),\n"
       "--save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Several moving images: give one -o (and one\n"
       "of each --save-*) per moving image, in order. See docs/register.md.");
   cmd->add_option("moving", a->moving, "Moving image(s) (.nii/.nii.gz, 2D or 3D)")->required();
@@ -176,7 +177,8 @@ void register_register(CLI::App& app) {
   cmd->add_option("--moving-mask", a->moving_mask, "Mask on the moving grid: points mapped outside it are ignored");
   cmd->add_option("--init", a->init, "center, moments, identity or a transform file")->capture_default_str();
   cmd->add_option("--freeze", a->freeze, "Groups kept at their initial value: translation,rotation,scale,zoom,shear");
-  cmd->add_option("--save-transform", a->save_itk, "ITK transform text file(s) (.txt/.tfm)");
+  cmd->add_option("--save-transform", a->save_itk,
+                  "ITK transform file(s): .txt/.tfm ITK text, .mat ITK/ANTs binary (MATLAB v4)");
   cmd->add_option("--save-fsl", a->save_fsl, "FSL FLIRT matrix file(s) (.mat)");
   cmd->add_option("--save-matrix", a->save_matrix, "4x4 RAS pull-back matrix text file(s)");
   cmd->add_option("--degree", a->degree, "B-spline degree of the moving image during estimation (1..5)")
@@ -203,6 +205,7 @@ void register_register(CLI::App& app) {
     parse_order(a->write_degree);
     levels_of(*a), smoothing_of(*a), iterations_of(*a); // refuse bad lists before reading anything
     for (const auto& o : a->output) check_nifti_output_path(o);
+    for (const auto& f : a->save_itk) check_itk_transform_name(f, "--save-transform");
     for (const auto* v : {&a->save_itk, &a->save_fsl, &a->save_matrix})
       for (const auto& f : *v) check_output_dir(f);
     std::vector<std::pair<std::string, std::string>> inputs{{"--fixed", a->fixed}, {"--fixed-mask", a->fixed_mask},

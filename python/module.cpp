@@ -859,6 +859,14 @@ NB_MODULE(_voxalign, m) {
   m.def("warp_field", &py_warp_field<float>);
   m.def("read_transform", [](const std::string& p) { return from_mat4(read_transform(p)); });
   m.def("write_itk_affine", [](const std::string& p, Mat44 m) { write_itk_affine(p, to_mat4(m)); });
+  m.def("write_itk_mat", [](const std::string& p, Mat44 m) { write_itk_mat(p, to_mat4(m)); });
+  m.def("write_itk_transform", [](const std::string& p, Mat44 m, const std::string& what) {
+    write_itk_transform(p, to_mat4(m), what);
+  });
+  m.def("itk_mat_bytes", [](Mat44 m) {
+    const std::string b = itk_mat_bytes(to_mat4(m));
+    return nb::bytes(b.data(), b.size());
+  });
   m.def("read_nifti", [](const std::string& path, bool single) -> nb::tuple {
     NiftiHeaderInfo info;
     nb::object arr;

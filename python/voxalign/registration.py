@@ -99,13 +99,18 @@ class Registration:
                                            _shape3(self.moving_shape), self.moving_affine))
 
     def save(self, path, format: Optional[str] = None) -> None:
-        """Write the transform: ``format`` "itk" (AffineTransform_double_3_3, LPS; default for .txt/.tfm),
-        "fsl" (FLIRT .mat; default for .mat) or "ras" (a 4x4 RAS pull-back matrix as text)."""
+        """Write the transform. ``format``:
+
+        - None (default) or "itk": an ITK AffineTransform_double_3_3 (LPS), encoded as the name says, as
+          ``voxalign register --save-transform`` does: ``.txt``/``.tfm`` ITK text, ``.mat`` ITK/ANTs
+          binary MATLAB v4 (what ANTs writes as ``0GenericAffine.mat``); other names are refused;
+        - "fsl": an FSL FLIRT matrix (text), which must be named ``.mat`` (readers tell it from an ITK
+          ``.mat`` by its content: text, not binary);
+        - "ras": a 4x4 RAS pull-back matrix as text, any name.
+        """
         path = os.fspath(path)
-        if format is None:
-            format = "fsl" if path.endswith(".mat") else "itk"
-        if format == "itk":
-            _core.write_itk_affine(path, self.matrix)
+        if format is None or format == "itk":
+            _core.write_itk_transform(path, self.matrix, "Registration.save")
         elif format == "fsl":
             if not path.lower().endswith(".mat"):
                 raise ValueError(f"{path}: an FSL FLIRT matrix file must be named .mat (how readers tell it "

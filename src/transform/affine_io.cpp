@@ -1,5 +1,6 @@
 #include "voxalign/transform/affine_io.hpp"
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cctype>
@@ -354,6 +355,53 @@ std::string itk_affine_text(const Mat4& ras) {
 }
 
 void write_itk_affine(const std::string& path, const Mat4& ras) { write_text_file(path, itk_affine_text(ras)); }
+
+namespace {
+// One MATLAB v4 record of doubles as vnl_matlab_write writes a vector (ITK's MatlabTransformIO): a header
+// of five little-endian int32 (type 0 = little-endian + column-wise + double, rows n, cols 1, imag 0,
+// name length with its NUL), the name with its NUL, then the n doubles, little-endian.
+void append_matlab_v4_vector(std::string& out, const std::string& name, const std::vector<double>& v) {
+  auto put = [&out](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    if constexpr (std::endian::native == std::endian::little) out.append(reinterpret_cast<const char*>(b), n);
+    else
+      for (size_t i = n; i-- > 0;) out.push_back(char(b[i]));
+  };
+  const int32_t hdr[5] = {0, int32_t(v.size()), 1, 0, int32_t(name.size() + 1)};
+  for (int32_t h : hdr) put(&h, 4);
+  out.append(name.c_str(), name.size() + 1);
+  for (double x : v) put(&x, 8);
+}
+} // namespace
+
+std::string itk_mat_bytes(const Mat4& ras) {
+  const Mat4 lps = lps_ras_flip(ras);
+  std::vector<double> p;
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) p.push_back(lps(r, c));
+  for (int r = 0; r < 3; ++r) p.push_back(lps(r, 3));
+  std::string out;
+  append_matlab_v4_vector(out, "AffineTransform_double_3_3", p);
+  append_matlab_v4_vector(out, "fixed", {0.0, 0.0, 0.0});
+  return out;
+}
+
+void write_itk_mat(const std::string& path, const Mat4& ras) { write_text_file(path, itk_mat_bytes(ras)); }
+
+bool is_itk_transform_name(const std::string& path) {
+  return has_suffix(path, ".txt") || has_suffix(path, ".tfm") || has_suffix(path, ".mat");
+}
+
+void check_itk_transform_name(const std::string& path, const std::string& option) {
+  VX_CHECK(is_itk_transform_name(path), InvalidArgument, option, ": ", path,
+           ": name an ITK transform file .txt or .tfm (ITK text) or .mat (ITK/ANTs binary MATLAB v4)");
+}
+
+void write_itk_transform(const std::string& path, const Mat4& ras, const std::string& option) {
+  check_itk_transform_name(path, option);
+  if (has_suffix(path, ".mat")) write_itk_mat(path, ras);
+  else write_itk_affine(path, ras);
+}
 
 std::string matrix_text(const Mat4& m) {
   std::ostringstream o;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Verifies `voxalign register`: a known rigid transform is recovered (ITK, FSL and RAS files all
-# describe it: SimpleITK reads the ITK file, --init from the FSL file with 0 iterations gives the same
+# describe it: SimpleITK reads the ITK files, text .txt and binary .mat, --init from the FSL file with 0 iterations gives the same
 # matrix), the moved image lies on the fixed grid and matches the fixed image, two moving images in
 # one call, --keep-fill (compare zero-valued fill too) accepted and still recovering the transform,
 # and bad input refused with a one-line error and no output.
@@ -31,7 +31,7 @@ nib.save(nib.Nifti1Image(np.zeros(shape + (3,), np.float32), A), 'four.nii.gz')
 nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), A), 'empty_mask.nii.gz')
 " || exit 1
 "$VOXALIGN" register moving1.nii.gz moving2.nii.gz --fixed fixed.nii.gz -o moved1.nii.gz moved2.nii.gz \
-  --save-transform x1.txt x2.txt --save-fsl x1.mat x2.mat --save-matrix r1.txt r2.txt --levels 2,1 || exit 1
+  --save-transform x1.txt x2.itk.mat --save-fsl x1.mat x2.mat --save-matrix r1.txt r2.txt --levels 2,1 || exit 1
 "$VOXALIGN" register moving1.nii.gz --fixed fixed.nii.gz -o again1.nii.gz --init x1.mat --iterations 0 \
   --save-matrix again1.txt -q || exit 1
 "$VOXALIGN" register moving1.nii.gz --fixed fixed.nii.gz -o keep1.nii.gz --levels 2,1 --keep-fill \
@@ -41,16 +41,16 @@ import numpy as np, nibabel as nib, SimpleITK as sitk, voxalign as vx
 A = nib.load('fixed.nii.gz').affine
 f = np.asarray(nib.load('fixed.nii.gz').dataobj)
 ijk = np.argwhere(f > 50); X = np.c_[(A @ np.c_[ijk, np.ones(len(ijk))].T).T[:, :3], np.ones(len(ijk))]
-for n in '12':
+for n, itk in (('1', 'x1.txt'), ('2', 'x2.itk.mat')):
     T, R = np.loadtxt('truth' + n + '.txt'), np.loadtxt('r' + n + '.txt')
     err = np.sqrt((((X @ R.T) - (X @ T.T))[:, :3] ** 2).sum(1).mean())
     assert err < 0.05, (n, err)
-    assert np.allclose(vx.read_transform('x' + n + '.txt'), R, atol=1e-9), 'ITK file differs from the RAS matrix'
+    assert np.allclose(vx.read_transform(itk), R, atol=1e-9), 'ITK file differs from the RAS matrix'
     moved = np.asarray(nib.load('moved' + n + '.nii.gz').dataobj)
     assert moved.shape == f.shape and np.allclose(nib.load('moved' + n + '.nii.gz').affine, A)
     inner = (slice(6, -6),) * 3
     assert np.abs(moved - f)[inner].max() < 0.05 * f.max(), np.abs(moved - f)[inner].max()
-    tx = sitk.ReadTransform('x' + n + '.txt')  # SimpleITK reads our ITK file: LPS points map as ours do
+    tx = sitk.ReadTransform(itk)  # SimpleITK reads our ITK file: LPS points map as ours do
     p = np.array([5.0, -3.0, 4.0]); q = np.array(tx.TransformPoint((-p[0], -p[1], p[2])))
     assert np.allclose([-q[0], -q[1], q[2]], (R @ np.r_[p, 1])[:3], atol=1e-9)
 assert np.allclose(np.loadtxt('again1.txt'), np.loadtxt('r1.txt'), atol=1e-9), 'FSL --init round trip'
@@ -65,4 +65,6 @@ expect_fail "one output per moving image" register moving1.nii.gz moving2.nii.gz
 expect_fail "nothere.nii.gz: no such file" register nothere.nii.gz --fixed fixed.nii.gz -o out.nii.gz
 expect_fail "--metric" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --metric cc
 expect_fail "output directory does not exist" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --save-transform nodir/x.txt
+expect_fail "save-transform: out.xfm: name an ITK transform file .txt or .tfm (ITK text) or .mat" register moving1.nii.gz \
+  --fixed fixed.nii.gz -o out.nii.gz --save-transform out.xfm
 echo "all ok"

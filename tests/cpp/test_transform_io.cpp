@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -81,4 +82,45 @@ TEST(TransformIO, FslRasRoundTrip) {
   T.block<3, 1>(0, 3) = Vec3(3, -2, 1);
   const Mat4 F = ras_pullback_to_fsl(T, a, b);
   EXPECT_LT((fsl_to_ras_pullback(F, a, b) - T).cwiseAbs().maxCoeff(), 1e-12);
+
+// What ITK's MatlabTransformIO writes for an AffineTransform_double_3_3 (vnl_matlab_write): two MATLAB v4
+// records, each a header of five little-endian int32 (type 0, rows, cols 1, imag 0, name length + NUL),
+// the name, then the doubles. The bytes written by SimpleITK are compared in tests/python.
+TEST(TransformIO, ItkMatIsMatlabV4AndReadsBack) {
+  namespace fs = std::filesystem;
+  Mat4 T = Mat4::Identity();
+  T << 0.98, -0.1, 0.05, 3.0, 0.12, 1.02, -0.03, -2.5, -0.04, 0.02, 0.97, 1.25, 0, 0, 0, 1;
+  const std::string b = itk_mat_bytes(T);
+  ASSERT_EQ(b.size(), size_t(20 + 27 + 12 * 8 + 20 + 6 + 3 * 8));
+  int32_t hdr[5];
+  std::memcpy(hdr, b.data(), 20);
+  EXPECT_EQ(hdr[0], 0);
+  EXPECT_EQ(hdr[1], 12);
+  EXPECT_EQ(hdr[2], 1);
+  EXPECT_EQ(hdr[3], 0);
+  EXPECT_EQ(hdr[4], 27);
+  EXPECT_EQ(std::string(b.data() + 20), "AffineTransform_double_3_3");
+  double p[12];
+  std::memcpy(p, b.data() + 47, sizeof p);
+  const Mat4 L = lps_ras_flip(T); // the LPS matrix row by row, then the translation
+  for (int k = 0; k < 9; ++k) EXPECT_EQ(p[k], L(k / 3, k % 3));
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(p[9 + k], L(k, 3));
+  std::memcpy(hdr, b.data() + 143, 20);
+  EXPECT_EQ(hdr[1], 3);
+  EXPECT_EQ(hdr[4], 6);
+  EXPECT_EQ(std::string(b.data() + 163), "fixed");
+
+  const fs::path p1 = fs::temp_directory_path() / "vx_itk_affine.mat";
+  write_itk_transform(p1.string(), T);
+  EXPECT_EQ(transform_file_format(p1.string()), TransformFormat::ItkBinary);
+  EXPECT_EQ(read_transform(p1.string()), T);
+  fs::remove(p1);
+  const fs::path p2 = fs::temp_directory_path() / "vx_itk_affine.tfm";
+  write_itk_transform(p2.string(), T);
+  EXPECT_EQ(transform_file_format(p2.string()), TransformFormat::ItkText);
+  EXPECT_LT((read_transform(p2.string()) - T).cwiseAbs().maxCoeff(), 1e-15);
+  fs::remove(p2);
+  const fs::path p3 = fs::temp_directory_path() / "vx_itk_affine.xfm";
+  EXPECT_THROW(write_itk_transform(p3.string(), T), InvalidArgument);
+  EXPECT_FALSE(fs::exists(p3));
 }

@@ -185,20 +185,21 @@ def test_batch_and_thread_determinism():
 
 
 # ------------------------------------------------------------------ files
-def test_itk_transform_read_by_simpleitk(tmp_path):
+@pytest.mark.parametrize("name", ["xfm.txt", "xfm.mat"])  # ITK text; ITK/ANTs binary MATLAB v4
+def test_itk_transform_read_by_simpleitk(tmp_path, name):
     sitk = pytest.importorskip("SimpleITK")
     f = phantom()
     c = centre_of(f.shape, AFF)
     T = about(euler(0.1, -0.05, 0.08) @ np.diag([1.05, 0.97, 1.02]), np.array([2.0, -1.5, 1.0]), c)
     m = va.resample(f, AFF, f.shape, AFF, transform=np.linalg.inv(T), degree=3, mode="constant")
     r = va.register(m, f, moving_affine=AFF, fixed_affine=AFF, transform="affine")
-    r.save(tmp_path / "xfm.txt")
-    assert np.allclose(va.read_transform(tmp_path / "xfm.txt"), r.matrix, atol=1e-12)
+    r.save(tmp_path / name)
+    assert np.allclose(va.read_transform(tmp_path / name), r.matrix, atol=1e-12)
     va.write_nifti(tmp_path / "fixed.nii.gz", f, AFF)
     va.write_nifti(tmp_path / "moving.nii.gz", m, AFF)
     fi = sitk.ReadImage(str(tmp_path / "fixed.nii.gz"))
     mi = sitk.ReadImage(str(tmp_path / "moving.nii.gz"))
-    tx = sitk.ReadTransform(str(tmp_path / "xfm.txt"))
+    tx = sitk.ReadTransform(str(tmp_path / name))
     ref = sitk.GetArrayFromImage(sitk.Resample(mi, fi, tx, sitk.sitkBSpline, 0.0)).transpose(2, 1, 0)
     ours = r.apply(m, degree=3)
     inner = (slice(4, -4),) * 3
@@ -214,7 +215,8 @@ def test_fsl_matrix_convention_and_round_trip(tmp_path):
     F = r.fsl_matrix()
     # FLIRT maps input (moving) scaled-voxel mm to reference: x_ref = x_in + 5 on the flipped axis
     assert np.allclose(F[:3, :3], np.eye(3), atol=1e-6) and abs(F[0, 3] - 5.0) < 1e-3
-    r.save(tmp_path / "x.mat")
+    r.save(tmp_path / "x.mat", format="fsl")
+    assert b"\0" not in (tmp_path / "x.mat").read_bytes()  # FLIRT text (a plain .mat is ITK binary)
     back = va.register(m, f, moving_affine=A, fixed_affine=A, init=tmp_path / "x.mat", iterations=0)
     assert np.allclose(back.matrix, r.matrix, atol=1e-9)
     r.save(tmp_path / "x_ras.txt", format="ras")

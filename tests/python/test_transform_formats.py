@@ -2,7 +2,12 @@
 converted between the two images' grids or refused by name, an AFNI matrix is refused by name, ITK
 .mat files with non-finite numbers and device files are refused. Reference for the FLIRT
 convention: the RAS matrix voxalign register writes beside it (--save-matrix), itself checked
-against SimpleITK in test_register.py."""
+against SimpleITK in test_register.py.
+
+ITK files written by name (issue 16, section 3): --save-transform / Registration.save write .txt/.tfm as
+ITK text and .mat as ITK/ANTs binary MATLAB v4. Reference: SimpleITK (ITK's own MatlabTransformIO):
+it reads our .mat as the same transform as the text (points within 1e-9 mm), writes the same bytes for
+that transform, and resamples the moving image through it to voxalign's moved image (1e-3 of the range)."""
 import struct
 import subprocess
 from pathlib import Path
@@ -38,7 +43,7 @@ def pair(tmp_path_factory):
     nib.save(nib.Nifti1Image(vol, fa), str(d / "fixed.nii.gz"))
     nib.save(nib.Nifti1Image(vol, ma), str(d / "moving.nii.gz"))
     run("register", d / "moving.nii.gz", "--fixed", d / "fixed.nii.gz", "-o", d / "moved.nii.gz", "--levels", "2,1",
-        "--save-fsl", d / "flirt.mat", "--save-matrix", d / "ras.txt", "-q")
+        "--save-fsl", d / "flirt.mat", "--save-matrix", d / "ras.txt", "--save-transform", d / "itk.mat", "-q")
     return d
 
 
@@ -124,3 +129,60 @@ def test_device_files_are_not_read_as_transforms(tmp_path, pair):
             va.read_transform(dev)
         r = run("resample", pair / "moving.nii.gz", "-t", dev, "-o", tmp_path / "o.nii", ok=False)
         assert r.returncode == 1 and "not a regular file" in r.stderr
+
+
+def test_save_transform_mat_is_what_itk_writes(pair, tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    ras = va.read_transform(pair / "ras.txt")
+    va.write_itk_affine(tmp_path / "itk.txt", ras)
+    a, b = sitk.ReadTransform(str(pair / "itk.mat")), sitk.ReadTransform(str(tmp_path / "itk.txt"))
+    pts = np.array([[0.0, 0, 0], [12.5, -30, 7], [-40, 25, -18], [3, 3, 60]])
+    for p in pts:
+        np.testing.assert_allclose(a.TransformPoint(tuple(p)), b.TransformPoint(tuple(p)), atol=1e-9)
+    # ITK's own writer gives the same bytes for that transform
+    sitk.WriteTransform(b, str(tmp_path / "sitk.mat"))
+    assert (tmp_path / "sitk.mat").read_bytes() == (pair / "itk.mat").read_bytes()
+    np.testing.assert_allclose(va.read_transform(pair / "itk.mat"), ras, atol=1e-12)
+
+
+def test_save_transform_mat_resampled_by_simpleitk(pair):
+    sitk = pytest.importorskip("SimpleITK")
+    fi = sitk.ReadImage(str(pair / "fixed.nii.gz"), sitk.sitkFloat64)
+    mi = sitk.ReadImage(str(pair / "moving.nii.gz"), sitk.sitkFloat64)
+    tx = sitk.ReadTransform(str(pair / "itk.mat"))
+    ref = sitk.GetArrayFromImage(sitk.Resample(mi, fi, tx, sitk.sitkBSpline, 0.0)).transpose(2, 1, 0)
+    ours = nib.load(str(pair / "moved.nii.gz")).get_fdata()
+    inner = (slice(4, -4),) * 3
+    assert np.abs(ours[inner] - ref[inner]).max() < 1e-3 * (ref.max() - ref.min())
+
+
+@pytest.mark.parametrize("name", ["x.xfm", "x.nii.gz", "x"])
+def test_save_transform_refuses_other_names(pair, tmp_path, name):
+    d = pair
+    r = run("register", d / "moving.nii.gz", "--fixed", d / "fixed.nii.gz", "-o", tmp_path / "m.nii.gz",
+            "--levels", "1", "--save-transform", tmp_path / name, ok=False)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert all(s in r.stderr for s in ("--save-transform", name, ".txt", ".tfm", ".mat")), r.stderr
+    assert r.stdout == ""  # refused before registering
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_registration_save_chooses_by_name(pair, tmp_path):
+    fixed, moving = nib.load(str(pair / "fixed.nii.gz")), nib.load(str(pair / "moving.nii.gz"))
+    r = va.register(moving, fixed, init=pair / "ras.txt", iterations=0, levels=(2,))
+    r.save(tmp_path / "a.mat")  # ITK/ANTs binary, as --save-transform a.mat
+    assert (tmp_path / "a.mat").read_bytes() == (pair / "itk.mat").read_bytes()
+    for n in ("a.txt", "a.tfm"):
+        r.save(tmp_path / n)
+        assert (tmp_path / n).read_text().startswith("#Insight Transform File")
+        np.testing.assert_allclose(va.read_transform(tmp_path / n), r.matrix, atol=1e-12)
+    r.save(tmp_path / "b.mat", format="itk")
+    assert (tmp_path / "b.mat").read_bytes() == (tmp_path / "a.mat").read_bytes()
+    r.save(tmp_path / "f.mat", format="fsl")  # FLIRT only when asked for
+    np.testing.assert_allclose(va.read_transform(tmp_path / "f.mat", reference=fixed, moving=moving), r.matrix,
+                               atol=1e-6)
+    before = sorted(tmp_path.iterdir())
+    for bad in ("a.xfm", "a"):
+        with pytest.raises(ValueError, match=r"\.txt or \.tfm .*\.mat"):
+            r.save(tmp_path / bad)
+    assert sorted(tmp_path.iterdir()) == before

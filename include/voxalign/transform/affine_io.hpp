@@ -49,11 +49,34 @@ void write_itk_affine(const std::string& path, const Mat4& ras_pullback);
 /// The same, as text (what write_itk_affine writes).
 std::string itk_affine_text(const Mat4& ras_pullback);
 
+/// Write a RAS pull-back matrix as an ITK/ANTs binary .mat: what ITK's MatlabTransformIO writes (and so
+/// ANTs, e.g. its 0GenericAffine.mat) and SimpleITK.ReadTransform / antsApplyTransforms read. Two MATLAB
+/// v4 records (little-endian, doubles, column vectors): "AffineTransform_double_3_3" (12x1: the LPS
+/// matrix row by row, then the translation, as in itk_affine_text) and "fixed" (3x1: the centre, 0 0 0).
+void write_itk_mat(const std::string& path, const Mat4& ras_pullback);
+
+/// The same, as bytes (what write_itk_mat writes).
+std::string itk_mat_bytes(const Mat4& ras_pullback);
+
+/// Whether `path` names an ITK transform file that write_itk_transform writes: .txt or .tfm (ITK text)
+/// or .mat (ITK/ANTs binary MATLAB v4), in any case.
+bool is_itk_transform_name(const std::string& path);
+
+/// Throw InvalidArgument ("<option>: <path>: ...", one line naming the accepted extensions) unless
+/// is_itk_transform_name(path).
+void check_itk_transform_name(const std::string& path, const std::string& option);
+
+/// Write an ITK affine transform file in the encoding its name asks for, as ITK's TransformFileWriter
+/// does: .mat -> write_itk_mat (binary), .txt/.tfm -> write_itk_affine (text); any other name is refused
+/// (InvalidArgument, as check_itk_transform_name).
+void write_itk_transform(const std::string& path, const Mat4& ras_pullback, const std::string& option = "ITK transform");
+
 /// Write a 4x4 RAS pull-back matrix as text: a "# voxalign RAS" comment line, then four rows of
 /// four numbers (the comment makes the file's meaning known whatever its name).
 void write_ras_matrix(const std::string& path, const Mat4& ras_pullback);
 
-/// Write `text` to `path` through a temporary name (no half-written file on failure).
+/// Write `text` to `path` through a temporary name (no half-written file on failure). The bytes are
+/// written as they are (binary mode; NUL bytes included), so binary files go through it too.
 void write_text_file(const std::string& path, const std::string& text);
 
 /// FSL FLIRT matrices (.mat text, as flirt -omat writes them): M maps the input (moving) image's
