@@ -105,8 +105,14 @@ def test_dvars_against_nipype_formula(epi):
     rm = va.realign(data, A, reslice=True, mask=brain)
     nstd, std = nipype_dvars(rm.resliced, brain)
     assert np.abs(rm.dvars[1:] / nstd - 1).max() < 1e-4 and np.abs(rm.std_dvars[1:] / std - 1).max() < 1e-4
-    # the same numbers without reslice=True (the series is resliced in memory for DVARS)
-    r0 = va.realign(data, A)
+    # the same numbers without reslice=True (the series is resliced in memory for DVARS), and for any
+    # number of threads
+    n0 = va.get_num_threads()
+    try:
+        va.set_num_threads(1)
+        r0 = va.realign(data, A)
+    finally:
+        va.set_num_threads(n0)
     assert np.array_equal(r0.dvars, r.dvars) and np.array_equal(r0.std_dvars, r.std_dvars)
 
 
