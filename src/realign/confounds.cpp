@@ -50,6 +50,8 @@ Dvars compute_dvars(const Image<float>& series, const Image<float>* mask, double
   std::vector<int64_t> vox;
   for (int64_t q = 0; q < n; ++q)
     if (mask->data()[q] != 0.0f) vox.push_back(q);
+  if (vox.empty() && mask == &automask) // an all-zero mean: every voxel (then none varies, DVARS is 0)
+    for (int64_t q = 0; q < n; ++q) vox.push_back(q);
   const int64_t V = int64_t(vox.size());
   VX_CHECK(V > 0, InvalidArgument, "the DVARS mask is empty");
   // The masked voxels' time series, one row per voxel (time contiguous).
@@ -66,7 +68,9 @@ Dvars compute_dvars(const Image<float>& series, const Image<float>* mask, double
     median = c[h];
     if (N % 2 == 0) median = 0.5 * (median + double(*std::max_element(c.begin(), c.begin() + static_cast<int64_t>(h))));
   }
-  const double scale = median != 0 ? 1000.0 / median : 1.0;
+  // |scale|: DVARS and the SDs are magnitudes (nipype squares the differences; a negative median only
+  // reverses the order of the percentiles).
+  const double scale = median != 0 ? std::abs(1000.0 / median) : 1.0;
   // Per voxel: the robust SD (numpy's "lower" percentiles: sorted[floor(q (T-1))]) and the lag-1
   // Yule-Walker autocorrelation of the demeaned series (nitime's AR_est_YW, order 1: r1 / r0, biased sums).
   std::vector<double> sd(static_cast<size_t>(V)), ar1(static_cast<size_t>(V));
