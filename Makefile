@@ -9,8 +9,8 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := g++ make libeigen3-dev libnifti2-dev libcli11-dev libgtest-dev zlib1g-dev libdeflate-dev mricron-data
 # PyPI packages: the build (nanobind, scikit-build-core, cmake, ninja) and the tests' references
 # (hypothesis: scipy's own test module, run against voxalign.map_coordinates, needs it).
-PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest hypothesis
-PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis
+PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest hypothesis nilearn
+PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis,nilearn
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 

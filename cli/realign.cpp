@@ -73,8 +73,16 @@ void run(const RealignArgs& a) {
   g3.ndim = 3;
   const bool need_mean = !a.mean.empty() || !a.report.empty();
   Image<float> out, mean_after, mean_before(g3, 0.0f);
-  if (!a.estimate_only || need_mean)
-    reslice_series(series, r.matrices, a.write_degree, a.estimate_only ? nullptr : &out, need_mean ? &mean_after : nullptr);
+  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD;
+  // with --estimate-only that series is resliced in memory for it and not written.
+  const bool need_series = !a.estimate_only || !a.confounds.empty();
+  if (need_series || need_mean)
+    reslice_series(series, r.matrices, a.write_degree, need_series ? &out : nullptr, need_mean ? &mean_after : nullptr);
+  if (!a.confounds.empty()) {
+    const Dvars dv = compute_dvars(out, mask.size() ? &mask : nullptr);
+    r.dvars = dv.dvars, r.std_dvars = dv.std_dvars;
+    if (a.estimate_only) out = Image<float>();
+  }
   const int64_t n = g.frame_size(), T = g.dims[3];
   for (int64_t t = 0; t < T && !a.report.empty(); ++t)
     for (int64_t q = 0; q < n; ++q) mean_before.data()[q] += series.data()[t * n + q] / float(T);
@@ -116,8 +124,10 @@ void register_realign(CLI::App& app) {
       "neighbour's estimate. Writes the series resliced on the reference grid (--write-degree, SPM's 4) unless\n"
       "--estimate-only. Parameter files: --rp (SPM rp_*.txt: tx ty tz mm, pitch roll yaw rad, relative to frame 0),\n"
       "--par (FSL MCFLIRT: rx ry rz rad, tx ty tz mm), --confounds (BIDS TSV + JSON sidecar: trans_x..rot_z,\n"
-      "framewise_displacement (Power, 50 mm), rmsd (Jenkinson, relative, 80 mm)), --save-transforms (one ITK\n"
-      "transform per frame, reference -> frame, LPS, as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.");
+      "with _derivative1, _power2, _derivative1_power2 as fMRIPrep, framewise_displacement (Power, 50 mm), rmsd\n"
+      "(Jenkinson, relative, 80 mm), dvars and std_dvars (nipype's, on the realigned series, in --mask or an\n"
+      "automatic mask of its mean)), --save-transforms (one ITK transform per frame, reference -> frame, LPS,\n"
+      "as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.");
   cmd->add_option("input", a->input, "4D image (.nii/.nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Realigned 4D series on the reference grid");
   cmd->add_option("--ref", a->ref, "Reference: mean (two passes), first, or a frame number (0-based)")->capture_default_str();

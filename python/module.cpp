@@ -693,7 +693,8 @@ nb::tuple py_register_metric(InArr<float> moving, Mat44 moving_affine, InArr<flo
 }
 
 nb::dict py_realign(InArr<float> data, Mat44 affine, std::optional<InArr<float>> weight, int ref_frame, bool to_mean,
-                    double sep, double fwhm, int degree, double quality, int iterations, bool reslice, int write_degree) {
+                    double sep, double fwhm, int degree, double quality, int iterations, bool reslice, int write_degree,
+                    bool dvars) {
   if (data.ndim() != 4) throw InvalidArgument("realign needs a 4D array (x, y, z, t), not " + std::to_string(data.ndim()) + "D");
   const ImageView<const float> v = view_of<float>(data, 4, "data");
   Geometry g;
@@ -720,7 +721,13 @@ nb::dict py_realign(InArr<float> data, Mat44 affine, std::optional<InArr<float>>
   {
     nb::gil_scoped_release release;
     r = realign(series, o, weight ? &w : nullptr);
-    if (reslice) reslice_series(series, r.matrices, write_degree, &out, nullptr);
+    // DVARS on the realigned series (resliced in memory for it when not asked for), in the mask or an
+    // automatic mask of the mean, as the CLI's --confounds.
+    if (reslice || dvars) reslice_series(series, r.matrices, write_degree, &out, nullptr);
+    if (dvars) {
+      const Dvars dv = compute_dvars(out, weight ? &w : nullptr);
+      r.dvars = dv.dvars, r.std_dvars = dv.std_dvars;
+    }
   }
   nb::dict d;
   nb::list mats;
@@ -735,6 +742,8 @@ nb::dict py_realign(InArr<float> data, Mat44 affine, std::optional<InArr<float>>
   d["fsl"] = rows(r.fsl);
   d["fd"] = r.fd;
   d["rmsd"] = r.rmsd;
+  d["dvars"] = r.dvars;
+  d["std_dvars"] = r.std_dvars;
   d["iterations"] = r.iterations;
   d["samples"] = r.samples;
   d["rp_text"] = spm_rp_text(r);
@@ -769,7 +778,7 @@ NB_MODULE(_voxalign, m) {
   m.def("transform_groups", &transform_groups);
   m.def("realign", &py_realign, nb::arg("data"), nb::arg("affine"), nb::arg("weight").none(), nb::arg("ref_frame"),
         nb::arg("to_mean"), nb::arg("sep"), nb::arg("fwhm"), nb::arg("degree"), nb::arg("quality"), nb::arg("iterations"),
-        nb::arg("reslice"), nb::arg("write_degree"));
+        nb::arg("reslice"), nb::arg("write_degree"), nb::arg("dvars") = true);
   m.def("jenkinson_rms", [](Mat44 a, Mat44 b, std::array<double, 3> c, double radius) {
     return jenkinson_rms(to_mat4(a), to_mat4(b), Vec3(c[0], c[1], c[2]), radius);
   });

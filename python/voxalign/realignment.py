@@ -14,6 +14,8 @@ class Realignment:
     matrices[t] @ x). spm: (T, 6) rp_*.txt parameters (tx, ty, tz mm; pitch, roll, yaw rad; relative to
     frame 0). fsl: (T, 6) MCFLIRT .par (rx, ry, rz rad; tx, ty, tz mm). fd: framewise displacement
     (Power, 50 mm; 0 for frame 0). rmsd: Jenkinson's relative RMS (80 mm; 0 for frame 0).
+    dvars, std_dvars: DVARS and standardised DVARS of the realigned series as nipype's ComputeDVARS
+    (fMRIPrep's columns; 0 for frame 0; None when realign(..., dvars=False)).
     resliced: the realigned series (when reslice=True); mean: its mean.
     """
 
@@ -23,6 +25,8 @@ class Realignment:
         self.fsl = np.asarray(d["fsl"])
         self.fd = np.asarray(d["fd"])
         self.rmsd = np.asarray(d["rmsd"])
+        self.dvars = np.asarray(d["dvars"]) if len(d["dvars"]) else None
+        self.std_dvars = np.asarray(d["std_dvars"]) if len(d["std_dvars"]) else None
         self.iterations = np.asarray(d["iterations"])
         self.samples = int(d["samples"])
         self._texts = {k: d[k] for k in ("rp_text", "par_text", "confounds_tsv", "confounds_json", "itk_text")}
@@ -53,11 +57,14 @@ class Realignment:
 
 
 def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 5.0, degree: int = 2,
-            quality: float = 0.9, mask=None, iterations: int = 64, reslice: bool = False, write_degree: int = 4):
+            quality: float = 0.9, mask=None, iterations: int = 64, reslice: bool = False, write_degree: int = 4,
+            dvars: bool = True):
     """Estimate the rigid motion of every frame of a 4D series (SPM's realign; docs/realign.md).
 
     data4d: a 4D array indexed [i, j, k, t] (or a nibabel image, whose affine is used); ref: "mean"
-    (SPM's two passes), "first", or a frame number; mask: a 3D mask/weight on the frames' grid.
+    (SPM's two passes), "first", or a frame number; mask: a 3D mask/weight on the frames' grid (also the
+    DVARS mask; without it, an automatic mask of the mean). dvars: compute DVARS on the realigned series
+    (resliced in memory at write_degree when reslice=False); False skips it and its confounds columns.
     Returns a :class:`Realignment`.
     """
     if hasattr(data4d, "get_fdata") and hasattr(data4d, "affine"):
@@ -82,5 +89,5 @@ def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 
         if w.shape != a.shape[:3]:
             raise ValueError(f"mask has shape {w.shape}, the frames {a.shape[:3]}")
     d = _core.realign(a, A, w, ref_frame, to_mean, float(sep), float(fwhm), int(degree), float(quality), int(iterations),
-                      bool(reslice), int(write_degree))
+                      bool(reslice), int(write_degree), bool(dvars))
     return Realignment(d)

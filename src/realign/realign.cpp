@@ -340,41 +340,6 @@ std::string rows(const std::vector<std::array<double, 6>>& v, const char* fmt, c
 std::string spm_rp_text(const RealignResult& r) { return rows(r.spm, "%16.10f", " "); }
 std::string fsl_par_text(const RealignResult& r) { return rows(r.fsl, "%.8f", "  "); }
 
-std::string bids_confounds_tsv(const RealignResult& r) {
-  std::ostringstream o;
-  o << "trans_x\ttrans_y\ttrans_z\trot_x\trot_y\trot_z\tframewise_displacement\trmsd\n";
-  char buf[64];
-  for (size_t t = 0; t < r.fsl.size(); ++t) {
-    const auto& p = r.fsl[t];
-    for (int k : {3, 4, 5, 0, 1, 2}) {
-      std::snprintf(buf, sizeof buf, "%.10g", p[static_cast<size_t>(k)]);
-      o << buf << "\t";
-    }
-    if (t == 0) {
-      o << "n/a\tn/a\n";
-    } else {
-      std::snprintf(buf, sizeof buf, "%.10g\t%.10g", r.fd[t], r.rmsd[t]);
-      o << buf << "\n";
-    }
-  }
-  return o.str();
-}
-
-std::string bids_confounds_json() {
-  return R"JSON({
-  "trans_x": {"Description": "Translation along x from the estimated head motion (MCFLIRT .par convention)", "Units": "mm"},
-  "trans_y": {"Description": "Translation along y (MCFLIRT .par convention)", "Units": "mm"},
-  "trans_z": {"Description": "Translation along z (MCFLIRT .par convention)", "Units": "mm"},
-  "rot_x": {"Description": "Rotation about x (MCFLIRT .par convention)", "Units": "rad"},
-  "rot_y": {"Description": "Rotation about y (MCFLIRT .par convention)", "Units": "rad"},
-  "rot_z": {"Description": "Rotation about z (MCFLIRT .par convention)", "Units": "rad"},
-  "framewise_displacement": {"Description": "Framewise displacement (Power et al. 2012): sum of absolute frame-to-frame changes of the translations plus those of the rotations times a 50 mm radius", "Units": "mm"},
-  "rmsd": {"Description": "Root mean square displacement from the previous frame over a sphere of 80 mm radius (Jenkinson 1999)", "Units": "mm"},
-  "Software": "voxalign realign"
-}
-)JSON";
-}
-
 std::string itk_transforms_text(const RealignResult& r) {
   std::ostringstream o;
   o << "#Insight Transform File V1.0\n";

@@ -157,9 +157,10 @@ def test_cli_outputs(epi, tmp_path):
     assert np.allclose(np.loadtxt(tmp_path / "rp_bold.txt"), r.spm, atol=1e-9)
     assert np.allclose(np.loadtxt(tmp_path / "bold.par"), r.fsl, atol=1e-7)
     lines = (tmp_path / "conf.tsv").read_text().splitlines()
-    assert lines[0].split("\t") == ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
-                                    "framewise_displacement", "rmsd"]
-    assert lines[1].split("\t")[-2:] == ["n/a", "n/a"] and len(lines) == 6
+    head = lines[0].split("\t")  # fMRIPrep's set; its values: test_realign_confounds.py
+    assert head[:4] == ["trans_x", "trans_x_derivative1", "trans_x_power2", "trans_x_derivative1_power2"]
+    assert head[24:] == ["framewise_displacement", "rmsd", "dvars", "std_dvars"] and len(head) == 28
+    assert lines[1].split("\t")[-4:] == ["n/a"] * 4 and len(lines) == 6
     import json
     meta = json.loads((tmp_path / "conf.json").read_text())
     assert meta["framewise_displacement"]["Units"] == "mm"

@@ -31,6 +31,8 @@ struct RealignResult {
   std::vector<std::array<double, 6>> fsl;   ///< MCFLIRT .par: rx ry rz (rad), tx ty tz (mm)
   std::vector<double> fd;                   ///< framewise displacement (Power et al., 50 mm), 0 for frame 0
   std::vector<double> rmsd;                 ///< RMS displacement from the previous frame (Jenkinson, 80 mm), 0 for frame 0
+  std::vector<double> dvars;                ///< DVARS of the realigned series (nipype's, median scaled to 1000), 0 for frame 0; empty: not computed
+  std::vector<double> std_dvars;            ///< standardised DVARS (Nichols 2013, as nipype's ComputeDVARS), 0 for frame 0; empty: not computed
   std::vector<int> iterations;              ///< Gauss-Newton iterations per frame (last pass)
   int64_t samples = 0;                      ///< reference samples used
 };
@@ -62,7 +64,27 @@ void motion_summaries(const Geometry& grid, RealignResult& r);
 /// about `centre`: sqrt(R^2/5 tr(A^T A) + |t + A c|^2) with [A t] = M2 M1^-1 - I.
 double jenkinson_rms(const Mat4& m1, const Mat4& m2, const Vec3& centre, double radius = 80.0);
 
-/// Text of the output files.
+/// DVARS of a 4D series as fMRIPrep takes it from nipype's ComputeDVARS (remove_zerovariance, variance_tol
+/// 1e-7, intensity_normalization 1000): the masked voxels' values scaled so that their median (over voxels and
+/// frames) is 1000; voxels whose robust SD over time ((P75 - P25) / 1.349, numpy's "lower" percentiles) is
+/// not above 1e-7 dropped; dvars[t] = RMS over voxels of x_t - x_{t-1}; std_dvars[t] = dvars[t] / mean over
+/// voxels of sqrt(2 (1 - ar1)) * robust SD (ar1: the Yule-Walker lag-1 autocorrelation of the demeaned
+/// series). Entry 0 is 0 (undefined). `mask` (3D, non-zero = brain) may be null: then dvars_auto_mask of
+/// the series' temporal mean. `voxels`: the number of voxels used.
+struct Dvars {
+  std::vector<double> dvars, std_dvars;
+  int64_t voxels = 0;
+};
+Dvars compute_dvars(const Image<float>& series, const Image<float>* mask = nullptr, double variance_tol = 1e-7);
+
+/// The brain mask used for DVARS without one: SPM's analysis mask on a mean image -- the voxels above 0.8
+/// of the global mean, the global mean being the mean of the voxels above 1/8 of the image's mean
+/// (spm_global). Returns 1/0 on the image's grid.
+Image<float> dvars_auto_mask(const Image<float>& mean3d);
+
+/// Text of the output files. The confounds TSV holds fMRIPrep's motion set (each of trans_x .. rot_z with
+/// _derivative1 (backward difference), _power2, _derivative1_power2), framewise_displacement, rmsd and,
+/// when computed, dvars and std_dvars; n/a where undefined (the first row of differences).
 std::string spm_rp_text(const RealignResult& r);
 std::string fsl_par_text(const RealignResult& r);
 std::string bids_confounds_tsv(const RealignResult& r);
