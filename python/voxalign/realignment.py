@@ -15,7 +15,7 @@ class Realignment:
     frame 0). fsl: (T, 6) MCFLIRT .par (rx, ry, rz rad; tx, ty, tz mm). fd: framewise displacement
     (Power, 50 mm; 0 for frame 0). rmsd: Jenkinson's relative RMS (80 mm; 0 for frame 0).
     dvars, std_dvars: DVARS and standardised DVARS of the realigned series as nipype's ComputeDVARS
-    (fMRIPrep's columns; 0 for frame 0; None when realign(..., dvars=False)).
+    (fMRIPrep's columns; 0 for frame 0; None unless realign(..., dvars=True)).
     resliced: the realigned series (when reslice=True); mean: its mean.
     """
 
@@ -58,13 +58,15 @@ class Realignment:
 
 def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 5.0, degree: int = 2,
             quality: float = 0.9, mask=None, iterations: int = 64, reslice: bool = False, write_degree: int = 4,
-            dvars: bool = True):
+            dvars: bool = False):
     """Estimate the rigid motion of every frame of a 4D series (SPM's realign; docs/realign.md).
 
     data4d: a 4D array indexed [i, j, k, t] (or a nibabel image, whose affine is used); ref: "mean"
     (SPM's two passes), "first", or a frame number; mask: a 3D mask/weight on the frames' grid (also the
-    DVARS mask; without it, an automatic mask of the mean). dvars: compute DVARS on the realigned series
-    (resliced in memory at write_degree when reslice=False); False skips it and its confounds columns.
+    DVARS mask; without it, an automatic mask of the mean). dvars=True: also compute DVARS and std_dvars
+    on the realigned series (resliced in memory at write_degree when reslice=False), for the full
+    fMRIPrep confounds (`voxalign realign --confounds` always does); off by default, since it costs a
+    reslice of every frame.
     Returns a :class:`Realignment`.
     """
     if hasattr(data4d, "get_fdata") and hasattr(data4d, "affine"):

@@ -82,6 +82,7 @@ TEST(TransformIO, FslRasRoundTrip) {
   T.block<3, 1>(0, 3) = Vec3(3, -2, 1);
   const Mat4 F = ras_pullback_to_fsl(T, a, b);
   EXPECT_LT((fsl_to_ras_pullback(F, a, b) - T).cwiseAbs().maxCoeff(), 1e-12);
+}
 
 // What ITK's MatlabTransformIO writes for an AffineTransform_double_3_3 (vnl_matlab_write): two MATLAB v4
 // records, each a header of five little-endian int32 (type 0, rows, cols 1, imag 0, name length + NUL),

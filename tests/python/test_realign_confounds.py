@@ -63,7 +63,7 @@ def nipype_dvars(series, mask, variance_tol=1e-7):
 def test_tsv_columns_derivatives_powers_units(epi, tmp_path):
     vol, A = epi
     data, _ = simulate(vol, A, 6, seed=5)
-    r = va.realign(data, A, ref="first")
+    r = va.realign(data, A, ref="first", dvars=True)
     r.save_confounds(tmp_path / "c.tsv")
     head, v = read_tsv(tmp_path / "c.tsv")
     assert head == FULL + ["framewise_displacement", "rmsd", "dvars", "std_dvars"]
@@ -87,14 +87,14 @@ def test_tsv_columns_derivatives_powers_units(epi, tmp_path):
     assert meta["framewise_displacement"]["Units"] == "mm" and meta["rmsd"]["Units"] == "mm"
     assert meta["dvars"]["Units"] == "arbitrary" and meta["std_dvars"]["Units"] == "arbitrary"
     # without DVARS the columns are left out, not written as n/a
-    r2 = va.realign(data, A, ref="first", dvars=False)
+    r2 = va.realign(data, A, ref="first")  # dvars off by default
     assert r2.dvars is None and "dvars" not in r2._texts["confounds_tsv"].splitlines()[0].split("\t")
 
 
 def test_dvars_against_nipype_formula(epi):
     vol, A = epi
     data, _ = simulate(vol, A, 10, seed=6)
-    r = va.realign(data, A, reslice=True)
+    r = va.realign(data, A, reslice=True, dvars=True)
     series = r.resliced
     nstd, std = nipype_dvars(series, auto_mask(series))
     assert r.dvars[0] == 0 and r.std_dvars[0] == 0
@@ -102,7 +102,7 @@ def test_dvars_against_nipype_formula(epi):
     assert np.abs(r.std_dvars[1:] / std - 1).max() < 1e-4, (r.std_dvars[1:], std)
     # a given mask is the DVARS mask too
     brain = vol > 0.3 * np.percentile(vol, 99)
-    rm = va.realign(data, A, reslice=True, mask=brain)
+    rm = va.realign(data, A, reslice=True, mask=brain, dvars=True)
     nstd, std = nipype_dvars(rm.resliced, brain)
     assert np.abs(rm.dvars[1:] / nstd - 1).max() < 1e-4 and np.abs(rm.std_dvars[1:] / std - 1).max() < 1e-4
     # the same numbers without reslice=True (the series is resliced in memory for DVARS), and for any
@@ -110,7 +110,7 @@ def test_dvars_against_nipype_formula(epi):
     n0 = va.get_num_threads()
     try:
         va.set_num_threads(1)
-        r0 = va.realign(data, A)
+        r0 = va.realign(data, A, dvars=True)
     finally:
         va.set_num_threads(n0)
     assert np.array_equal(r0.dvars, r.dvars) and np.array_equal(r0.std_dvars, r.std_dvars)
