@@ -120,8 +120,8 @@ void run(const RegisterArgs& a) {
     Done d{resample(moving, fixed.geometry(), r.matrix, ro), r.matrix, moving.geometry(),
            meta_on_grid(moving_info.meta, fixed_info.meta)};
     if (!a.quiet) {
-      std::printf("%s -> %s: %s %s, %.2f s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(), o.transform.c_str(),
-                  o.metric.c_str(), secs, r.metric);
+      std::printf("%s -> %s: %s %s, %.2f s %s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(),
+                  o.transform.c_str(), o.metric.c_str(), secs, threads_used().c_str(), r.metric);
       for (size_t p = 0; p < r.names.size(); ++p) std::printf(" %s=%.6g", r.names[p].c_str(), r.parameters[p]);
       std::printf("\n");
     }
