@@ -14,8 +14,9 @@ namespace voxalign::cli {
 
 void add_threads_option(CLI::App* cmd, int& threads) {
   cmd->add_option("--threads", threads,
-                  "Worker threads (default: all cores, or $VOXALIGN_NUM_THREADS). Results are identical for any "
-                  "number of threads.")
+                  "Worker threads (default: $VOXALIGN_NUM_THREADS, else $OMP_NUM_THREADS, else "
+                  "$ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS, else all cores). Results are identical for any number of "
+                  "threads.")
       ->check(number_check(1, 1024, true));
 }
 
@@ -127,6 +128,14 @@ void check_distinct_files(const std::vector<std::pair<std::string, std::string>>
 
 void apply_threads(int threads) {
   if (threads > 0) set_num_threads(threads);
+}
+
+std::string threads_used() {
+  const ThreadCount t = thread_count();
+  const std::string source = std::string(t.source) == "set_num_threads" ? "--threads"
+                             : std::string(t.source) == "cores"         ? "all cores"
+                                                                        : t.source;
+  return "on " + std::to_string(t.n) + (t.n == 1 ? " thread (" : " threads (") + source + ")";
 }
 
 } // namespace voxalign::cli

@@ -48,5 +48,8 @@ void check_distinct_files(const std::vector<std::pair<std::string, std::string>>
 /// Add --threads to a subcommand; call apply_threads() at the start of run().
 void add_threads_option(CLI::App* cmd, int& threads);
 void apply_threads(int threads);
+/// "on N threads (SOURCE)" for a command's summary line: SOURCE is --threads, the environment
+/// variable that set the count, or "all cores" (voxalign::thread_count()).
+std::string threads_used();
 
 } // namespace voxalign::cli

@@ -105,8 +105,8 @@ void run(const N4Args& a) {
     for (size_t l = 0; l < r.report.iterations.size(); ++l)
       std::printf("%s%d", l ? "x" : " ", r.report.iterations[l]);
     const auto& cp = r.report.control_points.back();
-    std::printf(", final lattice %dx%dx%d, convergence %.2e; %.2f s", cp[0], cp[1], cp[2],
-                r.report.final_convergence.back(), secs);
+    std::printf(", final lattice %dx%dx%d, convergence %.2e; %.2f s %s", cp[0], cp[1], cp[2],
+                r.report.final_convergence.back(), secs, threads_used().c_str());
     if (!a.bias_out.empty()) std::printf("; bias field -> %s", a.bias_out.c_str());
     std::printf("\n");
   }

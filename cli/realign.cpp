@@ -103,9 +103,10 @@ void run(const RealignArgs& a) {
   if (!a.quiet) {
     double fdm = 0, fdx = 0;
     for (size_t t = 1; t < r.fd.size(); ++t) fdm += r.fd[t] / double(r.fd.size() - 1), fdx = std::max(fdx, r.fd[t]);
-    std::printf("realigned %s: %lld frames of %lldx%lldx%lld to %s in %.2f s; mean FD %.4f mm, max FD %.4f mm\n",
+    std::printf("realigned %s: %lld frames of %lldx%lldx%lld to %s in %.2f s %s; mean FD %.4f mm, max FD %.4f mm\n",
                 a.input.c_str(), (long long)T, (long long)g.dims[0], (long long)g.dims[1], (long long)g.dims[2],
-                o.to_mean ? "the mean" : ("frame " + std::to_string(o.ref_frame)).c_str(), secs, fdm, fdx);
+                o.to_mean ? "the mean" : ("frame " + std::to_string(o.ref_frame)).c_str(), secs, threads_used().c_str(), fdm,
+                fdx);
     if (!a.estimate_only) std::printf("wrote %s\n", a.output.c_str());
     if (!a.report.empty()) std::printf("report: %s/index.html\n", a.report.c_str());
   }

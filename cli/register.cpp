@@ -55,9 +55,17 @@ std::vector<int> iterations_of(const RegisterArgs& a) {
   return as_vector<int>(parse_number_list(a.iterations, "--iterations", 0, 1e9, true));
 }
 
+// Without -o, register writes the transform files only; with no output at all there is nothing to do.
+// A command line without any (a bad command line: exit status 2, as a missing option).
+void check_outputs(const RegisterArgs& a) {
+  if (a.output.empty() && a.save_itk.empty() && a.save_fsl.empty() && a.save_matrix.empty())
+    throw CLI::ValidationError("nothing to write: give -o (the moved images) and/or --save-transform, --save-fsl or --save-matrix");
+  VX_CHECK(a.output.empty() || a.output.size() == a.moving.size(), InvalidArgument, "-o: one output per moving image (",
+           a.moving.size(), " moving, ", a.output.size(), " outputs)");
+}
+
 void run(const RegisterArgs& a) {
-  VX_CHECK(a.output.size() == a.moving.size(), InvalidArgument, "-o: one output per moving image (", a.moving.size(),
-           " moving, ", a.output.size(), " outputs)");
+  check_outputs(a);
   for (const auto* v : {&a.save_itk, &a.save_fsl, &a.save_matrix})
     VX_CHECK(v->empty() || v->size() == a.moving.size(), InvalidArgument,
              "--save-transform / --save-fsl / --save-matrix: one file per moving image (", a.moving.size(), ")");
@@ -115,13 +123,15 @@ void run(const RegisterArgs& a) {
       rethrow_with_context("registering " + a.moving[n] + " to " + a.fixed);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ResampleOptions ro;
-    ro.order = write_order;
-    Done d{resample(moving, fixed.geometry(), r.matrix, ro), r.matrix, moving.geometry(),
-           meta_on_grid(moving_info.meta, fixed_info.meta)};
+    Done d{Image<float>(), r.matrix, moving.geometry(), meta_on_grid(moving_info.meta, fixed_info.meta)};
+    if (!a.output.empty()) { // transform files only: no image to resample
+      ResampleOptions ro;
+      ro.order = write_order;
+      d.moved = resample(moving, fixed.geometry(), r.matrix, ro);
+    }
     if (!a.quiet) {
-      std::printf("%s -> %s: %s %s, %.2f s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(), o.transform.c_str(),
-                  o.metric.c_str(), secs, r.metric);
+      std::printf("%s -> %s: %s %s, %.2f s %s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(),
+                  o.transform.c_str(), o.metric.c_str(), secs, threads_used().c_str(), r.metric);
       for (size_t p = 0; p < r.names.size(); ++p) std::printf(" %s=%.6g", r.names[p].c_str(), r.parameters[p]);
       std::printf("\n");
     }
@@ -129,12 +139,17 @@ void run(const RegisterArgs& a) {
   }
   // Everything is computed: write (each file through a temporary name).
   for (size_t n = 0; n < done.size(); ++n) {
-    if (!a.save_itk.empty()) write_itk_transform(a.save_itk[n], done[n].matrix, "--save-transform");
-    if (!a.save_fsl.empty()) write_fsl_matrix(a.save_fsl[n], done[n].matrix, fixed.geometry(), done[n].moving_geom);
-    if (!a.save_matrix.empty()) write_ras_matrix(a.save_matrix[n], done[n].matrix);
+    auto wrote = [&](const std::string& f) {
+      if (!a.quiet) std::printf("wrote %s\n", f.c_str());
+    };
+    if (!a.save_itk.empty()) write_itk_transform(a.save_itk[n], done[n].matrix, "--save-transform"), wrote(a.save_itk[n]);
+    if (!a.save_fsl.empty())
+      write_fsl_matrix(a.save_fsl[n], done[n].matrix, fixed.geometry(), done[n].moving_geom), wrote(a.save_fsl[n]);
+    if (!a.save_matrix.empty()) write_ras_matrix(a.save_matrix[n], done[n].matrix), wrote(a.save_matrix[n]);
+    if (a.output.empty()) continue;
     w.meta = &done[n].meta;
     write_nifti(a.output[n], done[n].moved, w);
-    if (!a.quiet) std::printf("wrote %s\n", a.output[n].c_str());
+    wrote(a.output[n]);
   }
 }
 
@@ -154,11 +169,14 @@ void register_register(CLI::App& app) {
       "ITK .txt/.tfm, ANTs .mat (binary), FSL FLIRT .mat (text; fixed = reference, moving = input) or 4x4 RAS text.\n"
       "Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it:\n"
       ".txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it; other names are refused),\n"
-      "--save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Several moving images: give one -o (and one\n"
-      "of each --save-*) per moving image, in order. See docs/register.md.");
+      "--save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Without -o only the transform files are written\n"
+      "(give at least one --save-*). Several moving images: give one -o (when given) and one of each --save-* per\n"
+      "moving image, in order. See docs/register.md.");
   cmd->add_option("moving", a->moving, "Moving image(s) (.nii/.nii.gz, 2D or 3D)")->required();
   cmd->add_option("--fixed", a->fixed, "Fixed (reference) image")->required();
-  cmd->add_option("-o,--output", a->output, "Moved image(s) on the fixed grid, one per moving image")->required();
+  cmd->add_option("-o,--output", a->output,
+                  "Moved image(s) on the fixed grid, one per moving image (optional: without -o, only the transform files "
+                  "given with --save-* are written)");
   cmd->add_option("--transform", a->transform, "translation, rigid, similarity or affine")
       ->capture_default_str()
       ->check(CLI::IsMember({"translation", "rigid", "similarity", "affine"}));
@@ -204,6 +222,7 @@ void register_register(CLI::App& app) {
     parse_dtype(a->dtype);
     parse_order(a->write_degree);
     levels_of(*a), smoothing_of(*a), iterations_of(*a); // refuse bad lists before reading anything
+    check_outputs(*a);
     for (const auto& o : a->output) check_nifti_output_path(o);
     for (const auto& f : a->save_itk) check_itk_transform_name(f, "--save-transform");
     for (const auto* v : {&a->save_itk, &a->save_fsl, &a->save_matrix})

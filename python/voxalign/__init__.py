@@ -39,8 +39,9 @@ get_num_threads = _core.get_num_threads
 
 
 def set_num_threads(n) -> None:
-    """Threads used by every parallel loop: an integer 1..1024, or None for the default (the
-    machine's cores, or $VOXALIGN_NUM_THREADS). Results are identical for any number."""
+    """Threads used by every parallel loop: an integer 1..1024, or None for the default, the first
+    valid of $VOXALIGN_NUM_THREADS, $OMP_NUM_THREADS (its first item), $ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS,
+    else the machine's cores (docs/conventions.md, "Threads"). Results are identical for any number."""
     _core.set_num_threads(0 if n is None else _threads(n))
 
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <system_error>
@@ -20,13 +21,17 @@ std::atomic<int> g_threads{0};
 // threads of its own.
 thread_local bool t_in_parallel = false;
 
-int default_threads() {
-  if (const char* env = std::getenv("VOXALIGN_NUM_THREADS")) {
-    int n = std::atoi(env);
-    if (n > 0) return n;
+// Digits only, spaces or tabs around: the number, or -1 (anything else, or more than 9 digits).
+long whole_number(const char* b, const char* e) {
+  while (b < e && (*b == ' ' || *b == '\t')) ++b;
+  while (e > b && (e[-1] == ' ' || e[-1] == '\t')) --e;
+  if (b == e || e - b > 9) return -1;
+  long v = 0;
+  for (; b < e; ++b) {
+    if (*b < '0' || *b > '9') return -1;
+    v = v * 10 + (*b - '0');
   }
-  unsigned hc = std::thread::hardware_concurrency();
-  return hc ? static_cast<int>(hc) : 1;
+  return v;
 }
 
 /// One parallel_for call: its blocks are taken in turn by whichever thread is free.
@@ -150,10 +155,35 @@ void run_with_own_threads(Job& job, int helpers) {
 }
 } // namespace
 
-int num_threads() {
-  int n = g_threads.load();
-  return n > 0 ? n : default_threads();
+int parse_thread_count(const char* value, bool list) {
+  if (!value) return 0;
+  const char* end = value + std::strlen(value);
+  const char* first_end = list ? std::find(value, end, ',') : end;
+  const long n = whole_number(value, first_end);
+  if (n < 1 || n > 1024) return 0;
+  if (list) // the later items (nested levels) need not fit 1..1024, but must be positive numbers
+    for (const char* b = first_end; b != end;) {
+      const char* e = std::find(b + 1, end, ',');
+      if (whole_number(b + 1, e) < 1) return 0;
+      b = e;
+    }
+  return static_cast<int>(n);
 }
+
+ThreadCount thread_count() {
+  if (const int n = g_threads.load(); n > 0) return {n, "set_num_threads"};
+  struct Var {
+    const char* name;
+    bool list;
+  };
+  for (const Var v : {Var{"VOXALIGN_NUM_THREADS", false}, Var{"OMP_NUM_THREADS", true},
+                      Var{"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", false}})
+    if (const int n = parse_thread_count(std::getenv(v.name), v.list); n > 0) return {n, v.name};
+  const unsigned hc = std::thread::hardware_concurrency();
+  return {hc ? static_cast<int>(hc) : 1, "cores"};
+}
+
+int num_threads() { return thread_count().n; }
 
 void set_num_threads(int n) { g_threads.store(n > 0 ? n : 0); }
 

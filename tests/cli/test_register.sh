@@ -3,7 +3,9 @@
 # describe it: SimpleITK reads the ITK files, text .txt and binary .mat, --init from the FSL file with 0 iterations gives the same
 # matrix), the moved image lies on the fixed grid and matches the fixed image, two moving images in
 # one call, --keep-fill (compare zero-valued fill too) accepted and still recovering the transform,
-# and bad input refused with a one-line error and no output.
+# the transform alone (no -o: the same transform files, no image written; -o still one per moving
+# image when given; no output at all refused by name), and bad input refused with a one-line error
+# and no output.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 python3 -c "
@@ -36,6 +38,16 @@ nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), A), 'empty_mask.nii.gz')
   --save-matrix again1.txt -q || exit 1
 "$VOXALIGN" register moving1.nii.gz --fixed fixed.nii.gz -o keep1.nii.gz --levels 2,1 --keep-fill \
   --save-matrix k1.txt -q || exit 1
+# the transform only: no -o, no image written, the same transform as with -o
+mkdir only && cd only || exit 1
+"$VOXALIGN" register ../moving1.nii.gz ../moving2.nii.gz --fixed ../fixed.nii.gz --levels 2,1 \
+  --save-transform x1.txt x2.txt --save-fsl x1.mat x2.mat --save-matrix r1.txt r2.txt >log.txt || exit 1
+cd .. || exit 1
+[ "$(ls only | sort | tr '\n' ' ')" = "log.txt r1.txt r2.txt x1.mat x1.txt x2.mat x2.txt " ] || { echo "transform only wrote: $(ls only)"; exit 1; }
+grep -q "wrote r2.txt" only/log.txt || { echo "no 'wrote' line"; cat only/log.txt; exit 1; }
+for f in x1.txt x2.txt x1.mat x2.mat r1.txt r2.txt; do
+  cmp -s "$f" "only/$f" || { echo "transform only: $f differs from the run with -o"; exit 1; }
+done
 python3 -c "
 import numpy as np, nibabel as nib, SimpleITK as sitk, voxalign as vx
 A = nib.load('fixed.nii.gz').affine
@@ -58,10 +70,15 @@ K, T = np.loadtxt('k1.txt'), np.loadtxt('truth1.txt')
 assert np.sqrt((((X @ K.T) - (X @ T.T))[:, :3] ** 2).sum(1).mean()) < 0.05, '--keep-fill'
 print('ok')
 " || exit 1
-rm -f moved* again* keep1.nii.gz k1.txt x1.* x2.* r1.txt r2.txt
+rm -rf moved* again* keep1.nii.gz k1.txt x1.* x2.* r1.txt r2.txt only
 expect_fail "4D" register four.nii.gz --fixed fixed.nii.gz -o out.nii.gz
 expect_fail "mask is empty" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --fixed-mask empty_mask.nii.gz
 expect_fail "one output per moving image" register moving1.nii.gz moving2.nii.gz --fixed fixed.nii.gz -o out.nii.gz
+expect_fail "one output per moving image" register moving1.nii.gz moving2.nii.gz --fixed fixed.nii.gz -o out.nii.gz \
+  --save-matrix out1.txt out2.txt
+expect_fail "nothing to write: give -o (the moved images) and/or --save-transform, --save-fsl or --save-matrix" \
+  register moving1.nii.gz --fixed fixed.nii.gz
+expect_fail "one file per moving image" register moving1.nii.gz moving2.nii.gz --fixed fixed.nii.gz --save-matrix out1.txt
 expect_fail "nothere.nii.gz: no such file" register nothere.nii.gz --fixed fixed.nii.gz -o out.nii.gz
 expect_fail "--metric" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --metric cc
 expect_fail "output directory does not exist" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --save-transform nodir/x.txt

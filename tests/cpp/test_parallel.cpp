@@ -1,13 +1,18 @@
 // parallel_for (core/parallel.hpp) on its pool of worker threads: every block exactly once, for
 // any thread count; exceptions rethrown by block order with the pool still usable after;
 // nested loops; callers on several threads at once (one uses the pool, the others threads of
-// their own); and a forked child (whose pool's workers did not survive the fork).
+// their own); a forked child (whose pool's workers did not survive the fork); and the default
+// count: set_num_threads, then VOXALIGN_NUM_THREADS, OMP_NUM_THREADS, ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS,
+// then the cores, invalid values skipped.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <optional>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -96,4 +101,93 @@ TEST(Parallel, ForkedChildStartsItsOwnPool) {
   EXPECT_TRUE(WIFEXITED(status)) << "child killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
   set_num_threads(0);
+}
+
+namespace {
+// Sets (or, with nullptr, unsets) the thread-count variables for one test and restores them after.
+class ThreadEnv {
+public:
+  static constexpr const char* kNames[3] = {"VOXALIGN_NUM_THREADS", "OMP_NUM_THREADS",
+                                            "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"};
+  ThreadEnv() {
+    for (int i = 0; i < 3; ++i) {
+      const char* v = std::getenv(kNames[i]);
+      saved_[i] = v ? std::optional<std::string>(v) : std::nullopt;
+      unsetenv(kNames[i]);
+    }
+    set_num_threads(0);
+  }
+  ~ThreadEnv() {
+    for (int i = 0; i < 3; ++i) {
+      if (saved_[i]) setenv(kNames[i], saved_[i]->c_str(), 1);
+      else unsetenv(kNames[i]);
+    }
+    set_num_threads(0);
+  }
+  void set(const char* name, const char* value) { value ? setenv(name, value, 1) : unsetenv(name); }
+
+private:
+  std::optional<std::string> saved_[3];
+};
+
+int cores() {
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc ? static_cast<int>(hc) : 1;
+}
+} // namespace
+
+TEST(Parallel, ThreadCountPrecedence) {
+  ThreadEnv env;
+  EXPECT_EQ(num_threads(), cores());
+  EXPECT_STREQ(thread_count().source, "cores");
+  env.set("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "5");
+  EXPECT_EQ(num_threads(), 5);
+  EXPECT_STREQ(thread_count().source, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS");
+  env.set("OMP_NUM_THREADS", "4,2"); // a list: the first item, as OpenMP takes it
+  EXPECT_EQ(num_threads(), 4);
+  EXPECT_STREQ(thread_count().source, "OMP_NUM_THREADS");
+  env.set("VOXALIGN_NUM_THREADS", "3");
+  EXPECT_EQ(num_threads(), 3);
+  EXPECT_STREQ(thread_count().source, "VOXALIGN_NUM_THREADS");
+  set_num_threads(7); // --threads / voxalign.set_num_threads win over the environment
+  EXPECT_EQ(num_threads(), 7);
+  EXPECT_STREQ(thread_count().source, "set_num_threads");
+  set_num_threads(0);
+  EXPECT_EQ(num_threads(), 3);
+  env.set("VOXALIGN_NUM_THREADS", nullptr);
+  env.set("OMP_NUM_THREADS", nullptr);
+  EXPECT_EQ(num_threads(), 5);
+  // the count read is the one used: 5 threads run the blocks, every block once
+  EXPECT_EQ(block_sum(100003, 64), int64_t(100003) * 100002 / 2);
+}
+
+TEST(Parallel, InvalidThreadVariablesAreSkipped) {
+  ThreadEnv env;
+  env.set("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "2");
+  for (const char* bad : {"", " ", "0", "-3", "+2", "2.5", "4x", "x4", "1e3", "1025", "99999999999999999999", "4,",
+                          ",4", "0,2", "4,,2", "4,-1", "4;2"}) {
+    for (const char* name : {"VOXALIGN_NUM_THREADS", "OMP_NUM_THREADS"}) {
+      env.set(name, bad);
+      EXPECT_EQ(num_threads(), 2) << name << "='" << bad << "'";
+      EXPECT_STREQ(thread_count().source, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS") << name << "='" << bad << "'";
+      env.set(name, nullptr);
+    }
+  }
+  env.set("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "0");
+  EXPECT_EQ(num_threads(), cores());
+  EXPECT_STREQ(thread_count().source, "cores");
+}
+
+TEST(Parallel, ParseThreadCount) {
+  EXPECT_EQ(parse_thread_count(nullptr), 0);
+  EXPECT_EQ(parse_thread_count("1"), 1);
+  EXPECT_EQ(parse_thread_count(" 8\t"), 8);
+  EXPECT_EQ(parse_thread_count("1024"), 1024);
+  EXPECT_EQ(parse_thread_count("1025"), 0);
+  EXPECT_EQ(parse_thread_count("4,2"), 0); // a list only where one is allowed
+  EXPECT_EQ(parse_thread_count("4,2", true), 4);
+  EXPECT_EQ(parse_thread_count(" 6 , 3 ,1", true), 6);
+  EXPECT_EQ(parse_thread_count("16", true), 16);
+  EXPECT_EQ(parse_thread_count("2,5000", true), 2); // nested levels are not ours to bound
+  EXPECT_EQ(parse_thread_count("2000,4", true), 0);
 }

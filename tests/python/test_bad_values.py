@@ -38,6 +38,33 @@ def test_set_num_threads_refuses_non_integers(n, restore_threads):
     assert "set_num_threads" in one_line(e)
 
 
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        ({"OMP_NUM_THREADS": "3"}, 3),
+        ({"OMP_NUM_THREADS": "3,2", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "5"}, 3),
+        ({"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "5"}, 5),
+        ({"VOXALIGN_NUM_THREADS": "2", "OMP_NUM_THREADS": "3"}, 2),
+        ({"VOXALIGN_NUM_THREADS": "0", "OMP_NUM_THREADS": "abc", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "6"}, 6),
+        ({"VOXALIGN_NUM_THREADS": "2000", "OMP_NUM_THREADS": "", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "-1"}, None),
+    ],
+)
+def test_default_threads_from_the_environment(env, want):
+    """The default is the CLI's: VOXALIGN_NUM_THREADS, OMP_NUM_THREADS (first item), then
+    ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS, then the cores; invalid values are skipped
+    (docs/conventions.md, "Threads"). A fresh interpreter with exactly these variables set."""
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("VOXALIGN_NUM_THREADS", "OMP_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")}
+    code = "import os, voxalign as vx; n = vx.get_num_threads(); vx.set_num_threads(1); " \
+           "assert vx.get_num_threads() == 1; vx.set_num_threads(None); print(n, vx.get_num_threads(), os.cpu_count())"
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, check=True)
+    n, again, cores = map(int, out.stdout.split())
+    assert n == again == (cores if want is None else want), (env, out.stdout)
+
+
 def test_set_num_threads_none_restores_the_default(restore_threads):
     default = vx.get_num_threads()
     vx.set_num_threads(1)
