@@ -41,11 +41,11 @@ nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), A), 'empty_mask.nii.gz')
 # the transform only: no -o, no image written, the same transform as with -o
 mkdir only && cd only || exit 1
 "$VOXALIGN" register ../moving1.nii.gz ../moving2.nii.gz --fixed ../fixed.nii.gz --levels 2,1 \
-  --save-transform x1.txt x2.txt --save-fsl x1.mat x2.mat --save-matrix r1.txt r2.txt >log.txt || exit 1
+  --save-transform x1.txt x2.itk.mat --save-fsl x1.mat x2.mat --save-matrix r1.txt r2.txt >log.txt || exit 1
 cd .. || exit 1
-[ "$(ls only | sort | tr '\n' ' ')" = "log.txt r1.txt r2.txt x1.mat x1.txt x2.mat x2.txt " ] || { echo "transform only wrote: $(ls only)"; exit 1; }
+[ "$(ls only | sort | tr '\n' ' ')" = "log.txt r1.txt r2.txt x1.mat x1.txt x2.itk.mat x2.mat " ] || { echo "transform only wrote: $(ls only)"; exit 1; }
 grep -q "wrote r2.txt" only/log.txt || { echo "no 'wrote' line"; cat only/log.txt; exit 1; }
-for f in x1.txt x2.txt x1.mat x2.mat r1.txt r2.txt; do
+for f in x1.txt x2.itk.mat x1.mat x2.mat r1.txt r2.txt; do
   cmp -s "$f" "only/$f" || { echo "transform only: $f differs from the run with -o"; exit 1; }
 done
 python3 -c "
