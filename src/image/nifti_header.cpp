@@ -288,8 +288,7 @@ ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& p
   const double tr = f.pixdim[4];
   g.time_step = (ndim >= 4 && std::isfinite(tr) && tr > 0) ? tr * tscale : 1.0;
 
-  m.grid_dims = {g.dims[0], g.dims[1], g.dims[2]};
-  m.grid_affine = g.affine;
+  m.grid = g;
   m.sform_code = f.sform_code, m.qform_code = f.qform_code;
   for (int i = 0; i < 6; ++i) m.quatern[i] = f.quatern[i];
   m.qfac = f.pixdim[0] < 0 ? -1.0 : 1.0;
@@ -376,11 +375,7 @@ template <class H> void fill_common(H& h, const Geometry& g, DataType dtype, con
 
 std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const NiftiMeta* meta, int xform_code,
                                         bool big, const std::string& path) {
-  bool same_grid = false;
-  if (meta) {
-    same_grid = g.dims[0] == meta->grid_dims[0] && g.dims[1] == meta->grid_dims[1] && g.dims[2] == meta->grid_dims[2] &&
-                (g.affine - meta->grid_affine).cwiseAbs().maxCoeff() <= 1e-6;
-  }
+  const bool same_grid = meta && meta->grid.same_grid(g, kSameGridTol);
   std::vector<unsigned char> ext;
   if (meta && same_grid) {
     for (const NiftiExtension& e : meta->extensions) {
@@ -426,16 +421,13 @@ namespace voxalign {
 
 NiftiMeta meta_on_grid(const NiftiMeta& content, const NiftiMeta& grid) {
   NiftiMeta m = content;
-  m.grid_dims = grid.grid_dims;
-  m.grid_affine = grid.grid_affine;
+  m.grid = grid.grid;
   m.sform_code = grid.sform_code, m.qform_code = grid.qform_code;
   for (int i = 0; i < 6; ++i) m.quatern[i] = grid.quatern[i];
   m.qfac = grid.qfac;
   for (int i = 0; i < 3; ++i) m.pixdim[i] = grid.pixdim[i];
   m.xyz_units = grid.xyz_units;
-  const bool same = content.grid_dims == grid.grid_dims &&
-                    (content.grid_affine - grid.grid_affine).cwiseAbs().maxCoeff() <= 1e-6;
-  if (!same) {
+  if (!content.grid.same_grid(grid.grid, nifti_detail::kSameGridTol)) {
     m.dim_info = 0, m.slice_code = 0, m.slice_start = 0, m.slice_end = 0, m.slice_duration = 0;
     m.extensions.clear();
   }

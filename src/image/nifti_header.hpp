@@ -21,6 +21,10 @@ struct ParsedHeader {
   size_t header_size = 0;  ///< 348 or 540
 };
 
+/// Two grids are the same for the header's purposes (xforms, slice timing, extensions kept) when their
+/// dims agree and their matrices within this many mm: float32 header rounding, nothing more.
+constexpr double kSameGridTol = 1e-6;
+
 /// Bytes of the header to read before parse_header can run (the larger of the two versions).
 constexpr size_t kHeaderProbe = 540;
 

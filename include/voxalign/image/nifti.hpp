@@ -30,8 +30,8 @@ struct NiftiExtension {
 struct NiftiMeta {
   // The grid these fields were read with: the xforms below describe it, and slice timing and
   // extensions only hold on it (write_nifti compares the written grid to it).
-  std::array<int64_t, 3> grid_dims{0, 0, 0};
-  Mat4 grid_affine = Mat4::Zero();
+  // Dimensions 0 (no image has them) until read: a meta never read matches no grid.
+  Geometry grid{3, {0, 0, 0, 0}};
   int sform_code = 0, qform_code = 0;
   double quatern[6] = {0, 0, 0, 0, 0, 0}; ///< quatern_b, c, d, qoffset_x, y, z
   double qfac = 1.0;
