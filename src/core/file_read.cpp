@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "voxalign/core/error.hpp"
 
@@ -29,32 +31,52 @@ struct stat stat_regular(const std::string& path, const std::string& what) {
 
 void check_regular_file(const std::string& path, const std::string& what) { stat_regular(path, what); }
 
-std::vector<unsigned char> read_file_bytes(const std::string& path, const std::string& what, uint64_t max_bytes) {
+RegularFile::RegularFile(const std::string& path, const std::string& what, const std::string& shown) : shown_(shown) {
   stat_regular(path, what);
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  VX_CHECK(fd >= 0, IoError, path, ": cannot open for reading (", std::strerror(errno), ")");
+  // O_NONBLOCK: should the name now be a FIFO (replaced since the stat), opening must not block.
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  const std::string who = shown == path ? path : shown + ": " + path;
+  VX_CHECK(fd_ >= 0, IoError, who, ": cannot open for reading (", std::strerror(errno), ")");
   struct stat st {};
   // fstat on the descriptor: the file named may have been replaced since the stat above.
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw IoError(path + ": not a regular file (a pipe, socket or device); give a " + what + " on disk");
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    throw IoError(who + ": not a regular file (a pipe, socket or device); give a " + what + " on disk");
   }
-  if (uint64_t(st.st_size) > max_bytes) {
-    ::close(fd);
-    throw IoError(path + ": " + std::to_string(st.st_size) + " bytes is too large for a " + what + " (at most " +
-                  std::to_string(max_bytes) + ")");
-  }
-  std::vector<unsigned char> buf(size_t(st.st_size));
-  size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t r = ::read(fd, buf.data() + got, buf.size() - got);
+  size_ = uint64_t(st.st_size);
+}
+
+RegularFile::~RegularFile() { ::close(fd_); }
+
+void RegularFile::read_into(uint64_t off, uint64_t len, unsigned char* dst) const {
+  uint64_t got = 0;
+  while (got < len) {
+    const ssize_t r = ::pread(fd_, dst + got, size_t(std::min<uint64_t>(len - got, 1u << 30)), off_t(off + got));
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;
-    got += size_t(r);
+    got += uint64_t(r);
   }
-  ::close(fd);
-  VX_CHECK(got == buf.size(), IoError, path, ": read error (the file changed or could not be read)");
+  VX_CHECK(got == len, IoError, shown_, ": read error (the file changed or could not be read)");
+}
+
+std::vector<unsigned char> RegularFile::read(uint64_t off, uint64_t len) const {
+  if (off >= size_) return {};
+  len = std::min(len, size_ - off);
+  std::vector<unsigned char> buf;
+  try {
+    buf.resize(size_t(len));
+  } catch (const std::bad_alloc&) {
+    throw IoError(shown_ + ": not enough memory to read " + std::to_string(len) + " bytes");
+  }
+  read_into(off, len, buf.data());
   return buf;
+}
+
+std::vector<unsigned char> read_file_bytes(const std::string& path, const std::string& what, uint64_t max_bytes) {
+  const RegularFile f(path, what, path);
+  VX_CHECK(f.size() <= max_bytes, IoError, path, ": ", f.size(), " bytes is too large for a ", what, " (at most ",
+           max_bytes, ")");
+  return f.read(0, f.size());
 }
 
 } // namespace voxalign

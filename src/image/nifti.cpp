@@ -6,10 +6,6 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
-#include <random>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <zlib.h>
 #include <libdeflate.h>
 
@@ -68,61 +64,11 @@ constexpr double kMaxDeflateRatio = 1032.0;
 // extensions -- dcm2niix JSON, CIFTI XML -- are kilobytes to a few megabytes).
 constexpr uint64_t kMaxHeaderBytes = uint64_t(64) << 20;
 
-// A regular file opened once (a FIFO is refused before it is opened: opening it would block).
-class InFile {
+// NIfTI files are opened as RegularFile (core/file_read.hpp): a FIFO is refused before it is opened.
+class InFile : public RegularFile {
 public:
-  InFile(const std::string& path, const std::string& shown) : shown_(shown) {
-    check_regular_file(path, "NIfTI file");
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    VX_CHECK(fd_ >= 0, IoError, shown, ": cannot open ", path, " for reading (", std::strerror(errno), ")");
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      throw IoError(shown + ": " + path + " is not a regular file");
-    }
-    size_ = uint64_t(st.st_size);
-  }
-  ~InFile() { ::close(fd_); }
-  InFile(const InFile&) = delete;
-  InFile& operator=(const InFile&) = delete;
-  uint64_t size() const { return size_; }
-  // Bytes [off, off + len) clipped to the file's end.
-  std::vector<unsigned char> read(uint64_t off, uint64_t len) const {
-    if (off >= size_) return {};
-    len = std::min(len, size_ - off);
-    std::vector<unsigned char> buf;
-    try {
-      buf.resize(size_t(len));
-    } catch (const std::bad_alloc&) {
-      throw IoError(shown_ + ": not enough memory to read " + std::to_string(len) + " bytes");
-    }
-    size_t got = 0;
-    while (got < buf.size()) {
-      const ssize_t r = ::pread(fd_, buf.data() + got, buf.size() - got, off_t(off + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) break;
-      got += size_t(r);
-    }
-    VX_CHECK(got == buf.size(), IoError, shown_, ": read error (the file changed or could not be read)");
-    return buf;
-  }
-  std::vector<unsigned char> read_all() const { return read(0, size_); }
-  // Exactly len bytes at off into dst (the caller checked the size).
-  void read_into(uint64_t off, uint64_t len, unsigned char* dst) const {
-    uint64_t got = 0;
-    while (got < len) {
-      const ssize_t r = ::pread(fd_, dst + got, size_t(std::min<uint64_t>(len - got, 1u << 30)), off_t(off + got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) break;
-      got += uint64_t(r);
-    }
-    VX_CHECK(got == len, IoError, shown_, ": read error (the file changed or could not be read)");
-  }
-
-private:
-  int fd_ = -1;
-  uint64_t size_ = 0;
-  std::string shown_;
+  InFile(const std::string& path, const std::string& shown) : RegularFile(path, "NIfTI file", shown) {}
+  std::vector<unsigned char> read_all() const { return read(0, size()); }
 };
 
 // The first `want` bytes of the gzip stream (all members, in order) by zlib; fewer when the input
@@ -210,11 +156,15 @@ void check_name(const std::string& path) {
 
 bool is_pair_name(const std::string& path) { return !(ends_with(path, ".nii") || ends_with(path, ".nii.gz")); }
 
-ParsedHeader parse_header_file(const std::string& path, bool want_extensions) {
+// The header file of `path`: the file itself, or the .hdr of an .img.
+std::string header_file(const std::string& path) {
   check_name(path);
+  return ends_with(path, ".img") || ends_with(path, ".img.gz") ? partner_file(path) : path;
+}
+
+// The header in the open header file f of `path` (checked by header_file).
+ParsedHeader parse_header_file(const InFile& f, const std::string& path, bool want_extensions) {
   const bool pair = is_pair_name(path);
-  const std::string hdr = pair && (ends_with(path, ".img") || ends_with(path, ".img.gz")) ? partner_file(path) : path;
-  InFile f(hdr, path);
   // A .hdr holds the header and its extensions only; a single file, the header, then (when the
   // flag after it is set) extensions up to vox_offset.
   std::vector<unsigned char> h = header_prefix(f, pair ? kMaxHeaderBytes : nifti_detail::kHeaderProbe + 4);
@@ -296,8 +246,7 @@ void convert_any(DataType dt, const unsigned char* b, T* dst, int64_t n, double 
 // raw data read straight into the image when no conversion is needed, else in chunks converted as
 // they arrive (no file-sized buffer). Truncated or implausible files are refused before the image
 // buffer is touched.
-template <class T> void read_voxels(const std::string& path, const std::string& file, const ParsedHeader& h, Image<T>& img) {
-  InFile f(file, path);
+template <class T> void read_voxels(const std::string& path, const InFile& f, const ParsedHeader& h, Image<T>& img) {
   const NiftiHeaderInfo& info = h.info;
   const int64_t off = h.vox_offset, nbytes = h.nbytes, total = off + nbytes, n = info.geometry.size();
   auto truncated = [&](uint64_t got) {
@@ -349,20 +298,24 @@ template <class T> void read_voxels(const std::string& path, const std::string& 
 } // namespace
 
 NiftiHeaderInfo read_nifti_header(const std::string& path) {
-  return parse_header_file(path, false).info;
+  const InFile f(header_file(path), path);
+  return parse_header_file(f, path, false).info;
 }
 
 template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
-  const ParsedHeader h = parse_header_file(path, true);
-  const NiftiHeaderInfo& info = h.info;
-  const std::string data_file = h.single_file ? path
-                                : (ends_with(path, ".img") || ends_with(path, ".img.gz")) ? path
-                                                                                           : partner_file(path);
+  const std::string hdr = header_file(path);
+  const InFile f(hdr, path); // a single file is opened once, for its header and its data
+  const ParsedHeader h = parse_header_file(f, path, true);
   // Raw data read here rather than by nifti_image_load, which replaces NaN/Inf by 0 (nibabel, the
   // reference, keeps them).
   Image<T> img;
-  read_voxels(path, data_file, h, img);
-  if (info_out) *info_out = info;
+  if (h.single_file) {
+    read_voxels(path, f, h, img);
+  } else {
+    const InFile data(hdr == path ? partner_file(path) : path, path); // the .img of the pair
+    read_voxels(path, data, h, img);
+  }
+  if (info_out) *info_out = h.info;
   return img;
 }
 
