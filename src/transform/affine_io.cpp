@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <random>
 #include <sstream>
 
 #include "voxalign/core/error.hpp"
@@ -270,34 +269,6 @@ TransformFormat format_of(const std::string& path, const std::string& bytes) {
   return TransformFormat::RasText;
 }
 
-} // namespace
-
-std::string transform_format_name(TransformFormat f) {
-  switch (f) {
-  case TransformFormat::ItkBinary: return "ITK/ANTs binary .mat";
-  case TransformFormat::ItkText: return "ITK transform text";
-  case TransformFormat::VoxalignRas: return "voxalign RAS matrix";
-  case TransformFormat::Afni: return "AFNI affine matrix";
-  case TransformFormat::FslFlirt: return "FSL FLIRT matrix";
-  case TransformFormat::RasText: return "RAS matrix text";
-  }
-  return "?";
-}
-
-TransformFormat transform_file_format(const std::string& path) { return format_of(path, transform_bytes(path)); }
-
-namespace {
-Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference, const Geometry* input);
-} // namespace
-
-Mat4 read_transform(const std::string& path, const Geometry* reference, const Geometry* input) {
-  const Mat4 m = read_transform_unchecked(path, reference, input);
-  // Finite numbers can still compose or invert to inf/NaN (a huge ITK composite, a singular FLIRT matrix).
-  VX_CHECK(m.allFinite(), IoError, path, ": the transform is not finite (overflow or a singular matrix)");
-  return m;
-}
-
-namespace {
 Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference, const Geometry* input) {
   const std::string bytes = transform_bytes(path);
   switch (format_of(path, bytes)) {
@@ -322,7 +293,29 @@ Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference
   }
   throw IoError(path + ": unknown transform format");
 }
+
 } // namespace
+
+std::string transform_format_name(TransformFormat f) {
+  switch (f) {
+  case TransformFormat::ItkBinary: return "ITK/ANTs binary .mat";
+  case TransformFormat::ItkText: return "ITK transform text";
+  case TransformFormat::VoxalignRas: return "voxalign RAS matrix";
+  case TransformFormat::Afni: return "AFNI affine matrix";
+  case TransformFormat::FslFlirt: return "FSL FLIRT matrix";
+  case TransformFormat::RasText: return "RAS matrix text";
+  }
+  return "?";
+}
+
+TransformFormat transform_file_format(const std::string& path) { return format_of(path, transform_bytes(path)); }
+
+Mat4 read_transform(const std::string& path, const Geometry* reference, const Geometry* input) {
+  const Mat4 m = read_transform_unchecked(path, reference, input);
+  // Finite numbers can still compose or invert to inf/NaN (a huge ITK composite, a singular FLIRT matrix).
+  VX_CHECK(m.allFinite(), IoError, path, ": the transform is not finite (overflow or a singular matrix)");
+  return m;
+}
 
 void write_text_file(const std::string& path, const std::string& text) {
   const std::string tmp = temporary_output(path);
