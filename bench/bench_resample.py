@@ -99,9 +99,9 @@ def main():
     coords = np.indices(vol.shape, dtype=np.float32) + np.moveaxis(u, -1, 0)
     t_sp = best(lambda: ndi.map_coordinates(vol, coords, order=3, mode="nearest"), args.repeat)
     va.release_memory()
-    t_va = best(lambda: va.warp_field(vol, u, degree=3, mode="nearest"), args.repeat, "field")
+    t_va = best(lambda: va.warp(vol, u, degree=3, mode="nearest"), args.repeat, "field")
     a = ndi.map_coordinates(vol.astype(np.float64), coords, order=3, mode="nearest")
-    b = va.warp_field(vol, u, degree=3, mode="nearest")
+    b = va.warp(vol, u, degree=3, mode="nearest")
     rows.append(("cubic displacement-field warp (map_coordinates)", t_sp, t_va, np.abs(a - b).max()))
     del coords, a, b, u
 

@@ -95,7 +95,7 @@ def image_recovery(n=64, exact=True, iterations=30, noise=0.01, lam=1e-3, seed=0
     if exact:
         adj = lambda v: vx.adjoint_warp(v.reshape(shape, order="F"), u, shape, 3, "constant").ravel(order="F")  # noqa: E731
     else:
-        adj = lambda v: vx.approx_adjoint_warp(v.reshape(shape, order="F"), u, 3, "constant").ravel(order="F")  # noqa: E731
+        adj = lambda v: vx.approx.approx_adjoint_warp(v.reshape(shape, order="F"), u, 3, "constant").ravel(order="F")  # noqa: E731
     N = LinearOperator((truth.size,) * 2, matvec=lambda v: adj(fwd(v)) + lam * v, dtype=np.float64)
     b = adj(y.ravel(order="F"))
     # residuals of the true normal equations (exact adjoint), whatever operator CG was given

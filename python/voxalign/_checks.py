@@ -57,3 +57,33 @@ def thread_count(n) -> int:
     if not 1 <= int(n) <= 1024:
         raise ValueError(f"set_num_threads: n = {int(n)} is out of range [1, 1024] (use None for the default)")
     return int(n)
+
+
+#: Boundary modes (scipy.ndimage's names and meanings, plus ITK's 'itk'); docs/interpolation.md.
+MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-constant", "wrap", "grid-wrap", "itk")
+
+
+def order(degree) -> int:
+    """An interpolation degree 0..7 or 'keys' as the core's order number."""
+    from . import _voxalign as _core
+
+    if isinstance(degree, str):
+        return _core.parse_order(degree)
+    if isinstance(degree, (bool, np.bool_)) or not isinstance(degree, (numbers.Real, np.number)) or \
+            int(degree) != degree or not 0 <= int(degree) <= 7:
+        raise ValueError(f"degree must be 0..7 or 'keys', not {degree!r}")
+    return int(degree)
+
+
+def mode(m: str) -> str:
+    if m not in MODES:
+        raise ValueError(f"unknown boundary mode {m!r} (use one of {', '.join(MODES)})")
+    return m
+
+
+def float_array(a, what: str = "array") -> np.ndarray:
+    """float32 stays float32; anything else numeric becomes float64."""
+    a = numeric_array(a, what)  # object, string and complex arrays are refused, not converted
+    if a.dtype == np.float32 or a.dtype == np.float64:
+        return a
+    return a.astype(np.float64)

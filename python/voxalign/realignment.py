@@ -1,10 +1,18 @@
-"""4D motion correction (the C++ engine in src/realign; docs/realign.md)."""
+"""4D motion correction (the C++ engine in src/realign; docs/realign.md). Images follow the
+package's rule (voxalign._images): a path, a nibabel image or an array."""
 from __future__ import annotations
 
 import numpy as np
 
 from . import _voxalign as _core
-from ._checks import affine4 as _affine4, numeric_array as _numeric
+from ._checks import affine4 as _affine4
+from ._images import load, result
+
+__all__ = ["realign", "Realignment", "REALIGN_DEFAULTS"]
+
+#: Defaults of :func:`realign`, read from the C++ RealignOptions the CLI's realign uses too.
+REALIGN_DEFAULTS = dict(_core.REALIGN_DEFAULTS)
+_D = REALIGN_DEFAULTS
 
 
 class Realignment:
@@ -16,10 +24,11 @@ class Realignment:
     (Power, 50 mm; 0 for frame 0). rmsd: Jenkinson's relative RMS (80 mm; 0 for frame 0).
     dvars, std_dvars: DVARS and standardised DVARS of the realigned series as nipype's ComputeDVARS
     (fMRIPrep's columns; 0 for frame 0; None unless realign(..., dvars=True)).
-    resliced: the realigned series (when reslice=True); mean: its mean.
+    resliced: the realigned series (when reslice=True, the default); mean: its mean -- nibabel images
+    when realign was given a path or an image, else arrays.
     """
 
-    def __init__(self, d):
+    def __init__(self, d, like=None):
         self.matrices = np.stack([np.asarray(m) for m in d["matrices"]])
         self.spm = np.asarray(d["spm"])
         self.fsl = np.asarray(d["fsl"])
@@ -30,8 +39,9 @@ class Realignment:
         self.iterations = np.asarray(d["iterations"])
         self.samples = int(d["samples"])
         self._texts = {k: d[k] for k in ("rp_text", "par_text", "confounds_tsv", "confounds_json", "itk_text")}
-        self.resliced = d.get("resliced")
-        self.mean = None if self.resliced is None else self.resliced.mean(axis=3)
+        series = d.get("resliced")
+        self.resliced = None if series is None else result(series, like)
+        self.mean = None if series is None else result(series.mean(axis=3), like)
 
     @property
     def parameters(self) -> np.ndarray:
@@ -56,27 +66,26 @@ class Realignment:
         _core.write_text_file(str(path), self._texts["itk_text"])
 
 
-def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 5.0, degree: int = 2,
-            quality: float = 0.9, mask=None, iterations: int = 64, reslice: bool = False, write_degree: int = 4,
+def realign(data4d, affine=None, *, ref=_D["ref"], sep: float = _D["sep"], fwhm: float = _D["fwhm"],
+            degree: int = _D["degree"], quality: float = _D["quality"], mask=None, iterations: int = _D["iterations"],
+            tolerance: float = _D["tolerance"], reslice: bool = True, write_degree: int = _D["write_degree"],
             dvars: bool = False):
-    """Estimate the rigid motion of every frame of a 4D series (SPM's realign; docs/realign.md).
+    """Estimate the rigid motion of every frame of a 4D series (SPM's realign; docs/realign.md) and,
+    unless ``reslice=False``, reslice the series onto the reference (as the CLI does).
 
-    data4d: a 4D array indexed [i, j, k, t] (or a nibabel image, whose affine is used); ref: "mean"
-    (SPM's two passes), "first", or a frame number; mask: a 3D mask/weight on the frames' grid (also the
-    DVARS mask; without it, an automatic mask of the mean). dvars=True: also compute DVARS and std_dvars
-    on the realigned series (resliced in memory at write_degree when reslice=False), for the full
-    fMRIPrep confounds (`voxalign realign --confounds` always does); off by default, since it costs a
-    reslice of every frame.
-    Returns a :class:`Realignment`.
+    data4d: a 4D NIfTI path, nibabel image, or array indexed [i, j, k, t] with its ``affine``; ref:
+    "mean" (SPM's two passes), "first", or a frame number; mask: a 3D mask/weight on the frames' grid
+    (path, image or array; also the DVARS mask; without it, an automatic mask of the mean).
+    dvars=True: also compute DVARS and std_dvars on the realigned series (resliced in memory at
+    write_degree when reslice=False), for the full fMRIPrep confounds (`voxalign realign --confounds`
+    always does); off by default. Returns a :class:`Realignment`.
     """
-    if hasattr(data4d, "get_fdata") and hasattr(data4d, "affine"):
-        affine = data4d.affine if affine is None else affine
-        data4d = data4d.get_fdata(dtype=np.float32)
-    a = _numeric(data4d, "realign: data4d")
+    src = load(data4d, "realign: data4d", affine)
+    a = src.array
     if a.ndim != 4:
         raise ValueError(f"realign needs a 4D array (x, y, z, t), not {a.ndim}D")
     a = np.asfortranarray(a, dtype=np.float32)
-    A = np.eye(4) if affine is None else _affine4(affine, "realign: affine")
+    A = np.eye(4) if src.affine is None else _affine4(src.affine, "realign: affine")
     if ref == "mean":
         ref_frame, to_mean = 0, True
     elif ref == "first":
@@ -85,11 +94,9 @@ def realign(data4d, affine=None, *, ref="mean", sep: float = 4.0, fwhm: float = 
         ref_frame, to_mean = int(ref), False
     w = None
     if mask is not None:
-        if hasattr(mask, "dataobj"):  # a nibabel image
-            mask = np.asarray(mask.dataobj)
-        w = np.asfortranarray(_numeric(mask, "realign: mask") != 0, dtype=np.float32)
+        w = np.asfortranarray(load(mask, "realign: mask").array != 0, dtype=np.float32)
         if w.shape != a.shape[:3]:
             raise ValueError(f"mask has shape {w.shape}, the frames {a.shape[:3]}")
     d = _core.realign(a, A, w, ref_frame, to_mean, float(sep), float(fwhm), int(degree), float(quality), int(iterations),
-                      bool(reslice), int(write_degree), bool(dvars))
-    return Realignment(d)
+                      float(tolerance), bool(reslice), int(write_degree), bool(dvars))
+    return Realignment(d, src.like)

@@ -1,4 +1,5 @@
-"""Rigid / similarity / affine registration (the C++ engine in src/register; docs/register.md)."""
+"""Rigid / similarity / affine registration (the C++ engine in src/register; docs/register.md).
+Images follow the package's rule (voxalign._images): a path, a nibabel image or an array."""
 from __future__ import annotations
 
 import os
@@ -7,38 +8,38 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _voxalign as _core
-from ._checks import affine4 as _affine4, numeric_array as _numeric
+from ._checks import affine4 as _affine4
+from ._images import is_image, is_path, load
+from .resampling import RESAMPLE_DEFAULTS
+
+__all__ = ["register", "Registration", "metric_and_gradient", "REGISTER_DEFAULTS"]
 
 TRANSFORMS = ("translation", "rigid", "similarity", "affine")
 METRICS = ("ssd", "ncc", "lncc", "mi")
 OPTIMIZERS = ("auto", "gn", "lbfgs", "gd", "adam")
+#: Defaults of :func:`register`, read from the C++ RegisterOptions the CLI's register uses too.
+REGISTER_DEFAULTS = dict(_core.REGISTER_DEFAULTS)
+_D = REGISTER_DEFAULTS
 
 
 def _image(obj, affine, what):
-    """(float32 array in NIfTI order, 4x4 affine) from a nibabel-like image or an array."""
-    if hasattr(obj, "get_fdata") and hasattr(obj, "affine"):
-        a = np.asarray(obj.get_fdata(dtype=np.float32))
-        aff = np.asarray(obj.affine, dtype=np.float64) if affine is None else np.asarray(affine, dtype=np.float64)
-    else:
-        a = _numeric(obj, what)
-        aff = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
+    """(float32 array in NIfTI order, 4x4 affine) from a path, a nibabel image or an array."""
+    src = load(obj, what, affine)
+    a = src.array
+    aff = np.eye(4) if src.affine is None else src.affine
     if a.ndim == 4 and a.shape[3] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3):
         raise ValueError(f"{what} must be a 2D or 3D image, not {a.ndim}D"
                          + (" (use voxalign.realign for a time series)" if a.ndim == 4 else ""))
     aff = _affine4(aff, f"{what}: the affine")
-    if np.iscomplexobj(a):
-        raise TypeError(f"{what}: complex images are not supported")
     return np.asfortranarray(a, dtype=np.float32), aff
 
 
 def _mask(obj, shape, affine, what):
     if obj is None:
         return None
-    if hasattr(obj, "get_fdata"):
-        obj = np.asarray(obj.dataobj)
-    m = _numeric(obj, what)
+    m = load(obj, what).array
     if m.ndim == 4 and m.shape[3] == 1:
         m = m[..., 0]
     if m.shape != tuple(shape):
@@ -79,19 +80,20 @@ class Registration:
         """Parameters by name."""
         return dict(zip(self.names, self.parameters.tolist()))
 
-    def apply(self, image, affine=None, degree=3, mode: Optional[str] = None, cval: float = 0.0) -> np.ndarray:
-        """The moving image (or any image in the moving space) resampled onto the fixed grid.
-        ``mode`` defaults to :data:`voxalign.RESAMPLE_DEFAULT_MODE` ('itk': as antsApplyTransforms)."""
-        from . import RESAMPLE_DEFAULT_MODE, resample
-        mode = RESAMPLE_DEFAULT_MODE if mode is None else mode
-        if hasattr(image, "get_fdata") and hasattr(image, "affine"):
-            a = np.asarray(image.get_fdata(dtype=np.float32))
-            aff = image.affine if affine is None else affine
-        else:
-            a = np.asarray(image)
-            aff = self.moving_affine if affine is None else affine
-        return resample(a, aff, self.fixed_shape, self.fixed_affine, transform=self.matrix, degree=degree, mode=mode,
-                        cval=cval)
+    def apply(self, image, affine=None, degree=RESAMPLE_DEFAULTS["degree"], mode: str = RESAMPLE_DEFAULTS["mode"],
+              cval: float = RESAMPLE_DEFAULTS["cval"]):
+        """The moving image (or any image in the moving space: a path, a nibabel image, an array on
+        the moving grid or with its ``affine``, or :class:`Coefficients`) resampled onto the fixed
+        grid: a nibabel image for a path or image input, else an array. Defaults as
+        :func:`voxalign.resample` ('itk': as antsApplyTransforms)."""
+        from .resampling import resample
+        from .spline import Coefficients
+
+        own = is_path(image) or is_image(image) or (isinstance(image, Coefficients) and image.affine is not None)
+        if affine is None and not own:
+            affine = self.moving_affine  # an array (or its coefficients) on the moving grid
+        return resample(image, affine, self.fixed_shape, self.fixed_affine, transform=self.matrix, degree=degree,
+                        mode=mode, cval=cval)
 
     def fsl_matrix(self) -> np.ndarray:
         """The FSL FLIRT matrix (moving scaled-voxel mm -> fixed scaled-voxel mm)."""
@@ -144,12 +146,14 @@ def _init_matrix(init, fixed_shape, fixed_affine, moving_shape, moving_affine):
 
 
 
-def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform: str = "rigid", metric: str = "ssd",
-             levels: Sequence[int] = (4, 2, 1), smoothing: Optional[Sequence[float]] = None, optimizer: str = "auto",
-             iterations=None, init="center", fixed_mask=None, moving_mask=None, freeze: Sequence[str] = (),
-             degree: int = 3, max_samples: int = 1 << 16, bins: int = 32, radius: int = 2, tolerance: float = 1e-3,
-             learning_rate: float = 0.5, skip_fill: bool = True):
-    """Register ``moving`` to ``fixed`` (2D or 3D; nibabel images or arrays with ``*_affine``).
+def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform: str = _D["transform"],
+             metric: str = _D["metric"], levels: Sequence[int] = _D["levels"],
+             smoothing: Optional[Sequence[float]] = _D["smoothing"], optimizer: str = _D["optimizer"],
+             iterations=_D["iterations"], init=_D["init"], fixed_mask=None, moving_mask=None,
+             freeze: Sequence[str] = _D["freeze"], degree: int = _D["degree"], max_samples: int = _D["max_samples"],
+             bins: int = _D["bins"], radius: int = _D["radius"], tolerance: float = _D["tolerance"],
+             learning_rate: float = _D["learning_rate"], skip_fill: bool = _D["skip_fill"]):
+    """Register ``moving`` to ``fixed`` (2D or 3D; NIfTI paths, nibabel images, or arrays with ``*_affine``).
 
     ``moving`` may be a list: each is registered to ``fixed`` and a list of results is returned.
     transform: translation | rigid | similarity | affine. metric: ssd | ncc | lncc | mi (Mattes).
@@ -192,9 +196,10 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
     return Registration(d, f.shape, faff, m.shape, maff, transform, metric)
 
 
-def metric_and_gradient(moving, fixed, parameters, *, moving_affine=None, fixed_affine=None, transform="rigid",
-                        metric="ssd", centre=None, init=None, fixed_mask=None, moving_mask=None, degree=3, bins=32,
-                        radius=2, max_samples=1 << 16, skip_fill=True):
+def metric_and_gradient(moving, fixed, parameters, *, moving_affine=None, fixed_affine=None,
+                        transform=_D["transform"], metric=_D["metric"], centre=None, init=None, fixed_mask=None,
+                        moving_mask=None, degree=_D["degree"], bins=_D["bins"], radius=_D["radius"],
+                        max_samples=_D["max_samples"], skip_fill=_D["skip_fill"]):
     """The metric the optimiser minimises at one level (no pyramid) and its exact gradient with
     respect to the transform's parameters (for checking against finite differences)."""
     m, maff = _image(moving, moving_affine, "moving")

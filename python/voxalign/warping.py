@@ -1,59 +1,96 @@
 """Warping operators (docs/warp.md): displacement-field and affine warps, their exact adjoints and
-derivatives, LinearOperators, the explicit matrix, field inversion and the C++ solvers -- bindings and
-glue over the C++ core."""
+derivatives, LinearOperators, the explicit matrix and field inversion -- bindings and glue over the
+C++ core. Images follow the package's rule (voxalign._images): a path, a nibabel image or an array
+in, the same kind out; an image to interpolate may also be :class:`voxalign.Coefficients`."""
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import numpy as np
 
 from . import _voxalign as _core
-from . import _float_array, _mode, _order
+from ._checks import float_array as _float_array, mode as _mode, order as _order
+from ._images import affine_of, load, result
+from .spline import source
 
-def _field(field, ndim, dtype):
-    f = np.asfortranarray(field, dtype=dtype)
+__all__ = ["warp", "warp_field", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp",
+           "adjoint_affine_warp", "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp",
+           "affine_param_vjp", "warp_matrix", "invert_field", "field_mm_to_voxels"]
+
+#: degree, mode, cval of every warp below unless told otherwise (cval 0: the operators are linear)
+_DEF = (3, "constant", 0.0)
+
+
+def _field(field, ndim, dtype, what="field"):
+    """A displacement field (*grid, ndim) in voxels -- a path, a nibabel image or an array -- in NIfTI
+    (Fortran) order, which the kernels walk along i; other layouts are copied once."""
+    f = np.asfortranarray(load(field, what).array, dtype=dtype)
+    if f.ndim == 5 and f.shape[3] == 1:  # an ITK vector image X x Y x Z x 1 x 3
+        f = np.asfortranarray(f[:, :, :, 0, :])
     if f.ndim != ndim + 1 or f.shape[-1] != ndim:
-        raise ValueError(f"field must have shape (*grid, {ndim}), got {f.shape}")
+        raise ValueError(f"{what} must have shape (*grid, {ndim}), got {f.shape}")
     return f
 
 
-def warp(image, field, degree=3, mode: str = "constant"):
-    """The warp operator M: out(x) = image(x + field(x)) (field in voxels, shape (*grid, ndim)).
-
-    Constant modes use 0 outside (the operator is linear); degree >= 2 includes the prefilter."""
-    a = _float_array(image)
-    return _core.warp_field(a, _field(field, a.ndim, a.dtype), _order(degree), _mode(mode), 0.0)
+def _image(image, degree, mode, what, cval=0.0):
+    return source(image, degree, mode, cval, _DEF, what)
 
 
-def adjoint_warp(y, field, shape, degree=3, mode: str = "constant"):
+def warp(image, field, degree=3, mode: str = "constant", cval: float = 0.0):
+    """The warp operator M: out(x) = image(x + field(x)), with ``field`` in voxels (along i, j, k),
+    shape (*out_shape, ndim).
+
+    ``image``: a path, a nibabel image, an array or :class:`Coefficients`. Constant modes use
+    ``cval`` outside (0: the operator is linear); degree >= 2 includes the prefilter. Any memory
+    layout is accepted; NIfTI (Fortran) order, as nibabel returns it, avoids a copy."""
+    s = _image(image, degree, mode, "warp: image", cval)
+    out = _core.warp(s.array, s.pad, _field(field, s.array.ndim, s.array.dtype), s.order, s.mode, s.cval)
+    return result(out, s.like)
+
+
+def warp_field(array, field, degree=3, mode: str = "constant", cval: float = 0.0):
+    """Deprecated: the same as :func:`warp` (use that)."""
+    warnings.warn("voxalign.warp_field is deprecated; use voxalign.warp (the same function)", DeprecationWarning,
+                  stacklevel=2)
+    return warp(array, field, degree, mode, cval)
+
+
+def adjoint_warp(y, field, shape=None, degree=3, mode: str = "constant"):
     """The exact adjoint M^T of :func:`warp` for this field, applied to ``y`` (the output grid);
-    returns an array of ``shape`` (the input grid): <warp(x), y> == <x, adjoint_warp(y)>."""
-    yv = _float_array(y)
-    shape = [int(s) for s in np.atleast_1d(shape)]
-    return _core.warp_adjoint(yv, _field(field, yv.ndim, yv.dtype), shape, _order(degree), _mode(mode))
+    returns an image of ``shape`` (the input grid; default the field's grid):
+    <warp(x), y> == <x, adjoint_warp(y)>."""
+    src = load(y, "adjoint_warp: y")
+    yv = _float_array(src.array, "adjoint_warp: y")
+    f = _field(field, yv.ndim, yv.dtype)
+    shape = list(f.shape[:-1]) if shape is None else [int(s) for s in np.atleast_1d(shape)]
+    return result(_core.warp_adjoint(yv, f, shape, _order(degree), _mode(mode)), src.like)
 
 
 def warp_gradient(image, field, degree=3, mode: str = "constant"):
     """(warped, grad): the warped image and the gradient of the interpolated image at the warped
     points, shape (*grid, ndim) -- the per-voxel Jacobian of the warp with respect to the field."""
-    a = _float_array(image)
-    return _core.warp_derivative(a, _field(field, a.ndim, a.dtype), None, 0, _order(degree), _mode(mode))
+    s = _image(image, degree, mode, "warp_gradient: image")
+    v, g = _core.warp_derivative(s.array, s.pad, _field(field, s.array.ndim, s.array.dtype), None, 0, s.order, s.mode)
+    return result(v, s.like), result(g, s.like)
 
 
 def warp_jvp(image, field, dfield, degree=3, mode: str = "constant"):
     """Exact derivative of :func:`warp` with respect to the field along ``dfield``:
     grad image(x + u(x)) . du(x)."""
-    a = _float_array(image)
-    return _core.warp_derivative(a, _field(field, a.ndim, a.dtype), _field(dfield, a.ndim, a.dtype), 1,
-                                 _order(degree), _mode(mode))
+    s = _image(image, degree, mode, "warp_jvp: image")
+    nd, dt = s.array.ndim, s.array.dtype
+    return result(_core.warp_derivative(s.array, s.pad, _field(field, nd, dt), _field(dfield, nd, dt, "dfield"), 1,
+                                        s.order, s.mode), s.like)
 
 
 def warp_vjp(image, field, ybar, degree=3, mode: str = "constant"):
     """Exact vector-Jacobian product of :func:`warp` with respect to the field: ybar(x) * grad
     image(x + u(x)), shape (*grid, ndim)."""
-    a = _float_array(image)
-    return _core.warp_derivative(a, _field(field, a.ndim, a.dtype), np.asarray(ybar, dtype=a.dtype), 2,
-                                 _order(degree), _mode(mode))
+    s = _image(image, degree, mode, "warp_vjp: image")
+    yb = np.asarray(load(ybar, "warp_vjp: ybar").array, dtype=s.array.dtype)
+    return result(_core.warp_derivative(s.array, s.pad, _field(field, s.array.ndim, s.array.dtype), yb, 2, s.order,
+                                        s.mode), s.like)
 
 
 def _voxel_matrix(matrix, ndim):
@@ -72,16 +109,21 @@ def _voxel_matrix(matrix, ndim):
 def affine_warp(image, matrix, shape=None, degree=3, mode: str = "constant"):
     """The affine warp out(x) = image(A x + b), with ``matrix`` the homogeneous output-voxel ->
     input-voxel map ((ndim+1)^2 or 4x4); ``shape`` of the output (default: the input's)."""
-    a = _float_array(image)
-    shape = list(a.shape) if shape is None else [int(s) for s in np.atleast_1d(shape)]
-    return _core.affine_warp(a, _voxel_matrix(matrix, a.ndim), shape, _order(degree), _mode(mode), 0.0)
+    s = _image(image, degree, mode, "affine_warp: image")
+    nd = s.array.ndim
+    in_shape = [n - 2 * max(s.pad, 0) for n in s.array.shape]
+    shape = in_shape if shape is None else [int(v) for v in np.atleast_1d(shape)]
+    return result(_core.affine_warp(s.array, s.pad, _voxel_matrix(matrix, nd), shape, s.order, s.mode, 0.0), s.like)
 
 
-def adjoint_affine_warp(y, matrix, shape, degree=3, mode: str = "constant"):
-    """The exact adjoint of :func:`affine_warp` applied to ``y``; returns an array of ``shape``."""
-    yv = _float_array(y)
-    shape = [int(s) for s in np.atleast_1d(shape)]
-    return _core.affine_adjoint(yv, _voxel_matrix(matrix, yv.ndim), shape, _order(degree), _mode(mode))
+def adjoint_affine_warp(y, matrix, shape=None, degree=3, mode: str = "constant"):
+    """The exact adjoint of :func:`affine_warp` applied to ``y``; returns an image of ``shape``
+    (default: y's)."""
+    src = load(y, "adjoint_affine_warp: y")
+    yv = _float_array(src.array, "adjoint_affine_warp: y")
+    shape = list(yv.shape) if shape is None else [int(v) for v in np.atleast_1d(shape)]
+    return result(_core.affine_adjoint(yv, _voxel_matrix(matrix, yv.ndim), shape, _order(degree), _mode(mode)),
+                  src.like)
 
 
 def _linear_operator_base():
@@ -183,18 +225,21 @@ class AffineModel:
 
 def affine_param_jvp(image, model: AffineModel, theta, dtheta, shape=None, degree=3, mode: str = "constant"):
     """Exact derivative of the warp x -> image(M(theta) x) along ``dtheta``."""
-    a = _float_array(image)
-    shape = list(a.shape) if shape is None else [int(s) for s in np.atleast_1d(shape)]
+    s = _image(image, degree, mode, "affine_param_jvp: image")
+    in_shape = [n - 2 * max(s.pad, 0) for n in s.array.shape]
+    shape = in_shape if shape is None else [int(v) for v in np.atleast_1d(shape)]
     M, J = model._eval(theta)
     dM = sum(float(d) * j for d, j in zip(np.atleast_1d(dtheta), J))
-    return _core.affine_jvp(a, M, np.asarray(dM, dtype=np.float64), shape, _order(degree), _mode(mode))
+    return result(_core.affine_jvp(s.array, s.pad, M, np.asarray(dM, dtype=np.float64), shape, s.order, s.mode),
+                  s.like)
 
 
 def affine_param_vjp(image, model: AffineModel, theta, ybar, degree=3, mode: str = "constant") -> np.ndarray:
     """Exact gradient of <ybar, warp(image; theta)> with respect to the parameters theta."""
-    a = _float_array(image)
+    s = _image(image, degree, mode, "affine_param_vjp: image")
     M, J = model._eval(theta)
-    G = np.asarray(_core.affine_moments(a, M, np.asarray(ybar, dtype=a.dtype), _order(degree), _mode(mode)))
+    yb = np.asarray(load(ybar, "affine_param_vjp: ybar").array, dtype=s.array.dtype)
+    G = np.asarray(_core.affine_moments(s.array, s.pad, M, yb, s.order, s.mode))
     return np.array([float(np.sum(j[:3, :] * G)) for j in J])
 
 
@@ -260,84 +305,28 @@ def warp_matrix(in_shape, field=None, matrix=None, out_shape=None, degree=1, mod
 
 
 def invert_field(field, degree=3, iterations: int = 50, tol: float = 1e-4, return_iterations: bool = False):
-    """Inverse of a displacement field (voxels, shape (*grid, ndim)) by fixed-point iteration
-    v(x) = -u(x + v(x)), u interpolated with ``degree`` (edge values beyond the grid), until the
-    largest update is below ``tol`` voxels."""
-    f = np.asfortranarray(field)
+    """Inverse of a displacement field (voxels, shape (*grid, ndim); a path, a nibabel image or an
+    array) by fixed-point iteration v(x) = -u(x + v(x)), u interpolated with ``degree`` (edge
+    values beyond the grid), until the largest update is below ``tol`` voxels."""
+    src = load(field, "invert_field: field")
+    f = np.asfortranarray(src.array)
     if f.dtype not in (np.float32, np.float64):
         f = f.astype(np.float64, order="F")
     inv, its = _core.invert_field(f, _order(degree), int(iterations), float(tol))
+    inv = result(inv, src.like)
     return (inv, its) if return_iterations else inv
 
 
-def approx_adjoint_warp(y, field, degree=3, mode: str = "constant", method: str = "negative"):
-    """The usual approximations of the adjoint, for comparison with :func:`adjoint_warp`: warping
-    by -u ("negative") or by the inverse field ("inverse"). Neither is the transpose."""
-    yv = _float_array(y)
-    f = _field(field, yv.ndim, yv.dtype)
-    if method == "negative":
-        return warp(yv, -f, degree, mode)
-    if method == "inverse":
-        return warp(yv, invert_field(f, degree), degree, mode)
-    raise ValueError(f"method must be 'negative' or 'inverse', not {method!r}")
-
-
-def approx_warp_jvp(image, field, dfield, degree=3, mode: str = "constant"):
-    """The usual approximation of the derivative, for comparison with :func:`warp_jvp`: the
-    finite-difference gradient of the warped image, dotted with the field change."""
-    a = _float_array(image)
-    f = _field(field, a.ndim, a.dtype)
-    g = _core.fd_gradient(warp(a, f, degree, mode))
-    return np.einsum("...d,...d->...", g, np.asarray(dfield, dtype=a.dtype))
-
-
-def _bounds(b, x0):
-    if b is None:
-        return []
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), np.shape(x0)).ravel()
-    return [float(v) for v in b]
-
-
-def bb_minimize(fun, x0, lower=None, upper=None, groups=None, max_iterations: int = 100, tol: float = 1e-6,
-                f_tol: float = 0.0, step0: float = 0.0, line_search: bool = False) -> dict:
-    """Barzilai-Borwein projected gradient (C++). ``fun(x) -> (f, grad)`` on float64 arrays of
-    x0's shape; ``lower``/``upper`` bounds (scalars or arrays); ``groups`` (an int per variable)
-    selects the split variant with one step size per group; ``line_search`` adds a non-monotone
-    backtracking. Returns a dict: x (x0's shape), f, iterations, evaluations, converged, history."""
-    x0 = np.asarray(x0, dtype=np.float64)
-    shape = x0.shape
-    flat = x0.ravel()
-    g = [] if groups is None else [int(v) for v in np.broadcast_to(np.asarray(groups), shape).ravel()]
-
-    def cb(x):
-        f, grad = fun(x.reshape(shape))
-        return float(f), np.ascontiguousarray(grad, dtype=np.float64).ravel()
-
-    r = _core.bb_minimize(cb, [float(v) for v in flat], _bounds(lower, x0), _bounds(upper, x0), g,
-                          int(max_iterations), float(tol), float(f_tol), float(step0), bool(line_search))
-    r["x"] = np.asarray(r["x"]).reshape(shape)
-    return r
-
-
-def gauss_newton(normal, x0, max_iterations: int = 50, tol: float = 1e-8, f_tol: float = 1e-12,
-                 lambda0: float = 0.0) -> dict:
-    """Gauss-Newton with Levenberg-Marquardt damping (C++) for small parameter vectors.
-    ``normal(x) -> (cost, JtJ, Jtr)`` with cost = 0.5 ||r||^2. Returns a dict like bb_minimize."""
-    x0 = np.asarray(x0, dtype=np.float64).ravel()
-
-    def cb(x):
-        c, H, b = normal(x)
-        return float(c), np.ascontiguousarray(H, dtype=np.float64), np.ascontiguousarray(b, dtype=np.float64)
-
-    r = _core.gauss_newton(cb, [float(v) for v in x0], int(max_iterations), float(tol), float(f_tol), float(lambda0))
-    r["x"] = np.asarray(r["x"])
-    return r
-
-
-def field_mm_to_voxels(field_mm, field_affine, image_affine) -> np.ndarray:
+def field_mm_to_voxels(field_mm, field_affine=None, image_affine=None):
     """A 3D displacement field in world millimetres (RAS, shape (X, Y, Z, 3), on the grid with
-    voxel->world ``field_affine``) as the voxel displacements :func:`warp` takes for an image with
-    voxel->world ``image_affine``: u(x) = A_image^-1 (A_field x + u_mm(x)) - x."""
-    return _core.field_mm_to_voxels(np.asfortranarray(field_mm, dtype=np.float64),
-                                    np.asarray(field_affine, dtype=np.float64),
-                                    np.asarray(image_affine, dtype=np.float64))
+    voxel->world ``field_affine``; a path or nibabel image brings its own) as the voxel displacements
+    :func:`warp` takes for an image with voxel->world ``image_affine`` (a 4x4, or the image itself):
+    u(x) = A_image^-1 (A_field x + u_mm(x)) - x."""
+    src = load(field_mm, "field_mm_to_voxels: field_mm", field_affine)
+    if src.affine is None or image_affine is None:
+        raise TypeError("field_mm_to_voxels: give the field's affine and the image's (or images that carry them)")
+    f = np.asfortranarray(src.array, dtype=np.float64)
+    if f.ndim == 5 and f.shape[3] == 1:
+        f = np.asfortranarray(f[:, :, :, 0, :])
+    out = _core.field_mm_to_voxels(f, src.affine, affine_of(image_affine, "field_mm_to_voxels: image_affine"))
+    return result(out, src.like)

@@ -38,8 +38,8 @@ def tol(a):
 @pytest.mark.parametrize("degree", [3, "keys"])
 def test_warp_field_float32_equals_float64(nd, mode, degree):
     a, u = data(nd), field(nd)
-    r64 = va.warp_field(a, u, degree=degree, mode=mode, cval=0.5)
-    r32 = va.warp_field(a.astype(np.float32), u.astype(np.float32), degree=degree, mode=mode, cval=0.5)
+    r64 = va.warp(a, u, degree=degree, mode=mode, cval=0.5)
+    r32 = va.warp(a.astype(np.float32), u.astype(np.float32), degree=degree, mode=mode, cval=0.5)
     assert r32.dtype == np.float32
     assert np.abs(r32 - r64).max() <= tol(a)
 
@@ -51,7 +51,7 @@ def test_warp_field_float32_matches_scipy(nd, mode):
     coords = np.indices(a.shape, dtype=np.float64) + np.moveaxis(u.astype(np.float32).astype(np.float64), -1, 0)
     ref = ndi.map_coordinates(a.astype(np.float32).astype(np.float64), coords, order=3,
                               mode=SCIPY_MODE.get(mode, mode))
-    got = va.warp_field(a.astype(np.float32), u.astype(np.float32), degree=3, mode=mode)
+    got = va.warp(a.astype(np.float32), u.astype(np.float32), degree=3, mode=mode)
     assert np.abs(got - ref).max() <= tol(a)
 
 
@@ -181,7 +181,7 @@ def test_bit_identical_for_1_and_2_threads():
     try:
         for t in (1, 2):
             va.set_num_threads(t)
-            out.append((va.warp_field(a, u, degree=3, mode="mirror"),
+            out.append((va.warp(a, u, degree=3, mode="mirror"),
                         va.adjoint_warp(adjoint_y(3).astype(np.float32), u, a.shape, 3, "mirror"),
                         va.adjoint_affine_warp(adjoint_y(3).astype(np.float32), A, a.shape, 3, "nearest"),
                         va.resample(a, eye, a.shape, eye, transform=A, degree=3, mode="constant"),
@@ -195,7 +195,7 @@ def test_bit_identical_for_1_and_2_threads():
 def test_release_memory():
     a = data(3).astype(np.float32)
     big = np.zeros((128, 128, 64), np.float32)
-    va.warp_field(big, np.zeros(big.shape + (3,), np.float32), degree=3)  # 4 MiB blocks, recycled
+    va.warp(big, np.zeros(big.shape + (3,), np.float32), degree=3)  # 4 MiB blocks, recycled
     va.release_memory()
     assert va.release_memory() == 0
-    assert va.warp_field(a, np.zeros(a.shape + (3,), np.float32), degree=3).shape == a.shape
+    assert va.warp(a, np.zeros(a.shape + (3,), np.float32), degree=3).shape == a.shape

@@ -2,6 +2,7 @@
 #pragma once
 #include "voxalign/image/image.hpp"
 #include "voxalign/spline/modes.hpp"
+#include "voxalign/spline/prefilter.hpp"
 
 namespace voxalign {
 
@@ -29,5 +30,12 @@ Image<T> resample(const Image<T>& in, const Geometry& target, const Mat4& world_
 template <class T>
 void resample_into(ImageView<const T> in, const Mat4& in_affine, int in_axes, ImageView<T> out, const Mat4& out_affine,
                    const Mat4& world_pullback, const ResampleOptions& opts);
+
+/// Same from spline coefficients already computed (their order, mode and cval), for one frame
+/// (out.dims[3] == 1): callers that resample one image many times prefilter it once. Bit-identical
+/// to resampling the image the coefficients were computed from over interpolated_axes() axes.
+template <class T>
+void resample_into(const Coefficients<T>& in, const Mat4& in_affine, ImageView<T> out, const Mat4& out_affine,
+                   const Mat4& world_pullback);
 
 } // namespace voxalign
