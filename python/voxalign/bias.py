@@ -21,9 +21,7 @@ def _iterations(iterations) -> list:
 
 
 def _spatial(a, what):
-    """A 2D or 3D array (a trailing 4th axis of length 1 dropped, as NIfTI stores some volumes)."""
-    if a.ndim == 4 and a.shape[3] == 1:
-        a = a[..., 0]
+    """A 2D or 3D array."""
     if a.ndim not in (2, 3):
         raise ValueError(f"{what} must be a 2D or 3D image, not {a.ndim}D")
     return a
