@@ -2,7 +2,8 @@
 accepts a NIfTI path, a nibabel image or an array, and returns a nibabel image (with the affine of the
 grid it lies on) for the first two and an array for the third, with the same numbers; Coefficients
 stand in for an image wherever one is interpolated, with bit-identical results; the top level exports
-the public API only; the Python defaults are the C++ option structs' defaults."""
+the public API only; the Python defaults are the C++ option structs' defaults, and the CLI and Python
+give the same voxels with their defaults."""
 import inspect
 
 import nibabel as nib
@@ -189,6 +190,38 @@ def test_realign_kinds(tmp_path):
         np.testing.assert_array_equal(r.matrices, ra.matrices)
         np.testing.assert_array_equal(np.asarray(r.resliced.dataobj), ra.resliced)
     assert vx.realign(data, A, sep=2.0, reslice=False).resliced is None
+
+
+def test_cli_and_python_agree_with_their_defaults(kinds, cli, tmp_path):
+    """The same call through the CLI and through Python, each with its own defaults, gives the same
+    voxels: resample, n4, register -o / Registration.apply, realign -o / Realignment.resliced."""
+    a, img, p = kinds
+    T = np.eye(4)
+    T[:3, 3] = [1.3, -0.8, 0.6]
+    tp = tmp_path / "t.txt"
+    np.savetxt(tp, T)
+    ref = tmp_path / "ref.nii.gz"
+    B = A.copy()
+    B[:3, 3] += 2.0
+    nib.save(nib.Nifti1Image(np.zeros((15, 13, 12), np.float32), B), ref)
+    cli("resample", p, "-o", tmp_path / "r.nii.gz", "--like", ref, "-t", tp, "-q")
+    py = vx.resample(p, transform=str(tp), reference=ref)
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "r.nii.gz").dataobj), np.asarray(py.dataobj))
+    cli("n4", p, "-o", tmp_path / "n.nii.gz", "-q")
+    c, _ = vx.n4(p)
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "n.nii.gz").dataobj), np.asarray(c.dataobj))
+    # register -o and Registration.apply; realign -o and realign().resliced
+    moved = tmp_path / "moved.nii.gz"
+    nib.save(vx.resample(img, transform=T, mode="nearest"), moved)
+    cli("register", moved, "--fixed", p, "-o", tmp_path / "m.nii.gz", "-q")
+    r = vx.register(moved, p)
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "m.nii.gz").dataobj), np.asarray(r.apply(moved).dataobj))
+    series = np.stack([a, np.asarray(nib.load(moved).dataobj), a], 3)
+    bold = tmp_path / "bold.nii.gz"
+    nib.save(nib.Nifti1Image(series, A), bold)
+    cli("realign", bold, "-o", tmp_path / "rbold.nii.gz", "-q")
+    np.testing.assert_array_equal(np.asarray(nib.load(tmp_path / "rbold.nii.gz").dataobj),
+                                  np.asarray(vx.realign(bold).resliced.dataobj))
 
 
 @pytest.mark.parametrize("call", [
