@@ -7,6 +7,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/n4/n4.hpp"
 
@@ -46,11 +47,16 @@ void run(const N4Args& a) {
   o.fwhm = a.fwhm;
   o.wiener = a.wiener;
   o.otsu_bins = a.otsu_bins;
-  if (a.verbose)
-    o.progress = [](const N4Progress& p) {
+  ProgressReporter bar = ProgressReporter::to_stderr("n4", a.quiet);
+  o.progress = [&bar, its = o.iterations, verbose = a.verbose](const N4Progress& p) {
+    if (verbose) {
       std::printf("  level %d iteration %3d  convergence %.3e\n", p.level + 1, p.iteration, p.convergence);
       std::fflush(stdout);
-    };
+    }
+    double done = p.iteration, total = 0;
+    for (size_t l = 0; l < its.size(); ++l) done += l < size_t(p.level) ? its[l] : 0, total += its[l];
+    bar.update(done / total, "level " + std::to_string(p.level + 1) + "/" + std::to_string(its.size()));
+  };
 
   Image<float> in;
   NiftiHeaderInfo info;
@@ -80,6 +86,7 @@ void run(const N4Args& a) {
   } catch (...) {
     rethrow_with_context(a.input);
   }
+  bar.finish();
   in = Image<float>(); // free the input before writing
   r.corrected.geometry() = g;
   NiftiWriteOptions w;

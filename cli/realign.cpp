@@ -1,6 +1,4 @@
 // voxalign realign: 4D motion correction with SPM, FSL and BIDS outputs and an HTML report.
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <limits>
@@ -9,6 +7,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/realign/realign.hpp"
 #include "voxalign/report/report.hpp"
@@ -50,17 +49,21 @@ void run(const RealignArgs& a) {
   Image<float> series = read_image(a.input, "input", &info);
   Image<float> mask;
   if (!a.mask.empty()) mask = read_mask(a.mask, "--mask");
-  const bool tty = !a.quiet && isatty(fileno(stderr));
+  const bool need_mean = !a.mean.empty() || !a.report.empty();
+  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD;
+  // with --estimate-only that series is resliced in memory for it and not written.
+  const bool need_series = !a.estimate_only || !a.confounds.empty();
+  // progress in frames: every pass of the estimation, then the reslicing
+  ProgressReporter bar = ProgressReporter::to_stderr("realign", a.quiet);
+  const double nt = double(series.geometry().dims[3]);
+  int passes = 1;
+  const auto frames = [&] { return passes * nt + (need_series || need_mean ? nt : 0); };
   const auto t0 = std::chrono::steady_clock::now();
   RealignResult r;
   try {
-    r = realign(series, o, mask.size() ? &mask : nullptr, [&](int done, int total, int pass, int passes) {
-      if (!tty) return;
-      const int w = 40, fill = total ? done * w / total : w;
-      std::fprintf(stderr, "\rrealign pass %d/%d [%.*s%*s] %d/%d", pass + 1, passes, fill,
-                   "########################################", w - fill, "", done, total);
-      if (done == total) std::fprintf(stderr, "\n");
-      std::fflush(stderr);
+    r = realign(series, o, mask.size() ? &mask : nullptr, [&](int done, int, int pass, int np) {
+      passes = np;
+      bar.update((pass * nt + done) / frames(), "pass " + std::to_string(pass + 1) + "/" + std::to_string(np));
     });
   } catch (...) {
     rethrow_with_context("realigning " + a.input);
@@ -71,13 +74,11 @@ void run(const RealignArgs& a) {
   Geometry g3 = g;
   g3.dims[3] = 1;
   g3.ndim = 3;
-  const bool need_mean = !a.mean.empty() || !a.report.empty();
   Image<float> out, mean_after, mean_before(g3, 0.0f);
-  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD;
-  // with --estimate-only that series is resliced in memory for it and not written.
-  const bool need_series = !a.estimate_only || !a.confounds.empty();
   if (need_series || need_mean)
-    reslice_series(series, r.matrices, a.write_degree, need_series ? &out : nullptr, need_mean ? &mean_after : nullptr);
+    reslice_series(series, r.matrices, a.write_degree, need_series ? &out : nullptr, need_mean ? &mean_after : nullptr,
+                   [&](int done, int) { bar.update((passes * nt + done) / frames(), "reslice"); });
+  bar.finish();
   if (!a.confounds.empty()) {
     const Dvars dv = compute_dvars(out, mask.size() ? &mask : nullptr);
     r.dvars = dv.dvars, r.std_dvars = dv.std_dvars;

@@ -1,5 +1,6 @@
 // voxalign register: rigid / similarity / affine registration of one or more moving images to a
 // fixed image; writes the moved images and the transforms (ITK, FSL, RAS).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/register/register.hpp"
 #include "voxalign/resample/resample.hpp"
@@ -117,11 +119,18 @@ void run(const RegisterArgs& a) {
     }
     const auto t0 = std::chrono::steady_clock::now();
     RegisterResult r;
+    ProgressReporter bar = ProgressReporter::to_stderr("register " + a.moving[n], a.quiet);
     try {
-      r = register_images(fixed, moving, o, fmask.size() ? &fmask : nullptr, mmask.size() ? &mmask : nullptr);
+      r = register_images(fixed, moving, o, fmask.size() ? &fmask : nullptr, mmask.size() ? &mmask : nullptr,
+                          [&](const RegisterStep& s) {
+                            const double in_level = std::min(1.0, double(s.evaluation) / std::max(1, s.max_iterations));
+                            bar.update((s.level + in_level) / s.levels, "level " + std::to_string(s.level + 1) + "/" +
+                                                                            std::to_string(s.levels));
+                          });
     } catch (...) {
       rethrow_with_context("registering " + a.moving[n] + " to " + a.fixed);
     }
+    bar.finish();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     Done d{Image<float>(), r.matrix, moving.geometry(), meta_on_grid(moving_info.meta, fixed_info.meta)};
     if (!a.output.empty()) { // transform files only: no image to resample
@@ -132,8 +141,7 @@ void run(const RegisterArgs& a) {
     if (!a.quiet) {
       std::printf("%s -> %s: %s %s, %.2f s %s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(),
                   o.transform.c_str(), o.metric.c_str(), secs, threads_used().c_str(), r.metric);
-      for (size_t p = 0; p < r.names.size(); ++p) std::printf(" %s=%.6g", r.names[p].c_str(), r.parameters[p]);
-      std::printf("\n");
+      std::printf(" %s\n", parameter_summary(r).c_str());
     }
     done.push_back(std::move(d));
   }

@@ -136,6 +136,6 @@ int64_t min_valid_samples(const Level& L);
 /// Optimise P.theta (its free entries, scaled) on one level with optimizer `opt` (gn, lbfgs, gd,
 /// adam) for at most `iters` iterations; level_spacing (mm) bounds L-BFGS steps and scales Adam's.
 SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,
-                           double level_spacing, const RegisterProgress& progress);
+                           double level_spacing, const std::function<void(int evaluation, double metric)>& progress);
 
 } // namespace voxalign::reg

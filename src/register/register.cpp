@@ -5,6 +5,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "engine.hpp"
@@ -48,7 +49,7 @@ int64_t min_valid_samples(const Level& L) {
 }
 
 SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,
-                           double level_spacing, const RegisterProgress& progress) {
+                           double level_spacing, const std::function<void(int evaluation, double metric)>& progress) {
   const int nf = int(P.free.size());
   auto to_theta = [&](const double* z) {
     std::vector<double> th = P.theta;
@@ -63,7 +64,7 @@ SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, i
     const ParamEval pe = eval_params(L, P, to_theta(z), true, false);
     if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
     for (int j = 0; j < nf; ++j) g[j] = pe.grad[static_cast<size_t>(P.free[j])] / P.scale[static_cast<size_t>(P.free[j])];
-    if (progress) progress(0, 1, ++evals, pe.value);
+    if (progress) progress(++evals, pe.value);
     return pe.value;
   };
   SolveResult sr;
@@ -86,7 +87,7 @@ SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, i
                 JtJ[a * nf + b] = pe.JtJ(pa, pb) / (P.scale[static_cast<size_t>(pa)] * P.scale[static_cast<size_t>(pb)]);
               }
             }
-            if (progress) progress(0, 1, ++evals, pe.value);
+            if (progress) progress(++evals, pe.value);
             return pe.value;
           },
           z0, go);
@@ -287,6 +288,33 @@ std::vector<std::string> transform_groups(const std::string& t) {
   throw InvalidArgument("unknown transform '" + t + "' (use translation, rigid, similarity or affine)");
 }
 
+std::string parameter_summary(const RegisterResult& r) {
+  const int nd = r.model.ndim;
+  std::string out;
+  size_t p = 0;
+  for (const auto& g : r.model.groups) {
+    const int n = affine_group_size(g, nd);
+    VX_CHECK(p + size_t(n) <= r.parameters.size(), InvalidArgument, "parameter_summary: ", r.parameters.size(),
+             " parameters for the groups of this model");
+    // rotations in degrees; scales and zooms as factors (1 + parameter); the rest as stored
+    const double mul = g == "rotation" ? 180.0 / M_PI : 1.0, add = g == "scale" || g == "zoom" ? 1.0 : 0.0;
+    const char* fmt = g == "translation" || g == "rotation" ? "%.3f" : "%.5f";
+    std::string values;
+    for (int q = 0; q < n; ++q) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, fmt, add + mul * r.parameters[p + size_t(q)]);
+      std::string v = buf;
+      if (v.find_first_not_of("-0.") == std::string::npos) v.erase(0, v[0] == '-'); // no "-0.000"
+      values += (q ? ", " : "") + v;
+    }
+    p += size_t(n);
+    out += (out.empty() ? "" : ", ") + g + " " + (n > 1 ? "(" + values + ")" : values);
+    if (g == "translation") out += " mm";
+    else if (g == "rotation") out += " deg";
+  }
+  return out;
+}
+
 RegisterResult register_images(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& o,
                                const Image<float>* fixed_mask, const Image<float>* moving_mask,
                                const RegisterProgress& progress) {
@@ -343,8 +371,8 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
     }
     const int iters = o.iterations.empty() ? (opt == "gn" ? 40 : 100)
                       : o.iterations.size() == 1 ? o.iterations[0] : o.iterations[static_cast<size_t>(li)];
-    RegisterProgress level_progress;
-    if (progress) level_progress = [&](int, int, int it, double v) { progress(li, nlev, it, v); };
+    std::function<void(int, double)> level_progress;
+    if (progress) level_progress = [&](int ev, double v) { progress(RegisterStep{li, nlev, ev, iters, v}); };
     const SolveResult sr = optimise_level(L, P, opt, iters, o, shrink * fmean, level_progress);
     RegisterLevel rl;
     rl.shrink = shrink;

@@ -63,8 +63,15 @@ struct RegisterResult {
   std::vector<RegisterLevel> levels;
 };
 
-/// Optional per-level progress: (level index, levels, iteration, metric).
-using RegisterProgress = std::function<void(int, int, int, double)>;
+/// Progress of register_images, reported after every evaluation of the metric (on the calling thread).
+struct RegisterStep {
+  int level = 0;          ///< 0-based, coarse to fine
+  int levels = 1;
+  int evaluation = 0;     ///< evaluations of the metric so far at this level (line searches may pass max_iterations)
+  int max_iterations = 0; ///< the level's iteration limit
+  double metric = 0.0;
+};
+using RegisterProgress = std::function<void(const RegisterStep&)>;
 
 /// Register `moving` to `fixed` (3D images, or 2D: a third axis of length 1; both the same
 /// dimensionality). Masks (optional, may be null) live on their image's grid; non-zero = use.
@@ -76,6 +83,11 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
 
 /// The AffineModel groups of a transform name (translation, rigid, similarity, affine).
 std::vector<std::string> transform_groups(const std::string& transform);
+
+/// The parameters with their units, group by group, for people: "translation (x, y, z) mm, rotation
+/// (a, b, c) deg" (Euler angles as in docs/register.md), then "scale s", "zoom (x, y, z)" (factors)
+/// and "shear (xy, xz, yz)" where the transform has them.
+std::string parameter_summary(const RegisterResult& result);
 
 /// Internal pieces exposed for tests and the Python bindings.
 namespace reg {
