@@ -616,13 +616,13 @@ RegisterOptions register_options(const nb::dict& kw) {
   RegisterOptions o;
   for (auto [key, val] : kw) {
     const std::string k = nb::cast<std::string>(key);
-    if (k == "transform") o.transform = nb::cast<std::string>(val);
-    else if (k == "metric") o.metric = nb::cast<std::string>(val);
+    if (k == "transform") o.transform = transform_names().parse(nb::cast<std::string>(val));
+    else if (k == "metric") o.metric = metric_names().parse(nb::cast<std::string>(val));
     else if (k == "levels") o.levels = nb::cast<std::vector<int>>(val);
     else if (k == "smoothing") o.smoothing = nb::cast<std::vector<double>>(val);
-    else if (k == "optimizer") o.optimizer = nb::cast<std::string>(val);
+    else if (k == "optimizer") o.optimizer = optimizer_names().parse(nb::cast<std::string>(val));
     else if (k == "iterations") o.iterations = nb::cast<std::vector<int>>(val);
-    else if (k == "init") o.init = nb::cast<std::string>(val);
+    else if (k == "init") o.init = init_names().parse(nb::cast<std::string>(val));
     else if (k == "freeze") o.freeze = nb::cast<std::vector<std::string>>(val);
     else if (k == "degree") o.degree = nb::cast<int>(val);
     else if (k == "max_samples") o.max_samples = nb::cast<int64_t>(val);
@@ -775,7 +775,7 @@ NB_MODULE(_voxalign, m) {
   m.def("register_metric", &py_register_metric, nb::arg("moving"), nb::arg("moving_affine"), nb::arg("fixed"),
         nb::arg("fixed_affine"), nb::arg("groups"), nb::arg("centre"), nb::arg("init"), nb::arg("theta"),
         nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("options"));
-  m.def("transform_groups", &transform_groups);
+  m.def("transform_groups", [](const std::string& t) { return transform_groups(transform_names().parse(t)); });
   m.def("realign", &py_realign, nb::arg("data"), nb::arg("affine"), nb::arg("weight").none(), nb::arg("ref_frame"),
         nb::arg("to_mean"), nb::arg("sep"), nb::arg("fwhm"), nb::arg("degree"), nb::arg("quality"), nb::arg("iterations"),
         nb::arg("reslice"), nb::arg("write_degree"), nb::arg("dvars") = true);

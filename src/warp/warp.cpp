@@ -1090,6 +1090,11 @@ void field_mm_to_voxels(ImageView<const T> u, const Mat4& field_affine, const Ma
   });
 }
 
+const NameTable<FieldUnits>& field_unit_names() {
+  static const NameTable<FieldUnits> t{"field unit", {{FieldUnits::Voxel, "voxel"}, {FieldUnits::Mm, "mm"}}};
+  return t;
+}
+
 #define VX_INSTANTIATE(T)                                                                                        \
   template void scatter_points(Coefficients<T>&, ImageView<const T>, ImageView<const T>, const double*);          \
   template void warp_displacement_adjoint(ImageView<const T>, ImageView<const T>, int, int, Mode, ImageView<T>);  \
