@@ -13,6 +13,12 @@
 
 namespace voxalign::cli {
 
+CLI::App* add_command(CLI::App& app, const std::string& name, const std::string& about, const std::string& footer) {
+  CLI::App* cmd = app.add_subcommand(name, about);
+  cmd->footer(!footer.empty() && footer[0] == '\n' ? footer.substr(1) : footer);
+  return cmd;
+}
+
 void add_common_options(CLI::App* cmd, CommonArgs& c, const std::string& dtype_help) {
   add_choice(cmd, "--dtype", c.dtype, dtype_names(), dtype_help);
   cmd->add_flag("-q,--quiet", c.quiet, "Print nothing on success");

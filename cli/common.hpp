@@ -23,6 +23,10 @@ void register_realign(CLI::App& app);
 /// The hidden commands help-markdown and help-json (cli/reference.cpp): the reference of `app`'s commands.
 void register_reference(CLI::App& app);
 
+/// Add command `name` to `app`: `about` is its one-line description, `footer` the closing paragraphs of
+/// its --help (a raw string; its first new line is dropped).
+CLI::App* add_command(CLI::App& app, const std::string& name, const std::string& about, const std::string& footer);
+
 /// What every command takes: the output data type, -q and --threads.
 struct CommonArgs {
   DataType dtype = DataType::Float32;

@@ -102,16 +102,15 @@ void run(const N4Args& a) {
 void register_n4(CLI::App& app) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
   auto a = std::make_shared<N4Args>();
-  CLI::App* cmd = app.add_subcommand("n4", "N4 bias-field correction (ITK/ANTs N4BiasFieldCorrection)");
-  cmd->footer(
-      "Same algorithm and answer as ITK's N4BiasFieldCorrectionImageFilter, with the options and defaults of\n"
-      "ANTs' N4BiasFieldCorrection: ANTs -s S = --shrink S, -c [50x50x50x50,T] = --iterations 50x50x50x50\n"
-      "--convergence T, -b [D,3] = --spline-distance D --spline-order 3, -b [1x1x1] (mesh) = --control-points 4,\n"
-      "-t [0.15,0.01,200] = --fwhm 0.15 --wiener 0.01 --bins 200, -x M = --mask M, -w W = --weight W,\n"
-      "-o [OUT,BIAS] = -o OUT --bias-out BIAS. The bias is fitted on the image shrunk by S and evaluated at full\n"
-      "resolution from the B-spline control lattice; every voxel is divided by it. Without --mask the bias is\n"
-      "estimated inside an Otsu foreground mask. Voxels <= 0 are left out of the estimate (their log is\n"
-      "undefined) but corrected. See docs/n4.md.");
+  CLI::App* cmd = add_command(app, "n4", "N4 bias-field correction (ITK/ANTs N4BiasFieldCorrection)", R"(
+Same algorithm and answer as ITK's N4BiasFieldCorrectionImageFilter, with the options and defaults of
+ANTs' N4BiasFieldCorrection: ANTs -s S = --shrink S, -c [50x50x50x50,T] = --iterations 50x50x50x50
+--convergence T, -b [D,3] = --spline-distance D --spline-order 3, -b [1x1x1] (mesh) = --control-points 4,
+-t [0.15,0.01,200] = --fwhm 0.15 --wiener 0.01 --bins 200, -x M = --mask M, -w W = --weight W,
+-o [OUT,BIAS] = -o OUT --bias-out BIAS. The bias is fitted on the image shrunk by S and evaluated at full
+resolution from the B-spline control lattice; every voxel is divided by it. Without --mask the bias is
+estimated inside an Otsu foreground mask. Voxels <= 0 are left out of the estimate (their log is
+undefined) but corrected. See docs/n4.md.)");
   cmd->add_option("input", a->input, "Input image (2D or 3D .nii/.nii.gz, positive intensities)")->required();
   cmd->add_option("-o,--output", a->output, "Corrected image; written only when complete")->required();
   cmd->add_option("--mask", a->mask, "Estimate the bias inside this mask (non-zero voxels; same grid as the input)");

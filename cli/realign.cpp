@@ -106,19 +106,18 @@ void run(const RealignArgs& a) {
 
 void register_realign(CLI::App& app) {
   auto a = std::make_shared<RealignArgs>();
-  CLI::App* cmd = app.add_subcommand("realign", "4D motion correction (SPM-style realignment) with SPM/FSL/BIDS outputs");
-  cmd->footer(
-      "Estimates a rigid transform per frame of IN4D to a reference -- the mean of the series (SPM's two passes:\n"
-      "to the first frame, then to the mean of the aligned frames; default), the first frame, or frame N -- by\n"
-      "Gauss-Newton on B-spline interpolated images (exact derivatives) smoothed by --fwhm, with the reference\n"
-      "sampled every --sep mm (SPM's defaults: 4 mm, 5 mm, degree 2, quality 0.9), each frame starting from its\n"
-      "neighbour's estimate. Writes the series resliced on the reference grid (--write-degree, SPM's 4) unless\n"
-      "--estimate-only. Parameter files: --rp (SPM rp_*.txt: tx ty tz mm, pitch roll yaw rad, relative to frame 0),\n"
-      "--par (FSL MCFLIRT: rx ry rz rad, tx ty tz mm), --confounds (BIDS TSV + JSON sidecar: trans_x..rot_z,\n"
-      "with _derivative1, _power2, _derivative1_power2 as fMRIPrep, framewise_displacement (Power, 50 mm), rmsd\n"
-      "(Jenkinson, relative, 80 mm), dvars and std_dvars (nipype's, on the realigned series, in --mask or an\n"
-      "automatic mask of its mean)), --save-transforms (one ITK transform per frame, reference -> frame, LPS,\n"
-      "as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.");
+  CLI::App* cmd = add_command(app, "realign", "4D motion correction (SPM-style realignment) with SPM/FSL/BIDS outputs", R"(
+Estimates a rigid transform per frame of IN4D to a reference -- the mean of the series (SPM's two passes:
+to the first frame, then to the mean of the aligned frames; default), the first frame, or frame N -- by
+Gauss-Newton on B-spline interpolated images (exact derivatives) smoothed by --fwhm, with the reference
+sampled every --sep mm (SPM's defaults: 4 mm, 5 mm, degree 2, quality 0.9), each frame starting from its
+neighbour's estimate. Writes the series resliced on the reference grid (--write-degree, SPM's 4) unless
+--estimate-only. Parameter files: --rp (SPM rp_*.txt: tx ty tz mm, pitch roll yaw rad, relative to frame 0),
+--par (FSL MCFLIRT: rx ry rz rad, tx ty tz mm), --confounds (BIDS TSV + JSON sidecar: trans_x..rot_z,
+with _derivative1, _power2, _derivative1_power2 as fMRIPrep, framewise_displacement (Power, 50 mm), rmsd
+(Jenkinson, relative, 80 mm), dvars and std_dvars (nipype's, on the realigned series, in --mask or an
+automatic mask of its mean)), --save-transforms (one ITK transform per frame, reference -> frame, LPS,
+as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.)");
   cmd->add_option("input", a->input, "4D image (.nii/.nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Realigned 4D series on the reference grid");
   RealignOptions& o = a->realign;

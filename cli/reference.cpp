@@ -1,6 +1,7 @@
 // The hidden commands help-markdown (the generated part of docs/cli.md) and help-json (every
 // command's options with their defaults, which tests compare with the Python functions'), both read
 // from the command definitions themselves: names, help texts and defaults are written once, in cli/*.cpp.
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,11 @@ std::vector<const CLI::Option*> options_of(const CLI::App& cmd) {
   return out;
 }
 
+std::string upper(std::string s) {
+  for (char& c : s) c = char(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 bool is_flag(const CLI::Option& o) { return o.get_items_expected_max() == 0; }
 
 /// The option's name in help-json: its first long name without dashes, else its short or positional name.
@@ -37,7 +43,7 @@ std::string names_of(const CLI::Option& o) {
   std::string s;
   for (const auto& n : o.get_snames()) s += (s.empty() ? "" : ", ") + ("-" + n);
   for (const auto& n : o.get_lnames()) s += (s.empty() ? "" : ", ") + ("--" + n);
-  return "`" + (s.empty() ? o.get_name(true) : s) + "`";
+  return "`" + (s.empty() ? upper(o.get_name(true)) : s) + "`";
 }
 
 std::string json_string(const std::string& s) {
@@ -58,11 +64,13 @@ std::string json_value(const std::string& text) {
   return json_string(text);
 }
 
-std::string markdown_cell(std::string s) {
+/// Help text as Markdown: '*' and '|' escaped (no emphasis between two "--save-*"; no table column);
+/// in a table cell, new lines become spaces.
+std::string markdown_text(const std::string& s, bool cell) {
   std::string out;
   for (char c : s) {
-    if (c == '|') out += '\\';
-    out += c == '\n' ? ' ' : c;
+    if (c == '*' || (c == '|' && cell)) out += '\\';
+    out += cell && c == '\n' ? ' ' : c;
   }
   return out;
 }
@@ -70,13 +78,16 @@ std::string markdown_cell(std::string s) {
 void print_markdown(const CLI::App& app) {
   for (const CLI::App* cmd : visible_commands(app)) {
     const std::string name = "voxalign " + cmd->get_name();
-    std::string usage = name;
+    std::string usage = name; // positionals, then the required options, then the rest
     for (const CLI::Option* o : options_of(*cmd))
-      if (o->get_positional())
-        usage += " " + o->get_name(true) + (o->get_items_expected_max() > 1 ? "..." : "");
+      if (o->get_positional()) usage += " " + upper(o->get_name(true)) + (o->get_items_expected_max() > 1 ? "..." : "");
+    for (const CLI::Option* o : options_of(*cmd))
+      if (!o->get_positional() && o->get_required())
+        usage += " " + (o->get_snames().empty() ? "--" + o->get_lnames().front() : "-" + o->get_snames().front()) + " " +
+                 upper(key_of(*o));
     usage += " [options]";
     std::printf("## %s\n%s.\n\n```\n%s\n```\n\n%s\n\n", name.c_str(), cmd->get_description().c_str(), usage.c_str(),
-                cmd->get_footer().c_str());
+                markdown_text(cmd->get_footer(), false).c_str());
     std::printf("| option | meaning | default |\n|---|---|---|\n");
     for (const CLI::Option* o : options_of(*cmd)) {
       std::string value;
@@ -85,8 +96,8 @@ void print_markdown(const CLI::App& app) {
         value = " " + t.substr(0, t.find(':'));
       }
       const std::string def = o->get_required() ? "required" : o->get_default_str().empty() ? "" : "`" + o->get_default_str() + "`";
-      std::printf("| %s%s | %s | %s |\n", names_of(*o).c_str(), markdown_cell(value).c_str(),
-                  markdown_cell(o->get_description()).c_str(), markdown_cell(def).c_str());
+      std::printf("| %s%s | %s | %s |\n", names_of(*o).c_str(), markdown_text(value, true).c_str(),
+                  markdown_text(o->get_description(), true).c_str(), markdown_text(def, true).c_str());
     }
     std::printf("\n");
   }

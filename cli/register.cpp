@@ -123,21 +123,20 @@ void run(const RegisterArgs& a) {
 
 void register_register(CLI::App& app) {
   auto a = std::make_shared<RegisterArgs>();
-  CLI::App* cmd = app.add_subcommand("register", "Rigid, similarity or affine registration to a fixed image");
-  cmd->footer(
-      "Finds the world-space (RAS mm) pull-back T, fixed point -> moving point, that aligns each MOVING image to\n"
-      "FIXED, and writes the moving image resampled on the fixed grid. T = c + t + R Z S (x - c) about the fixed\n"
-      "image's centre c (or its centre of mass with --init moments), refined coarse to fine over --levels.\n"
-      "Metrics: ssd (sum of squared differences; Gauss-Newton), ncc (normalised cross-correlation), lncc (local NCC\n"
-      "in windows of --radius voxels), mi (Mattes mutual information, --bins; for different contrasts); ncc, lncc\n"
-      "and mi use L-BFGS. Every gradient is exact (B-spline interpolation of --degree, analytic metric derivative).\n"
-      "--init: center (align geometric centres; default), moments (centres of mass), identity, or a transform file:\n"
-      "ITK .txt/.tfm, ANTs .mat (binary), FSL FLIRT .mat (text; fixed = reference, moving = input) or 4x4 RAS text.\n"
-      "Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it:\n"
-      ".txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it; other names are refused),\n"
-      "--save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Without -o only the transform files are written\n"
-      "(give at least one --save-*). Several moving images: give one -o (when given) and one of each --save-* per\n"
-      "moving image, in order. See docs/register.md.");
+  CLI::App* cmd = add_command(app, "register", "Rigid, similarity or affine registration to a fixed image", R"(
+Finds the world-space (RAS mm) pull-back T, fixed point -> moving point, that aligns each MOVING image to
+FIXED, and writes the moving image resampled on the fixed grid. T = c + t + R Z S (x - c) about the fixed
+image's centre c (or its centre of mass with --init moments), refined coarse to fine over --levels.
+Metrics: ssd (sum of squared differences; Gauss-Newton), ncc (normalised cross-correlation), lncc (local NCC
+in windows of --radius voxels), mi (Mattes mutual information, --bins; for different contrasts); ncc, lncc
+and mi use L-BFGS. Every gradient is exact (B-spline interpolation of --degree, analytic metric derivative).
+--init: center (align geometric centres; default), moments (centres of mass), identity, or a transform file:
+ITK .txt/.tfm, ANTs .mat (binary), FSL FLIRT .mat (text; fixed = reference, moving = input) or 4x4 RAS text.
+Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it:
+.txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it; other names are refused),
+--save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Without -o only the transform files are written
+(give at least one --save-*). Several moving images: give one -o (when given) and one of each --save-* per
+moving image, in order. See docs/register.md.)");
   cmd->add_option("moving", a->moving, "Moving image(s) (.nii/.nii.gz, 2D or 3D)")->required();
   cmd->add_option("--fixed", a->fixed, "Fixed (reference) image")->required();
   cmd->add_option("-o,--output", a->output,

@@ -76,13 +76,12 @@ void run(const ResampleArgs& a) {
 
 void register_resample(CLI::App& app) {
   auto a = std::make_shared<ResampleArgs>();
-  CLI::App* cmd = app.add_subcommand("resample", "Resample an image onto another grid through world-space transforms");
-  cmd->footer(
-      "Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.\n"
-      "Transforms are pull-backs (output point -> input point, as ITK/ANTs files are) and are applied to the\n"
-      "output point in the order given: with -t A -t B the output point x samples IN at B(A(x)). Note that this\n"
-      "is the reverse of antsApplyTransforms' stack order. 4D inputs are resampled frame by frame. Computation is\n"
-      "in float32, or float64 when the input is float64/int32/int64 or --dtype float64.");
+  CLI::App* cmd = add_command(app, "resample", "Resample an image onto another grid through world-space transforms", R"(
+Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.
+Transforms are pull-backs (output point -> input point, as ITK/ANTs files are) and are applied to the
+output point in the order given: with -t A -t B the output point x samples IN at B(A(x)). Note that this
+is the reverse of antsApplyTransforms' stack order. 4D inputs are resampled frame by frame. Computation is
+in float32, or float64 when the input is float64/int32/int64 or --dtype float64.)");
   cmd->add_option("input", a->input, "Input image (.nii or .nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Output image (.nii or .nii.gz); written only when complete")->required();
   cmd->add_option("--like", a->like, "Reference image whose grid (dimensions and voxel-to-world matrix) the output takes");

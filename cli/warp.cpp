@@ -77,14 +77,13 @@ void run(const WarpArgs& a) {
 
 void register_warp(CLI::App& app) {
   auto a = std::make_shared<WarpArgs>();
-  CLI::App* cmd = app.add_subcommand("warp", "Apply a displacement field, or the exact adjoint of that warp");
-  cmd->footer(
-      "Forward: OUT(x) = IN(x + u(x)) for every voxel x of the field's grid. The field is a 4D NIfTI (X x Y x Z x 3).\n"
-      "--units voxel (default): u holds displacements in voxels of IN along its i, j, k axes (p = x + u).\n"
-      "--units mm: u holds world (RAS, mm) displacements: the point sampled is A_in^-1 (A_field x + u).\n"
-      "--adjoint: the transpose of that linear map (constant modes use 0 outside): IN lies on the field's grid\n"
-      "and OUT on the forward input's grid (--like REF; default the field's grid). <warp(f), g> = <f, adjoint(g)>\n"
-      "to rounding, for every degree and mode. 4D inputs are processed frame by frame. See docs/warp.md.");
+  CLI::App* cmd = add_command(app, "warp", "Apply a displacement field, or the exact adjoint of that warp", R"(
+Forward: OUT(x) = IN(x + u(x)) for every voxel x of the field's grid. The field is a 4D NIfTI (X x Y x Z x 3).
+--units voxel (default): u holds displacements in voxels of IN along its i, j, k axes (p = x + u).
+--units mm: u holds world (RAS, mm) displacements: the point sampled is A_in^-1 (A_field x + u).
+--adjoint: the transpose of that linear map (constant modes use 0 outside): IN lies on the field's grid
+and OUT on the forward input's grid (--like REF; default the field's grid). <warp(f), g> = <f, adjoint(g)>
+to rounding, for every degree and mode. 4D inputs are processed frame by frame. See docs/warp.md.)");
   cmd->add_option("input", a->input, "Input image (.nii/.nii.gz, 3D or 4D)")->required();
   cmd->add_option("--field", a->field, "Displacement field, 4D NIfTI with 3 components")->required();
   cmd->add_option("-o,--output", a->output, "Output image; written only when complete")->required();
