@@ -20,19 +20,10 @@ namespace fs = std::filesystem;
 namespace voxalign {
 
 const NameTable<DataType>& dtype_names() {
-  static const NameTable<DataType> t{"data type",
-                                     {{DataType::Float32, "float32"},
-                                      {DataType::Float64, "float64"},
-                                      {DataType::UInt8, "uint8"},
-                                      {DataType::Int8, "int8"},
-                                      {DataType::Int16, "int16"},
-                                      {DataType::UInt16, "uint16"},
-                                      {DataType::Int32, "int32"},
-                                      {DataType::UInt32, "uint32"},
-                                      {DataType::Int64, "int64"},
-                                      {DataType::UInt64, "uint64"},
-                                      {DataType::Float32, "float", true},
-                                      {DataType::Float64, "double", true}}};
+  static const NameTable<DataType> t{"data type", {{DataType::Float32, "float32"}, {DataType::Float64, "float64"},
+      {DataType::UInt8, "uint8"}, {DataType::Int8, "int8"}, {DataType::Int16, "int16"}, {DataType::UInt16, "uint16"},
+      {DataType::Int32, "int32"}, {DataType::UInt32, "uint32"}, {DataType::Int64, "int64"},
+      {DataType::UInt64, "uint64"}, {DataType::Float32, "float", true}, {DataType::Float64, "double", true}}};
   return t;
 }
 

@@ -274,32 +274,26 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
 } // namespace reg
 
 const NameTable<TransformType>& transform_names() {
-  static const NameTable<TransformType> t{"transform",
-                                          {{TransformType::Translation, "translation"},
-                                           {TransformType::Rigid, "rigid"},
-                                           {TransformType::Similarity, "similarity"},
-                                           {TransformType::Affine, "affine"}}};
+  static const NameTable<TransformType> t{"transform", {{TransformType::Translation, "translation"},
+      {TransformType::Rigid, "rigid"}, {TransformType::Similarity, "similarity"}, {TransformType::Affine, "affine"}}};
   return t;
 }
 
 const NameTable<Metric>& metric_names() {
-  static const NameTable<Metric> t{"metric", {{Metric::SSD, "ssd"}, {Metric::NCC, "ncc"}, {Metric::LNCC, "lncc"}, {Metric::MI, "mi"}}};
+  static const NameTable<Metric> t{"metric", {{Metric::SSD, "ssd"}, {Metric::NCC, "ncc"}, {Metric::LNCC, "lncc"},
+      {Metric::MI, "mi"}}};
   return t;
 }
 
 const NameTable<Optimizer>& optimizer_names() {
-  static const NameTable<Optimizer> t{"optimizer",
-                                      {{Optimizer::Auto, "auto"},
-                                       {Optimizer::GaussNewton, "gn"},
-                                       {Optimizer::LBFGS, "lbfgs"},
-                                       {Optimizer::GradientDescent, "gd"},
-                                       {Optimizer::Adam, "adam"}}};
+  static const NameTable<Optimizer> t{"optimizer", {{Optimizer::Auto, "auto"}, {Optimizer::GaussNewton, "gn"},
+      {Optimizer::LBFGS, "lbfgs"}, {Optimizer::GradientDescent, "gd"}, {Optimizer::Adam, "adam"}}};
   return t;
 }
 
 const NameTable<RegisterInit>& init_names() {
-  static const NameTable<RegisterInit> t{
-      "init", {{RegisterInit::Center, "center"}, {RegisterInit::Moments, "moments"}, {RegisterInit::Identity, "identity"}}};
+  static const NameTable<RegisterInit> t{"init", {{RegisterInit::Center, "center"},
+      {RegisterInit::Moments, "moments"}, {RegisterInit::Identity, "identity"}}};
   return t;
 }
 
