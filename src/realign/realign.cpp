@@ -271,7 +271,7 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
           else if (nb >= 0) Pc.theta = theta[static_cast<size_t>(nb)];
           else Pc.theta.assign(static_cast<size_t>(np), 0.0);
           Lc.coef = coef[static_cast<size_t>(t)];
-          const SolveResult sr = reg::optimise_level(Lc, Pc, "gn", o.iterations, ro, spacing, {});
+          const SolveResult sr = reg::optimise_level(Lc, Pc, Optimizer::GaussNewton, o.iterations, ro, spacing, {});
           theta[static_cast<size_t>(t)] = Pc.theta;
           res.iterations[static_cast<size_t>(t)] = sr.iterations;
         }

@@ -104,6 +104,11 @@ void field_mm_to_voxels(ImageView<const T> u, const Mat4& field_affine, const Ma
   });
 }
 
+const NameTable<FieldUnits>& field_unit_names() {
+  static const NameTable<FieldUnits> t{"field unit", {{FieldUnits::Voxel, "voxel"}, {FieldUnits::Mm, "mm"}}};
+  return t;
+}
+
 #define VX_INSTANTIATE(T)                                                                                            \
   template int invert_displacement(ImageView<const T>, int, int, int, double, ImageView<T>);                         \
   template void finite_difference_gradient(ImageView<const T>, int, ImageView<T>);                                   \

@@ -14,7 +14,7 @@ namespace {
 RegisterResult result(int ndim, const std::string& transform, std::vector<double> theta) {
   RegisterResult r;
   r.model.ndim = ndim;
-  r.model.groups = transform_groups(transform);
+  r.model.groups = transform_groups(transform_names().parse(transform));
   r.parameters = std::move(theta);
   r.names = r.model.names();
   return r;

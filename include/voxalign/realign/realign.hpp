@@ -21,6 +21,7 @@ struct RealignOptions {
   double quality = 0.9;       ///< keep the samples carrying this fraction of the reference's gradient energy
   int iterations = 64;        ///< most Gauss-Newton iterations per frame
   double tolerance = 1e-3;    ///< stop when a step moves points by less (mm)
+  int write_degree = 4;       ///< B-spline degree of the resliced series and mean (SPM's 4); reslice_series takes it
 };
 
 struct RealignResult {
