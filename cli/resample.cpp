@@ -9,6 +9,7 @@
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/transform/affine_io.hpp"
+#include "voxalign/transform/displacement.hpp"
 
 namespace voxalign::cli {
 namespace {
@@ -40,17 +41,11 @@ template <class T> void run_typed(const ResampleArgs& a) {
       rethrow_with_context("reading --like");
     }
   }
-  std::vector<Mat4> ts;
-  for (const auto& f : a.transforms) {
-    try {
-      // A FLIRT matrix maps between the output grid and IN's: known only when it is the only transform.
-      const bool alone = a.transforms.size() == 1;
-      VX_CHECK(alone || transform_file_format(f) != TransformFormat::FslFlirt, IoError, f,
-               ": an FSL FLIRT matrix can only be given alone (it maps the output grid to IN's grid)");
-      ts.push_back(read_transform(f, alone ? &target : nullptr, alone ? &in.geometry() : nullptr));
-    } catch (...) {
-      rethrow_with_context("reading --transform");
-    }
+  TransformChain chain;
+  try {
+    chain = read_transform_chain(a.transforms, &target, &in.geometry());
+  } catch (...) {
+    rethrow_with_context("reading --transform");
   }
   ResampleOptions opts;
   opts.order = parse_order(a.degree);
@@ -58,7 +53,7 @@ template <class T> void run_typed(const ResampleArgs& a) {
   opts.cval = a.cval;
   Image<T> out;
   try {
-    out = resample(in, target, compose_in_order(ts), opts);
+    out = resample_chain(in, target, chain, opts);
   } catch (...) {
     rethrow_with_context(a.like.empty() ? std::string("resampling") : "resampling onto the grid of --like " + a.like);
   }
@@ -72,7 +67,7 @@ template <class T> void run_typed(const ResampleArgs& a) {
                 (long long)g.dims[1], (long long)g.dims[2]);
     if (g.dims[3] > 1) std::printf("x%lld", (long long)g.dims[3]);
     std::printf(", interpolation %s, mode %s, %zu transform(s), %s)\n", order_name(opts.order).c_str(),
-                mode_name(opts.mode).c_str(), ts.size(), a.dtype.c_str());
+                mode_name(opts.mode).c_str(), a.transforms.size(), a.dtype.c_str());
   }
 }
 
@@ -82,17 +77,21 @@ void register_resample(CLI::App& app) {
   auto a = std::make_shared<ResampleArgs>();
   CLI::App* cmd = app.add_subcommand("resample", "Resample an image onto another grid through world-space transforms");
   cmd->footer(
-      "Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.\n"
-      "Transforms are pull-backs (output point -> input point, as ITK/ANTs files are) and are applied to the\n"
-      "output point in the order given: with -t A -t B the output point x samples IN at B(A(x)). Note that this\n"
-      "is the reverse of antsApplyTransforms' stack order. 4D inputs are resampled frame by frame.");
+      "Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space transforms: affine\n"
+      "matrices and displacement fields. Transforms are pull-backs (output point -> input point, as ITK/ANTs files\n"
+      "are) and are applied to the output point in the order given: with -t A -t B the output point x samples IN\n"
+      "at B(A(x)). This is antsApplyTransforms' order: its -t A -t B samples at B(A(x)) too (ANTs' help says the\n"
+      "last -t is applied first, speaking of the input image: docs/transforms.md). 4D inputs are resampled frame\n"
+      "by frame.");
   cmd->add_option("input", a->input, "Input image (.nii or .nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Output image (.nii or .nii.gz); written only when complete")->required();
   cmd->add_option("--like", a->like, "Reference image whose grid (dimensions and voxel-to-world matrix) the output takes");
   cmd->add_option("-t,--transform", a->transforms,
                   "Transform file, repeatable: a 4x4 RAS matrix in a text file, an ITK Insight Transform text file "
                   "(AffineTransform, MatrixOffsetTransformBase, Euler3DTransform, VersorRigid3DTransform, "
-                  "Similarity3DTransform, TranslationTransform; LPS as ITK writes them) or an ANTs/ITK .mat file");
+                  "Similarity3DTransform, TranslationTransform; LPS as ITK writes them), an ANTs/ITK .mat file, an ITK "
+                  ".h5 file (those types, DisplacementFieldTransform, and composites of them, as antsRegistration "
+                  "writes), or a displacement field .nii/.nii.gz (ITK/ANTs vector image X x Y x Z x 1 x 3, LPS mm)");
   cmd->add_option("--degree", a->degree,
                   "Interpolation: B-spline degree 0..7 (0 nearest, 1 linear, >= 2 prefiltered, interpolating) or keys "
                   "(Catmull-Rom cubic convolution)")

@@ -18,6 +18,7 @@
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/spline/prefilter.hpp"
 #include "voxalign/transform/affine_io.hpp"
+#include "voxalign/transform/displacement.hpp"
 #include "voxalign/warp/warp.hpp"
 #include "voxalign/warp/affine_params.hpp"
 #include "voxalign/solve/solvers.hpp"
@@ -157,9 +158,11 @@ nb::object py_interpolate(InArr<T> coeffs, int pad, int order, const std::string
   return nb::cast(out);
 }
 
+// Resampling through a transform chain (an affine pull-back is a chain of one matrix).
 template <class T>
-nb::ndarray<nb::numpy, T> py_resample(InArr<T> a, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
-                                      Mat44 pullback, int order, const std::string& mode, double cval) {
+nb::ndarray<nb::numpy, T> resample_through(InArr<T> a, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
+                                           const std::vector<nb::object>* items, const Mat4* pullback, int order,
+                                           const std::string& mode, double cval) {
   const ImageView<const T> v = view_of<T>(a, 4, "array");
   if (shape.size() < 1 || shape.size() > 3) throw InvalidArgument("shape must have 1 to 3 entries");
   Geometry gin;
@@ -170,21 +173,52 @@ nb::ndarray<nb::numpy, T> py_resample(InArr<T> a, Mat44 affine, std::vector<int6
   if (a.ndim() == 4) oshape.push_back(size_t(frames));
   for (auto s : shape)
     if (s < 1) throw InvalidArgument("shape entries must be positive");
-  T* data;
-  auto out = new_array<T>(oshape, &data, true);
   int64_t odims[4];
   for (int d = 0; d < 4; ++d) odims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
-  const ImageView<T> ov = contiguous_view(data, odims);
   ResampleOptions o;
   o.order = order;
   o.mode = parse_mode(mode);
   o.cval = cval;
-  const Mat4 A = to_mat4(affine), B = to_mat4(target_affine), P = to_mat4(pullback);
+  const Mat4 A = to_mat4(affine), B = to_mat4(target_affine);
+  TransformChain chain;
+  if (pullback) chain.append(*pullback);
+  else {
+    // Files (names) and 4x4 matrices in application order; the grids let a FLIRT matrix given alone be read.
+    Geometry gout;
+    for (int d = 0; d < 3; ++d) gout.dims[d] = odims[d];
+    gout.affine = B;
+    gin.affine = A;
+    const bool alone = items->size() == 1;
+    for (const nb::object& it : *items) {
+      if (nb::isinstance<nb::str>(it))
+        chain.append(read_transform_chain({nb::cast<std::string>(it)}, alone ? &gout : nullptr, alone ? &gin : nullptr));
+      else
+        chain.append(to_mat4(nb::cast<Mat44>(it)));
+    }
+  }
+  T* data;
+  auto out = new_array<T>(oshape, &data, true);
+  const ImageView<T> ov = contiguous_view(data, odims);
   {
     nb::gil_scoped_release release;
-    resample_into<T>(v, A, interpolated_axes(gin), ov, B, P, o);
+    resample_chain_into<T>(v, A, interpolated_axes(gin), ov, B, chain, o);
   }
   return out;
+}
+
+template <class T>
+nb::ndarray<nb::numpy, T> py_resample(InArr<T> a, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
+                                      Mat44 pullback, int order, const std::string& mode, double cval) {
+  const Mat4 P = to_mat4(pullback);
+  return resample_through<T>(a, affine, std::move(shape), target_affine, nullptr, &P, order, mode, cval);
+}
+
+// items: transform file names (displacement fields, .h5, every affine format) and 4x4 matrices.
+template <class T>
+nb::ndarray<nb::numpy, T> py_resample_chain(InArr<T> a, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
+                                            std::vector<nb::object> items, int order, const std::string& mode,
+                                            double cval) {
+  return resample_through<T>(a, affine, std::move(shape), target_affine, &items, nullptr, order, mode, cval);
 }
 
 // A field (or tangent) of shape (*grid, nd) as a view with the components in dims[3].
@@ -864,6 +898,8 @@ NB_MODULE(_voxalign, m) {
   m.def("interpolate", &py_interpolate<float>);
   m.def("resample", &py_resample<double>);
   m.def("resample", &py_resample<float>);
+  m.def("resample_chain", &py_resample_chain<double>);
+  m.def("resample_chain", &py_resample_chain<float>);
   m.def("warp_field", &py_warp_field<double>);
   m.def("warp_field", &py_warp_field<float>);
   m.def("read_transform", [](const std::string& p) { return from_mat4(read_transform(p)); });

@@ -265,7 +265,10 @@ def resample(array, affine, shape: Sequence[int], target_affine, transform=None,
     """Resample ``array`` (voxel->world ``affine``) onto the grid ``shape`` / ``target_affine``.
 
     ``transform`` is a world-space (RAS mm) pull-back: a 4x4 matrix mapping target world points to
-    input world points, a transform file name, or a list of those applied in the order given. A 4D
+    input world points, a transform file name, or a list of those applied in the order given (the order
+    of antsApplyTransforms' -t and ANTsPy's ``transformlist``). Files may be affine transforms in any
+    format read_transform reads, ITK .h5 files (composites and displacement fields included) and
+    ITK/ANTs displacement fields (.nii/.nii.gz vector images, docs/transforms.md). A 4D
     array is resampled frame by frame (its last axis is time). Returns an array of ``shape``
     (plus the frames), float32 for float32 input and float64 otherwise.
 
@@ -277,8 +280,22 @@ def resample(array, affine, shape: Sequence[int], target_affine, transform=None,
     shape = tuple(int(s) for s in np.atleast_1d(shape))
     A = _affine4(affine, "resample: affine")
     B = _affine4(target_affine, "resample: target_affine")
+    items = _transform_files(transform)
+    if items is not None:
+        return _core.resample_chain(a, A, list(shape), B, items, _order(degree), _mode(mode),
+                                    _finite(cval, "resample: cval"))
     T = _affine4(_as_transform(transform), "resample: transform", invertible=False)
     return _core.resample(a, A, list(shape), B, T, _order(degree), _mode(mode), _finite(cval, "resample: cval"))
+
+
+def _transform_files(t):
+    """A transform that names files, as the list resample_chain takes (names and 4x4 matrices, in the
+    order applied); None when it names none (matrices only)."""
+    seq = list(t) if isinstance(t, (list, tuple)) else [t]
+    if not any(isinstance(x, (str, os.PathLike)) for x in seq):
+        return None
+    return [os.fspath(x) if isinstance(x, (str, os.PathLike))
+            else _affine4(x, "resample: transform", invertible=False) for x in seq]
 
 
 def warp_field(array, field, degree=3, mode: str = "constant", cval: float = 0.0):

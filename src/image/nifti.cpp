@@ -163,16 +163,16 @@ std::string header_file(const std::string& path) {
 }
 
 // The header in the open header file f of `path` (checked by header_file).
-ParsedHeader parse_header_file(const InFile& f, const std::string& path, bool want_extensions) {
+ParsedHeader parse_header_file(const InFile& f, const std::string& path, bool want_extensions, bool vector = false) {
   const bool pair = is_pair_name(path);
   // A .hdr holds the header and its extensions only; a single file, the header, then (when the
   // flag after it is set) extensions up to vox_offset.
   std::vector<unsigned char> h = header_prefix(f, pair ? kMaxHeaderBytes : nifti_detail::kHeaderProbe + 4);
-  ParsedHeader ph = nifti_detail::parse_header(h.data(), h.size(), path, pair);
+  ParsedHeader ph = nifti_detail::parse_header(h.data(), h.size(), path, pair, vector);
   const size_t flag = ph.header_size;
   if (want_extensions && !pair && h.size() > flag && h[flag] != 0 && uint64_t(ph.vox_offset) > h.size()) {
     h = header_prefix(f, std::min<uint64_t>(uint64_t(ph.vox_offset), kMaxHeaderBytes));
-    ph = nifti_detail::parse_header(h.data(), h.size(), path, pair);
+    ph = nifti_detail::parse_header(h.data(), h.size(), path, pair, vector);
   }
   return ph;
 }
@@ -302,10 +302,11 @@ NiftiHeaderInfo read_nifti_header(const std::string& path) {
   return parse_header_file(f, path, false).info;
 }
 
-template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
+namespace {
+template <class T> Image<T> read_image(const std::string& path, NiftiHeaderInfo* info_out, bool vector) {
   const std::string hdr = header_file(path);
   const InFile f(hdr, path); // a single file is opened once, for its header and its data
-  const ParsedHeader h = parse_header_file(f, path, true);
+  const ParsedHeader h = parse_header_file(f, path, true, vector);
   // Raw data read here rather than by nifti_image_load, which replaces NaN/Inf by 0 (nibabel, the
   // reference, keeps them).
   Image<T> img;
@@ -317,6 +318,15 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
   }
   if (info_out) *info_out = h.info;
   return img;
+}
+} // namespace
+
+template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info) {
+  return read_image<T>(path, info, false);
+}
+
+template <class T> Image<T> read_nifti_vector(const std::string& path, NiftiHeaderInfo* info) {
+  return read_image<T>(path, info, true);
 }
 
 void check_nifti_output_path(const std::string& path) {
@@ -432,6 +442,8 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
 
 template Image<float> read_nifti(const std::string&, NiftiHeaderInfo*);
 template Image<double> read_nifti(const std::string&, NiftiHeaderInfo*);
+template Image<float> read_nifti_vector(const std::string&, NiftiHeaderInfo*);
+template Image<double> read_nifti_vector(const std::string&, NiftiHeaderInfo*);
 template void write_nifti(const std::string&, const Image<float>&, const NiftiWriteOptions&);
 template void write_nifti(const std::string&, const Image<double>&, const NiftiWriteOptions&);
 
