@@ -103,7 +103,8 @@ class Registration:
 
         - None (default) or "itk": an ITK AffineTransform_double_3_3 (LPS), encoded as the name says, as
           ``voxalign register --save-transform`` does: ``.txt``/``.tfm`` ITK text, ``.mat`` ITK/ANTs
-          binary MATLAB v4 (what ANTs writes as ``0GenericAffine.mat``); other names are refused;
+          binary MATLAB v4 (what ANTs writes as ``0GenericAffine.mat``), ``.h5`` ITK HDF5; other names
+          are refused;
         - "fsl": an FSL FLIRT matrix (text), which must be named ``.mat`` (readers tell it from an ITK
           ``.mat`` by its content: text, not binary);
         - "ras": a 4x4 RAS pull-back matrix as text, any name.
