@@ -168,7 +168,7 @@ void register_register(CLI::App& app) {
       "--init: center (align geometric centres; default), moments (centres of mass), identity, or a transform file:\n"
       "ITK .txt/.tfm, ANTs .mat (binary), FSL FLIRT .mat (text; fixed = reference, moving = input) or 4x4 RAS text.\n"
       "Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it:\n"
-      ".txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it; other names are refused),\n"
+      ".txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it, .h5 ITK HDF5; other names are refused),\n"
       "--save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Without -o only the transform files are written\n"
       "(give at least one --save-*). Several moving images: give one -o (when given) and one of each --save-* per\n"
       "moving image, in order. See docs/register.md.");
@@ -196,7 +196,7 @@ void register_register(CLI::App& app) {
   cmd->add_option("--init", a->init, "center, moments, identity or a transform file")->capture_default_str();
   cmd->add_option("--freeze", a->freeze, "Groups kept at their initial value: translation,rotation,scale,zoom,shear");
   cmd->add_option("--save-transform", a->save_itk,
-                  "ITK transform file(s): .txt/.tfm ITK text, .mat ITK/ANTs binary (MATLAB v4)");
+                  "ITK transform file(s): .txt/.tfm ITK text, .mat ITK/ANTs binary (MATLAB v4), .h5 ITK HDF5");
   cmd->add_option("--save-fsl", a->save_fsl, "FSL FLIRT matrix file(s) (.mat)");
   cmd->add_option("--save-matrix", a->save_matrix, "4x4 RAS pull-back matrix text file(s)");
   cmd->add_option("--degree", a->degree, "B-spline degree of the moving image during estimation (1..5)")
