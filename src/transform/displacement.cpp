@@ -48,12 +48,14 @@ std::vector<PreparedStep> prepare(const TransformChain& chain) {
   return out;
 }
 
-// Map n world points (xyz interleaved) in place; `scratch` holds 4n doubles.
-void map_prepared(const std::vector<PreparedStep>& steps, double* xyz, int64_t n, std::vector<double>& scratch) {
+// Map n world points (xyz interleaved) in place through steps[first..]; `scratch` holds 4n doubles.
+void map_prepared(const std::vector<PreparedStep>& steps, double* xyz, int64_t n, std::vector<double>& scratch,
+                  size_t first = 0) {
   scratch.resize(size_t(4 * n));
   double* vox = scratch.data();
   double* val = vox + 3 * n;
-  for (const PreparedStep& s : steps) {
+  for (size_t si = first; si < steps.size(); ++si) {
+    const PreparedStep& s = steps[si];
     const Mat4& M = s.field ? s.world_to_voxel : s.matrix;
     double* dst = s.field ? vox : xyz;
     for (int64_t i = 0; i < n; ++i) {
@@ -152,6 +154,17 @@ void resample_chain_into(ImageView<const T> in, const Mat4& in_affine, int in_ax
     VX_CHECK(s.field || s.matrix.allFinite(), InvalidArgument, "resample: transform is not finite");
   const std::vector<PreparedStep> steps = prepare(chain);
   const Mat4 to_in = in_affine.inverse();
+  // A first field on the output grid itself (antsRegistration's warps are on the fixed grid) is read at
+  // the voxels, not interpolated there: the same values (grids equal to NIfTI's float32 header
+  // rounding, 1e-6 mm), without the interpolation's cost.
+  const DisplacementField* on_grid = nullptr;
+  if (chain.steps[0].field) {
+    const Geometry& fg = chain.steps[0].field->u.geometry();
+    Geometry og;
+    for (int d = 0; d < 3; ++d) og.dims[d] = out.dims[d];
+    og.affine = out_affine;
+    if (fg.same_grid(og, 1e-6)) on_grid = chain.steps[0].field.get();
+  }
   // The input point of every output voxel, once for all frames, as a displacement in input voxels
   // (p(x) - x: what warp_displacement takes).
   const int64_t nx = out.dims[0], ny = out.dims[1], nz = out.dims[2];
@@ -166,7 +179,12 @@ void resample_chain_into(ImageView<const T> in, const Mat4& in_affine, int in_ax
         for (int d = 0; d < 3; ++d)
           pts[size_t(3 * i + d)] = out_affine(d, 0) * double(i) + out_affine(d, 1) * double(j) +
                                    out_affine(d, 2) * double(k) + out_affine(d, 3);
-      map_prepared(steps, pts.data(), nx, scratch);
+      if (on_grid) {
+        const ImageView<const double> u = on_grid->u.view();
+        for (int64_t i = 0; i < nx; ++i)
+          for (int d = 0; d < 3; ++d) pts[size_t(3 * i + d)] += u(i, j, k, d);
+      }
+      map_prepared(steps, pts.data(), nx, scratch, on_grid ? 1 : 0);
       for (int64_t i = 0; i < nx; ++i) {
         const double* y = &pts[size_t(3 * i)];
         const double x[3] = {double(i), double(j), double(k)};

@@ -102,6 +102,21 @@ def test_field_nifti_matches_simpleitk(t1_small, tmp_path):
     assert np.abs(got - data).max() / np.ptp(data) > 0.2
 
 
+def test_field_on_the_image_grid_matches_simpleitk(t1_small, tmp_path):
+    """A field on the output grid itself (as antsRegistration writes warps) is read at the voxels."""
+    path, data, _ = t1_small
+    ref_img = sitk.ReadImage(str(path), sitk.sitkFloat32)
+    u = smooth_field(data.shape, 5.0, seed=3)
+    fimg = sitk.GetImageFromArray(np.ascontiguousarray(u.transpose(2, 1, 0, 3)), isVector=True)
+    fimg.CopyInformation(ref_img)
+    fpath = tmp_path / "ongrid.nii.gz"
+    sitk.WriteImage(fimg, str(fpath))
+    t = sitk.DisplacementFieldTransform(sitk.Cast(fimg, sitk.sitkVectorFloat64))
+    got = ours(t1_small, [str(fpath), _write(tmp_path / "a.txt", AFFINE_TXT)])
+    ref = sitk_resample(path, sitk.CompositeTransform([sitk.ReadTransform(str(tmp_path / "a.txt")), t]))
+    assert_close(got, ref, data, "on-grid field + affine vs SimpleITK")
+
+
 def test_field_and_affine_order_matches_ants(t1_small, tmp_path):
     """antsApplyTransforms' -t order is voxalign's: transformlist=[field, affine] samples at
     affine(field(x)), and voxalign's transform=[field, affine] does the same."""
