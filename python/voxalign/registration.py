@@ -79,9 +79,13 @@ class Registration:
         """Parameters by name."""
         return dict(zip(self.names, self.parameters.tolist()))
 
-    def apply(self, image, affine=None, degree=3, mode: Optional[str] = None, cval: float = 0.0) -> np.ndarray:
+    def apply(self, image, affine=None, degree=3, mode: Optional[str] = None, cval: float = 0.0,
+              before=None) -> np.ndarray:
         """The moving image (or any image in the moving space) resampled onto the fixed grid.
-        ``mode`` defaults to :data:`voxalign.RESAMPLE_DEFAULT_MODE` ('itk': as antsApplyTransforms)."""
+        ``mode`` defaults to :data:`voxalign.RESAMPLE_DEFAULT_MODE` ('itk': as antsApplyTransforms).
+        ``before``: transforms applied to the fixed point ahead of this registration's matrix, as
+        ``resample(transform=...)`` takes them (files, displacement fields, matrices; one or a list):
+        a warp in fixed space estimated after this affine, as ``-t warp.nii.gz -t affine.mat``."""
         from . import RESAMPLE_DEFAULT_MODE, resample
         mode = RESAMPLE_DEFAULT_MODE if mode is None else mode
         if hasattr(image, "get_fdata") and hasattr(image, "affine"):
@@ -90,7 +94,10 @@ class Registration:
         else:
             a = np.asarray(image)
             aff = self.moving_affine if affine is None else affine
-        return resample(a, aff, self.fixed_shape, self.fixed_affine, transform=self.matrix, degree=degree, mode=mode,
+        t = self.matrix
+        if before is not None:
+            t = [*(before if isinstance(before, (list, tuple)) else [before]), self.matrix]
+        return resample(a, aff, self.fixed_shape, self.fixed_affine, transform=t, degree=degree, mode=mode,
                         cval=cval)
 
     def fsl_matrix(self) -> np.ndarray:

@@ -272,3 +272,18 @@ def test_field_resampling_is_thread_count_independent(t1_small, tmp_path):
     finally:
         vx.set_num_threads(n0)
     np.testing.assert_array_equal(res[0], res[1])
+
+
+def test_registration_apply_takes_a_field_before_its_matrix(t1_small, tmp_path):
+    """Registration.apply(before=[field]) = resample(transform=[field, matrix]) = ANTs' -t field -t affine."""
+    path, data, aff = t1_small
+    fpath, _ = field_over(t1_small, tmp_path)
+    reg = vx.register(data, data, fixed_affine=aff, moving_affine=aff, transform="rigid", levels=(4,),
+                      iterations=2)
+    reg.matrix = vx.read_transform(_write(tmp_path / "a.txt", AFFINE_TXT))
+    got = reg.apply(data, before=str(fpath), degree=1)
+    np.testing.assert_array_equal(got, ours(t1_small, [str(fpath), reg.matrix]))
+    img = ants.image_read(str(path))
+    ref = ants.apply_transforms(img, img, transformlist=[str(fpath), str(tmp_path / "a.txt")],
+                                interpolator="linear").numpy()
+    assert_close(got, ref, data, "Registration.apply(before=field) vs ants.apply_transforms")
