@@ -287,3 +287,30 @@ def test_registration_apply_takes_a_field_before_its_matrix(t1_small, tmp_path):
     ref = ants.apply_transforms(img, img, transformlist=[str(fpath), str(tmp_path / "a.txt")],
                                 interpolator="linear").numpy()
     assert_close(got, ref, data, "Registration.apply(before=field) vs ants.apply_transforms")
+
+
+def test_composites_written_by_ants_registration(t1_small, tmp_path):
+    """antsRegistration's own .h5 composites (affine + SyN field, float, write_composite_transform):
+    voxalign resamples through Composite.h5 and InverseComposite.h5 as ants.apply_transforms does."""
+    from scipy.ndimage import shift
+    path, data, aff = t1_small
+    small = data[::2, ::2, ::2]
+    a2 = aff.copy()
+    a2[:3, :3] *= 2
+    fixed_p, moving_p = tmp_path / "f.nii.gz", tmp_path / "m.nii.gz"
+    nib.Nifti1Image(small, a2).to_filename(str(fixed_p))
+    nib.Nifti1Image(shift(small, (1.5, -1.0, 0.5), order=1), a2).to_filename(str(moving_p))
+    f, m = ants.image_read(str(fixed_p)), ants.image_read(str(moving_p))
+    r = ants.registration(f, m, type_of_transform="SyN", reg_iterations=(4, 2), aff_iterations=(20, 10),
+                          aff_shrink_factors=(2, 1), aff_smoothing_sigmas=(1, 0), write_composite_transform=True,
+                          outprefix=str(tmp_path / "reg_"))
+    comp, inv = tmp_path / "reg_Composite.h5", tmp_path / "reg_InverseComposite.h5"
+    assert r["fwdtransforms"] == str(comp) and inv.exists()
+    mov = np.asarray(nib.load(str(moving_p)).dataobj, dtype=np.float32)
+    got = vx.resample(mov, a2, small.shape, a2, transform=str(comp), degree=1)
+    ref = ants.apply_transforms(f, m, transformlist=[str(comp)], interpolator="linear").numpy()
+    assert_close(got, ref, small, "ANTs Composite.h5 vs ants.apply_transforms")
+    assert np.abs(got - mov).max() / np.ptp(small) > 0.05  # the composite moves the image
+    back = vx.resample(small, a2, small.shape, a2, transform=str(inv), degree=1)
+    ref_back = ants.apply_transforms(m, f, transformlist=[str(inv)], interpolator="linear").numpy()
+    assert_close(back, ref_back, small, "ANTs InverseComposite.h5 vs ants.apply_transforms")
