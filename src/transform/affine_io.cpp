@@ -186,6 +186,13 @@ Mat4 read_itk_mat(const std::string& bytes, const std::string& what) {
 
 } // namespace
 
+bool name_ends_with(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  for (size_t i = 0; i < suffix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i]) return false;
+  return true;
+}
+
 Mat4 lps_ras_flip(const Mat4& m) {
   Mat4 F = Mat4::Identity();
   F(0, 0) = F(1, 1) = -1;
@@ -245,12 +252,6 @@ std::string transform_bytes(const std::string& path) {
   return std::string(b.begin(), b.end());
 }
 
-bool has_suffix(const std::string& s, const std::string& suffix) {
-  if (s.size() < suffix.size()) return false;
-  for (size_t i = 0; i < suffix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i]) return false;
-  return true;
-}
 
 TransformFormat format_of(const std::string& path, const std::string& bytes) {
   if (bytes.rfind("\x89HDF\r\n\x1a\n", 0) == 0) return TransformFormat::ItkHdf5;
@@ -258,7 +259,7 @@ TransformFormat format_of(const std::string& path, const std::string& bytes) {
   if (bytes.find("#Insight Transform File") != std::string::npos || bytes.find("Transform:") != std::string::npos)
     return TransformFormat::ItkText;
   if (bytes.find(kRasHeader) != std::string::npos) return TransformFormat::VoxalignRas;
-  if (has_suffix(path, ".1d")) return TransformFormat::Afni;
+  if (name_ends_with(path, ".1d")) return TransformFormat::Afni;
   // AFNI writes a 3x4 matrix as one row of 12 numbers (aff12.1D); no other format does.
   std::istringstream in(bytes);
   std::string line;
@@ -271,7 +272,7 @@ TransformFormat format_of(const std::string& path, const std::string& bytes) {
     while (ls >> tok) ++count;
     if (count == 12) return TransformFormat::Afni;
   }
-  if (has_suffix(path, ".mat")) return TransformFormat::FslFlirt;
+  if (name_ends_with(path, ".mat")) return TransformFormat::FslFlirt;
   return TransformFormat::RasText;
 }
 
@@ -405,7 +406,7 @@ std::string itk_mat_bytes(const Mat4& ras) {
 void write_itk_mat(const std::string& path, const Mat4& ras) { write_text_file(path, itk_mat_bytes(ras)); }
 
 bool is_itk_transform_name(const std::string& path) {
-  return has_suffix(path, ".txt") || has_suffix(path, ".tfm") || has_suffix(path, ".mat") ||
+  return name_ends_with(path, ".txt") || name_ends_with(path, ".tfm") || name_ends_with(path, ".mat") ||
          is_hdf5_transform_name(path);
 }
 
@@ -416,7 +417,7 @@ void check_itk_transform_name(const std::string& path, const std::string& option
 
 void write_itk_transform(const std::string& path, const Mat4& ras, const std::string& option) {
   check_itk_transform_name(path, option);
-  if (has_suffix(path, ".mat")) write_itk_mat(path, ras);
+  if (name_ends_with(path, ".mat")) write_itk_mat(path, ras);
   else if (is_hdf5_transform_name(path)) write_itk_hdf5(path, ras);
   else write_itk_affine(path, ras);
 }
@@ -461,7 +462,7 @@ Mat4 ras_pullback_to_fsl(const Mat4& ras, const Geometry& reference, const Geome
 }
 
 void write_fsl_matrix(const std::string& path, const Mat4& ras, const Geometry& reference, const Geometry& input) {
-  VX_CHECK(has_suffix(path, ".mat"), InvalidArgument, path,
+  VX_CHECK(name_ends_with(path, ".mat"), InvalidArgument, path,
            ": an FSL FLIRT matrix file must be named .mat (how FSL and voxalign tell it from a RAS matrix)");
   write_text_file(path, matrix_text(ras_pullback_to_fsl(ras, reference, input)));
 }

@@ -13,14 +13,6 @@
 namespace voxalign {
 namespace {
 
-bool ends_with_nocase(const std::string& s, const char* suffix) {
-  const std::string suf(suffix);
-  if (s.size() < suf.size()) return false;
-  for (size_t i = 0; i < suf.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[s.size() - suf.size() + i])) != suf[i]) return false;
-  return true;
-}
-
 // A chain ready to map points: each field as three linear-interpolation coefficient grids in ITK's
 // mode (zero displacement beyond half a voxel outside the grid, clamped inside: ITK's
 // DisplacementFieldTransform with its default linear interpolator) and its world -> voxel matrix.
@@ -108,7 +100,7 @@ void check_displacement_field(const DisplacementField& f, const std::string& wha
 }
 
 bool is_displacement_field_name(const std::string& path) {
-  return ends_with_nocase(path, ".nii") || ends_with_nocase(path, ".nii.gz");
+  return name_ends_with(path, ".nii") || name_ends_with(path, ".nii.gz");
 }
 
 DisplacementField read_displacement_field(const std::string& path) {

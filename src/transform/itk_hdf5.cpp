@@ -152,14 +152,7 @@ void write_doubles(hid_t loc, const char* name, const std::vector<double>& v) {
 } // namespace
 
 bool is_hdf5_transform_name(const std::string& path) {
-  auto ends = [&](const char* suf) {
-    const size_t n = std::strlen(suf);
-    if (path.size() < n) return false;
-    for (size_t i = 0; i < n; ++i)
-      if (std::tolower(static_cast<unsigned char>(path[path.size() - n + i])) != suf[i]) return false;
-    return true;
-  };
-  return ends(".h5") || ends(".hdf5") || ends(".hdf");
+  return name_ends_with(path, ".h5") || name_ends_with(path, ".hdf5") || name_ends_with(path, ".hdf");
 }
 
 TransformChain read_itk_hdf5(const std::string& path) {

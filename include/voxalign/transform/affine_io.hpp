@@ -49,6 +49,10 @@ Mat4 itk_transform_lps(const std::string& type, const std::vector<double>& param
 /// Parse ITK transform text (LPS) and return the RAS pull-back matrix. `what` names the source in errors.
 Mat4 parse_itk_transform_text(const std::string& text, const std::string& what);
 
+/// Whether a file name ends in `lower_suffix` (given in lower case), in any case: how transform files
+/// are told by name.
+bool name_ends_with(const std::string& path, const std::string& lower_suffix);
+
 /// Convert between LPS and RAS (the same operation both ways: conjugation by diag(-1,-1,1,1)).
 Mat4 lps_ras_flip(const Mat4& m);
 
