@@ -287,6 +287,9 @@ Mat4 read_hdf5_affine(const std::string& path) {
 Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference, const Geometry* input) {
   // HDF5 files are told by name (as ITK does) and read by libhdf5, not loaded here: fields may be large.
   if (is_hdf5_transform_name(path)) return read_hdf5_affine(path);
+  VX_CHECK(!is_displacement_field_name(path), IoError, path,
+           ": a displacement field (NIfTI image), not an affine transform: give it where displacement fields are "
+           "accepted (voxalign resample -t, Python resample(transform=...))");
   const std::string bytes = transform_bytes(path);
   switch (format_of(path, bytes)) {
   case TransformFormat::ItkHdf5: // only under another name: read by name, as ITK does

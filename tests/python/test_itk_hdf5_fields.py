@@ -164,6 +164,10 @@ def test_field_h5_alone(t1_small, tmp_path):
     assert_close(ours(t1_small, [str(h5)]), sitk_resample(path, t), data, "field .h5 vs SimpleITK")
     with pytest.raises(Exception, match="holds a displacement field"):
         vx.read_transform(h5)
+    nii = tmp_path / "field.nii.gz"
+    sitk.WriteImage(fimg, str(nii))
+    with pytest.raises(Exception, match="field.nii.gz: a displacement field"):
+        vx.read_transform(nii)
 
 
 def _write(p, text):
