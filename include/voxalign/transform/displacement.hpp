@@ -29,7 +29,7 @@ struct TransformStep {
 };
 
 /// Steps in application order: the output point is mapped by steps[0] first, then steps[1], ...
-/// (the order of voxalign's -t options and of antsApplyTransforms' -t options read right to left).
+/// (the order of voxalign's -t options, which is antsApplyTransforms' -t order: docs/transforms.md).
 struct TransformChain {
   std::vector<TransformStep> steps;
 
