@@ -7,11 +7,12 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD   := build/release
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: compilers and libraries the build links, plus real data for the demo and tests.
-APT_PKGS := g++ make libeigen3-dev libnifti2-dev libcli11-dev libgtest-dev zlib1g-dev libdeflate-dev mricron-data
+APT_PKGS := g++ make libeigen3-dev libnifti2-dev libcli11-dev libgtest-dev zlib1g-dev libdeflate-dev libhdf5-dev mricron-data
 # PyPI packages: the build (nanobind, scikit-build-core, cmake, ninja) and the tests' references
-# (hypothesis: scipy's own test module, run against voxalign.map_coordinates, needs it).
-PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest hypothesis nilearn
-PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis,nilearn
+# (hypothesis: scipy's own test module, run against voxalign.map_coordinates, needs it; antspyx: `import ants`,
+# the displacement-field and .h5 tests).
+PIP_PKGS := numpy scipy nibabel SimpleITK antspyx pylops nanobind scikit-build-core cmake ninja pytest hypothesis nilearn
+PY_MODULES := numpy,scipy,nibabel,SimpleITK,ants,nanobind,pytest,pylops,hypothesis,nilearn
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 

@@ -141,7 +141,7 @@ and mi use L-BFGS. Every gradient is exact (B-spline interpolation of --degree, 
 --init: center (align geometric centres; default), moments (centres of mass), identity, or a transform file:
 ITK .txt/.tfm, ANTs .mat (binary), FSL FLIRT .mat (text; fixed = reference, moving = input) or 4x4 RAS text.
 Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as ANTs and SimpleITK read it:
-.txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it; other names are refused),
+.txt/.tfm ITK text, .mat ITK/ANTs binary MATLAB v4 as ANTs writes it, .h5 ITK HDF5; other names are refused),
 --save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Without -o only the transform files are written
 (give at least one --save-*). Several moving images: give one -o (when given) and one of each --save-* per
 moving image, in order. See docs/register.md.)");
@@ -182,7 +182,7 @@ moving image, in order. See docs/register.md.)");
   add_parsed(cmd, "--freeze", join(o.freeze, ","), "Groups kept at their initial value: translation,rotation,scale,zoom,shear",
              [&o](const std::string& s) { o.freeze = split_names(s, "--freeze"); });
   cmd->add_option("--save-transform", a->save_itk,
-                  "ITK transform file(s): .txt/.tfm ITK text, .mat ITK/ANTs binary (MATLAB v4)");
+                  "ITK transform file(s): .txt/.tfm ITK text, .mat ITK/ANTs binary (MATLAB v4), .h5 ITK HDF5");
   cmd->add_option("--save-fsl", a->save_fsl, "FSL FLIRT matrix file(s) (.mat)");
   cmd->add_option("--save-matrix", a->save_matrix, "4x4 RAS pull-back matrix text file(s)");
   cmd->add_option("--degree", o.degree, "B-spline degree of the moving image during estimation (1..5)")

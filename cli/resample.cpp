@@ -10,6 +10,7 @@
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/transform/affine_io.hpp"
+#include "voxalign/transform/displacement.hpp"
 
 namespace voxalign::cli {
 namespace {
@@ -29,21 +30,15 @@ template <class T> void run_typed(const ResampleArgs& a, const Image<T>& in, con
     target = like.grid;
     meta = like.meta;
   }
-  std::vector<Mat4> ts;
-  for (const auto& f : a.transforms) {
-    try {
-      // A FLIRT matrix maps between the output grid and IN's: known only when it is the only transform.
-      const bool alone = a.transforms.size() == 1;
-      VX_CHECK(alone || transform_file_format(f) != TransformFormat::FslFlirt, IoError, f,
-               ": an FSL FLIRT matrix can only be given alone (it maps the output grid to IN's grid)");
-      ts.push_back(read_transform(f, alone ? &target : nullptr, alone ? &in.geometry() : nullptr));
-    } catch (...) {
-      rethrow_with_context("reading --transform");
-    }
+  TransformChain chain;
+  try {
+    chain = read_transform_chain(a.transforms, &target, &in.geometry());
+  } catch (...) {
+    rethrow_with_context("reading --transform");
   }
   Image<T> out;
   try {
-    out = resample(in, target, compose_in_order(ts), a.resample);
+    out = resample_chain(in, target, chain, a.resample);
   } catch (...) {
     rethrow_with_context(a.like.empty() ? std::string("resampling") : "resampling onto the grid of --like " + a.like);
   }
@@ -57,7 +52,7 @@ template <class T> void run_typed(const ResampleArgs& a, const Image<T>& in, con
                 (long long)g.dims[1], (long long)g.dims[2]);
     if (g.dims[3] > 1) std::printf("x%lld", (long long)g.dims[3]);
     std::printf(", interpolation %s, mode %s, %zu transform(s), %s)\n", order_name(a.resample.order).c_str(),
-                mode_name(a.resample.mode).c_str(), ts.size(), dtype_name(a.common.dtype).c_str());
+                mode_name(a.resample.mode).c_str(), a.transforms.size(), dtype_name(a.common.dtype).c_str());
   }
 }
 
@@ -77,18 +72,21 @@ void run(const ResampleArgs& a) {
 void register_resample(CLI::App& app) {
   auto a = std::make_shared<ResampleArgs>();
   CLI::App* cmd = add_command(app, "resample", "Resample an image onto another grid through world-space transforms", R"(
-Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.
-Transforms are pull-backs (output point -> input point, as ITK/ANTs files are) and are applied to the
-output point in the order given: with -t A -t B the output point x samples IN at B(A(x)). Note that this
-is the reverse of antsApplyTransforms' stack order. 4D inputs are resampled frame by frame. Computation is
-in float32, or float64 when the input is float64/int32/int64 or --dtype float64.)");
+Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space transforms: affine
+matrices and displacement fields. Transforms are pull-backs (output point -> input point, as ITK/ANTs files
+are) and are applied to the output point in the order given: with -t A -t B the output point x samples IN
+at B(A(x)). This is antsApplyTransforms' order: its -t A -t B samples at B(A(x)) too (ANTs' help says the
+last -t is applied first, speaking of the input image: docs/transforms.md). 4D inputs are resampled frame
+by frame. Computation is in float32, or float64 when the input is float64/int32/int64 or --dtype float64.)");
   cmd->add_option("input", a->input, "Input image (.nii or .nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Output image (.nii or .nii.gz); written only when complete")->required();
   cmd->add_option("--like", a->like, "Reference image whose grid (dimensions and voxel-to-world matrix) the output takes");
   cmd->add_option("-t,--transform", a->transforms,
                   "Transform file, repeatable: a 4x4 RAS matrix in a text file, an ITK Insight Transform text file "
                   "(AffineTransform, MatrixOffsetTransformBase, Euler3DTransform, VersorRigid3DTransform, "
-                  "Similarity3DTransform, TranslationTransform; LPS as ITK writes them) or an ANTs/ITK .mat file");
+                  "Similarity3DTransform, TranslationTransform; LPS as ITK writes them), an ANTs/ITK .mat file, an ITK "
+                  ".h5 file (those types, DisplacementFieldTransform, and composites of them, as antsRegistration "
+                  "writes), or a displacement field .nii/.nii.gz (ITK/ANTs vector image X x Y x Z x 1 x 3, LPS mm)");
   add_choice(cmd, "--degree", a->resample.order, order_names(),
              "Interpolation: B-spline degree 0..7 (0 nearest, 1 linear, >= 2 prefiltered, interpolating) or keys "
              "(Catmull-Rom cubic convolution)");

@@ -3,6 +3,7 @@
 
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/spline/interpolate.hpp"
+#include "voxalign/transform/displacement.hpp"
 
 namespace voxalign::py {
 namespace {
@@ -86,6 +87,48 @@ OutArr<T> py_resample(InArr<T> a, int pad, Mat44 affine, std::vector<int64_t> sh
   return out;
 }
 
+// `a` is an image (4D: frame by frame); items: transform file names (displacement fields, .h5, every
+// affine format) and 4x4 matrices, in application order.
+template <class T>
+OutArr<T> py_resample_chain(InArr<T> a, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
+                            std::vector<nb::object> items, int order, const std::string& mode, double cval) {
+  const ImageView<const T> v = view_of<T>(a, 4, "array");
+  if (shape.size() < 1 || shape.size() > 3) throw InvalidArgument("shape must have 1 to 3 entries");
+  for (auto s : shape)
+    if (s < 1) throw InvalidArgument("shape entries must be positive");
+  Geometry gin, gout;
+  for (int d = 0; d < 4; ++d) gin.dims[d] = v.dims[d];
+  gin.affine = to_mat4(affine);
+  for (int d = 0; d < int(shape.size()); ++d) gout.dims[d] = shape[size_t(d)];
+  gout.affine = to_mat4(target_affine);
+  // the grids let a FLIRT matrix given alone be read
+  const bool alone = items.size() == 1;
+  TransformChain chain;
+  for (const nb::object& it : items) {
+    if (nb::isinstance<nb::str>(it))
+      chain.append(read_transform_chain({nb::cast<std::string>(it)}, alone ? &gout : nullptr, alone ? &gin : nullptr));
+    else
+      chain.append(to_mat4(nb::cast<Mat44>(it)));
+  }
+  const int frames = int(v.dims[3]);
+  std::vector<size_t> oshape(shape.begin(), shape.end());
+  while (oshape.size() < 3 && a.ndim() == 4) oshape.push_back(1);
+  if (a.ndim() == 4) oshape.push_back(size_t(frames));
+  T* data;
+  auto out = new_array<T>(oshape, &data, true);
+  int64_t odims[4];
+  for (int d = 0; d < 4; ++d) odims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
+  ResampleOptions o;
+  o.order = order;
+  o.mode = parse_mode(mode);
+  o.cval = cval;
+  {
+    nb::gil_scoped_release release;
+    resample_chain_into<T>(v, gin.affine, interpolated_axes(gin), contiguous_view(data, odims), gout.affine, chain, o);
+  }
+  return out;
+}
+
 } // namespace
 
 void bind_spline(nb::module_& m) {
@@ -97,6 +140,8 @@ void bind_spline(nb::module_& m) {
   m.def("interpolate", &py_interpolate<float>);
   m.def("resample", &py_resample<double>);
   m.def("resample", &py_resample<float>);
+  m.def("resample_chain", &py_resample_chain<double>);
+  m.def("resample_chain", &py_resample_chain<float>);
   // The defaults of voxalign.resample, read from a default-constructed ResampleOptions (one source).
   const ResampleOptions o;
   nb::dict d;

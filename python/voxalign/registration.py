@@ -81,18 +81,24 @@ class Registration:
         return dict(zip(self.names, self.parameters.tolist()))
 
     def apply(self, image, affine=None, degree=RESAMPLE_DEFAULTS["degree"], mode: str = RESAMPLE_DEFAULTS["mode"],
-              cval: float = RESAMPLE_DEFAULTS["cval"]):
+              cval: float = RESAMPLE_DEFAULTS["cval"], before=None):
         """The moving image (or any image in the moving space: a path, a nibabel image, an array on
         the moving grid or with its ``affine``, or :class:`Coefficients`) resampled onto the fixed
         grid: a nibabel image for a path or image input, else an array. Defaults as
-        :func:`voxalign.resample` ('itk': as antsApplyTransforms)."""
+        :func:`voxalign.resample` ('itk': as antsApplyTransforms). ``before``: transforms applied to
+        the fixed point ahead of this registration's matrix, as ``resample(transform=...)`` takes them
+        (files, displacement fields, matrices; one or a list): a warp in fixed space estimated after
+        this affine, as ``-t warp.nii.gz -t affine.mat``."""
         from .resampling import resample
         from .spline import Coefficients
 
         own = is_path(image) or is_image(image) or (isinstance(image, Coefficients) and image.affine is not None)
         if affine is None and not own:
             affine = self.moving_affine  # an array (or its coefficients) on the moving grid
-        return resample(image, affine, self.fixed_shape, self.fixed_affine, transform=self.matrix, degree=degree,
+        t = self.matrix
+        if before is not None:
+            t = [*(before if isinstance(before, (list, tuple)) else [before]), self.matrix]
+        return resample(image, affine, self.fixed_shape, self.fixed_affine, transform=t, degree=degree,
                         mode=mode, cval=cval)
 
     def fsl_matrix(self) -> np.ndarray:
@@ -105,7 +111,8 @@ class Registration:
 
         - None (default) or "itk": an ITK AffineTransform_double_3_3 (LPS), encoded as the name says, as
           ``voxalign register --save-transform`` does: ``.txt``/``.tfm`` ITK text, ``.mat`` ITK/ANTs
-          binary MATLAB v4 (what ANTs writes as ``0GenericAffine.mat``); other names are refused;
+          binary MATLAB v4 (what ANTs writes as ``0GenericAffine.mat``), ``.h5`` ITK HDF5; other names
+          are refused;
         - "fsl": an FSL FLIRT matrix (text), which must be named ``.mat`` (readers tell it from an ITK
           ``.mat`` by its content: text, not binary);
         - "ras": a 4x4 RAS pull-back matrix as text, any name.

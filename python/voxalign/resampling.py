@@ -62,7 +62,10 @@ def resample(image, affine=None, shape: Optional[Sequence[int]] = None, target_a
     nibabel image or a (shape, affine) pair giving the target grid; without it and without
     ``shape``/``target_affine``, the input's own grid. ``transform`` is a world-space (RAS mm)
     pull-back: a 4x4 matrix mapping target world points to input world points, a transform file
-    name, or a list of those applied in the order given. A 4D image is resampled frame by frame
+    name, or a list of those applied in the order given (the order of antsApplyTransforms' -t and
+    ANTsPy's ``transformlist``). Files may be affine transforms in any format read_transform reads,
+    ITK .h5 files (composites and displacement fields included) and ITK/ANTs displacement fields
+    (.nii/.nii.gz vector images, docs/transforms.md). A 4D image is resampled frame by frame
     (its last axis is time). Returns a nibabel image on the target grid for a path or image input,
     else an array of ``shape`` (plus the frames), float32 for float32 input and float64 otherwise.
 
@@ -88,7 +91,24 @@ def resample(image, affine=None, shape: Optional[Sequence[int]] = None, target_a
         shape = list(in_shape[:3]) if shape is None else shape
         B = A if target_affine is None else _affine4(target_affine, "resample: target_affine")
     shape = tuple(int(s) for s in np.atleast_1d(shape))
+    items = _transform_files(transform)
+    if items is not None:
+        if isinstance(image, Coefficients):
+            raise TypeError("resample: transform files (fields, .h5) take an image, not Coefficients")
+        out = _core.resample_chain(src.array, A, list(shape), B, items, src.order, src.mode,
+                                   _finite(src.cval, "resample: cval"))
+        return result(out, src.like, B)
     T = _affine4(_as_transform(transform), "resample: transform", invertible=False)
     out = _core.resample(src.array, src.pad, A, list(shape), B, T, src.order, src.mode,
                          _finite(src.cval, "resample: cval"))
     return result(out, src.like, B)
+
+
+def _transform_files(t):
+    """A transform that names files, as the list resample_chain takes (names and 4x4 matrices, in the
+    order applied); None when it names none (matrices only)."""
+    seq = list(t) if isinstance(t, (list, tuple)) else [t]
+    if not any(isinstance(x, (str, os.PathLike)) for x in seq):
+        return None
+    return [os.fspath(x) if isinstance(x, (str, os.PathLike))
+            else _affine4(x, "resample: transform", invertible=False) for x in seq]

@@ -146,16 +146,16 @@ std::string header_file(const std::string& path) {
 }
 
 // The header in the open header file f of `path` (checked by header_file).
-ParsedHeader parse_header_file(const InFile& f, const std::string& path, bool want_extensions) {
+ParsedHeader parse_header_file(const InFile& f, const std::string& path, bool want_extensions, bool vector = false) {
   const bool pair = is_pair_name(path);
   // A .hdr holds the header and its extensions only; a single file, the header, then (when the
   // flag after it is set) extensions up to vox_offset.
   std::vector<unsigned char> h = header_prefix(f, pair ? kMaxHeaderBytes : nifti_detail::kHeaderProbe + 4);
-  ParsedHeader ph = nifti_detail::parse_header(h.data(), h.size(), path, pair);
+  ParsedHeader ph = nifti_detail::parse_header(h.data(), h.size(), path, pair, vector);
   const size_t flag = ph.header_size;
   if (want_extensions && !pair && h.size() > flag && h[flag] != 0 && uint64_t(ph.vox_offset) > h.size()) {
     h = header_prefix(f, std::min<uint64_t>(uint64_t(ph.vox_offset), kMaxHeaderBytes));
-    ph = nifti_detail::parse_header(h.data(), h.size(), path, pair);
+    ph = nifti_detail::parse_header(h.data(), h.size(), path, pair, vector);
   }
   return ph;
 }
@@ -303,13 +303,21 @@ Image<T> read_parsed(const std::string& path, const std::string& hdr, const InFi
   if (info_out) *info_out = h.info;
   return img;
 }
+/// Every voxel of `path`; `vector` accepts ITK/ANTs displacement fields (intent vector, 5D).
+template <class T> Image<T> read_whole(const std::string& path, NiftiHeaderInfo* info_out, bool vector) {
+  const std::string hdr = header_file(path);
+  const InFile f(hdr, path);
+  return read_parsed<T>(path, hdr, f, parse_header_file(f, path, true, vector), info_out);
+}
 
 } // namespace
 
-template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
-  const std::string hdr = header_file(path);
-  const InFile f(hdr, path);
-  return read_parsed<T>(path, hdr, f, parse_header_file(f, path, true), info_out);
+template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info) {
+  return read_whole<T>(path, info, false);
+}
+
+template <class T> Image<T> read_nifti_vector(const std::string& path, NiftiHeaderInfo* info) {
+  return read_whole<T>(path, info, true);
 }
 
 std::variant<Image<float>, Image<double>> read_nifti_float_or_double(const std::string& path, bool want_double,
@@ -437,6 +445,8 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
 
 template Image<float> read_nifti(const std::string&, NiftiHeaderInfo*);
 template Image<double> read_nifti(const std::string&, NiftiHeaderInfo*);
+template Image<float> read_nifti_vector(const std::string&, NiftiHeaderInfo*);
+template Image<double> read_nifti_vector(const std::string&, NiftiHeaderInfo*);
 template void write_nifti(const std::string&, const Image<float>&, const NiftiWriteOptions&);
 template void write_nifti(const std::string&, const Image<double>&, const NiftiWriteOptions&);
 

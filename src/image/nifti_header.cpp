@@ -184,7 +184,7 @@ int nifti_size(DataType t) {
   return 0;
 }
 
-ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& path, bool pair) {
+ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& path, bool pair, bool vector) {
   VX_CHECK(n >= 348, IoError, path, ": not a valid NIfTI file (shorter than a header: ", n, " bytes)");
   ParsedHeader out;
   int32_t sz;
@@ -230,12 +230,17 @@ ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& p
   VX_CHECK(ndim >= 1 && ndim <= 7, IoError, path, ": invalid number of dimensions dim[0] = ", ndim);
   for (int d = 1; d <= ndim; ++d)
     VX_CHECK(f.dim[d] >= 1, IoError, path, ": dimension ", d, " is ", f.dim[d], " (must be positive)");
-  for (int d = 5; d <= ndim; ++d)
+  // A vector image (ITK's layout: dim[4] = 1, the components in dim[5]) only where the caller asks for one.
+  if (vector)
+    VX_CHECK(ndim == 5 && f.dim[4] == 1, IoError, path, ": not a vector image (ITK/ANTs layout X x Y x Z x 1 x C, ",
+             "dim[0] = 5, dim[4] = 1); found dim[0] = ", ndim, ndim >= 4 ? ", dim[4] = " + std::to_string(f.dim[4]) : "");
+  for (int d = vector ? 6 : 5; d <= ndim; ++d)
     VX_CHECK(f.dim[d] == 1, IoError, path, ": images with more than 4 dimensions are not supported (dim[", d,
              "] = ", f.dim[d], ")");
   Geometry& g = out.info.geometry;
   g.ndim = int(std::min<int64_t>(ndim, 4));
   for (int d = 0; d < 4; ++d) g.dims[d] = d < g.ndim ? f.dim[d + 1] : 1;
+  if (vector) g.dims[3] = f.dim[5];
   try {
     validate_dims(g.dims, g.ndim);
   } catch (const Error& e) {

@@ -30,8 +30,9 @@ constexpr size_t kHeaderProbe = 540;
 
 /// Parse and check a header held in bytes [p, p + n) -- at least the header, and for a single file
 /// also whatever of the extensions follow. `path` names the file in errors; `pair` says the name is
-/// .hdr/.img. Throws IoError naming the file and the problem.
-ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& path, bool pair);
+/// .hdr/.img. Throws IoError naming the file and the problem. With `vector`, the image must be a vector
+/// image (dim[0] = 5, dim[4] = 1) and its dim[5] components become Geometry::dims[3].
+ParsedHeader parse_header(const unsigned char* p, size_t n, const std::string& path, bool pair, bool vector = false);
 
 /// NIfTI datatype code of a DataType, and its size in bytes.
 int nifti_code(DataType t);

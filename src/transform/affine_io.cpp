@@ -13,6 +13,7 @@
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/file_read.hpp"
 #include "voxalign/core/output.hpp"
+#include "voxalign/transform/itk_hdf5.hpp"
 
 namespace voxalign {
 namespace {
@@ -67,6 +68,8 @@ Mat4 itk_matrix_offset(const Eigen::Matrix3d& M, const Vec3& t, const Vec3& c) {
   return A;
 }
 
+} // namespace
+
 Mat4 itk_transform_lps(const std::string& type, const std::vector<double>& p, const std::vector<double>& f,
                        const std::string& what) {
   auto base = type.substr(0, type.find('_'));
@@ -114,6 +117,8 @@ Mat4 itk_transform_lps(const std::string& type, const std::vector<double>& p, co
                 "' (supported: AffineTransform, MatrixOffsetTransformBase, Euler3DTransform, "
                 "VersorRigid3DTransform, Similarity3DTransform, TranslationTransform, 3D)");
 }
+
+namespace {
 
 Mat4 read_plain_matrix(const std::string& text, const std::string& what) {
   std::string stripped;
@@ -181,6 +186,13 @@ Mat4 read_itk_mat(const std::string& bytes, const std::string& what) {
 
 } // namespace
 
+bool name_ends_with(const std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size()) return false;
+  for (size_t i = 0; i < suffix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i]) return false;
+  return true;
+}
+
 Mat4 lps_ras_flip(const Mat4& m) {
   Mat4 F = Mat4::Identity();
   F(0, 0) = F(1, 1) = -1;
@@ -240,19 +252,14 @@ std::string transform_bytes(const std::string& path) {
   return std::string(b.begin(), b.end());
 }
 
-bool has_suffix(const std::string& s, const std::string& suffix) {
-  if (s.size() < suffix.size()) return false;
-  for (size_t i = 0; i < suffix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i]) return false;
-  return true;
-}
 
 TransformFormat format_of(const std::string& path, const std::string& bytes) {
+  if (bytes.rfind("\x89HDF\r\n\x1a\n", 0) == 0) return TransformFormat::ItkHdf5;
   if (bytes.find('\0') != std::string::npos) return TransformFormat::ItkBinary;
   if (bytes.find("#Insight Transform File") != std::string::npos || bytes.find("Transform:") != std::string::npos)
     return TransformFormat::ItkText;
   if (bytes.find(kRasHeader) != std::string::npos) return TransformFormat::VoxalignRas;
-  if (has_suffix(path, ".1d")) return TransformFormat::Afni;
+  if (name_ends_with(path, ".1d")) return TransformFormat::Afni;
   // AFNI writes a 3x4 matrix as one row of 12 numbers (aff12.1D); no other format does.
   std::istringstream in(bytes);
   std::string line;
@@ -265,13 +272,29 @@ TransformFormat format_of(const std::string& path, const std::string& bytes) {
     while (ls >> tok) ++count;
     if (count == 12) return TransformFormat::Afni;
   }
-  if (has_suffix(path, ".mat")) return TransformFormat::FslFlirt;
+  if (name_ends_with(path, ".mat")) return TransformFormat::FslFlirt;
   return TransformFormat::RasText;
 }
 
+Mat4 read_hdf5_affine(const std::string& path) {
+  const TransformChain chain = read_itk_hdf5(path);
+  VX_CHECK(chain.is_affine(), IoError, path,
+           ": holds a displacement field, not an affine transform: give it where displacement fields are accepted "
+           "(voxalign resample -t, Python resample(transform=...))");
+  return chain.affine();
+}
+
 Mat4 read_transform_unchecked(const std::string& path, const Geometry* reference, const Geometry* input) {
+  // HDF5 files are told by name (as ITK does) and read by libhdf5, not loaded here: fields may be large.
+  if (is_hdf5_transform_name(path)) return read_hdf5_affine(path);
+  VX_CHECK(!is_displacement_field_name(path), IoError, path,
+           ": a displacement field (NIfTI image), not an affine transform: give it where displacement fields are "
+           "accepted (voxalign resample -t, Python resample(transform=...))");
   const std::string bytes = transform_bytes(path);
   switch (format_of(path, bytes)) {
+  case TransformFormat::ItkHdf5: // only under another name: read by name, as ITK does
+    throw IoError(path + ": an HDF5 file under a name that does not end in .h5: ITK HDF5 transforms are told by "
+                         "their extension (.h5, .hdf5, .hdf); rename it");
   case TransformFormat::ItkBinary: return read_itk_mat(bytes, path);
   case TransformFormat::ItkText: return parse_itk_transform_text(bytes, path);
   case TransformFormat::VoxalignRas:
@@ -304,11 +327,15 @@ std::string transform_format_name(TransformFormat f) {
   case TransformFormat::Afni: return "AFNI affine matrix";
   case TransformFormat::FslFlirt: return "FSL FLIRT matrix";
   case TransformFormat::RasText: return "RAS matrix text";
+  case TransformFormat::ItkHdf5: return "ITK HDF5";
   }
   return "?";
 }
 
-TransformFormat transform_file_format(const std::string& path) { return format_of(path, transform_bytes(path)); }
+TransformFormat transform_file_format(const std::string& path) {
+  if (is_hdf5_transform_name(path)) return TransformFormat::ItkHdf5;
+  return format_of(path, transform_bytes(path));
+}
 
 Mat4 read_transform(const std::string& path, const Geometry* reference, const Geometry* input) {
   const Mat4 m = read_transform_unchecked(path, reference, input);
@@ -382,17 +409,19 @@ std::string itk_mat_bytes(const Mat4& ras) {
 void write_itk_mat(const std::string& path, const Mat4& ras) { write_text_file(path, itk_mat_bytes(ras)); }
 
 bool is_itk_transform_name(const std::string& path) {
-  return has_suffix(path, ".txt") || has_suffix(path, ".tfm") || has_suffix(path, ".mat");
+  return name_ends_with(path, ".txt") || name_ends_with(path, ".tfm") || name_ends_with(path, ".mat") ||
+         is_hdf5_transform_name(path);
 }
 
 void check_itk_transform_name(const std::string& path, const std::string& option) {
   VX_CHECK(is_itk_transform_name(path), InvalidArgument, option, ": ", path,
-           ": name an ITK transform file .txt or .tfm (ITK text) or .mat (ITK/ANTs binary MATLAB v4)");
+           ": name an ITK transform file .txt or .tfm (ITK text), .mat (ITK/ANTs binary MATLAB v4) or .h5 (ITK HDF5)");
 }
 
 void write_itk_transform(const std::string& path, const Mat4& ras, const std::string& option) {
   check_itk_transform_name(path, option);
-  if (has_suffix(path, ".mat")) write_itk_mat(path, ras);
+  if (name_ends_with(path, ".mat")) write_itk_mat(path, ras);
+  else if (is_hdf5_transform_name(path)) write_itk_hdf5(path, ras);
   else write_itk_affine(path, ras);
 }
 
@@ -436,7 +465,7 @@ Mat4 ras_pullback_to_fsl(const Mat4& ras, const Geometry& reference, const Geome
 }
 
 void write_fsl_matrix(const std::string& path, const Mat4& ras, const Geometry& reference, const Geometry& input) {
-  VX_CHECK(has_suffix(path, ".mat"), InvalidArgument, path,
+  VX_CHECK(name_ends_with(path, ".mat"), InvalidArgument, path,
            ": an FSL FLIRT matrix file must be named .mat (how FSL and voxalign tell it from a RAS matrix)");
   write_text_file(path, matrix_text(ras_pullback_to_fsl(ras, reference, input)));
 }

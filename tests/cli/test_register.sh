@@ -82,6 +82,6 @@ expect_fail "one file per moving image" register moving1.nii.gz moving2.nii.gz -
 expect_fail "nothere.nii.gz: no such file" register nothere.nii.gz --fixed fixed.nii.gz -o out.nii.gz
 expect_fail "--metric" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --metric cc
 expect_fail "output directory does not exist" register moving1.nii.gz --fixed fixed.nii.gz -o out.nii.gz --save-transform nodir/x.txt
-expect_fail "save-transform: out.xfm: name an ITK transform file .txt or .tfm (ITK text) or .mat" register moving1.nii.gz \
+expect_fail "save-transform: out.xfm: name an ITK transform file .txt or .tfm (ITK text), .mat (ITK/ANTs binary MATLAB v4) or .h5" register moving1.nii.gz \
   --fixed fixed.nii.gz -o out.nii.gz --save-transform out.xfm
 echo "all ok"

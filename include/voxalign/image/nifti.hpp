@@ -76,6 +76,10 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
 std::variant<Image<float>, Image<double>> read_nifti_float_or_double(const std::string& path, bool want_double,
                                                                      NiftiHeaderInfo* info = nullptr);
 
+/// Read a vector image as ITK and ANTs write them (displacement fields: X x Y x Z x 1 x C, dim[0] = 5,
+/// dim[4] = 1, usually intent vector): the C components land in dims[3]. Anything else is refused.
+template <class T> Image<T> read_nifti_vector(const std::string& path, NiftiHeaderInfo* info = nullptr);
+
 struct NiftiWriteOptions {
   DataType dtype = DataType::Float32;
   int xform_code = 2;  ///< sform_code and qform_code written (2 = aligned anat, 1 = scanner anat)

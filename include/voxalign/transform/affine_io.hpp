@@ -19,8 +19,10 @@ namespace voxalign {
 ///  - VoxalignRas: a text matrix with voxalign's "# voxalign RAS" header (--save-matrix);
 ///  - Afni: 12 numbers on one line, or a name ending .1D (AFNI 3dAllineate/cat_matvec): refused;
 ///  - FslFlirt: any other text matrix named .mat (flirt -omat): needs the two images' grids;
-///  - RasText: any other text matrix (4x4, or 3x4 with 0 0 0 1 implied), RAS pull-back.
-enum class TransformFormat { ItkBinary, ItkText, VoxalignRas, Afni, FslFlirt, RasText };
+///  - RasText: any other text matrix (4x4, or 3x4 with 0 0 0 1 implied), RAS pull-back;
+///  - ItkHdf5: a name ending .h5/.hdf5/.hdf (ITK's rule): ITK HDF5 (itk_hdf5.hpp); HDF5's signature
+///    under another name is refused by name.
+enum class TransformFormat { ItkBinary, ItkText, VoxalignRas, Afni, FslFlirt, RasText, ItkHdf5 };
 TransformFormat transform_file_format(const std::string& path);
 std::string transform_format_name(TransformFormat f);
 
@@ -31,14 +33,25 @@ constexpr uint64_t kMaxTransformFileBytes = uint64_t(64) << 20;
 /// world -> input/moving world). Formats as transform_file_format says; ITK text may hold
 /// AffineTransform, MatrixOffsetTransformBase, Euler3DTransform, VersorRigid3DTransform,
 /// Similarity3DTransform, TranslationTransform (double or float, 3D), alone or inside a
-/// CompositeTransform (applied as ITK does: last first). An FSL FLIRT matrix is converted when both
+/// CompositeTransform (applied as ITK does: last first); ITK HDF5 files the same types (a
+/// displacement field is refused here: see read_transform_chain). An FSL FLIRT matrix is converted when both
 /// grids are given (reference = FLIRT's -ref, the output grid; input = FLIRT's -in) and refused by
 /// name otherwise; an AFNI matrix is refused by name. Every number must be finite. Throws IoError
 /// naming the file and the problem.
 Mat4 read_transform(const std::string& path, const Geometry* reference = nullptr, const Geometry* input = nullptr);
 
+/// One ITK transform of an affine-family type (`type` as ITK names it, e.g. AffineTransform_double_3_3)
+/// from its parameters and fixed parameters, as the LPS matrix y = M (x - c) + t + c. Shared by the
+/// text, .mat and HDF5 readers. Throws IoError naming `what` for other types or wrong counts.
+Mat4 itk_transform_lps(const std::string& type, const std::vector<double>& params, const std::vector<double>& fixed,
+                       const std::string& what);
+
 /// Parse ITK transform text (LPS) and return the RAS pull-back matrix. `what` names the source in errors.
 Mat4 parse_itk_transform_text(const std::string& text, const std::string& what);
+
+/// Whether a file name ends in `lower_suffix` (given in lower case), in any case: how transform files
+/// are told by name.
+bool name_ends_with(const std::string& path, const std::string& lower_suffix);
 
 /// Convert between LPS and RAS (the same operation both ways: conjugation by diag(-1,-1,1,1)).
 Mat4 lps_ras_flip(const Mat4& m);
@@ -58,8 +71,8 @@ void write_itk_mat(const std::string& path, const Mat4& ras_pullback);
 /// The same, as bytes (what write_itk_mat writes).
 std::string itk_mat_bytes(const Mat4& ras_pullback);
 
-/// Whether `path` names an ITK transform file that write_itk_transform writes: .txt or .tfm (ITK text)
-/// or .mat (ITK/ANTs binary MATLAB v4), in any case.
+/// Whether `path` names an ITK transform file that write_itk_transform writes: .txt or .tfm (ITK text),
+/// .mat (ITK/ANTs binary MATLAB v4) or .h5/.hdf5/.hdf (ITK HDF5), in any case.
 bool is_itk_transform_name(const std::string& path);
 
 /// Throw InvalidArgument ("<option>: <path>: ...", one line naming the accepted extensions) unless
@@ -67,7 +80,7 @@ bool is_itk_transform_name(const std::string& path);
 void check_itk_transform_name(const std::string& path, const std::string& option);
 
 /// Write an ITK affine transform file in the encoding its name asks for, as ITK's TransformFileWriter
-/// does: .mat -> write_itk_mat (binary), .txt/.tfm -> write_itk_affine (text); any other name is refused
+/// does: .mat -> write_itk_mat (binary), .h5 -> write_itk_hdf5, .txt/.tfm -> write_itk_affine (text); any other name is refused
 /// (InvalidArgument, as check_itk_transform_name).
 void write_itk_transform(const std::string& path, const Mat4& ras_pullback, const std::string& option = "ITK transform");
 
