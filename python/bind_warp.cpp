@@ -246,6 +246,14 @@ OutArr<double> py_field_mm_to_voxels(InArr<double> u, Mat44 field_affine, Mat44 
 } // namespace
 
 void bind_warp(nb::module_& m) {
+  // The defaults of voxalign.warp and its operators, read from a default-constructed WarpOptions (one
+  // source with the CLI's `voxalign warp`).
+  const WarpOptions o;
+  nb::dict d;
+  d["degree"] = o.order == kKeys ? nb::cast(order_name(o.order)) : nb::cast(o.order);
+  d["mode"] = mode_name(o.mode);
+  d["units"] = field_unit_names().name(o.units);
+  m.attr("WARP_DEFAULTS") = d;
   m.def("warp", &py_warp<double>);
   m.def("warp", &py_warp<float>);
   m.def("warp_adjoint", &py_warp_adjoint<double>);

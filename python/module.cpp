@@ -2,10 +2,49 @@
 // (bind_<area>.cpp) over the shared conversions in bind_common.hpp. All numerics are C++.
 #include "bind_common.hpp"
 
+#include <functional>
+#include <map>
+
 #include "voxalign/core/parallel.hpp"
+#include "voxalign/image/nifti.hpp"
+#include "voxalign/register/register.hpp"
+#include "voxalign/spline/modes.hpp"
+#include "voxalign/warp/warp.hpp"
 
 namespace nb = nanobind;
 using namespace voxalign;
+
+namespace {
+
+/// The C++ name tables by kind: NAMES[kind] (canonical names, as the CLI lists them), ALIASES[kind]
+/// (other names accepted) and
+/// canonical_name(kind, text) (any case and aliases accepted; ValueError with the CLI's message).
+void bind_names(nb::module_& m) {
+  using Canon = std::function<std::string(const std::string&)>;
+  static std::map<std::string, Canon> canon;
+  nb::dict names, aliases;
+  const auto add = [&](const char* kind, const auto& table) {
+    names[kind] = nb::tuple(nb::cast(table.names()));
+    aliases[kind] = nb::tuple(nb::cast(table.aliases()));
+    canon[kind] = [&table](const std::string& s) { return table.name(table.parse(s)); };
+  };
+  add("mode", mode_names());
+  add("dtype", dtype_names());
+  add("transform", transform_names());
+  add("metric", metric_names());
+  add("optimizer", optimizer_names());
+  add("init", init_names());
+  add("field_unit", field_unit_names());
+  m.attr("NAMES") = names;
+  m.attr("ALIASES") = aliases;
+  m.def("canonical_name", [](const std::string& kind, const std::string& text) {
+    const auto it = canon.find(kind);
+    if (it == canon.end()) throw InvalidArgument("no name table '" + kind + "'");
+    return it->second(text);
+  });
+}
+
+} // namespace
 
 NB_MODULE(_voxalign, m) {
   m.doc() = "voxalign core (C++); use the voxalign package for the documented API";
@@ -25,6 +64,7 @@ NB_MODULE(_voxalign, m) {
   m.def("get_num_threads", &num_threads);
   m.def("release_memory", [] { return release_cached_buffers(); });
   m.def("cached_memory", [] { return cached_bytes(); });
+  bind_names(m);
   py::bind_io(m);
   py::bind_spline(m);
   py::bind_warp(m);

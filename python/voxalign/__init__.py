@@ -22,7 +22,7 @@ from .registration import REGISTER_DEFAULTS, Registration, metric_and_gradient, 
 from .resampling import RESAMPLE_DEFAULT_MODE, RESAMPLE_DEFAULTS, resample
 from .solvers import bb_minimize, gauss_newton
 from .spline import MODES, Coefficients, interpolate, map_coordinates, spline_coefficients
-from .warping import (AffineModel, AffineWarpOperator, WarpOperator, adjoint_affine_warp, adjoint_warp,
+from .warping import (WARP_DEFAULTS, AffineModel, AffineWarpOperator, WarpOperator, adjoint_affine_warp, adjoint_warp,
                       affine_param_jvp, affine_param_vjp, affine_warp, field_mm_to_voxels, invert_field, warp,
                       warp_field, warp_gradient, warp_jvp, warp_matrix, warp_vjp)
 from . import approx  # noqa: F401  (voxalign.approx, not re-exported)
@@ -36,7 +36,7 @@ __all__ = [
     "Coefficients", "spline_coefficients", "interpolate", "map_coordinates", "resample", "MODES",
     "RESAMPLE_DEFAULTS", "RESAMPLE_DEFAULT_MODE",
     # warping operators
-    "warp", "warp_field", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp",
+    "WARP_DEFAULTS", "warp", "warp_field", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp",
     "adjoint_affine_warp", "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp",
     "affine_param_vjp", "warp_matrix", "invert_field", "field_mm_to_voxels",
     # solvers

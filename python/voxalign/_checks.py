@@ -8,6 +8,8 @@ import numbers
 
 import numpy as np
 
+from . import _voxalign as _core
+
 
 def numeric_array(obj, what: str) -> np.ndarray:
     """``obj`` as an array of bool, integers or floats; object, string, bytes, complex, datetime
@@ -59,14 +61,24 @@ def thread_count(n) -> int:
     return int(n)
 
 
-#: Boundary modes (scipy.ndimage's names and meanings, plus ITK's 'itk'); docs/interpolation.md.
-MODES = ("mirror", "reflect", "grid-mirror", "nearest", "constant", "grid-constant", "wrap", "grid-wrap", "itk")
+#: Boundary modes (scipy.ndimage's names and meanings, plus ITK's 'itk'; docs/interpolation.md), from
+#: the C++ name table the CLI uses, with its aliases (scipy's 'grid-mirror' for 'reflect').
+MODES = tuple(_core.NAMES["mode"]) + tuple(_core.ALIASES["mode"])
+
+
+def name_of(kind: str, text, what: str) -> str:
+    """The canonical name of `text` in the C++ table `kind` (any case, as the CLI); ValueError naming
+    `what` and the choices otherwise."""
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a string ({', '.join(_core.NAMES[kind])}), not {text!r}")
+    try:
+        return _core.canonical_name(kind, text)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
 
 
 def order(degree) -> int:
     """An interpolation degree 0..7 or 'keys' as the core's order number."""
-    from . import _voxalign as _core
-
     if isinstance(degree, str):
         return _core.parse_order(degree)
     if isinstance(degree, (bool, np.bool_)) or not isinstance(degree, (numbers.Real, np.number)) or \
@@ -76,9 +88,7 @@ def order(degree) -> int:
 
 
 def mode(m: str) -> str:
-    if m not in MODES:
-        raise ValueError(f"unknown boundary mode {m!r} (use one of {', '.join(MODES)})")
-    return m
+    return name_of("mode", m, "mode")
 
 
 def float_array(a, what: str = "array") -> np.ndarray:

@@ -8,15 +8,16 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _voxalign as _core
-from ._checks import affine4 as _affine4
+from ._checks import affine4 as _affine4, name_of
 from ._images import is_image, is_path, load
 from .resampling import RESAMPLE_DEFAULTS
 
 __all__ = ["register", "Registration", "metric_and_gradient", "REGISTER_DEFAULTS"]
 
-TRANSFORMS = ("translation", "rigid", "similarity", "affine")
-METRICS = ("ssd", "ncc", "lncc", "mi")
-OPTIMIZERS = ("auto", "gn", "lbfgs", "gd", "adam")
+#: The names register takes (any case), from the C++ tables the CLI uses.
+TRANSFORMS = tuple(_core.NAMES["transform"])
+METRICS = tuple(_core.NAMES["metric"])
+OPTIMIZERS = tuple(_core.NAMES["optimizer"])
 #: Defaults of :func:`register`, read from the C++ RegisterOptions the CLI's register uses too.
 REGISTER_DEFAULTS = dict(_core.REGISTER_DEFAULTS)
 _D = REGISTER_DEFAULTS
@@ -180,12 +181,9 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
                          init=init, fixed_mask=fixed_mask, moving_mask=moving_mask, freeze=freeze, degree=degree,
                          max_samples=max_samples, bins=bins, radius=radius, tolerance=tolerance,
                          learning_rate=learning_rate, skip_fill=skip_fill) for m in moving]
-    if transform not in TRANSFORMS:
-        raise ValueError(f"unknown transform {transform!r} (use one of {', '.join(TRANSFORMS)})")
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r} (use one of {', '.join(METRICS)})")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r} (use one of {', '.join(OPTIMIZERS)})")
+    transform = name_of("transform", transform, "register: transform")
+    metric = name_of("metric", metric, "register: metric")
+    optimizer = name_of("optimizer", optimizer, "register: optimizer")
     m, maff = _image(moving, moving_affine, "moving")
     f, faff = _image(fixed, fixed_affine, "fixed")
     fm = _mask(fixed_mask, f.shape, faff, "fixed_mask")

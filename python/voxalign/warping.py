@@ -14,12 +14,15 @@ from ._checks import float_array as _float_array, mode as _mode, order as _order
 from ._images import affine_of, load, result
 from .spline import source
 
-__all__ = ["warp", "warp_field", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp",
+__all__ = ["WARP_DEFAULTS", "warp", "warp_field", "adjoint_warp", "warp_gradient", "warp_jvp", "warp_vjp", "affine_warp",
            "adjoint_affine_warp", "WarpOperator", "AffineWarpOperator", "AffineModel", "affine_param_jvp",
            "affine_param_vjp", "warp_matrix", "invert_field", "field_mm_to_voxels"]
 
-#: degree, mode, cval of every warp below unless told otherwise (cval 0: the operators are linear)
-_DEF = (3, "constant", 0.0)
+#: Defaults of `voxalign warp` (C++ WarpOptions): the displacement-field warps below take its degree
+#: and mode (cval 0: the operators are linear; 'itk' keeps them so, with exact adjoints). The affine
+#: warps keep mode 'constant': their adjoint is exact there, not in mode 'itk'.
+WARP_DEFAULTS = dict(_core.WARP_DEFAULTS)
+_DEF = (WARP_DEFAULTS["degree"], WARP_DEFAULTS["mode"], 0.0)
 
 
 def _field(field, ndim, dtype, what="field"):
@@ -37,7 +40,7 @@ def _image(image, degree, mode, what, cval=0.0):
     return source(image, degree, mode, cval, _DEF, what)
 
 
-def warp(image, field, degree=3, mode: str = "constant", cval: float = 0.0):
+def warp(image, field, degree=_DEF[0], mode: str = _DEF[1], cval: float = 0.0):
     """The warp operator M: out(x) = image(x + field(x)), with ``field`` in voxels (along i, j, k),
     shape (*out_shape, ndim).
 
@@ -49,14 +52,14 @@ def warp(image, field, degree=3, mode: str = "constant", cval: float = 0.0):
     return result(out, s.like)
 
 
-def warp_field(array, field, degree=3, mode: str = "constant", cval: float = 0.0):
+def warp_field(array, field, degree=_DEF[0], mode: str = _DEF[1], cval: float = 0.0):
     """Deprecated: the same as :func:`warp` (use that)."""
     warnings.warn("voxalign.warp_field is deprecated; use voxalign.warp (the same function)", DeprecationWarning,
                   stacklevel=2)
     return warp(array, field, degree, mode, cval)
 
 
-def adjoint_warp(y, field, shape=None, degree=3, mode: str = "constant"):
+def adjoint_warp(y, field, shape=None, degree=_DEF[0], mode: str = _DEF[1]):
     """The exact adjoint M^T of :func:`warp` for this field, applied to ``y`` (the output grid);
     returns an image of ``shape`` (the input grid; default the field's grid):
     <warp(x), y> == <x, adjoint_warp(y)>."""
@@ -67,7 +70,7 @@ def adjoint_warp(y, field, shape=None, degree=3, mode: str = "constant"):
     return result(_core.warp_adjoint(yv, f, shape, _order(degree), _mode(mode)), src.like)
 
 
-def warp_gradient(image, field, degree=3, mode: str = "constant"):
+def warp_gradient(image, field, degree=_DEF[0], mode: str = _DEF[1]):
     """(warped, grad): the warped image and the gradient of the interpolated image at the warped
     points, shape (*grid, ndim) -- the per-voxel Jacobian of the warp with respect to the field."""
     s = _image(image, degree, mode, "warp_gradient: image")
@@ -75,7 +78,7 @@ def warp_gradient(image, field, degree=3, mode: str = "constant"):
     return result(v, s.like), result(g, s.like)
 
 
-def warp_jvp(image, field, dfield, degree=3, mode: str = "constant"):
+def warp_jvp(image, field, dfield, degree=_DEF[0], mode: str = _DEF[1]):
     """Exact derivative of :func:`warp` with respect to the field along ``dfield``:
     grad image(x + u(x)) . du(x)."""
     s = _image(image, degree, mode, "warp_jvp: image")
@@ -84,7 +87,7 @@ def warp_jvp(image, field, dfield, degree=3, mode: str = "constant"):
                                         s.order, s.mode), s.like)
 
 
-def warp_vjp(image, field, ybar, degree=3, mode: str = "constant"):
+def warp_vjp(image, field, ybar, degree=_DEF[0], mode: str = _DEF[1]):
     """Exact vector-Jacobian product of :func:`warp` with respect to the field: ybar(x) * grad
     image(x + u(x)), shape (*grid, ndim)."""
     s = _image(image, degree, mode, "warp_vjp: image")
@@ -147,7 +150,7 @@ class _WarpOperatorMixin:
         return LinearOperator(self.shape[::-1], matvec=self._rmatvec, rmatvec=self._matvec, dtype=self.dtype)
 
 
-def WarpOperator(field, in_shape=None, degree=3, mode: str = "constant", dtype=np.float64):
+def WarpOperator(field, in_shape=None, degree=_DEF[0], mode: str = _DEF[1], dtype=np.float64):
     """The displacement-field warp as a scipy.sparse.linalg.LinearOperator on flattened images
     (Fortran order, as nibabel arrays): matvec = :func:`warp`, rmatvec = the exact adjoint.
     Works with scipy's cg/lsqr and with PyLops."""

@@ -53,6 +53,13 @@ public:
       if (!e.alias) out.emplace_back(e.name);
     return out;
   }
+  /// The aliases (accepted, not listed), in table order.
+  std::vector<std::string> aliases() const {
+    std::vector<std::string> out;
+    for (const Entry& e : entries_)
+      if (e.alias) out.emplace_back(e.name);
+    return out;
+  }
   /// names() joined by `sep`.
   std::string choices(std::string_view sep = ", ") const {
     std::string out;
