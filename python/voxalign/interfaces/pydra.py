@@ -75,22 +75,31 @@ def _input_fields(cmd: Command) -> list:
     return fields
 
 
+def _alias_getter(cmd: Command, out):
+    # Pydra passes a callable's arguments by name, so the output it reports is bound by closure.
+    def get(inputs, output_dir):
+        return _written(cmd, out, inputs, output_dir)
+    return get
+
+
+def _extra_getter(cmd: Command, fn):
+    def get(inputs, output_dir):
+        values = {o.name: _written(cmd, o, inputs, output_dir) for o in cmd.outputs}
+        values = {n: v for n, v in values.items() if v is not attr.NOTHING}
+        values.update({o.name: os.path.abspath(getattr(inputs, o.name)) for o in cmd.inputs
+                       if o.kind == "path" and getattr(inputs, o.name) is not attr.NOTHING})
+        return fn(values) or attr.NOTHING
+    return get
+
+
 def _output_fields(cmd: Command) -> list:
     fields = []
     for out in cmd.outputs:
         for alias in out.aliases:
-            def get(inputs, output_dir, out=out):
-                return _written(cmd, out, inputs, output_dir)
-            fields.append((alias, File, {"help_string": f"{out.help} (same as {out.name})", "callable": get}))
-    outs = {out.name: out for out in cmd.outputs}
+            fields.append((alias, File, {"help_string": f"{out.help} (same as {out.name})",
+                                         "callable": _alias_getter(cmd, out)}))
     for name, (help_, fn) in cmd.extra_outputs.items():
-        def get_extra(inputs, output_dir, fn=fn):
-            values = {n: _written(cmd, o, inputs, output_dir) for n, o in outs.items()}
-            values = {n: v for n, v in values.items() if v is not attr.NOTHING}
-            values.update({o.name: getattr(inputs, o.name) for o in cmd.inputs
-                           if o.kind == "path" and getattr(inputs, o.name) is not attr.NOTHING})
-            return fn(values) or attr.NOTHING
-        fields.append((name, ty.Any, {"help_string": help_, "callable": get_extra}))
+        fields.append((name, File, {"help_string": help_, "callable": _extra_getter(cmd, fn)}))
     return fields
 
 
