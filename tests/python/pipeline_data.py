@@ -1,9 +1,10 @@
 """Small real inputs for the pipeline tests (Nipype, Pydra, BIDS App): per subject a T1 cut from ch2
 (mricron-data), downsampled to 3 mm with a smooth multiplicative bias, and a short BOLD run from
 nibabel's example4d EPI (its two frames plus shifted copies), and a 3 mm template for registration.
-Also the CLI reference run and a bit-for-bit comparison of outputs."""
+Also a bit-for-bit comparison of outputs and a stand-in SLURM."""
 import filecmp
 import os
+import stat
 from pathlib import Path
 
 import nibabel as nib
@@ -68,3 +69,23 @@ def assert_same_file(a, b):
         assert np.array_equal(va, vb, equal_nan=True), f"{a} and {b}: voxels differ"
     else:
         assert filecmp.cmp(a, b, shallow=False), f"{a} and {b} differ"
+
+
+def slurm_stand_ins(bin_dir, log):
+    """A stand-in SLURM in bin_dir (put it first on PATH): sbatch records its arguments in log and runs
+    the job at once; squeue then reports no pending job."""
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f"""#!/bin/bash
+echo "$@" >> {log}
+out=""; err=""; args=("$@")
+for ((i = 0; i < ${{#args[@]}}; i++)); do
+  case "${{args[i]}}" in -o) out="${{args[i+1]}}";; -e) err="${{args[i+1]}}";; esac
+done
+n=$(( $(wc -l < {log}) ))
+script="${{args[-1]}}"
+bash "$script" > "${{out//%j/$n}}" 2>&1
+echo "Submitted batch job $n"
+""")
+    (bin_dir / "squeue").write_text("#!/bin/bash\necho '             JOBID PARTITION     NAME     USER ST'\n")
+    for f in ("sbatch", "squeue"):
+        (bin_dir / f).chmod((bin_dir / f).stat().st_mode | stat.S_IEXEC)

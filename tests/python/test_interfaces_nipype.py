@@ -4,7 +4,6 @@ output names connect; a failing node fails the workflow with voxalign's one-line
 file; the SLURM plugin submits job scripts that ask for the declared memory and cores (a stand-in
 sbatch/squeue on PATH records and runs them)."""
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ pe = pytest.importorskip("nipype.pipeline.engine")
 niu = pytest.importorskip("nipype.interfaces.utility")
 
 from conftest import voxalign_exe  # noqa: E402
-from pipeline_data import SUBJECTS, assert_same_file, make_inputs  # noqa: E402
+from pipeline_data import SUBJECTS, assert_same_file, make_inputs, slurm_stand_ins  # noqa: E402
 
 import voxalign.interfaces as vxi  # noqa: E402
 from voxalign.interfaces import nipype as vxn  # noqa: E402
@@ -158,29 +157,10 @@ def test_failing_node_fails_workflow_with_voxalign_message(exe, data, tmp_path, 
     assert message in crash[0].read_text()
 
 
-def _stand_ins(bin_dir, log):
-    """sbatch records its arguments and runs the job at once; squeue then reports no pending job."""
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(f"""#!/bin/bash
-echo "$@" >> {log}
-out=""; err=""; args=("$@")
-for ((i = 0; i < ${{#args[@]}}; i++)); do
-  case "${{args[i]}}" in -o) out="${{args[i+1]}}";; -e) err="${{args[i+1]}}";; esac
-done
-n=$(( $(wc -l < {log}) ))
-script="${{args[-1]}}"
-bash "$script" > "${{out//%j/$n}}" 2>&1
-echo "Submitted batch job $n"
-""")
-    (bin_dir / "squeue").write_text("#!/bin/bash\necho '             JOBID PARTITION     NAME     USER ST'\n")
-    for f in ("sbatch", "squeue"):
-        (bin_dir / f).chmod((bin_dir / f).stat().st_mode | stat.S_IEXEC)
-
-
 def test_slurm_job_scripts(exe, data, tmp_path, monkeypatch, cli):
     files, template = data
     log = tmp_path / "sbatch.log"
-    _stand_ins(tmp_path / "bin", log)
+    slurm_stand_ins(tmp_path / "bin", log)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("LOGNAME", os.environ.get("LOGNAME", "tester"))
     bold = str(files["01"]["bold"])
