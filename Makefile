@@ -8,9 +8,11 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: compilers and libraries the build links, plus real data for the demo and tests.
 APT_PKGS := g++ make libeigen3-dev libnifti2-dev libcli11-dev libgtest-dev zlib1g-dev libdeflate-dev mricron-data
 # PyPI packages: the build (nanobind, scikit-build-core, cmake, ninja) and the tests' references
-# (hypothesis: scipy's own test module, run against voxalign.map_coordinates, needs it).
-PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest hypothesis nilearn
-PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis,nilearn
+# (hypothesis: scipy's own test module, run against voxalign.map_coordinates, needs it; nipype, pydra,
+# pybids: the workflow interfaces and the BIDS App, docs/pipelines.md).
+PIP_PKGS := numpy scipy nibabel SimpleITK pylops nanobind scikit-build-core cmake ninja pytest hypothesis nilearn \
+            nipype 'pydra>=0.25,<1.0' pybids
+PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis,nilearn,nipype,pydra,bids
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
