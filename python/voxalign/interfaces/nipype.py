@@ -135,8 +135,11 @@ class VoxalignCommand(CommandLine):
             if len(value) != 1:
                 raise ValueError(f"voxalign realign takes one 4D series; in_files has {len(value)}")
             value = value[0]
-        if opt.kind in ("file", "path") and value:
+        # Nodes run in their own folder: files given relative to where the workflow was built go absolute.
+        if opt.kind in ("file", "path") or (opt.kind == "init" and value not in opt.choices):
             value = os.path.abspath(value)
+        elif opt.kind == "files":
+            value = [os.path.abspath(v) for v in value]
         return " ".join(shlex.quote(w) for w in format_value(opt, value)) or None
 
     def _out_path(self, out):
