@@ -1,6 +1,7 @@
 # voxalign front door.
 #   make demo   install what is missing, build, resample a real T1 volume through a rotation, N4-correct it, register
 #   make test   install what is missing, build, and run every test (C++, Python, CLI)
+#   make docs   regenerate docs/cli.md from docs/cli-intro.md and the command definitions
 PY      ?= python3
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD   := build/release
@@ -16,7 +17,7 @@ PY_MODULES := numpy,scipy,nibabel,SimpleITK,nanobind,pytest,pylops,hypothesis,ni
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build test test-cpp test-python test-cli demo bench install asan fuzz fuzz-coverage clean
+.PHONY: all deps build test test-cpp test-python test-cli docs demo bench install asan fuzz fuzz-coverage clean
 
 all: build
 
@@ -46,6 +47,9 @@ test-python:
 
 test-cli:
 	bash tests/cli/run_all.sh
+
+docs: build
+	bash tools/cli_docs.sh $(BUILD)/voxalign > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
 
 demo: build
 	@bash examples/demo.sh

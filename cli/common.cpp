@@ -1,5 +1,6 @@
 #include "common.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -12,19 +13,54 @@
 
 namespace voxalign::cli {
 
-void add_threads_option(CLI::App* cmd, int& threads) {
-  cmd->add_option("--threads", threads,
+CLI::App* add_command(CLI::App& app, const std::string& name, const std::string& about, const std::string& footer) {
+  CLI::App* cmd = app.add_subcommand(name, about);
+  cmd->footer(!footer.empty() && footer[0] == '\n' ? footer.substr(1) : footer);
+  return cmd;
+}
+
+void add_common_options(CLI::App* cmd, CommonArgs& c, const std::string& dtype_help) {
+  add_choice(cmd, "--dtype", c.dtype, dtype_names(), dtype_help);
+  cmd->add_flag("-q,--quiet", c.quiet, "Print nothing on success");
+  cmd->add_option("--threads", c.threads,
                   "Worker threads (default: $VOXALIGN_NUM_THREADS, else $OMP_NUM_THREADS, else "
                   "$ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS, else all cores). Results are identical for any number of "
                   "threads.")
       ->check(number_check(1, 1024, true));
 }
 
-Image<float> read_image(const std::string& path, const std::string& what, NiftiHeaderInfo* info) {
+CLI::Option* add_parsed(CLI::App* cmd, const std::string& name, const std::string& default_text, const std::string& help,
+                        std::function<void(const std::string&)> apply) {
+  CLI::Option* o = cmd->add_option_function<std::string>(
+      name,
+      [apply = std::move(apply)](const std::string& s) {
+        try {
+          apply(s);
+        } catch (const InvalidArgument& e) {
+          throw CLI::ValidationError(e.what());
+        }
+      },
+      help);
+  o->default_str(default_text);
+  return o;
+}
+
+template <class T> Image<T> read_image(const std::string& path, const std::string& what, NiftiHeaderInfo* info) {
   try {
-    return read_nifti<float>(path, info);
+    return read_nifti<T>(path, info);
   } catch (...) {
     rethrow_with_context("reading " + what);
+  }
+}
+template Image<float> read_image(const std::string&, const std::string&, NiftiHeaderInfo*);
+template Image<double> read_image(const std::string&, const std::string&, NiftiHeaderInfo*);
+
+LikeGrid like_grid(const std::string& path, const NiftiMeta& content) {
+  try {
+    const NiftiHeaderInfo like = read_nifti_header(path);
+    return {like.geometry, meta_on_grid(content, like.meta)};
+  } catch (...) {
+    rethrow_with_context("reading --like");
   }
 }
 
@@ -128,6 +164,28 @@ void check_distinct_files(const std::vector<std::pair<std::string, std::string>>
 
 void apply_threads(int threads) {
   if (threads > 0) set_num_threads(threads);
+}
+
+std::string nearest_name(const std::string& word, const std::vector<std::string>& names) {
+  auto distance = [](const std::string& a, const std::string& b) { // Levenshtein, one row
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      size_t diag = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        const size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        diag = up;
+      }
+    }
+    return row[b.size()];
+  };
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const std::string& n : names)
+    if (const size_t d = distance(word, n); d < best_d) best = n, best_d = d;
+  return best;
 }
 
 std::string threads_used() {

@@ -1,10 +1,14 @@
-// Shared pieces of the command-line program.
+// Shared pieces of the command-line program: the options every command has, typed option helpers
+// (enums by their NameTable, values parsed once when the command line is read), and file checks.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <functional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "voxalign/core/names.hpp"
 #include "voxalign/image/image.hpp"
 #include "voxalign/image/nifti.hpp"
 
@@ -16,10 +20,60 @@ void register_n4(CLI::App& app);
 void register_warp(CLI::App& app);
 void register_register(CLI::App& app);
 void register_realign(CLI::App& app);
+/// The hidden commands help-markdown and help-json (cli/reference.cpp): the reference of `app`'s commands.
+void register_reference(CLI::App& app);
 
-/// Read a NIfTI image as float; errors get "reading WHAT: " in front. `info` receives its header.
-voxalign::Image<float> read_image(const std::string& path, const std::string& what,
-                                  voxalign::NiftiHeaderInfo* info = nullptr);
+/// Add command `name` to `app`: `about` is its one-line description, `footer` the closing paragraphs of
+/// its --help (a raw string; its first new line is dropped).
+CLI::App* add_command(CLI::App& app, const std::string& name, const std::string& about, const std::string& footer);
+
+/// What every command takes: the output data type, -q and --threads.
+struct CommonArgs {
+  DataType dtype = DataType::Float32;
+  bool quiet = false;
+  int threads = 0;
+};
+/// Add --dtype (described by `dtype_help`), -q/--quiet and --threads; the command's callback calls
+/// apply_threads(c.threads) first.
+void add_common_options(CLI::App* cmd, CommonArgs& c, const std::string& dtype_help = "Output data type");
+
+/// An enum option: any case of a name in `table`; anything else is a bad command line (exit 2):
+/// "--mode: unknown boundary mode 'x' (choose from itk, grid-constant, ...)". The default shown is
+/// `field`'s value now (the options struct's default).
+template <class T>
+CLI::Option* add_choice(CLI::App* cmd, const std::string& name, T& field, const NameTable<T>& table,
+                        const std::string& help) {
+  CLI::Option* o = cmd->add_option_function<std::string>(
+      name, [&field, &table](const std::string& s) { field = table.parse(s); }, help);
+  o->check(CLI::Validator([&table](std::string& s) { return table.find(s) ? std::string() : table.unknown(s); }, ""));
+  o->type_name(table.choices("|"));
+  o->default_str(table.name(field));
+  return o;
+}
+
+/// An option whose text `apply` parses into the options struct when the command line is read; an
+/// InvalidArgument it throws (naming the option) is a bad command line (exit 2). `default_text`
+/// is the struct's default as the option would spell it (help, help-json).
+CLI::Option* add_parsed(CLI::App* cmd, const std::string& name, const std::string& default_text, const std::string& help,
+                        std::function<void(const std::string&)> apply);
+
+/// "4,2,1" from {4, 2, 1} (the defaults of list options).
+template <class T> std::string join(const std::vector<T>& v, const char* sep) {
+  std::ostringstream s;
+  for (size_t i = 0; i < v.size(); ++i) s << (i ? sep : "") << v[i];
+  return s.str();
+}
+
+/// Read a NIfTI image as float (or double); errors get "reading WHAT: " in front. `info` receives its header.
+template <class T = float>
+voxalign::Image<T> read_image(const std::string& path, const std::string& what, voxalign::NiftiHeaderInfo* info = nullptr);
+
+/// The grid of --like REF and the header of an output whose values come from `content` on it.
+struct LikeGrid {
+  Geometry grid;
+  NiftiMeta meta;
+};
+LikeGrid like_grid(const std::string& path, const NiftiMeta& content);
 
 /// Refuse (InvalidArgument) an output file whose directory does not exist; "" is accepted (no output).
 void check_output_dir(const std::string& path);
@@ -45,11 +99,12 @@ voxalign::Image<float> read_mask(const std::string& path, const std::string& wha
 void check_distinct_files(const std::vector<std::pair<std::string, std::string>>& inputs,
                           const std::vector<std::pair<std::string, std::string>>& outputs);
 
-/// Add --threads to a subcommand; call apply_threads() at the start of run().
-void add_threads_option(CLI::App* cmd, int& threads);
 void apply_threads(int threads);
 /// "on N threads (SOURCE)" for a command's summary line: SOURCE is --threads, the environment
 /// variable that set the count, or "all cores" (voxalign::thread_count()).
 std::string threads_used();
+
+/// The nearest of `names` to `word` (edit distance at most 2, or a third of its length), or "".
+std::string nearest_name(const std::string& word, const std::vector<std::string>& names);
 
 } // namespace voxalign::cli

@@ -7,6 +7,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/n4/n4.hpp"
 
@@ -14,10 +15,10 @@ namespace voxalign::cli {
 namespace {
 
 struct N4Args {
-  std::string input, output, mask, weight, bias_out, iterations = "50x50x50x50", control_points, dtype = "float32";
-  double convergence = 0.0, spline_distance = 0.0, fwhm = 0.15, wiener = 0.01;
-  int shrink = 4, spline_order = 3, bins = 200, otsu_bins = 128, threads = 0;
-  bool verbose = false, quiet = false;
+  std::string input, output, mask, weight, bias_out;
+  N4Options n4;
+  CommonArgs common;
+  bool verbose = false;
 };
 
 /// A same-grid companion image (mask or weight) of the input, as float.
@@ -35,30 +36,20 @@ Image<float> read_companion(const std::string& path, const Geometry& grid, const
 
 void run(const N4Args& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  N4Options o;
-  o.iterations = parse_x_list(a.iterations, "--iterations");
-  o.convergence = a.convergence;
-  o.spline_order = a.spline_order;
-  o.spline_distance = a.spline_distance;
-  if (!a.control_points.empty()) o.control_points = parse_x_list(a.control_points, "--control-points");
-  o.shrink = a.shrink;
-  o.bins = a.bins;
-  o.fwhm = a.fwhm;
-  o.wiener = a.wiener;
-  o.otsu_bins = a.otsu_bins;
-  if (a.verbose)
-    o.progress = [](const N4Progress& p) {
+  N4Options o = a.n4;
+  ProgressReporter bar = ProgressReporter::to_stderr("n4", a.common.quiet);
+  o.progress = [&bar, its = o.iterations, verbose = a.verbose](const N4Progress& p) {
+    if (verbose) {
       std::printf("  level %d iteration %3d  convergence %.3e\n", p.level + 1, p.iteration, p.convergence);
       std::fflush(stdout);
-    };
+    }
+    double done = p.iteration, total = 0;
+    for (size_t l = 0; l < its.size(); ++l) done += l < size_t(p.level) ? its[l] : 0, total += its[l];
+    bar.update(done / total, "level " + std::to_string(p.level + 1) + "/" + std::to_string(its.size()));
+  };
 
-  Image<float> in;
   NiftiHeaderInfo info;
-  try {
-    in = read_nifti<float>(a.input, &info);
-  } catch (...) {
-    rethrow_with_context("reading input");
-  }
+  Image<float> in = read_image(a.input, "input", &info);
   const Geometry g = in.geometry(); // a copy: the input is freed before writing
   VX_CHECK(g.dims[3] == 1, InvalidArgument, "input ", a.input, " is 4D (", g.dims[3],
            " frames); N4 corrects one 2D or 3D image (run it on a mean or on each frame)");
@@ -80,10 +71,11 @@ void run(const N4Args& a) {
   } catch (...) {
     rethrow_with_context(a.input);
   }
+  bar.finish();
   in = Image<float>(); // free the input before writing
   r.corrected.geometry() = g;
   NiftiWriteOptions w;
-  w.dtype = parse_dtype(a.dtype);
+  w.dtype = a.common.dtype;
   w.meta = &info.meta;
   write_nifti(a.output, r.corrected, w);
   if (!a.bias_out.empty()) {
@@ -96,11 +88,11 @@ void run(const N4Args& a) {
     wb.meta = &bias_meta;
     write_nifti(a.bias_out, r.bias, wb);
   }
-  if (!a.quiet) {
+  if (!a.common.quiet) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("n4 %s -> %s: fit on %lldx%lldx%lld (shrink %d), %lld voxels from %s; iterations", a.input.c_str(),
                 a.output.c_str(), (long long)r.report.fit_dims[0], (long long)r.report.fit_dims[1],
-                (long long)r.report.fit_dims[2], a.shrink, (long long)r.report.fit_voxels,
+                (long long)r.report.fit_dims[2], o.shrink, (long long)r.report.fit_voxels,
                 r.report.otsu_mask ? "an Otsu mask" : "the mask");
     for (size_t l = 0; l < r.report.iterations.size(); ++l)
       std::printf("%s%d", l ? "x" : " ", r.report.iterations[l]);
@@ -117,57 +109,54 @@ void run(const N4Args& a) {
 void register_n4(CLI::App& app) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
   auto a = std::make_shared<N4Args>();
-  CLI::App* cmd = app.add_subcommand("n4", "N4 bias-field correction (ITK/ANTs N4BiasFieldCorrection)");
-  cmd->footer(
-      "Same algorithm and answer as ITK's N4BiasFieldCorrectionImageFilter, with the options and defaults of\n"
-      "ANTs' N4BiasFieldCorrection: ANTs -s S = --shrink S, -c [50x50x50x50,T] = --iterations 50x50x50x50\n"
-      "--convergence T, -b [D,3] = --spline-distance D --spline-order 3, -b [1x1x1] (mesh) = --control-points 4,\n"
-      "-t [0.15,0.01,200] = --fwhm 0.15 --wiener 0.01 --bins 200, -x M = --mask M, -w W = --weight W,\n"
-      "-o [OUT,BIAS] = -o OUT --bias-out BIAS. The bias is fitted on the image shrunk by S and evaluated at full\n"
-      "resolution from the B-spline control lattice; every voxel is divided by it. Without --mask the bias is\n"
-      "estimated inside an Otsu foreground mask. Voxels <= 0 are left out of the estimate (their log is\n"
-      "undefined) but corrected. See docs/n4.md.");
+  CLI::App* cmd = add_command(app, "n4", "N4 bias-field correction (ITK/ANTs N4BiasFieldCorrection)", R"(
+Same algorithm and answer as ITK's N4BiasFieldCorrectionImageFilter, with the options and defaults of
+ANTs' N4BiasFieldCorrection: ANTs -s S = --shrink S, -c [50x50x50x50,T] = --iterations 50x50x50x50
+--convergence T, -b [D,3] = --spline-distance D --spline-order 3, -b [1x1x1] (mesh) = --control-points 4,
+-t [0.15,0.01,200] = --fwhm 0.15 --wiener 0.01 --bins 200, -x M = --mask M, -w W = --weight W,
+-o [OUT,BIAS] = -o OUT --bias-out BIAS. The bias is fitted on the image shrunk by S and evaluated at full
+resolution from the B-spline control lattice; every voxel is divided by it. Without --mask the bias is
+estimated inside an Otsu foreground mask. Voxels <= 0 are left out of the estimate (their log is
+undefined) but corrected. See docs/n4.md.)");
   cmd->add_option("input", a->input, "Input image (2D or 3D .nii/.nii.gz, positive intensities)")->required();
   cmd->add_option("-o,--output", a->output, "Corrected image; written only when complete")->required();
   cmd->add_option("--mask", a->mask, "Estimate the bias inside this mask (non-zero voxels; same grid as the input)");
   cmd->add_option("--weight", a->weight,
                   "Confidence image (same grid): voxels <= 0 are left out, the others weight the B-spline fit");
   cmd->add_option("--bias-out", a->bias_out, "Also write the multiplicative bias field (input = corrected * bias)");
-  cmd->add_option("--shrink", a->shrink, "Shrink factor for the fit (ANTs -s)")->capture_default_str()->check(number_check(1, 64, true));
-  cmd->add_option("--iterations", a->iterations,
-                  "Iterations per fitting level, joined by x; one entry per level (ANTs -c [...])")
-      ->capture_default_str();
-  cmd->add_option("--convergence", a->convergence,
+  N4Options& o = a->n4;
+  cmd->add_option("--shrink", o.shrink, "Shrink factor for the fit (ANTs -s)")->capture_default_str()->check(number_check(1, 64, true));
+  add_parsed(cmd, "--iterations", join(o.iterations, "x"),
+             "Iterations per fitting level, joined by x; one entry per level (ANTs -c [...])",
+             [&o](const std::string& s) { o.iterations = parse_x_list(s, "--iterations"); });
+  cmd->add_option("--convergence", o.convergence,
                   "Stop a level when the coefficient of variation of the field update is <= T (0: run every iteration)")
       ->capture_default_str()
       ->check(number_check(0, kInf));
-  auto* sd = cmd->add_option("--spline-distance", a->spline_distance,
-                             "B-spline mesh element size in mm at the first level (ANTs -b [D])")
+  auto* sd = cmd->add_option("--spline-distance", o.spline_distance,
+                             "B-spline mesh element size in mm at the first level (ANTs -b [D]); 0: use --control-points")
+                 ->capture_default_str()
                  ->check(number_check(0, kInf, false, true));
-  auto* cpo = cmd->add_option("--control-points", a->control_points,
-                              "Control points per axis at the first level, N or NxNxN (default 4, ITK's default)");
+  auto* cpo = add_parsed(cmd, "--control-points", join(o.control_points, "x"),
+                         "Control points per axis at the first level, N or NxNxN (ITK's default)",
+                         [&o](const std::string& s) { o.control_points = parse_x_list(s, "--control-points"); });
   sd->excludes(cpo);
   cpo->excludes(sd);
-  cmd->add_option("--spline-order", a->spline_order, "B-spline order of the bias field (1..3)")
+  cmd->add_option("--spline-order", o.spline_order, "B-spline order of the bias field (1..3)")
       ->capture_default_str()
       ->check(number_check(1, 3, true));
-  cmd->add_option("--bins", a->bins, "Histogram bins for the sharpening")->capture_default_str()->check(number_check(2, 100000, true));
-  cmd->add_option("--fwhm", a->fwhm, "FWHM of the bias blur (log intensity)")
+  cmd->add_option("--bins", o.bins, "Histogram bins for the sharpening")->capture_default_str()->check(number_check(2, 100000, true));
+  cmd->add_option("--fwhm", o.fwhm, "FWHM of the bias blur (log intensity)")
       ->capture_default_str()
       ->check(number_check(0, kInf, false, true));
-  cmd->add_option("--wiener", a->wiener, "Wiener filter noise")->capture_default_str()->check(number_check(0, kInf));
-  cmd->add_option("--otsu-bins", a->otsu_bins, "Histogram bins of the Otsu mask used without --mask (ITK default)")
+  cmd->add_option("--wiener", o.wiener, "Wiener filter noise")->capture_default_str()->check(number_check(0, kInf));
+  cmd->add_option("--otsu-bins", o.otsu_bins, "Histogram bins of the Otsu mask used without --mask (ITK default)")
       ->capture_default_str()
       ->check(number_check(2, 100000, true));
-  cmd->add_option("--dtype", a->dtype, "Data type of the corrected image (float32, float64, int16, ...)")->capture_default_str();
   cmd->add_flag("-v,--verbose", a->verbose, "Print the convergence measure after every iteration");
-  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
-  add_threads_option(cmd, a->threads);
+  add_common_options(cmd, a->common, "Data type of the corrected image");
   cmd->callback([a] {
-    apply_threads(a->threads);
-    parse_dtype(a->dtype);
-    parse_x_list(a->iterations, "--iterations");
-    if (!a->control_points.empty()) parse_x_list(a->control_points, "--control-points");
+    apply_threads(a->common.threads);
     check_nifti_output_path(a->output);
     if (!a->bias_out.empty()) check_nifti_output_path(a->bias_out);
     check_distinct_files({{"the input", a->input}, {"--mask", a->mask}, {"--weight", a->weight}},

@@ -1,5 +1,5 @@
 // voxalign realign: 4D motion correction with SPM, FSL and BIDS outputs and an HTML report.
-#include <unistd.h>
+#include <strings.h>
 
 #include <chrono>
 #include <cstdio>
@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/realign/realign.hpp"
 #include "voxalign/report/report.hpp"
@@ -19,11 +20,10 @@ namespace voxalign::cli {
 namespace {
 
 struct RealignArgs {
-  std::string input, output, ref = "mean", rp, par, confounds, transforms, mean, report, mask, dtype = "float32";
-  double sep = 4.0, fwhm = 5.0, quality = 0.9;
-  int degree = 2, write_degree = 4;
-  bool estimate_only = false, quiet = false;
-  int threads = 0;
+  std::string input, output, rp, par, confounds, transforms, mean, report, mask;
+  RealignOptions realign;
+  CommonArgs common;
+  bool estimate_only = false;
 };
 
 /// The JSON sidecar written beside --confounds X.tsv ("" without --confounds).
@@ -35,32 +35,26 @@ std::string confounds_json(const std::string& tsv) {
 
 void run(const RealignArgs& a) {
   VX_CHECK(a.estimate_only || !a.output.empty(), InvalidArgument, "give -o OUT4D, or --estimate-only");
-  RealignOptions o;
-  o.sep = a.sep, o.fwhm = a.fwhm, o.quality = a.quality, o.degree = a.degree;
-  if (a.ref == "mean") o.to_mean = true, o.ref_frame = 0;
-  else if (a.ref == "first") o.to_mean = false, o.ref_frame = 0;
-  else {
-    char* end = nullptr;
-    const long v = std::strtol(a.ref.c_str(), &end, 10);
-    VX_CHECK(end && *end == '\0' && !a.ref.empty() && v >= 0 && v <= 1000000000L, InvalidArgument, "--ref: '", a.ref,
-             "' is not first, mean or a frame number");
-    o.to_mean = false, o.ref_frame = int(v);
-  }
+  const RealignOptions& o = a.realign;
   NiftiHeaderInfo info;
   Image<float> series = read_image(a.input, "input", &info);
   Image<float> mask;
   if (!a.mask.empty()) mask = read_mask(a.mask, "--mask");
-  const bool tty = !a.quiet && isatty(fileno(stderr));
+  const bool need_mean = !a.mean.empty() || !a.report.empty();
+  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD;
+  // with --estimate-only that series is resliced in memory for it and not written.
+  const bool need_series = !a.estimate_only || !a.confounds.empty();
+  // progress in frames: every pass of the estimation, then the reslicing
+  ProgressReporter bar = ProgressReporter::to_stderr("realign", a.common.quiet);
+  const double nt = double(series.geometry().dims[3]);
+  int passes = 1;
+  const auto frames = [&] { return passes * nt + (need_series || need_mean ? nt : 0); };
   const auto t0 = std::chrono::steady_clock::now();
   RealignResult r;
   try {
-    r = realign(series, o, mask.size() ? &mask : nullptr, [&](int done, int total, int pass, int passes) {
-      if (!tty) return;
-      const int w = 40, fill = total ? done * w / total : w;
-      std::fprintf(stderr, "\rrealign pass %d/%d [%.*s%*s] %d/%d", pass + 1, passes, fill,
-                   "########################################", w - fill, "", done, total);
-      if (done == total) std::fprintf(stderr, "\n");
-      std::fflush(stderr);
+    r = realign(series, o, mask.size() ? &mask : nullptr, [&](int done, int, int pass, int np) {
+      passes = np;
+      bar.update((pass * nt + done) / frames(), "pass " + std::to_string(pass + 1) + "/" + std::to_string(np));
     });
   } catch (...) {
     rethrow_with_context("realigning " + a.input);
@@ -71,13 +65,11 @@ void run(const RealignArgs& a) {
   Geometry g3 = g;
   g3.dims[3] = 1;
   g3.ndim = 3;
-  const bool need_mean = !a.mean.empty() || !a.report.empty();
   Image<float> out, mean_after, mean_before(g3, 0.0f);
-  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD;
-  // with --estimate-only that series is resliced in memory for it and not written.
-  const bool need_series = !a.estimate_only || !a.confounds.empty();
   if (need_series || need_mean)
-    reslice_series(series, r.matrices, a.write_degree, need_series ? &out : nullptr, need_mean ? &mean_after : nullptr);
+    reslice_series(series, r.matrices, o.write_degree, need_series ? &out : nullptr, need_mean ? &mean_after : nullptr,
+                   [&](int done, int) { bar.update((passes * nt + done) / frames(), "reslice"); });
+  bar.finish();
   if (!a.confounds.empty()) {
     const Dvars dv = compute_dvars(out, mask.size() ? &mask : nullptr);
     r.dvars = dv.dvars, r.std_dvars = dv.std_dvars;
@@ -95,12 +87,12 @@ void run(const RealignArgs& a) {
   }
   if (!a.transforms.empty()) write_text_file(a.transforms, itk_transforms_text(r));
   NiftiWriteOptions w;
-  w.dtype = parse_dtype(a.dtype);
+  w.dtype = a.common.dtype;
   w.meta = &info.meta;
   if (!a.mean.empty()) write_nifti(a.mean, mean_after, w);
   if (!a.estimate_only) write_nifti(a.output, out, w);
   if (!a.report.empty()) write_realign_report(a.report, a.input, r, mean_before, mean_after, secs);
-  if (!a.quiet) {
+  if (!a.common.quiet) {
     double fdm = 0, fdx = 0;
     for (size_t t = 1; t < r.fd.size(); ++t) fdm += r.fd[t] / double(r.fd.size() - 1), fdx = std::max(fdx, r.fd[t]);
     std::printf("realigned %s: %lld frames of %lldx%lldx%lld to %s in %.2f s %s; mean FD %.4f mm, max FD %.4f mm\n",
@@ -116,22 +108,31 @@ void run(const RealignArgs& a) {
 
 void register_realign(CLI::App& app) {
   auto a = std::make_shared<RealignArgs>();
-  CLI::App* cmd = app.add_subcommand("realign", "4D motion correction (SPM-style realignment) with SPM/FSL/BIDS outputs");
-  cmd->footer(
-      "Estimates a rigid transform per frame of IN4D to a reference -- the mean of the series (SPM's two passes:\n"
-      "to the first frame, then to the mean of the aligned frames; default), the first frame, or frame N -- by\n"
-      "Gauss-Newton on B-spline interpolated images (exact derivatives) smoothed by --fwhm, with the reference\n"
-      "sampled every --sep mm (SPM's defaults: 4 mm, 5 mm, degree 2, quality 0.9), each frame starting from its\n"
-      "neighbour's estimate. Writes the series resliced on the reference grid (--write-degree, SPM's 4) unless\n"
-      "--estimate-only. Parameter files: --rp (SPM rp_*.txt: tx ty tz mm, pitch roll yaw rad, relative to frame 0),\n"
-      "--par (FSL MCFLIRT: rx ry rz rad, tx ty tz mm), --confounds (BIDS TSV + JSON sidecar: trans_x..rot_z,\n"
-      "with _derivative1, _power2, _derivative1_power2 as fMRIPrep, framewise_displacement (Power, 50 mm), rmsd\n"
-      "(Jenkinson, relative, 80 mm), dvars and std_dvars (nipype's, on the realigned series, in --mask or an\n"
-      "automatic mask of its mean)), --save-transforms (one ITK transform per frame, reference -> frame, LPS,\n"
-      "as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.");
+  CLI::App* cmd = add_command(app, "realign", "4D motion correction (SPM-style realignment) with SPM/FSL/BIDS outputs", R"(
+Estimates a rigid transform per frame of IN4D to a reference -- the mean of the series (SPM's two passes:
+to the first frame, then to the mean of the aligned frames; default), the first frame, or frame N -- by
+Gauss-Newton on B-spline interpolated images (exact derivatives) smoothed by --fwhm, with the reference
+sampled every --sep mm (SPM's defaults: 4 mm, 5 mm, degree 2, quality 0.9), each frame starting from its
+neighbour's estimate. Writes the series resliced on the reference grid (--write-degree, SPM's 4) unless
+--estimate-only. Parameter files: --rp (SPM rp_*.txt: tx ty tz mm, pitch roll yaw rad, relative to frame 0),
+--par (FSL MCFLIRT: rx ry rz rad, tx ty tz mm), --confounds (BIDS TSV + JSON sidecar: trans_x..rot_z,
+with _derivative1, _power2, _derivative1_power2 as fMRIPrep, framewise_displacement (Power, 50 mm), rmsd
+(Jenkinson, relative, 80 mm), dvars and std_dvars (nipype's, on the realigned series, in --mask or an
+automatic mask of its mean)), --save-transforms (one ITK transform per frame, reference -> frame, LPS,
+as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.)");
   cmd->add_option("input", a->input, "4D image (.nii/.nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Realigned 4D series on the reference grid");
-  cmd->add_option("--ref", a->ref, "Reference: mean (two passes), first, or a frame number (0-based)")->capture_default_str();
+  RealignOptions& o = a->realign;
+  add_parsed(cmd, "--ref", o.to_mean ? "mean" : "first", "Reference: mean (two passes), first, or a frame number (0-based)",
+             [&o](const std::string& s) {
+               char* end = nullptr;
+               const long v = std::strtol(s.c_str(), &end, 10);
+               const bool number = !s.empty() && end && *end == '\0' && v >= 0 && v <= 1000000000L;
+               VX_CHECK(number || strcasecmp(s.c_str(), "mean") == 0 || strcasecmp(s.c_str(), "first") == 0,
+                        InvalidArgument, "--ref: '", s, "' is not first, mean or a frame number");
+               o.to_mean = strcasecmp(s.c_str(), "mean") == 0;
+               o.ref_frame = number ? int(v) : 0;
+             });
   cmd->add_flag("--estimate-only", a->estimate_only, "Estimate (and write the parameter files, mean, report) without reslicing the series");
   cmd->add_option("--rp", a->rp, "SPM realignment parameters (rp_*.txt)");
   cmd->add_option("--par", a->par, "FSL MCFLIRT parameters (.par)");
@@ -141,25 +142,22 @@ void register_realign(CLI::App& app) {
   cmd->add_option("--report", a->report, "Directory for the HTML report (index.html, plots, slices)");
   cmd->add_option("--mask", a->mask, "Mask or weight image on the series' 3D grid (non-zero = use)");
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  cmd->add_option("--sep", a->sep, "Sampling separation of the reference (mm)")
+  cmd->add_option("--sep", o.sep, "Sampling separation of the reference (mm)")
       ->capture_default_str()
       ->check(number_check(0, kInf, false, true));
-  cmd->add_option("--fwhm", a->fwhm, "Gaussian smoothing before estimation (mm; at most the image's size)")
+  cmd->add_option("--fwhm", o.fwhm, "Gaussian smoothing before estimation (mm; at most the image's size)")
       ->capture_default_str()
       ->check(number_check(0, kInf));
-  cmd->add_option("--quality", a->quality, "Fraction of the reference's gradient energy kept in the samples (0..1]")
+  cmd->add_option("--quality", o.quality, "Fraction of the reference's gradient energy kept in the samples (0..1]")
       ->capture_default_str()
       ->check(number_check(0, 1, false, true));
-  cmd->add_option("--degree", a->degree, "B-spline degree during estimation")->capture_default_str()->check(number_check(1, 5, true));
-  cmd->add_option("--write-degree", a->write_degree, "B-spline degree of the resliced series and mean")
+  cmd->add_option("--degree", o.degree, "B-spline degree during estimation")->capture_default_str()->check(number_check(1, 5, true));
+  cmd->add_option("--write-degree", o.write_degree, "B-spline degree of the resliced series and mean")
       ->capture_default_str()
       ->check(number_check(0, 7, true));
-  cmd->add_option("--dtype", a->dtype, "Output data type")->capture_default_str();
-  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
-  add_threads_option(cmd, a->threads);
+  add_common_options(cmd, a->common);
   cmd->callback([a] {
-    apply_threads(a->threads);
-    parse_dtype(a->dtype);
+    apply_threads(a->common.threads);
     if (!a->output.empty()) check_nifti_output_path(a->output);
     if (!a->mean.empty()) check_nifti_output_path(a->mean);
     for (const auto* f : {&a->rp, &a->par, &a->confounds, &a->transforms}) check_output_dir(*f);

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "common.hpp"
@@ -14,31 +15,19 @@ namespace voxalign::cli {
 namespace {
 
 struct ResampleArgs {
-  std::string input, output, like, degree = "3", mode = mode_name(kResampleDefaultMode), dtype = "float32";
+  std::string input, output, like;
   std::vector<std::string> transforms;
-  double cval = 0.0;
-  int threads = 0;
-  bool quiet = false;
+  ResampleOptions resample;
+  CommonArgs common;
 };
 
-template <class T> void run_typed(const ResampleArgs& a) {
-  NiftiHeaderInfo info;
-  Image<T> in;
-  try {
-    in = read_nifti<T>(a.input, &info);
-  } catch (...) {
-    rethrow_with_context("reading input");
-  }
+template <class T> void run_typed(const ResampleArgs& a, const Image<T>& in, const NiftiHeaderInfo& info) {
   Geometry target = in.geometry();
   NiftiMeta meta = info.meta; // the input's header; on --like's grid, that grid's codes
   if (!a.like.empty()) {
-    try {
-      const NiftiHeaderInfo like = read_nifti_header(a.like);
-      target = like.geometry;
-      meta = meta_on_grid(info.meta, like.meta);
-    } catch (...) {
-      rethrow_with_context("reading --like");
-    }
+    const LikeGrid like = like_grid(a.like, info.meta);
+    target = like.grid;
+    meta = like.meta;
   }
   std::vector<Mat4> ts;
   for (const auto& f : a.transforms) {
@@ -52,40 +41,47 @@ template <class T> void run_typed(const ResampleArgs& a) {
       rethrow_with_context("reading --transform");
     }
   }
-  ResampleOptions opts;
-  opts.order = parse_order(a.degree);
-  opts.mode = parse_mode(a.mode);
-  opts.cval = a.cval;
   Image<T> out;
   try {
-    out = resample(in, target, compose_in_order(ts), opts);
+    out = resample(in, target, compose_in_order(ts), a.resample);
   } catch (...) {
     rethrow_with_context(a.like.empty() ? std::string("resampling") : "resampling onto the grid of --like " + a.like);
   }
   NiftiWriteOptions w;
-  w.dtype = parse_dtype(a.dtype);
+  w.dtype = a.common.dtype;
   w.meta = &meta;
   write_nifti(a.output, out, w);
-  if (!a.quiet) {
+  if (!a.common.quiet) {
     const auto& g = out.geometry();
     std::printf("resampled %s -> %s (%lldx%lldx%lld", a.input.c_str(), a.output.c_str(), (long long)g.dims[0],
                 (long long)g.dims[1], (long long)g.dims[2]);
     if (g.dims[3] > 1) std::printf("x%lld", (long long)g.dims[3]);
-    std::printf(", interpolation %s, mode %s, %zu transform(s), %s)\n", order_name(opts.order).c_str(),
-                mode_name(opts.mode).c_str(), ts.size(), a.dtype.c_str());
+    std::printf(", interpolation %s, mode %s, %zu transform(s), %s)\n", order_name(a.resample.order).c_str(),
+                mode_name(a.resample.mode).c_str(), ts.size(), dtype_name(a.common.dtype).c_str());
   }
+}
+
+void run(const ResampleArgs& a) {
+  NiftiHeaderInfo info;
+  std::variant<Image<float>, Image<double>> in;
+  try {
+    in = read_nifti_float_or_double(a.input, a.common.dtype == DataType::Float64, &info);
+  } catch (...) {
+    rethrow_with_context("reading input");
+  }
+  std::visit([&](auto& image) { run_typed(a, image, info); }, in);
 }
 
 } // namespace
 
 void register_resample(CLI::App& app) {
   auto a = std::make_shared<ResampleArgs>();
-  CLI::App* cmd = app.add_subcommand("resample", "Resample an image onto another grid through world-space transforms");
-  cmd->footer(
-      "Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.\n"
-      "Transforms are pull-backs (output point -> input point, as ITK/ANTs files are) and are applied to the\n"
-      "output point in the order given: with -t A -t B the output point x samples IN at B(A(x)). Note that this\n"
-      "is the reverse of antsApplyTransforms' stack order. 4D inputs are resampled frame by frame.");
+  CLI::App* cmd = add_command(app, "resample", "Resample an image onto another grid through world-space transforms", R"(
+Resamples IN onto the grid of --like REF (default: IN's own grid) through world-space affine transforms.
+Transforms are pull-backs (output point -> input point, as ITK/ANTs files are) and are applied to the
+output point in the order given: with -t A -t B the output point x samples IN at B(A(x)). Note that this
+is the reverse of antsApplyTransforms' stack order. 4D inputs are resampled frame by frame. Computation is
+in float32, or float64 when the input is float64/int32/int64 or --dtype float64.)");
   cmd->add_option("input", a->input, "Input image (.nii or .nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Output image (.nii or .nii.gz); written only when complete")->required();
   cmd->add_option("--like", a->like, "Reference image whose grid (dimensions and voxel-to-world matrix) the output takes");
@@ -93,40 +89,26 @@ void register_resample(CLI::App& app) {
                   "Transform file, repeatable: a 4x4 RAS matrix in a text file, an ITK Insight Transform text file "
                   "(AffineTransform, MatrixOffsetTransformBase, Euler3DTransform, VersorRigid3DTransform, "
                   "Similarity3DTransform, TranslationTransform; LPS as ITK writes them) or an ANTs/ITK .mat file");
-  cmd->add_option("--degree", a->degree,
-                  "Interpolation: B-spline degree 0..7 (0 nearest, 1 linear, >= 2 prefiltered, interpolating) or keys "
-                  "(Catmull-Rom cubic convolution)")
-      ->capture_default_str();
-  cmd->add_option("--mode", a->mode,
-                  "Boundary mode: itk (as antsApplyTransforms and SimpleITK: cval where the point is more than half a "
-                  "voxel outside the input, i.e. outside [-0.5, n-0.5); inside, B-splines mirror and linear/nearest "
-                  "clamp as ITK's interpolators do), or a scipy.ndimage mode: grid-constant (the input is extended by "
-                  "cval and the spline interpolates towards it beyond the edges), constant (cval wherever the point is "
-                  "outside [0, n-1], even by rounding), nearest, mirror, reflect (= grid-mirror), wrap, grid-wrap")
-      ->capture_default_str();
-  cmd->add_option("--cval", a->cval, "Value outside the input for the modes itk, constant and grid-constant (a finite number)")
+  add_choice(cmd, "--degree", a->resample.order, order_names(),
+             "Interpolation: B-spline degree 0..7 (0 nearest, 1 linear, >= 2 prefiltered, interpolating) or keys "
+             "(Catmull-Rom cubic convolution)");
+  add_choice(cmd, "--mode", a->resample.mode, mode_names(),
+             "Boundary mode: itk (as antsApplyTransforms and SimpleITK: cval where the point is more than half a "
+             "voxel outside the input, i.e. outside [-0.5, n-0.5); inside, B-splines mirror and linear/nearest "
+             "clamp as ITK's interpolators do), or a scipy.ndimage mode: grid-constant (the input is extended by "
+             "cval and the spline interpolates towards it beyond the edges), constant (cval wherever the point is "
+             "outside [0, n-1], even by rounding), nearest, mirror, reflect (= grid-mirror), wrap, grid-wrap");
+  cmd->add_option("--cval", a->resample.cval, "Value outside the input for the modes itk, constant and grid-constant (a finite number)")
       ->capture_default_str()
       ->check(number_check(-std::numeric_limits<double>::infinity(), std::numeric_limits<double>::infinity()));
-  cmd->add_option("--dtype", a->dtype,
-                  "Output data type: float32, float64, uint8, int8, int16, uint16, int32, uint32, int64, uint64 "
-                  "(integers are rounded half away from zero and clamped)")
-      ->capture_default_str();
-  cmd->add_flag("-q,--quiet", a->quiet, "Print nothing on success");
-  add_threads_option(cmd, a->threads);
+  add_common_options(cmd, a->common, "Output data type (integers are rounded half away from zero and clamped)");
   cmd->callback([a] {
-    apply_threads(a->threads);
-    parse_order(a->degree); // validate options before reading anything
-    parse_mode(a->mode);
-    parse_dtype(a->dtype);
+    apply_threads(a->common.threads);
     check_nifti_output_path(a->output);
     std::vector<std::pair<std::string, std::string>> inputs{{"the input", a->input}, {"--like", a->like}};
     for (const auto& t : a->transforms) inputs.emplace_back("--transform", t);
     check_distinct_files(inputs, {{"-o", a->output}});
-    const DataType on_disk = read_nifti_header(a->input).dtype;
-    const bool wide = on_disk == DataType::Float64 || on_disk == DataType::Int32 || on_disk == DataType::UInt32 ||
-                      on_disk == DataType::Int64 || on_disk == DataType::UInt64 || a->dtype == "float64";
-    if (wide) run_typed<double>(*a);
-    else run_typed<float>(*a);
+    run(*a);
   });
 }
 

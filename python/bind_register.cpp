@@ -12,13 +12,13 @@ RegisterOptions register_options(const nb::dict& kw) {
   RegisterOptions o;
   for (auto [key, val] : kw) {
     const std::string k = nb::cast<std::string>(key);
-    if (k == "transform") o.transform = nb::cast<std::string>(val);
-    else if (k == "metric") o.metric = nb::cast<std::string>(val);
+    if (k == "transform") o.transform = transform_names().parse(nb::cast<std::string>(val));
+    else if (k == "metric") o.metric = metric_names().parse(nb::cast<std::string>(val));
     else if (k == "levels") o.levels = nb::cast<std::vector<int>>(val);
     else if (k == "smoothing") o.smoothing = nb::cast<std::vector<double>>(val);
-    else if (k == "optimizer") o.optimizer = nb::cast<std::string>(val);
+    else if (k == "optimizer") o.optimizer = optimizer_names().parse(nb::cast<std::string>(val));
     else if (k == "iterations") o.iterations = nb::cast<std::vector<int>>(val);
-    else if (k == "init") o.init = nb::cast<std::string>(val);
+    else if (k == "init") o.init = init_names().parse(nb::cast<std::string>(val));
     else if (k == "freeze") o.freeze = nb::cast<std::vector<std::string>>(val);
     else if (k == "degree") o.degree = nb::cast<int>(val);
     else if (k == "max_samples") o.max_samples = nb::cast<int64_t>(val);
@@ -37,13 +37,13 @@ RegisterOptions register_options(const nb::dict& kw) {
 nb::dict register_defaults() {
   const RegisterOptions o;
   nb::dict d;
-  d["transform"] = o.transform;
-  d["metric"] = o.metric;
+  d["transform"] = transform_names().name(o.transform);
+  d["metric"] = metric_names().name(o.metric);
   d["levels"] = nb::tuple(nb::cast(o.levels));
   d["smoothing"] = o.smoothing.empty() ? nb::none() : nb::object(nb::tuple(nb::cast(o.smoothing)));
-  d["optimizer"] = o.optimizer;
+  d["optimizer"] = optimizer_names().name(o.optimizer);
   d["iterations"] = o.iterations.empty() ? nb::none() : nb::object(nb::tuple(nb::cast(o.iterations)));
-  d["init"] = o.init;
+  d["init"] = init_names().name(o.init);
   d["freeze"] = nb::tuple(nb::cast(o.freeze));
   d["degree"] = o.degree;
   d["max_samples"] = o.max_samples;
@@ -111,9 +111,6 @@ nb::tuple py_register_metric(InArr<float> moving, Mat44 moving_affine, InArr<flo
   return nb::make_tuple(v, g);
 }
 
-// SPM's reslice degree (spm_reslice's default, the CLI's --write-degree): not an estimation option.
-constexpr int kRealignWriteDegree = 4;
-
 nb::dict realign_defaults() {
   const RealignOptions o;
   nb::dict d;
@@ -124,7 +121,7 @@ nb::dict realign_defaults() {
   d["quality"] = o.quality;
   d["iterations"] = o.iterations;
   d["tolerance"] = o.tolerance;
-  d["write_degree"] = kRealignWriteDegree;
+  d["write_degree"] = o.write_degree;
   return d;
 }
 
@@ -199,7 +196,7 @@ void bind_register(nb::module_& m) {
   m.def("register_metric", &py_register_metric, nb::arg("moving"), nb::arg("moving_affine"), nb::arg("fixed"),
         nb::arg("fixed_affine"), nb::arg("groups"), nb::arg("centre"), nb::arg("init"), nb::arg("theta"),
         nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("options"));
-  m.def("transform_groups", &transform_groups);
+  m.def("transform_groups", [](const std::string& t) { return transform_groups(transform_names().parse(t)); });
   m.attr("REGISTER_DEFAULTS") = register_defaults();
   m.def("realign", &py_realign, nb::arg("data"), nb::arg("affine"), nb::arg("weight").none(), nb::arg("ref_frame"),
         nb::arg("to_mean"), nb::arg("sep"), nb::arg("fwhm"), nb::arg("degree"), nb::arg("quality"), nb::arg("iterations"),

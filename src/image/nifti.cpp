@@ -19,33 +19,16 @@ namespace fs = std::filesystem;
 
 namespace voxalign {
 
-DataType parse_dtype(const std::string& s) {
-  static const std::pair<const char*, DataType> names[] = {
-      {"uint8", DataType::UInt8},   {"int8", DataType::Int8},       {"int16", DataType::Int16},
-      {"uint16", DataType::UInt16}, {"int32", DataType::Int32},     {"uint32", DataType::UInt32},
-      {"int64", DataType::Int64},   {"uint64", DataType::UInt64},   {"float32", DataType::Float32},
-      {"float64", DataType::Float64}, {"float", DataType::Float32}, {"double", DataType::Float64}};
-  for (auto& [n, t] : names)
-    if (s == n) return t;
-  throw InvalidArgument("unknown data type '" + s +
-                        "' (use uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32 or float64)");
+const NameTable<DataType>& dtype_names() {
+  static const NameTable<DataType> t{"data type", {{DataType::Float32, "float32"}, {DataType::Float64, "float64"},
+      {DataType::UInt8, "uint8"}, {DataType::Int8, "int8"}, {DataType::Int16, "int16"}, {DataType::UInt16, "uint16"},
+      {DataType::Int32, "int32"}, {DataType::UInt32, "uint32"}, {DataType::Int64, "int64"},
+      {DataType::UInt64, "uint64"}, {DataType::Float32, "float", true}, {DataType::Float64, "double", true}}};
+  return t;
 }
 
-std::string dtype_name(DataType t) {
-  switch (t) {
-  case DataType::UInt8: return "uint8";
-  case DataType::Int8: return "int8";
-  case DataType::Int16: return "int16";
-  case DataType::UInt16: return "uint16";
-  case DataType::Int32: return "int32";
-  case DataType::UInt32: return "uint32";
-  case DataType::Int64: return "int64";
-  case DataType::UInt64: return "uint64";
-  case DataType::Float32: return "float32";
-  case DataType::Float64: return "float64";
-  }
-  return "?";
-}
+DataType parse_dtype(const std::string& s) { return dtype_names().parse(s); }
+std::string dtype_name(DataType t) { return dtype_names().name(t); }
 
 namespace {
 
@@ -302,12 +285,14 @@ NiftiHeaderInfo read_nifti_header(const std::string& path) {
   return parse_header_file(f, path, false).info;
 }
 
-template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
-  const std::string hdr = header_file(path);
-  const InFile f(hdr, path); // a single file is opened once, for its header and its data
-  const ParsedHeader h = parse_header_file(f, path, true);
-  // Raw data read here rather than by nifti_image_load, which replaces NaN/Inf by 0 (nibabel, the
-  // reference, keeps them).
+namespace {
+
+/// The voxels of a header parsed from `f` (opened on `hdr`): a single file is opened once, for its
+/// header and its data. Raw data are read here rather than by nifti_image_load, which replaces
+/// NaN/Inf by 0 (nibabel, the reference, keeps them).
+template <class T>
+Image<T> read_parsed(const std::string& path, const std::string& hdr, const InFile& f, const ParsedHeader& h,
+                     NiftiHeaderInfo* info_out) {
   Image<T> img;
   if (h.single_file) {
     read_voxels(path, f, h, img);
@@ -317,6 +302,26 @@ template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo*
   }
   if (info_out) *info_out = h.info;
   return img;
+}
+
+} // namespace
+
+template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info_out) {
+  const std::string hdr = header_file(path);
+  const InFile f(hdr, path);
+  return read_parsed<T>(path, hdr, f, parse_header_file(f, path, true), info_out);
+}
+
+std::variant<Image<float>, Image<double>> read_nifti_float_or_double(const std::string& path, bool want_double,
+                                                                     NiftiHeaderInfo* info_out) {
+  const std::string hdr = header_file(path);
+  const InFile f(hdr, path);
+  const ParsedHeader h = parse_header_file(f, path, true);
+  const DataType t = h.info.dtype;
+  if (want_double || t == DataType::Float64 || t == DataType::Int32 || t == DataType::UInt32 || t == DataType::Int64 ||
+      t == DataType::UInt64)
+    return read_parsed<double>(path, hdr, f, h, info_out);
+  return read_parsed<float>(path, hdr, f, h, info_out);
 }
 
 void check_nifti_output_path(const std::string& path) {

@@ -137,7 +137,7 @@ void reslice_frame(const Image<float>& series, int64_t t, const Mat4& pullback, 
 }
 
 void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbacks, int degree, Image<float>* out,
-                    Image<float>* mean) {
+                    Image<float>* mean, const ResliceProgress& progress) {
   const Geometry& g = series.geometry();
   const int64_t T = g.dims[3], n = g.frame_size();
   VX_CHECK(int64_t(pullbacks.size()) == T, InvalidArgument, "reslice: ", T, " transforms needed, got ", pullbacks.size());
@@ -147,6 +147,8 @@ void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbac
   if (out) *out = Image<float>(g, no_init);
   const int64_t nch = (T + kChunk - 1) / kChunk;
   std::vector<std::vector<double>> part(mean ? static_cast<size_t>(nch) : 0);
+  std::mutex mu;
+  int done = 0;
   parallel_for(nch, 1, [&](int64_t c0, int64_t c1) {
     Image<float> tmp(g3, no_init);
     for (int64_t ch = c0; ch < c1; ++ch) {
@@ -159,6 +161,11 @@ void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbac
           double* m = part[static_cast<size_t>(ch)].data();
           for (int64_t q = 0; q < n; ++q) m[q] += d[q];
         }
+      }
+      if (progress) {
+        std::lock_guard<std::mutex> lock(mu);
+        done += int(std::min(T, (ch + 1) * kChunk) - ch * kChunk);
+        progress(done, int(T));
       }
     }
   });
@@ -264,7 +271,7 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
           else if (nb >= 0) Pc.theta = theta[static_cast<size_t>(nb)];
           else Pc.theta.assign(static_cast<size_t>(np), 0.0);
           Lc.coef = coef[static_cast<size_t>(t)];
-          const SolveResult sr = reg::optimise_level(Lc, Pc, "gn", o.iterations, ro, spacing, {});
+          const SolveResult sr = reg::optimise_level(Lc, Pc, Optimizer::GaussNewton, o.iterations, ro, spacing, {});
           theta[static_cast<size_t>(t)] = Pc.theta;
           res.iterations[static_cast<size_t>(t)] = sr.iterations;
         }

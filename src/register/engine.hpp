@@ -13,8 +13,6 @@
 
 namespace voxalign::reg {
 
-enum class MetricKind { SSD, NCC, LNCC, MI };
-MetricKind parse_metric(const std::string& name);
 
 /// Moving values and gradients at the samples (buffers reused across evaluations).
 struct Samples {
@@ -70,7 +68,7 @@ struct Evaluation {
 };
 
 /// Evaluate the metric at the voxel->voxel pull-back Mvox (fixed level voxel -> moving level voxel).
-Evaluation evaluate_metric(const Level& L, MetricKind metric, const Mat4& Mvox, bool gradient, bool gauss_newton);
+Evaluation evaluate_metric(const Level& L, Metric metric, const Mat4& Mvox, bool gradient, bool gauss_newton);
 
 /// Smoothed (Gaussian, sigma in mm) and shrunk copies of an image, cached; each new one is derived
 /// from the coarsest cached copy whose factor divides its own and that is no smoother (the
@@ -100,7 +98,7 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink);
 /// samples whose nearest full-resolution voxel is fill, and samples whose moving stencil reaches fill,
 /// are left out; null: no fill test on that side.
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
-                 const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
+                 const Geometry& moving_full, const Image<float>* moving_mask, Metric metric,
                  const RegisterOptions& o, const Image<float>* fixed_image = nullptr,
                  const Image<float>* moving_image = nullptr);
 
@@ -111,7 +109,7 @@ struct Problem {
   std::vector<double> theta;   ///< full parameter vector (frozen entries stay as they are)
   std::vector<int> free;       ///< indices of the optimised parameters
   std::vector<double> scale;   ///< per parameter: scaled = theta * scale (translations 1, others the radius)
-  MetricKind metric = MetricKind::SSD;
+  Metric metric = Metric::SSD;
 };
 
 /// Value, gradient w.r.t. the full theta and (ssd) the Gauss-Newton matrix at theta.
@@ -133,9 +131,9 @@ double sample_radius(const Level& L, const Vec3& centre);
 /// the cost is +inf (the transform has left the overlap).
 int64_t min_valid_samples(const Level& L);
 
-/// Optimise P.theta (its free entries, scaled) on one level with optimizer `opt` (gn, lbfgs, gd,
-/// adam) for at most `iters` iterations; level_spacing (mm) bounds L-BFGS steps and scales Adam's.
-SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,
-                           double level_spacing, const RegisterProgress& progress);
+/// Optimise P.theta (its free entries, scaled) on one level with optimizer `opt` (not Auto) for at most `iters`
+/// iterations; level_spacing (mm) bounds L-BFGS steps and scales Adam's.
+SolveResult optimise_level(const Level& L, Problem& P, Optimizer opt, int iters, const RegisterOptions& o,
+                           double level_spacing, const std::function<void(int evaluation, double metric)>& progress);
 
 } // namespace voxalign::reg

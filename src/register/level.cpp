@@ -170,7 +170,7 @@ int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink) {
 }
 
 Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& fixed_full, const Image<float>* fixed_mask,
-                 const Geometry& moving_full, const Image<float>* moving_mask, MetricKind metric,
+                 const Geometry& moving_full, const Image<float>* moving_mask, Metric metric,
                  const RegisterOptions& o, const Image<float>* fixed_image, const Image<float>* moving_image) {
   Level L;
   const Geometry& Fg = F.geometry();
@@ -182,7 +182,7 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
   for (int d = 0; d < 3; ++d) L.dims[d] = Fg.dims[d];
   // Fixed samples: level voxels whose nearest full-resolution voxel is in the mask.
   std::vector<uint8_t> inm = level_mask(Fg, fixed_full, fixed_mask);
-  const bool fill = o.skip_fill && metric != MetricKind::LNCC;
+  const bool fill = o.skip_fill && metric != Metric::LNCC;
   if (fill && fixed_image) { // fixed fill: voxels exactly 0 are no samples
     if (Fg.same_grid(fixed_full)) { // the full-resolution level: compare in place
       const float* v = fixed_image->data();
@@ -199,7 +199,7 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
   for (uint8_t b : inm) inside += b;
   VX_CHECK(inside > 0, InvalidArgument, "the fixed mask", fill && fixed_image ? " and the fixed image's non-zero voxels leave" : " leaves",
            " no voxel of the ", nx, "x", ny, "x", nz, " level grid");
-  L.dense = metric == MetricKind::LNCC;
+  L.dense = metric == Metric::LNCC;
   int stride = 1;
   if (!L.dense)
     while (double(inside) / std::pow(double(stride), L.ndim) > double(o.max_samples)) ++stride;
@@ -217,7 +217,7 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
   L.fmax = *std::max_element(L.fval.begin(), L.fval.end());
   L.moving_mask = moving_mask;
   L.level_to_mask = moving_full.affine.inverse() * M.geometry().affine;
-  if (metric == MetricKind::MI || metric == MetricKind::LNCC) {
+  if (metric == Metric::MI || metric == Metric::LNCC) {
     // Moving intensity range (mi) and variance (lncc), within the moving mask when given.
     const std::vector<uint8_t> mm = level_mask(M.geometry(), moving_full, moving_mask);
     double lo = std::numeric_limits<double>::infinity(), hi = -lo, s1 = 0, s2 = 0, cnt = 0;

@@ -346,26 +346,18 @@ void eval_lncc(const Level& L, const Samples& s, bool grad, Evaluation& ev) {
 
 } // namespace
 
-MetricKind parse_metric(const std::string& name) {
-  if (name == "ssd") return MetricKind::SSD;
-  if (name == "ncc") return MetricKind::NCC;
-  if (name == "lncc") return MetricKind::LNCC;
-  if (name == "mi") return MetricKind::MI;
-  throw InvalidArgument("unknown metric '" + name + "' (use ssd, ncc, lncc or mi)");
-}
-
-Evaluation evaluate_metric(const Level& L, MetricKind metric, const Mat4& Mvox, bool gradient, bool gauss_newton) {
+Evaluation evaluate_metric(const Level& L, Metric metric, const Mat4& Mvox, bool gradient, bool gauss_newton) {
   Samples& s = L.scratch; // reused between evaluations: no fresh pages per call
-  const bool clamp = metric == MetricKind::LNCC;
+  const bool clamp = metric == Metric::LNCC;
   detail::dispatch_kernel(L.coef.order, L.ndim, [&]<int K, int D>() {
     if constexpr (D >= 2) sample_moving<K, D>(L, Mvox, clamp, s);
   });
   Evaluation ev;
   switch (metric) {
-  case MetricKind::SSD: eval_ssd(L, s, gradient, gauss_newton, ev); break;
-  case MetricKind::NCC: eval_ncc(L, s, gradient, ev); break;
-  case MetricKind::MI: eval_mi(L, s, gradient, ev); break;
-  case MetricKind::LNCC: eval_lncc(L, s, gradient, ev); break;
+  case Metric::SSD: eval_ssd(L, s, gradient, gauss_newton, ev); break;
+  case Metric::NCC: eval_ncc(L, s, gradient, ev); break;
+  case Metric::MI: eval_mi(L, s, gradient, ev); break;
+  case Metric::LNCC: eval_lncc(L, s, gradient, ev); break;
   }
   return ev;
 }

@@ -5,6 +5,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "engine.hpp"
@@ -47,8 +48,8 @@ int64_t min_valid_samples(const Level& L) {
   return std::max<int64_t>(16, usable / 100);
 }
 
-SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, int iters, const RegisterOptions& o,
-                           double level_spacing, const RegisterProgress& progress) {
+SolveResult optimise_level(const Level& L, Problem& P, Optimizer opt, int iters, const RegisterOptions& o,
+                           double level_spacing, const std::function<void(int evaluation, double metric)>& progress) {
   const int nf = int(P.free.size());
   auto to_theta = [&](const double* z) {
     std::vector<double> th = P.theta;
@@ -63,13 +64,13 @@ SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, i
     const ParamEval pe = eval_params(L, P, to_theta(z), true, false);
     if (pe.valid < min_valid) return std::numeric_limits<double>::infinity();
     for (int j = 0; j < nf; ++j) g[j] = pe.grad[static_cast<size_t>(P.free[j])] / P.scale[static_cast<size_t>(P.free[j])];
-    if (progress) progress(0, 1, ++evals, pe.value);
+    if (progress) progress(++evals, pe.value);
     return pe.value;
   };
   SolveResult sr;
   sr.x = z0;
   if (iters > 0) {
-    if (opt == "gn") {
+    if (opt == Optimizer::GaussNewton) {
       GNOptions go;
       go.max_iterations = iters;
       go.tol = o.tolerance;
@@ -86,11 +87,11 @@ SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, i
                 JtJ[a * nf + b] = pe.JtJ(pa, pb) / (P.scale[static_cast<size_t>(pa)] * P.scale[static_cast<size_t>(pb)]);
               }
             }
-            if (progress) progress(0, 1, ++evals, pe.value);
+            if (progress) progress(++evals, pe.value);
             return pe.value;
           },
           z0, go);
-    } else if (opt == "adam") {
+    } else if (opt == Optimizer::Adam) {
       AdamOptions ao;
       ao.max_iterations = iters;
       ao.learning_rate = o.learning_rate * level_spacing;
@@ -98,7 +99,7 @@ SolveResult optimise_level(const Level& L, Problem& P, const std::string& opt, i
     } else {
       LBFGSOptions lo;
       lo.max_iterations = iters;
-      lo.memory = opt == "gd" ? 0 : 7;
+      lo.memory = opt == Optimizer::GradientDescent ? 0 : 7;
       lo.tol = o.tolerance;
       lo.f_tol = 1e-10;
       lo.max_step = 2.0 * level_spacing; // no step moves points by more than two level voxels
@@ -180,7 +181,6 @@ void check_inputs(const Image<float>& fixed, const Image<float>& moving, const R
   VX_CHECK(o.iterations.empty() || o.iterations.size() == 1 || o.iterations.size() == o.levels.size(), InvalidArgument,
            "iterations: one value or one per level");
   for (int it : o.iterations) VX_CHECK(it >= 0, InvalidArgument, "iterations must be >= 0");
-  parse_metric(o.metric);
 }
 
 /// Refuse, before any pyramid is built, images that do not overlap at the start: fewer than 16 fixed
@@ -213,16 +213,13 @@ Problem make_problem(const Image<float>& fixed, const Image<float>& moving, cons
   check_inputs(fixed, moving, o, fixed_mask, moving_mask);
   const int nd = fixed.geometry().dims[2] == 1 ? 2 : 3;
   Problem P;
-  P.metric = parse_metric(o.metric);
-  VX_CHECK(o.optimizer == "auto" || o.optimizer == "gn" || o.optimizer == "lbfgs" || o.optimizer == "gd" ||
-               o.optimizer == "adam",
-           InvalidArgument, "unknown optimizer '", o.optimizer, "' (use auto, gn, lbfgs, gd or adam)");
-  VX_CHECK(o.optimizer != "gn" || P.metric == MetricKind::SSD, InvalidArgument,
-           "the Gauss-Newton optimizer needs a least-squares metric (ssd); use lbfgs for ", o.metric);
+  P.metric = o.metric;
+  VX_CHECK(o.optimizer != Optimizer::GaussNewton || P.metric == Metric::SSD, InvalidArgument,
+           "the Gauss-Newton optimizer needs a least-squares metric (ssd); use lbfgs for ", metric_names().name(o.metric));
   P.model.ndim = nd;
   P.model.groups = transform_groups(o.transform);
   for (const auto& f : o.freeze) {
-    const std::string g = f == "zoom" && o.transform == "similarity" ? "scale" : f;
+    const std::string g = f == "zoom" && o.transform == TransformType::Similarity ? "scale" : f;
     VX_CHECK(g == "translation" || g == "rotation" || g == "scale" || g == "zoom" || g == "shear", InvalidArgument,
              "--freeze: unknown group '", f, "' (use translation, rotation, scale, zoom, shear)");
   }
@@ -232,13 +229,11 @@ Problem make_problem(const Image<float>& fixed, const Image<float>& moving, cons
     P.T0 = o.init_matrix;
     VX_CHECK(P.T0.allFinite() && std::abs(P.T0.topLeftCorner<3, 3>().determinant()) > 1e-12, InvalidArgument,
              "the initial transform is not an invertible affine map");
-  } else if (o.init == "center") {
+  } else if (o.init == RegisterInit::Center) {
     shift = cm - cf;
-  } else if (o.init == "moments") {
+  } else if (o.init == RegisterInit::Moments) {
     centre = centre_of_mass(fixed, fixed_mask);
     shift = centre_of_mass(moving, moving_mask) - centre;
-  } else {
-    VX_CHECK(o.init == "identity", InvalidArgument, "unknown init '", o.init, "' (use center, moments or identity)");
   }
   if (nd == 2) shift[2] = 0;
   P.model.centre = centre;
@@ -269,7 +264,7 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
   Problem P;
   P.model = model;
   P.T0 = init;
-  P.metric = parse_metric(opts.metric);
+  P.metric = opts.metric;
   const Level L = make_level(fixed, moving, fixed.geometry(), fixed_mask, moving.geometry(), moving_mask, P.metric, opts,
                              &fixed, &moving);
   const ParamEval pe = eval_params(L, P, theta, gradient != nullptr, false);
@@ -279,12 +274,65 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
 
 } // namespace reg
 
-std::vector<std::string> transform_groups(const std::string& t) {
-  if (t == "translation") return {"translation"};
-  if (t == "rigid") return {"translation", "rotation"};
-  if (t == "similarity") return {"translation", "rotation", "scale"};
-  if (t == "affine") return {"translation", "rotation", "zoom", "shear"};
-  throw InvalidArgument("unknown transform '" + t + "' (use translation, rigid, similarity or affine)");
+const NameTable<TransformType>& transform_names() {
+  static const NameTable<TransformType> t{"transform", {{TransformType::Translation, "translation"},
+      {TransformType::Rigid, "rigid"}, {TransformType::Similarity, "similarity"}, {TransformType::Affine, "affine"}}};
+  return t;
+}
+
+const NameTable<Metric>& metric_names() {
+  static const NameTable<Metric> t{"metric", {{Metric::SSD, "ssd"}, {Metric::NCC, "ncc"}, {Metric::LNCC, "lncc"},
+      {Metric::MI, "mi"}}};
+  return t;
+}
+
+const NameTable<Optimizer>& optimizer_names() {
+  static const NameTable<Optimizer> t{"optimizer", {{Optimizer::Auto, "auto"}, {Optimizer::GaussNewton, "gn"},
+      {Optimizer::LBFGS, "lbfgs"}, {Optimizer::GradientDescent, "gd"}, {Optimizer::Adam, "adam"}}};
+  return t;
+}
+
+const NameTable<RegisterInit>& init_names() {
+  static const NameTable<RegisterInit> t{"init", {{RegisterInit::Center, "center"},
+      {RegisterInit::Moments, "moments"}, {RegisterInit::Identity, "identity"}}};
+  return t;
+}
+
+std::vector<std::string> transform_groups(TransformType t) {
+  switch (t) {
+  case TransformType::Translation: return {"translation"};
+  case TransformType::Rigid: return {"translation", "rotation"};
+  case TransformType::Similarity: return {"translation", "rotation", "scale"};
+  case TransformType::Affine: return {"translation", "rotation", "zoom", "shear"};
+  }
+  throw InvalidArgument("unknown transform type");
+}
+
+std::string parameter_summary(const RegisterResult& r) {
+  const int nd = r.model.ndim;
+  std::string out;
+  size_t p = 0;
+  for (const auto& g : r.model.groups) {
+    const int n = affine_group_size(g, nd);
+    VX_CHECK(p + size_t(n) <= r.parameters.size(), InvalidArgument, "parameter_summary: ", r.parameters.size(),
+             " parameters for the groups of this model");
+    // rotations in degrees; scales and zooms as factors (1 + parameter); the rest as stored
+    const double mul = g == "rotation" ? 180.0 / M_PI : 1.0, add = g == "scale" || g == "zoom" ? 1.0 : 0.0;
+    const char* fmt = g == "translation" || g == "rotation" ? "%.3f" : "%.5f";
+    std::string values;
+    for (int q = 0; q < n; ++q) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, fmt, add + mul * r.parameters[p + size_t(q)]);
+      std::string v = buf;
+      if (v.find_first_not_of("-0.") == std::string::npos) v.erase(0, v[0] == '-'); // no "-0.000"
+      values += (q ? ", " : "") + v;
+    }
+    p += size_t(n);
+    out += (out.empty() ? "" : ", ") + g + " " + (n > 1 ? "(" + values + ")" : values);
+    if (g == "translation") out += " mm";
+    else if (g == "rotation") out += " deg";
+  }
+  return out;
 }
 
 RegisterResult register_images(const Image<float>& fixed, const Image<float>& moving, const RegisterOptions& o,
@@ -293,7 +341,8 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
   using namespace reg;
   Problem P = make_problem(fixed, moving, o, fixed_mask, moving_mask);
   check_initial_overlap(fixed, moving, P);
-  const std::string opt = o.optimizer == "auto" ? (P.metric == MetricKind::SSD ? "gn" : "lbfgs") : o.optimizer;
+  const Optimizer opt =
+      o.optimizer == Optimizer::Auto ? (P.metric == Metric::SSD ? Optimizer::GaussNewton : Optimizer::LBFGS) : o.optimizer;
   const Vec3 fsp = fixed.geometry().spacing();
   const double fmean = P.model.ndim == 2 ? 0.5 * (fsp[0] + fsp[1]) : fsp.mean();
   RegisterResult res;
@@ -341,10 +390,10 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
                "); check the images' world geometry or give --init",
                L.mfill.bits.empty() ? "" : " (or compare fill too: --keep-fill, skip_fill=False)");
     }
-    const int iters = o.iterations.empty() ? (opt == "gn" ? 40 : 100)
+    const int iters = o.iterations.empty() ? (opt == Optimizer::GaussNewton ? 40 : 100)
                       : o.iterations.size() == 1 ? o.iterations[0] : o.iterations[static_cast<size_t>(li)];
-    RegisterProgress level_progress;
-    if (progress) level_progress = [&](int, int, int it, double v) { progress(li, nlev, it, v); };
+    std::function<void(int, double)> level_progress;
+    if (progress) level_progress = [&](int ev, double v) { progress(RegisterStep{li, nlev, ev, iters, v}); };
     const SolveResult sr = optimise_level(L, P, opt, iters, o, shrink * fmean, level_progress);
     RegisterLevel rl;
     rl.shrink = shrink;

@@ -8,14 +8,19 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "voxalign/core/names.hpp"
 #include "voxalign/image/image.hpp"
 
 namespace voxalign {
 
 enum class DataType { UInt8, Int8, Int16, UInt16, Int32, UInt32, Int64, UInt64, Float32, Float64 };
-/// "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"
+/// "float32", "float64", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64"
+/// ("float" and "double" are accepted for the first two), any case.
+const NameTable<DataType>& dtype_names();
+/// dtype_names().parse / .name.
 DataType parse_dtype(const std::string& name);
 std::string dtype_name(DataType t);
 
@@ -66,6 +71,10 @@ NiftiHeaderInfo read_nifti_header(const std::string& path);
 
 /// Read a whole image as T (float or double), scaling applied. Throws IoError naming the file.
 template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info = nullptr);
+/// The image as float, or as double when its on-disk type holds more than a float keeps (float64,
+/// 32- and 64-bit integers) or `want_double`: the header is read once and decides.
+std::variant<Image<float>, Image<double>> read_nifti_float_or_double(const std::string& path, bool want_double,
+                                                                     NiftiHeaderInfo* info = nullptr);
 
 struct NiftiWriteOptions {
   DataType dtype = DataType::Float32;

@@ -21,6 +21,7 @@ struct RealignOptions {
   double quality = 0.9;       ///< keep the samples carrying this fraction of the reference's gradient energy
   int iterations = 64;        ///< most Gauss-Newton iterations per frame
   double tolerance = 1e-3;    ///< stop when a step moves points by less (mm)
+  int write_degree = 4;       ///< B-spline degree of the resliced series and mean (SPM's 4); reslice_series takes it
 };
 
 struct RealignResult {
@@ -37,7 +38,8 @@ struct RealignResult {
   int64_t samples = 0;                      ///< reference samples used
 };
 
-/// Progress: (frames done, frames in this pass, pass index, passes).
+/// Progress: (frames done, frames in this pass, pass index, passes); called from worker threads, one
+/// call at a time.
 using RealignProgress = std::function<void(int, int, int, int)>;
 
 /// Estimate the motion of every frame of a 4D image. `weight` (optional) is a mask or weight image
@@ -50,10 +52,13 @@ RealignResult realign(const Image<float>& series, const RealignOptions& opts, co
 /// zero outside), into the 3D view `out`.
 void reslice_frame(const Image<float>& series, int64_t t, const Mat4& pullback, int degree, ImageView<float> out);
 
+/// Progress of reslicing: (frames done, frames); called from worker threads, one call at a time.
+using ResliceProgress = std::function<void(int, int)>;
+
 /// Reslice every frame (frames in parallel) into `out` (4D, allocated here; may be null) and/or
 /// their mean into `mean` (3D; may be null). Bit-identical for any thread count.
 void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbacks, int degree, Image<float>* out,
-                    Image<float>* mean);
+                    Image<float>* mean, const ResliceProgress& progress = {});
 
 /// The motion summaries from per-frame pull-backs on a grid (the series' geometry): SPM and FSL
 /// parameters, framewise displacement (Power: |d trans| + 50 mm |d rot| from the FSL parameters) and

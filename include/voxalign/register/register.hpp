@@ -13,21 +13,40 @@
 #include <string>
 #include <vector>
 
+#include "voxalign/core/names.hpp"
 #include "voxalign/image/image.hpp"
 #include "voxalign/warp/affine_params.hpp"
 
 namespace voxalign {
 
+/// The parameter groups estimated: translation (3 parameters; 2D: 2), rigid (+ rotation: 6; 3),
+/// similarity (+ isotropic scale: 7; 4), affine (+ zooms and shears: 12; 6).
+enum class TransformType { Translation, Rigid, Similarity, Affine };
+/// ssd: sum of squared differences; ncc: normalised cross-correlation; lncc: local NCC in windows;
+/// mi: Mattes mutual information.
+enum class Metric { SSD, NCC, LNCC, MI };
+/// auto: gn for ssd, lbfgs otherwise; gn: Gauss-Newton (ssd only); lbfgs; gd: gradient descent; adam.
+enum class Optimizer { Auto, GaussNewton, LBFGS, GradientDescent, Adam };
+/// The start of the estimation without an initial matrix: geometric centres aligned, centres of
+/// mass aligned (rotations about the fixed image's), or the identity.
+enum class RegisterInit { Center, Moments, Identity };
+
+/// Their names (translation, rigid, ...; ssd, ncc, lncc, mi; auto, gn, lbfgs, gd, adam; center, moments, identity).
+const NameTable<TransformType>& transform_names();
+const NameTable<Metric>& metric_names();
+const NameTable<Optimizer>& optimizer_names();
+const NameTable<RegisterInit>& init_names();
+
 struct RegisterOptions {
-  std::string transform = "rigid";   ///< translation | rigid | similarity | affine
-  std::string metric = "ssd";        ///< ssd | ncc | lncc | mi
+  TransformType transform = TransformType::Rigid;
+  Metric metric = Metric::SSD;
   std::vector<int> levels{4, 2, 1};  ///< shrink factors, coarse to fine (a factor may repeat: continuation)
   /// Gaussian smoothing per level, sigma in mm (applied to both images before shrinking). Empty:
   /// sigma = shrink / 2 fixed voxels for shrink > 1 and none at 1 (ANTs' 4x2x1 / 2x1x0vox).
   std::vector<double> smoothing;
-  std::string optimizer = "auto";    ///< auto (gn for ssd, lbfgs otherwise) | gn | lbfgs | gd | adam
+  Optimizer optimizer = Optimizer::Auto;
   std::vector<int> iterations;       ///< max iterations per level (empty: 40 for gn, 100 for the others)
-  std::string init = "center";       ///< center | moments | identity (ignored when init_matrix is set)
+  RegisterInit init = RegisterInit::Center; ///< ignored when has_init_matrix
   bool has_init_matrix = false;      ///< start from init_matrix (a RAS pull-back), refine T0 * T(theta)
   Mat4 init_matrix = Mat4::Identity();
   std::vector<std::string> freeze;   ///< parameter groups held at their start: translation, rotation, scale/zoom, shear
@@ -63,8 +82,15 @@ struct RegisterResult {
   std::vector<RegisterLevel> levels;
 };
 
-/// Optional per-level progress: (level index, levels, iteration, metric).
-using RegisterProgress = std::function<void(int, int, int, double)>;
+/// Progress of register_images, reported after every evaluation of the metric (on the calling thread).
+struct RegisterStep {
+  int level = 0;          ///< 0-based, coarse to fine
+  int levels = 1;
+  int evaluation = 0;     ///< evaluations of the metric so far at this level (line searches may pass max_iterations)
+  int max_iterations = 0; ///< the level's iteration limit
+  double metric = 0.0;
+};
+using RegisterProgress = std::function<void(const RegisterStep&)>;
 
 /// Register `moving` to `fixed` (3D images, or 2D: a third axis of length 1; both the same
 /// dimensionality). Masks (optional, may be null) live on their image's grid; non-zero = use.
@@ -74,8 +100,13 @@ RegisterResult register_images(const Image<float>& fixed, const Image<float>& mo
                                const Image<float>* fixed_mask = nullptr, const Image<float>* moving_mask = nullptr,
                                const RegisterProgress& progress = {});
 
-/// The AffineModel groups of a transform name (translation, rigid, similarity, affine).
-std::vector<std::string> transform_groups(const std::string& transform);
+/// The AffineModel groups of a transform type.
+std::vector<std::string> transform_groups(TransformType transform);
+
+/// The parameters with their units, group by group, for people: "translation (x, y, z) mm, rotation
+/// (a, b, c) deg" (Euler angles as in docs/register.md), then "scale s", "zoom (x, y, z)" (factors)
+/// and "shear (xy, xz, yz)" where the transform has them.
+std::string parameter_summary(const RegisterResult& result);
 
 /// Internal pieces exposed for tests and the Python bindings.
 namespace reg {

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "voxalign/core/names.hpp"
+
 #ifdef __CUDACC__
 #define VX_HD __host__ __device__ inline
 #define VX_FORCEINLINE __forceinline__
@@ -40,15 +42,18 @@ enum class Mode : int {
 /// read it from here).
 constexpr Mode kResampleDefaultMode = Mode::Itk;
 
-/// Parse a mode name ("mirror", "reflect"/"grid-mirror", "nearest", "constant", "grid-constant",
-/// "wrap", "grid-wrap", "itk"); throws InvalidArgument for anything else.
+/// The mode names: itk, then scipy.ndimage's (grid-mirror is accepted for reflect), any case.
+const NameTable<Mode>& mode_names();
+/// mode_names().parse / .name.
 Mode parse_mode(std::string_view name);
 std::string mode_name(Mode m);
 
 /// Interpolation kernel: 0..7 are B-splines of that degree (>= 2 prefiltered), kKeys is Keys'
 /// cubic convolution (a = -1/2, Catmull-Rom), which needs no prefilter.
 constexpr int kKeys = 8;
-/// Parse "0".."7" or "keys"; throws InvalidArgument otherwise.
+/// The interpolation names: "0".."7" (B-spline degree) and "keys".
+const NameTable<int>& order_names();
+/// order_names().parse / .name.
 int parse_order(std::string_view name);
 std::string order_name(int order);
 /// Number of taps per axis.

@@ -9,12 +9,28 @@
 #pragma once
 #include <cstdint>
 
+#include "voxalign/core/names.hpp"
 #include "voxalign/image/geometry.hpp"
 #include "voxalign/image/image.hpp"
 #include "voxalign/spline/modes.hpp"
 #include "voxalign/spline/prefilter.hpp"
 
 namespace voxalign {
+
+/// Units of a displacement field's values: voxels of the warp's input along its i, j, k axes, or
+/// world (RAS) millimetres (field_mm_to_voxels converts).
+enum class FieldUnits { Voxel, Mm };
+/// "voxel", "mm".
+const NameTable<FieldUnits>& field_unit_names();
+
+/// How an image is warped by a displacement field (`voxalign warp`): interpolation, boundary mode,
+/// the field's units, and whether the exact adjoint is applied instead.
+struct WarpOptions {
+  int order = 3;                        ///< 0..7 (B-spline degree) or kKeys
+  Mode mode = kResampleDefaultMode;
+  FieldUnits units = FieldUnits::Voxel;
+  bool adjoint = false;
+};
 
 /// Transpose of the evaluation at points: sets `coef` (the coefficient grid of an image of the
 /// operator's input, carrying `coef.pad`; its previous values are ignored) to the sum over output
