@@ -181,3 +181,22 @@ def test_slurm_job_scripts(exe, data, tmp_path, monkeypatch, cli):
     cli("realign", bold, "-o", tmp_path / "r.nii.gz", "--par", tmp_path / "r.par", "-q")
     assert_same_file(outputs.out_file, tmp_path / "r.nii.gz")
     assert_same_file(outputs.par_file, tmp_path / "r.par")
+
+
+def test_option_table_matches_the_command_line(exe):
+    # Every option the interfaces pass exists, and every option of the commands has an input, per the
+    # command line's own list (voxalign help-json): a new or renamed option fails here.
+    import json
+    import subprocess
+
+    from voxalign.interfaces._spec import COMMANDS
+
+    listed = json.loads(subprocess.run([exe, "help-json"], capture_output=True, text=True, check=True).stdout)
+    not_inputs = {"quiet", "help"}    # the interfaces keep the summary line in the node's log
+    for name, cmd in COMMANDS.items():
+        keys = {o.flag.lstrip("-") for o in cmd.inputs + cmd.outputs if o.flag.startswith("--")}
+        keys |= {"output" for o in cmd.outputs if o.flag == "-o"} | {"transform" for o in cmd.inputs if o.flag == "-t"}
+        cli_keys = {k for k in listed[name] if not k.startswith("-")} - not_inputs
+        positional = {o for o in cli_keys - keys if o in ("input", "moving", "in4d", "in")}
+        assert keys <= cli_keys, f"{name}: unknown options {sorted(keys - cli_keys)}"
+        assert cli_keys - positional <= keys, f"{name}: options without an input {sorted(cli_keys - positional - keys)}"

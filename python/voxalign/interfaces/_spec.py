@@ -85,6 +85,7 @@ N4 = Command(
         Opt("fwhm", "float", "--fwhm", "FWHM of the sharpening deconvolution"),
         Opt("wiener", "float", "--wiener", "Wiener noise of the sharpening"),
         Opt("otsu_bins", "int", "--otsu-bins", "bins of the Otsu histogram (without mask_image)", low=2),
+        Opt("verbose", "bool", "--verbose", "print the convergence measure after every iteration (node log)"),
         DTYPE, THREADS,
     ),
     outputs=(
