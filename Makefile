@@ -10,9 +10,11 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := g++ make libeigen3-dev libnifti2-dev libcli11-dev libgtest-dev zlib1g-dev libdeflate-dev libhdf5-dev mricron-data
 # PyPI packages: the build (nanobind, scikit-build-core, cmake, ninja) and the tests' references
 # (hypothesis: scipy's own test module, run against voxalign.map_coordinates, needs it; antspyx: `import ants`,
-# the displacement-field and .h5 tests).
-PIP_PKGS := numpy scipy nibabel SimpleITK antspyx pylops nanobind scikit-build-core cmake ninja pytest hypothesis nilearn
-PY_MODULES := numpy,scipy,nibabel,SimpleITK,ants,nanobind,pytest,pylops,hypothesis,nilearn
+# the displacement-field and .h5 tests; nipype, pydra, pybids: the workflow interfaces and the BIDS App,
+# docs/pipelines.md).
+PIP_PKGS := numpy scipy nibabel SimpleITK antspyx pylops nanobind scikit-build-core cmake ninja pytest hypothesis \
+            nilearn nipype 'pydra>=0.25,<1.0' pybids
+PY_MODULES := numpy,scipy,nibabel,SimpleITK,ants,nanobind,pytest,pylops,hypothesis,nilearn,nipype,pydra,bids
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 

@@ -1,0 +1,61 @@
+"""Workflow-engine interfaces to the voxalign command line (docs/pipelines.md).
+
+voxalign.interfaces.nipype: Nipype interfaces (N4, Register, Realign, Resample, Warp).
+voxalign.interfaces.pydra:  the same as Pydra shell tasks.
+Both are built from one table of the commands' options (voxalign.interfaces._spec). This module holds
+what they share and needs neither engine: which executable runs, and how much memory a run needs.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+__all__ = ["executable", "mem_gb", "cluster_args"]
+
+
+def executable() -> str:
+    """The voxalign program the interfaces run: $VOXALIGN_EXE, else `voxalign` found on PATH."""
+    return os.environ.get("VOXALIGN_EXE") or "voxalign"
+
+
+# Peak resident memory of one run with the command's default options, measured with /usr/bin/time -v
+# on real data at two sizes (bench/bench_mem_gb.py; figures in docs/pipelines.md, "Memory"): a line
+# fixed MB + bytes per input voxel (every frame of a 4D input and every component of a field counted),
+# the fixed part rounded up to 100 MB, the slope up to the next half byte, then a 25 % margin.
+_MEM_RULE = {  # command: (fixed MB, bytes per input voxel)
+    "n4": (100, 13.5),        # measured 14 MB + 13.1 B/voxel (shrink 4; --shrink 1 needs more)
+    "register": (100, 13.0),  # measured 13 MB + 13.0 B/voxel of moving + fixed
+    "realign": (100, 10.5),   # measured 73 MB + 10.4 B/voxel of the series, resliced
+    "resample": (100, 8.5),   # measured 65 MB + 8.5 B/voxel of a 4D series
+    "warp": (100, 19.0),      # measured 15 MB + 19.0 B/voxel of image + field
+}
+_MARGIN = 1.25
+
+
+def _voxels(path) -> int:
+    import nibabel as nib
+
+    shape = nib.load(os.fspath(path)).shape
+    return int(math.prod(shape)) if shape else 1
+
+
+def mem_gb(command: str, *images) -> float:
+    """Memory (GB) to declare for one `voxalign <command>` run on these input images (paths): the
+    measured peak RSS rule above with its margin, for Node(mem_gb=...) and cluster requests. For
+    register pass the moving and the fixed image; for warp the image and the field."""
+    fixed_mb, per_voxel = _MEM_RULE[command]
+    voxels = sum(_voxels(p) for p in images)
+    return round(_MARGIN * (fixed_mb * 2**20 + per_voxel * voxels) / 2**30, 3)
+
+
+def cluster_args(plugin: str, gb: float, threads: int) -> dict:
+    """Per-node plugin_args asking a batch scheduler for `gb` of memory and `threads` cores (Nipype's
+    SLURM, SGE and PBS plugins do not read mem_gb/n_procs themselves); {} for local plugins."""
+    mb = max(1, math.ceil(gb * 1024))
+    if plugin in ("SLURM", "SLURMGraph"):
+        return {"sbatch_args": f"--mem={mb}M --cpus-per-task={threads}"}
+    if plugin in ("SGE", "SGEGraph"):
+        return {"qsub_args": f"-l h_vmem={mb}M" + (f" -pe smp {threads}" if threads > 1 else "")}
+    if plugin in ("PBS", "PBSGraph"):
+        return {"qsub_args": f"-l mem={mb}mb,nodes=1:ppn={threads}"}
+    return {}
