@@ -20,7 +20,7 @@ __all__ = ["WARP_DEFAULTS", "warp", "warp_field", "adjoint_warp", "warp_gradient
 
 #: Defaults of `voxalign warp` (C++ WarpOptions): the displacement-field warps below take its degree
 #: and mode (cval 0: the operators are linear; 'itk' keeps them so, with exact adjoints). The affine
-#: warps keep mode 'constant': their adjoint is exact there, not in mode 'itk'.
+#: warps, which have no command of their own, keep scipy's mode 'constant'.
 WARP_DEFAULTS = dict(_core.WARP_DEFAULTS)
 _DEF = (WARP_DEFAULTS["degree"], WARP_DEFAULTS["mode"], 0.0)
 
