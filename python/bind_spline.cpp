@@ -51,29 +51,48 @@ nb::object py_interpolate(InArr<T> coeffs, int pad, int order, const std::string
   return nb::cast(out);
 }
 
+// The output of resampling `v` (an array of `ndim` axes; 4D: frame by frame) onto a grid of `shape`:
+// the numpy array and a view of it with the frames on dims[3].
+template <class T> struct ResampleOutput {
+  OutArr<T> array;
+  ImageView<T> view;
+};
+
+template <class T>
+ResampleOutput<T> resample_output(const ImageView<const T>& v, size_t ndim, const std::vector<int64_t>& shape) {
+  if (shape.size() < 1 || shape.size() > 3) throw InvalidArgument("shape must have 1 to 3 entries");
+  for (auto s : shape)
+    if (s < 1) throw InvalidArgument("shape entries must be positive");
+  const int frames = int(v.dims[3]);
+  std::vector<size_t> oshape(shape.begin(), shape.end());
+  while (oshape.size() < 3 && ndim == 4) oshape.push_back(1);
+  if (ndim == 4) oshape.push_back(size_t(frames));
+  T* data;
+  ResampleOutput<T> out{new_array<T>(oshape, &data, true), {}};
+  int64_t odims[4];
+  for (int d = 0; d < 4; ++d) odims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
+  out.view = contiguous_view(data, odims);
+  return out;
+}
+
+ResampleOptions resample_options(int order, const std::string& mode, double cval) {
+  ResampleOptions o;
+  o.order = order;
+  o.mode = parse_mode(mode);
+  o.cval = cval;
+  return o;
+}
+
 // `a` is an image (pad < 0; 4D: frame by frame) or the coefficients of one (pad >= 0).
 template <class T>
 OutArr<T> py_resample(InArr<T> a, int pad, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
                       Mat44 pullback, int order, const std::string& mode, double cval) {
   const ImageView<const T> v = view_of<T>(a, pad < 0 ? 4 : 3, pad < 0 ? "array" : "coefficients");
-  if (shape.size() < 1 || shape.size() > 3) throw InvalidArgument("shape must have 1 to 3 entries");
-  for (auto s : shape)
-    if (s < 1) throw InvalidArgument("shape entries must be positive");
+  ResampleOutput<T> out = resample_output(v, a.ndim(), shape);
+  const ImageView<T> ov = out.view;
+  const ResampleOptions o = resample_options(order, mode, cval);
   Geometry gin;
   for (int d = 0; d < 4; ++d) gin.dims[d] = v.dims[d];
-  const int frames = int(v.dims[3]);
-  std::vector<size_t> oshape(shape.begin(), shape.end());
-  while (oshape.size() < 3 && a.ndim() == 4) oshape.push_back(1);
-  if (a.ndim() == 4) oshape.push_back(size_t(frames));
-  T* data;
-  auto out = new_array<T>(oshape, &data, true);
-  int64_t odims[4];
-  for (int d = 0; d < 4; ++d) odims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
-  const ImageView<T> ov = contiguous_view(data, odims);
-  ResampleOptions o;
-  o.order = order;
-  o.mode = parse_mode(mode);
-  o.cval = cval;
   const Mat4 A = to_mat4(affine), B = to_mat4(target_affine), P = to_mat4(pullback);
   {
     nb::gil_scoped_release release;
@@ -84,7 +103,7 @@ OutArr<T> py_resample(InArr<T> a, int pad, Mat44 affine, std::vector<int64_t> sh
       resample_into<T>(c, A, ov, B, P);
     }
   }
-  return out;
+  return out.array;
 }
 
 // `a` is an image (4D: frame by frame); items: transform file names (displacement fields, .h5, every
@@ -93,9 +112,7 @@ template <class T>
 OutArr<T> py_resample_chain(InArr<T> a, Mat44 affine, std::vector<int64_t> shape, Mat44 target_affine,
                             std::vector<nb::object> items, int order, const std::string& mode, double cval) {
   const ImageView<const T> v = view_of<T>(a, 4, "array");
-  if (shape.size() < 1 || shape.size() > 3) throw InvalidArgument("shape must have 1 to 3 entries");
-  for (auto s : shape)
-    if (s < 1) throw InvalidArgument("shape entries must be positive");
+  ResampleOutput<T> out = resample_output(v, a.ndim(), shape);
   Geometry gin, gout;
   for (int d = 0; d < 4; ++d) gin.dims[d] = v.dims[d];
   gin.affine = to_mat4(affine);
@@ -110,23 +127,12 @@ OutArr<T> py_resample_chain(InArr<T> a, Mat44 affine, std::vector<int64_t> shape
     else
       chain.append(to_mat4(nb::cast<Mat44>(it)));
   }
-  const int frames = int(v.dims[3]);
-  std::vector<size_t> oshape(shape.begin(), shape.end());
-  while (oshape.size() < 3 && a.ndim() == 4) oshape.push_back(1);
-  if (a.ndim() == 4) oshape.push_back(size_t(frames));
-  T* data;
-  auto out = new_array<T>(oshape, &data, true);
-  int64_t odims[4];
-  for (int d = 0; d < 4; ++d) odims[d] = d < int(shape.size()) ? shape[size_t(d)] : (d == 3 ? frames : 1);
-  ResampleOptions o;
-  o.order = order;
-  o.mode = parse_mode(mode);
-  o.cval = cval;
+  const ResampleOptions o = resample_options(order, mode, cval);
   {
     nb::gil_scoped_release release;
-    resample_chain_into<T>(v, gin.affine, interpolated_axes(gin), contiguous_view(data, odims), gout.affine, chain, o);
+    resample_chain_into<T>(v, gin.affine, interpolated_axes(gin), out.view, gout.affine, chain, o);
   }
-  return out;
+  return out.array;
 }
 
 } // namespace
