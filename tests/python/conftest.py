@@ -35,6 +35,14 @@ def cli():
     return run
 
 
+@pytest.fixture
+def exe(monkeypatch):
+    """The CLI under test, also as $VOXALIGN_EXE (what the workflow interfaces run)."""
+    path = voxalign_exe()
+    monkeypatch.setenv("VOXALIGN_EXE", path)
+    return path
+
+
 MRICRON = Path("/usr/share/mricron/templates")
 
 

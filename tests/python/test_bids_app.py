@@ -19,13 +19,6 @@ from voxalign import bids_app  # noqa: E402
 
 
 @pytest.fixture
-def exe(monkeypatch):
-    path = voxalign_exe()
-    monkeypatch.setenv("VOXALIGN_EXE", path)
-    return path
-
-
-@pytest.fixture
 def dataset(tmp_path, t1_path):
     files, _ = make_inputs(tmp_path / "src", t1_path)
     root = tmp_path / "bids"

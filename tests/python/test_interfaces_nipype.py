@@ -11,18 +11,10 @@ import pytest
 pe = pytest.importorskip("nipype.pipeline.engine")
 niu = pytest.importorskip("nipype.interfaces.utility")
 
-from conftest import voxalign_exe  # noqa: E402
 from pipeline_data import SUBJECTS, assert_same_file, make_inputs, slurm_stand_ins  # noqa: E402
 
 import voxalign.interfaces as vxi  # noqa: E402
 from voxalign.interfaces import nipype as vxn  # noqa: E402
-
-
-@pytest.fixture
-def exe(monkeypatch):
-    path = voxalign_exe()
-    monkeypatch.setenv("VOXALIGN_EXE", path)
-    return path
 
 
 @pytest.fixture

@@ -7,17 +7,9 @@ import pytest
 
 pydra = pytest.importorskip("pydra")
 
-from conftest import voxalign_exe  # noqa: E402
 from pipeline_data import SUBJECTS, assert_same_file, make_inputs  # noqa: E402
 
 from voxalign.interfaces import pydra as vxp  # noqa: E402
-
-
-@pytest.fixture
-def exe(monkeypatch):
-    path = voxalign_exe()
-    monkeypatch.setenv("VOXALIGN_EXE", path)
-    return path
 
 
 def test_two_subjects_cf_worker_match_cli(exe, tmp_path, t1_path, cli):
