@@ -451,8 +451,13 @@ void NiftiFrameReader::read(int64_t t, float* dst) {
     }
     if (m.inflate_out(m.raw.data(), m.raw.size()) < m.raw.size()) throw m.truncated();
   }
+  // On the calling thread, in pieces of one block of convert_in's loop: readers run beside the
+  // computation (realign reads ahead while the frames are processed).
   const NiftiHeaderInfo& i = m.h.info;
-  convert_any(i.dtype, m.raw.data(), dst, m.fvox, i.scl_slope, i.scl_inter, m.h.swapped);
+  constexpr int64_t piece = int64_t(1) << 18;
+  for (int64_t v = 0; v < m.fvox; v += piece)
+    convert_any(i.dtype, m.raw.data() + v * m.h.nbyper, dst + v, std::min(piece, m.fvox - v), i.scl_slope, i.scl_inter,
+                m.h.swapped);
 }
 
 struct NiftiWriter::Impl {

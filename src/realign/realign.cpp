@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <numeric>
 #include <mutex>
 #include <sstream>
@@ -42,25 +43,33 @@ void read_frame(const FrameSource& src, int64_t t, bool check, Image<float>& f) 
 }
 
 /// The frames in fixed chunks of kChunk (chunks, hence results, do not depend on the thread count),
-/// read in increasing order a group of chunks at a time (two per thread: only the group's frames are
+/// read in increasing order a group of chunks at a time (two per thread: only two groups' frames are
 /// in memory, and a gzip stream is decompressed once per sweep); the chunks of a group run in
-/// parallel: work(chunk, its frames). group_done(c0, c1) runs after each group, on this thread;
-/// setup(G) first, with the chunks per group (chunk c's slot in per-group buffers: c % G).
+/// parallel, work(chunk, its frames), while another thread reads the next group. group_done(c0, c1)
+/// runs after each group, on this thread; setup(G) first, with the chunks per group (chunk c's slot
+/// in per-group buffers: c % G).
 void for_chunks(const FrameSource& src, bool check, const std::function<void(int64_t, Image<float>*)>& work,
                 const std::function<void(int64_t, int64_t)>& group_done = {},
                 const std::function<void(int64_t)>& setup = {}) {
   const int64_t T = src.geometry.dims[3], nch = (T + kChunk - 1) / kChunk;
   const int64_t G = std::min<int64_t>(nch, std::max(1, 2 * num_threads()));
   if (setup) setup(G); // chunks per group
-  std::vector<Image<float>> frames(static_cast<size_t>(G * kChunk));
+  std::vector<Image<float>> cur(static_cast<size_t>(G * kChunk)), next(cur.size());
+  const auto load = [&](int64_t c0, std::vector<Image<float>>* buf) {
+    for (int64_t t = c0 * kChunk; t < std::min(T, (c0 + G) * kChunk); ++t)
+      read_frame(src, t, check, (*buf)[static_cast<size_t>(t - c0 * kChunk)]);
+  };
+  load(0, &cur);
   for (int64_t c0 = 0; c0 < nch; c0 += G) {
     const int64_t c1 = std::min(nch, c0 + G);
-    for (int64_t t = c0 * kChunk; t < std::min(T, c1 * kChunk); ++t)
-      read_frame(src, t, check, frames[static_cast<size_t>(t - c0 * kChunk)]);
+    std::future<void> ahead; // its destructor waits: the reader never outlives an error here
+    if (c1 < nch) ahead = std::async(std::launch::async, load, c1, &next);
     parallel_for(c1 - c0, 1, [&](int64_t a, int64_t b) {
-      for (int64_t c = a; c < b; ++c) work(c0 + c, frames.data() + c * kChunk);
+      for (int64_t c = a; c < b; ++c) work(c0 + c, cur.data() + c * kChunk);
     });
     if (group_done) group_done(c0, c1);
+    if (ahead.valid()) ahead.get(); // a read error surfaces here
+    std::swap(cur, next);
   }
 }
 

@@ -43,9 +43,9 @@ struct RealignResult {
 using RealignProgress = std::function<void(int, int, int, int)>;
 
 /// A 4D series read a frame at a time: `geometry` (4D) and read(t, dst), which fills frame t
-/// (geometry.frame_size() floats). realign and reslice_series call read from one thread, sweeping the
-/// frames in increasing order (a gzip stream is decompressed once per sweep) and holding a few
-/// frames per thread, never the series.
+/// (geometry.frame_size() floats). realign and reslice_series call read one call at a time (from a
+/// reading thread of their own), sweeping the frames in increasing order (a gzip stream is
+/// decompressed once per sweep) and holding a few frames per thread, never the series.
 struct FrameSource {
   Geometry geometry;
   std::function<void(int64_t, float*)> read;
