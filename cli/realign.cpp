@@ -48,7 +48,7 @@ void run(const RealignArgs& a) {
   // The series is read a frame at a time, each sweep in order (realign's FrameSource), never whole.
   std::unique_ptr<NiftiFrameReader> reader;
   try {
-    reader = std::make_unique<NiftiFrameReader>(a.input);
+    reader = std::make_unique<NiftiFrameReader>(a.input, true); // a .nii.gz decompressed once, sweeps 2.. from the spool
   } catch (...) {
     rethrow_with_context("reading input");
   }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <unistd.h>
 #include <zlib.h>
 #include <libdeflate.h>
 
@@ -358,9 +359,34 @@ struct NiftiFrameReader::Impl {
   bool zopen = false, member_end = false;
   uint64_t file_pos = 0, out_pos = 0;
   std::vector<unsigned char> in;
+  // With spooling: an unlinked temporary file holding the decompressed bytes [0, out_pos), so that
+  // going back reads them instead of decompressing again (-1: none, or it failed: restart instead).
+  int spool = -1;
 
   ~Impl() {
     if (zopen) inflateEnd(&zs);
+    if (spool >= 0) ::close(spool);
+  }
+  void open_spool() {
+    std::error_code ec;
+    std::string name = (fs::temp_directory_path(ec) / "voxalign-frames-XXXXXX").string();
+    if (ec) return;
+    spool = ::mkstemp(name.data());
+    if (spool >= 0) ::unlink(name.c_str()); // removed by the system when closed, even if the process is killed
+  }
+  void drop_spool() {
+    if (spool >= 0) ::close(spool);
+    spool = -1;
+  }
+  // Bytes [at, at + len) from the spool; false when it cannot give them.
+  bool from_spool(uint64_t at, size_t len, unsigned char* dst) {
+    if (spool < 0 || at + len > out_pos) return false;
+    for (size_t done = 0; done < len;) {
+      const ssize_t r = ::pread(spool, dst + done, len - done, off_t(at + done));
+      if (r <= 0) return drop_spool(), false;
+      done += size_t(r);
+    }
+    return true;
   }
   IoError truncated() const {
     return IoError(path + ": truncated or corrupt image data (expected " + std::to_string(h.nbytes) + " bytes after offset " +
@@ -403,12 +429,17 @@ struct NiftiFrameReader::Impl {
       else if (r == Z_BUF_ERROR && zs.avail_in == 0) continue; // refilled at the top, or the end
       else if (r != Z_OK) break;
     }
+    for (size_t done = 0; spool >= 0 && done < got;) { // a full disk ends spooling, not the read
+      const ssize_t w = ::pwrite(spool, dst + done, got - done, off_t(out_pos + done));
+      if (w <= 0) drop_spool();
+      else done += size_t(w);
+    }
     out_pos += got;
     return got;
   }
 };
 
-NiftiFrameReader::NiftiFrameReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+NiftiFrameReader::NiftiFrameReader(const std::string& path, bool spool) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.path = path;
   const std::string hdr = header_file(path);
@@ -430,6 +461,7 @@ NiftiFrameReader::NiftiFrameReader(const std::string& path) : impl_(std::make_un
                   std::to_string(d.size()) + " compressed bytes can hold (corrupt header or truncated file)");
   m.raw.resize(size_t(m.fbytes));
   if (m.gz) m.in.resize(size_t(1) << 20);
+  if (m.gz && spool) m.open_spool();
 }
 
 NiftiFrameReader::~NiftiFrameReader() = default;
@@ -443,7 +475,7 @@ void NiftiFrameReader::read(int64_t t, float* dst) {
   const uint64_t at = uint64_t(m.h.vox_offset) + uint64_t(t) * m.fbytes;
   if (!m.gz) {
     d.read_into(at, m.fbytes, m.raw.data());
-  } else {
+  } else if (!m.from_spool(at, m.raw.size(), m.raw.data())) {
     if (!m.zopen || m.out_pos > at) m.restart();
     while (m.out_pos < at) {
       const size_t k = size_t(std::min<uint64_t>(m.raw.size(), at - m.out_pos));

@@ -101,10 +101,12 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
 /// A NIfTI image read a frame (the first three dimensions) at a time, scaling applied per frame as
 /// read_nifti applies it: .nii (and .hdr/.img) by reading the frame's bytes, .nii.gz by streaming
 /// decompression -- frames read in increasing order cost one pass over the file; going back restarts
-/// it. Not thread-safe. Throws IoError naming the file (bad header; truncated data when reached).
+/// it, unless `spool`: then the decompressed bytes are kept in an unlinked temporary file (in
+/// $TMPDIR; the system removes it when the reader closes or the process ends) and read from there.
+/// Not thread-safe. Throws IoError naming the file (bad header; truncated data when reached).
 class NiftiFrameReader {
 public:
-  explicit NiftiFrameReader(const std::string& path);
+  explicit NiftiFrameReader(const std::string& path, bool spool = false);
   ~NiftiFrameReader();
   NiftiFrameReader(const NiftiFrameReader&) = delete;
   NiftiFrameReader& operator=(const NiftiFrameReader&) = delete;
