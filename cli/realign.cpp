@@ -3,7 +3,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <filesystem>
 #include <string>
 
@@ -24,6 +26,7 @@ struct RealignArgs {
   RealignOptions realign;
   CommonArgs common;
   bool estimate_only = false;
+  bool dtype_given = false; ///< --dtype given (else the input's type)
 };
 
 /// The JSON sidecar written beside --confounds X.tsv ("" without --confounds).
@@ -33,26 +36,47 @@ std::string confounds_json(const std::string& tsv) {
   return (dot != std::string::npos ? tsv.substr(0, dot) : tsv) + ".json";
 }
 
+/// The output type: --dtype, else the input's (SPM and MCFLIRT keep it), float32 for a scaled input.
+DataType output_dtype(const RealignArgs& a, const NiftiHeaderInfo& info) {
+  if (a.dtype_given) return a.common.dtype;
+  return info.scl_slope == 1.0 && info.scl_inter == 0.0 ? info.dtype : DataType::Float32;
+}
+
 void run(const RealignArgs& a) {
   VX_CHECK(a.estimate_only || !a.output.empty(), InvalidArgument, "give -o OUT4D, or --estimate-only");
   const RealignOptions& o = a.realign;
-  NiftiHeaderInfo info;
-  Image<float> series = read_image(a.input, "input", &info);
+  // The series is read a frame at a time, each sweep in order (realign's FrameSource), never whole.
+  std::unique_ptr<NiftiFrameReader> reader;
+  try {
+    reader = std::make_unique<NiftiFrameReader>(a.input, true); // a .nii.gz decompressed once, sweeps 2.. from the spool
+  } catch (...) {
+    rethrow_with_context("reading input");
+  }
+  const NiftiHeaderInfo info = reader->info();
+  const std::function<void(int64_t, float*)> read_frame = [&](int64_t t, float* dst) {
+    try {
+      reader->read(t, dst);
+    } catch (...) {
+      rethrow_with_context("reading input");
+    }
+  };
+  const Geometry g = info.geometry;
+  FrameSource source{g, read_frame};
   Image<float> mask;
   if (!a.mask.empty()) mask = read_mask(a.mask, "--mask");
   const bool need_mean = !a.mean.empty() || !a.report.empty();
-  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD;
-  // with --estimate-only that series is resliced in memory for it and not written.
-  const bool need_series = !a.estimate_only || !a.confounds.empty();
+  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD:
+  // that series is held in memory for it (and not written with --estimate-only).
+  const bool keep_series = !a.confounds.empty();
   // progress in frames: every pass of the estimation, then the reslicing
   ProgressReporter bar = ProgressReporter::to_stderr("realign", a.common.quiet);
-  const double nt = double(series.geometry().dims[3]);
+  const double nt = double(g.dims[3]);
   int passes = 1;
-  const auto frames = [&] { return passes * nt + (need_series || need_mean ? nt : 0); };
+  const auto frames = [&] { return passes * nt + (!a.estimate_only || keep_series || need_mean ? nt : 0); };
   const auto t0 = std::chrono::steady_clock::now();
   RealignResult r;
   try {
-    r = realign(series, o, mask.size() ? &mask : nullptr, [&](int done, int, int pass, int np) {
+    r = realign(source, o, mask.size() ? &mask : nullptr, [&](int done, int, int pass, int np) {
       passes = np;
       bar.update((pass * nt + done) / frames(), "pass " + std::to_string(pass + 1) + "/" + std::to_string(np));
     });
@@ -60,25 +84,41 @@ void run(const RealignArgs& a) {
     rethrow_with_context("realigning " + a.input);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // Reslice (frames in parallel, straight into the output) and the means.
-  const Geometry g = series.geometry(); // a copy: the series is freed before writing
+  // Reslice (frames in parallel), each frame written as it comes, and the means.
   Geometry g3 = g;
   g3.dims[3] = 1;
   g3.ndim = 3;
+  const int64_t n = g.frame_size(), T = g.dims[3];
+  NiftiWriteOptions w;
+  w.dtype = output_dtype(a, info);
+  w.meta = &info.meta;
   Image<float> out, mean_after, mean_before(g3, 0.0f);
-  if (need_series || need_mean)
-    reslice_series(series, r.matrices, o.write_degree, need_series ? &out : nullptr, need_mean ? &mean_after : nullptr,
+  if (keep_series) out = Image<float>(g, no_init);
+  std::unique_ptr<NiftiWriter> writer;
+  if (!a.estimate_only) writer = std::make_unique<NiftiWriter>(a.output, g, w);
+  if (writer || keep_series || need_mean) {
+    FrameSink sink;
+    if (writer || keep_series)
+      sink = [&](int64_t t, const float* f) {
+        if (writer) writer->append(f, n);
+        if (keep_series) std::copy(f, f + n, out.data() + t * n);
+      };
+    if (!a.report.empty()) // the mean before realignment, from the frames as the sweep reads them (in order)
+      source.read = [&](int64_t t, float* dst) {
+        read_frame(t, dst);
+        for (int64_t q = 0; q < n; ++q) mean_before.data()[q] += dst[q] / float(T);
+      };
+    reslice_series(source, r.matrices, o.write_degree, sink, need_mean ? &mean_after : nullptr,
                    [&](int done, int) { bar.update((passes * nt + done) / frames(), "reslice"); });
+  }
   bar.finish();
-  if (!a.confounds.empty()) {
+  if (writer) writer->finish(); // committed with the other outputs (cli/main.cpp's transaction)
+  reader.reset();
+  if (keep_series) {
     const Dvars dv = compute_dvars(out, mask.size() ? &mask : nullptr);
     r.dvars = dv.dvars, r.std_dvars = dv.std_dvars;
-    if (a.estimate_only) out = Image<float>();
+    out = Image<float>();
   }
-  const int64_t n = g.frame_size(), T = g.dims[3];
-  for (int64_t t = 0; t < T && !a.report.empty(); ++t)
-    for (int64_t q = 0; q < n; ++q) mean_before.data()[q] += series.data()[t * n + q] / float(T);
-  series = Image<float>(); // the input is no longer needed: free it before writing
   if (!a.rp.empty()) write_text_file(a.rp, spm_rp_text(r));
   if (!a.par.empty()) write_text_file(a.par, fsl_par_text(r));
   if (!a.confounds.empty()) {
@@ -86,11 +126,7 @@ void run(const RealignArgs& a) {
     write_text_file(confounds_json(a.confounds), bids_confounds_json());
   }
   if (!a.transforms.empty()) write_text_file(a.transforms, itk_transforms_text(r));
-  NiftiWriteOptions w;
-  w.dtype = a.common.dtype;
-  w.meta = &info.meta;
   if (!a.mean.empty()) write_nifti(a.mean, mean_after, w);
-  if (!a.estimate_only) write_nifti(a.output, out, w);
   if (!a.report.empty()) write_realign_report(a.report, a.input, r, mean_before, mean_after, secs);
   if (!a.common.quiet) {
     double fdm = 0, fdx = 0;
@@ -155,8 +191,10 @@ as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.)");
   cmd->add_option("--write-degree", o.write_degree, "B-spline degree of the resliced series and mean")
       ->capture_default_str()
       ->check(number_check(0, 7, true));
-  add_common_options(cmd, a->common);
-  cmd->callback([a] {
+  add_common_options(cmd, a->common,
+                     "Output data type of the series and the mean (default: the input's; float32 for a scaled input)");
+  cmd->callback([a, cmd] {
+    a->dtype_given = cmd->count("--dtype") > 0;
     apply_threads(a->common.threads);
     if (!a->output.empty()) check_nifti_output_path(a->output);
     if (!a->mean.empty()) check_nifti_output_path(a->mean);

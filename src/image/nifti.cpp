@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <unistd.h>
 #include <zlib.h>
 #include <libdeflate.h>
 
@@ -342,9 +343,203 @@ void check_nifti_output_path(const std::string& path) {
   VX_CHECK(!fs::is_directory(path, ec), IoError, path, ": is a directory");
 }
 
-template <class T> void write_nifti(const std::string& path, const Image<T>& img, const NiftiWriteOptions& opts) {
+// ---- frame by frame ----
+
+struct NiftiFrameReader::Impl {
+  std::string path;
+  std::unique_ptr<InFile> hf, df; // header file; the .img of a pair
+  InFile* data = nullptr;         // where the voxels are: df, or hf for .nii
+  ParsedHeader h;
+  int64_t nframes = 0, fvox = 0;
+  uint64_t fbytes = 0;
+  bool gz = false;
+  std::vector<unsigned char> raw; // one frame's bytes
+  // the gzip stream (zlib: it can stop anywhere), all members in order
+  z_stream zs{};
+  bool zopen = false, member_end = false;
+  uint64_t file_pos = 0, out_pos = 0;
+  std::vector<unsigned char> in;
+  // With spooling: an unlinked temporary file holding the decompressed bytes [0, out_pos), so that
+  // going back reads them instead of decompressing again (-1: none, or it failed: restart instead).
+  int spool = -1;
+
+  ~Impl() {
+    if (zopen) inflateEnd(&zs);
+    if (spool >= 0) ::close(spool);
+  }
+  void open_spool() {
+    std::error_code ec;
+    std::string name = (fs::temp_directory_path(ec) / "voxalign-frames-XXXXXX").string();
+    if (ec) return;
+    spool = ::mkstemp(name.data());
+    if (spool >= 0) ::unlink(name.c_str()); // removed by the system when closed, even if the process is killed
+  }
+  void drop_spool() {
+    if (spool >= 0) ::close(spool);
+    spool = -1;
+  }
+  // Bytes [at, at + len) from the spool; false when it cannot give them.
+  bool from_spool(uint64_t at, size_t len, unsigned char* dst) {
+    if (spool < 0 || at + len > out_pos) return false;
+    for (size_t done = 0; done < len;) {
+      const ssize_t r = ::pread(spool, dst + done, len - done, off_t(at + done));
+      if (r <= 0) return drop_spool(), false;
+      done += size_t(r);
+    }
+    return true;
+  }
+  IoError truncated() const {
+    return IoError(path + ": truncated or corrupt image data (expected " + std::to_string(h.nbytes) + " bytes after offset " +
+                   std::to_string(h.vox_offset) + ", got fewer)");
+  }
+  void restart() {
+    if (zopen) inflateEnd(&zs);
+    zs = z_stream{};
+    zopen = inflateInit2(&zs, 16 + MAX_WBITS) == Z_OK;
+    if (!zopen) throw std::bad_alloc();
+    member_end = false, file_pos = 0, out_pos = 0;
+  }
+  // At least `need` compressed bytes at zs.next_in unless the file ends first; returns what there is.
+  size_t fill_in(size_t need) {
+    if (zs.avail_in >= need || file_pos >= data->size()) return zs.avail_in;
+    if (zs.avail_in) std::memmove(in.data(), zs.next_in, zs.avail_in);
+    const size_t k = size_t(std::min<uint64_t>(in.size() - zs.avail_in, data->size() - file_pos));
+    data->read_into(file_pos, k, in.data() + zs.avail_in);
+    file_pos += k;
+    zs.next_in = in.data();
+    zs.avail_in += uInt(k);
+    return zs.avail_in;
+  }
+  // The next `len` bytes of the stream into dst; fewer when it ends or is corrupt.
+  size_t inflate_out(unsigned char* dst, size_t len) {
+    size_t got = 0;
+    while (got < len) {
+      if (member_end) { // another member needs its 18 bytes and the magic (as gunzip)
+        if (fill_in(18) < 18 || !is_gzip(zs.next_in, zs.avail_in)) break;
+        inflateReset(&zs);
+        member_end = false;
+      }
+      if (zs.avail_in == 0 && fill_in(1) == 0) break;
+      zs.next_out = dst + got;
+      zs.avail_out = uInt(std::min<size_t>(len - got, 1u << 30));
+      const uInt ao = zs.avail_out;
+      const int r = inflate(&zs, Z_NO_FLUSH);
+      got += ao - zs.avail_out;
+      if (r == Z_STREAM_END) member_end = true;
+      else if (r == Z_BUF_ERROR && zs.avail_in == 0) continue; // refilled at the top, or the end
+      else if (r != Z_OK) break;
+    }
+    for (size_t done = 0; spool >= 0 && done < got;) { // a full disk ends spooling, not the read
+      const ssize_t w = ::pwrite(spool, dst + done, got - done, off_t(out_pos + done));
+      if (w <= 0) drop_spool();
+      else done += size_t(w);
+    }
+    out_pos += got;
+    return got;
+  }
+};
+
+NiftiFrameReader::NiftiFrameReader(const std::string& path, bool spool) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.path = path;
+  const std::string hdr = header_file(path);
+  m.hf = std::make_unique<InFile>(hdr, path);
+  m.h = parse_header_file(*m.hf, path, true);
+  if (!m.h.single_file) m.df = std::make_unique<InFile>(hdr == path ? partner_file(path) : path, path);
+  m.data = m.df ? m.df.get() : m.hf.get();
+  InFile& d = *m.data;
+  const Geometry& g = m.h.info.geometry;
+  m.fvox = g.frame_size();
+  m.nframes = m.fvox ? g.size() / m.fvox : 0;
+  m.fbytes = uint64_t(m.fvox) * uint64_t(m.h.nbyper);
+  const std::vector<unsigned char> head = d.read(0, 2);
+  m.gz = is_gzip(head.data(), head.size());
+  const uint64_t total = uint64_t(m.h.vox_offset + m.h.nbytes);
+  if (!m.gz && d.size() < total) throw m.truncated();
+  if (m.gz && double(total) > kMaxDeflateRatio * double(d.size()) + 1e6)
+    throw IoError(path + ": the header declares " + std::to_string(m.h.nbytes) + " bytes of data, more than its " +
+                  std::to_string(d.size()) + " compressed bytes can hold (corrupt header or truncated file)");
+  m.raw.resize(size_t(m.fbytes));
+  if (m.gz) m.in.resize(size_t(1) << 20);
+  if (m.gz && spool) m.open_spool();
+}
+
+NiftiFrameReader::~NiftiFrameReader() = default;
+const NiftiHeaderInfo& NiftiFrameReader::info() const { return impl_->h.info; }
+int64_t NiftiFrameReader::frames() const { return impl_->nframes; }
+
+void NiftiFrameReader::read(int64_t t, float* dst) {
+  Impl& m = *impl_;
+  VX_CHECK(t >= 0 && t < m.nframes, InvalidArgument, m.path, ": frame ", t, " is not in 0..", m.nframes - 1);
+  InFile& d = *m.data;
+  const uint64_t at = uint64_t(m.h.vox_offset) + uint64_t(t) * m.fbytes;
+  if (!m.gz) {
+    d.read_into(at, m.fbytes, m.raw.data());
+  } else if (!m.from_spool(at, m.raw.size(), m.raw.data())) {
+    if (!m.zopen || m.out_pos > at) m.restart();
+    while (m.out_pos < at) {
+      const size_t k = size_t(std::min<uint64_t>(m.raw.size(), at - m.out_pos));
+      if (m.inflate_out(m.raw.data(), k) < k) throw m.truncated();
+    }
+    if (m.inflate_out(m.raw.data(), m.raw.size()) < m.raw.size()) throw m.truncated();
+  }
+  // On the calling thread, in pieces of one block of convert_in's loop: readers run beside the
+  // computation (realign reads ahead while the frames are processed).
+  const NiftiHeaderInfo& i = m.h.info;
+  constexpr int64_t piece = int64_t(1) << 18;
+  for (int64_t v = 0; v < m.fvox; v += piece)
+    convert_any(i.dtype, m.raw.data() + v * m.h.nbyper, dst + v, std::min(piece, m.fvox - v), i.scl_slope, i.scl_inter,
+                m.h.swapped);
+}
+
+struct NiftiWriter::Impl {
+  // gzip members of kChunk bytes of the file (header included), compressed kGroup at a time in
+  // parallel: the members do not depend on the thread count, so neither do the bytes.
+  static constexpr size_t kChunk = size_t(4) << 20;
+  static constexpr size_t kGroup = 16;
+  std::string path, tmp;
+  DataType dtype = DataType::Float32;
+  size_t nbyper = 4;
+  int level = 1;
+  bool gz = false, done = false;
+  std::FILE* f = nullptr;
+  std::vector<unsigned char> buf; // bytes not yet written; chunk boundaries fall on multiples of kChunk
+  size_t filled = 0;
+  int64_t want = 0, got = 0;
+
+  ~Impl() {
+    if (f) std::fclose(f);
+    if (!done && !tmp.empty()) discard_output(tmp);
+  }
+  void fail() { throw IoError(path + ": writing failed (disk full or not writable?)"); }
+  void flush() {
+    if (!gz) {
+      if (std::fwrite(buf.data(), 1, filled, f) != filled) fail();
+      filled = 0;
+      return;
+    }
+    const int64_t n = int64_t((filled + kChunk - 1) / kChunk);
+    std::vector<std::vector<unsigned char>> parts(static_cast<size_t>(n));
+    parallel_for(n, 1, [&](int64_t c0, int64_t c1) {
+      std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(libdeflate_alloc_compressor(level),
+                                                                                  &libdeflate_free_compressor);
+      if (!c) throw IoError("out of memory (gzip compressor)");
+      for (int64_t ci = c0; ci < c1; ++ci) {
+        const size_t a = size_t(ci) * kChunk, len = std::min(kChunk, filled - a);
+        auto& out = parts[size_t(ci)];
+        out.resize(libdeflate_gzip_compress_bound(c.get(), len));
+        out.resize(libdeflate_gzip_compress(c.get(), buf.data() + a, len, out.data(), out.size()));
+      }
+    });
+    for (const auto& p : parts)
+      if (std::fwrite(p.data(), 1, p.size(), f) != p.size()) fail();
+    filled = 0;
+  }
+};
+
+NiftiWriter::NiftiWriter(const std::string& path, const Geometry& g, const NiftiWriteOptions& opts)
+    : impl_(std::make_unique<Impl>()) {
   check_nifti_output_path(path);
-  const Geometry& g = img.geometry();
   validate_dims(g.dims, g.ndim);
   VX_CHECK(g.affine.allFinite(), InvalidArgument, path, ": refusing to write a non-finite voxel-to-world matrix");
   const double det = g.affine.block<3, 3>(0, 0).determinant();
@@ -354,95 +549,74 @@ template <class T> void write_nifti(const std::string& path, const Image<T>& img
            ": refusing to write a time step (TR) of ", g.time_step, " (must be finite and > 0)");
   bool big = false;
   for (int d = 0; d < 4; ++d) big |= g.dims[d] > 32767;
+  // a multiple of 16 (header, extension flag, extensions): with chunks of 4 MiB no voxel is split
   const std::vector<unsigned char> head = nifti_detail::build_header(g, opts.dtype, opts.meta, opts.xform_code, big, path);
-  const size_t hsize = head.size(); // a multiple of 16: header, extension flag, extensions
-  const T* src = img.data();
-  const size_t nbyper = size_t(nifti_detail::nifti_size(opts.dtype));
-  const size_t total = hsize + size_t(img.size()) * nbyper;
-  // Bytes [a, a + len) of the file's content (header, then the converted voxels), made on demand so
-  // that the whole file never sits in memory. Chunk starts are multiples of 4 MiB and the header
-  // size is a multiple of 16, so of every voxel size: chunks never split a voxel.
-  auto fill = [&](size_t a, size_t len, unsigned char* dst) {
-    if (a < hsize) {
-      const size_t k = std::min(hsize - a, len);
-      std::memcpy(dst, head.data() + a, k);
-      dst += k, a += k, len -= k;
-    }
-    if (len == 0) return;
-    const T* s0 = src + (a - hsize) / nbyper;
-    const int64_t m = int64_t(len / nbyper);
-    switch (opts.dtype) {
-    case DataType::UInt8: convert_out<uint8_t>(s0, dst, m); break;
-    case DataType::Int8: convert_out<int8_t>(s0, dst, m); break;
-    case DataType::Int16: convert_out<int16_t>(s0, dst, m); break;
-    case DataType::UInt16: convert_out<uint16_t>(s0, dst, m); break;
-    case DataType::Int32: convert_out<int32_t>(s0, dst, m); break;
-    case DataType::UInt32: convert_out<uint32_t>(s0, dst, m); break;
-    case DataType::Int64: convert_out<int64_t>(s0, dst, m); break;
-    case DataType::UInt64: convert_out<uint64_t>(s0, dst, m); break;
-    case DataType::Float32: convert_out<float>(s0, dst, m); break;
-    case DataType::Float64: convert_out<double>(s0, dst, m); break;
-    }
-  };
-
+  Impl& m = *impl_;
+  m.path = path;
+  m.dtype = opts.dtype;
+  m.nbyper = size_t(nifti_detail::nifti_size(opts.dtype));
+  m.gz = ends_with(path, ".gz");
+  m.level = std::clamp(opts.gzip_level, 1, 12);
+  m.want = g.size();
+  const size_t total = head.size() + size_t(m.want) * m.nbyper;
+  m.buf.resize(std::min(total, m.gz ? Impl::kChunk * Impl::kGroup : Impl::kChunk));
   // Temporary name in the same directory (same file system), keeping the extension; registered
   // for cleanup (core/output.hpp).
-  const std::string tmp = temporary_output(path);
-  const bool gz = ends_with(path, ".gz");
-  const int level = std::clamp(opts.gzip_level, 1, 12);
-  constexpr size_t chunk = size_t(4) << 20;
-  bool ok = false;
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  try {
-    if (f) {
-      ok = true;
-      const int64_t nchunks = int64_t((total + chunk - 1) / chunk);
-      if (gz) {
-        // gzip as independent members of `chunk` bytes (a valid gzip file: every reader
-        // concatenates members), compressed in parallel a group at a time and written in order.
-        // The chunks do not depend on the thread count: the bytes are the same for any.
-        constexpr int64_t group = 16;
-        for (int64_t g0 = 0; g0 < nchunks && ok; g0 += group) {
-          const int64_t g1 = std::min(nchunks, g0 + group);
-          std::vector<std::vector<unsigned char>> parts(size_t(g1 - g0));
-          parallel_for(g1 - g0, 1, [&](int64_t c0, int64_t c1) {
-            std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(libdeflate_alloc_compressor(level),
-                                                                                        &libdeflate_free_compressor);
-            if (!c) throw IoError("out of memory (gzip compressor)");
-            std::vector<unsigned char> raw(chunk);
-            for (int64_t ci = c0; ci < c1; ++ci) {
-              const size_t a = size_t(g0 + ci) * chunk, len = std::min(chunk, total - a);
-              fill(a, len, raw.data());
-              auto& out = parts[size_t(ci)];
-              out.resize(libdeflate_gzip_compress_bound(c.get(), len));
-              out.resize(libdeflate_gzip_compress(c.get(), raw.data(), len, out.data(), out.size()));
-            }
-          });
-          for (const auto& p : parts) ok = ok && std::fwrite(p.data(), 1, p.size(), f) == p.size();
-        }
-      } else {
-        std::vector<unsigned char> raw(std::min(chunk, total));
-        for (int64_t ci = 0; ci < nchunks && ok; ++ci) {
-          const size_t a = size_t(ci) * chunk, len = std::min(chunk, total - a);
-          fill(a, len, raw.data());
-          ok = std::fwrite(raw.data(), 1, len, f) == len;
-        }
-      }
-      ok = (std::fclose(f) == 0) && ok;
-      f = nullptr;
-    }
-  } catch (...) {
-    if (f) std::fclose(f);
-    discard_output(tmp);
-    throw;
+  m.tmp = temporary_output(path);
+  m.f = std::fopen(m.tmp.c_str(), "wb");
+  if (!m.f) m.fail();
+  for (size_t a = 0; a < head.size();) {
+    const size_t k = std::min(head.size() - a, m.buf.size() - m.filled);
+    std::memcpy(m.buf.data() + m.filled, head.data() + a, k);
+    m.filled += k, a += k;
+    if (m.filled == m.buf.size()) m.flush();
   }
-  if (!ok) {
-    discard_output(tmp);
-    throw IoError(path + ": writing failed (disk full or not writable?)");
-  }
-  finish_output(tmp, path); // now, or at the CLI's commit
 }
 
+NiftiWriter::~NiftiWriter() = default;
+
+template <class T> void NiftiWriter::append(const T* v, int64_t n) {
+  Impl& m = *impl_;
+  VX_CHECK(m.got + n <= m.want, InvalidArgument, m.path, ": more values than the image holds");
+  while (n > 0) {
+    const int64_t k = std::min<int64_t>(n, int64_t((m.buf.size() - m.filled) / m.nbyper));
+    unsigned char* dst = m.buf.data() + m.filled;
+    switch (m.dtype) {
+    case DataType::UInt8: convert_out<uint8_t>(v, dst, k); break;
+    case DataType::Int8: convert_out<int8_t>(v, dst, k); break;
+    case DataType::Int16: convert_out<int16_t>(v, dst, k); break;
+    case DataType::UInt16: convert_out<uint16_t>(v, dst, k); break;
+    case DataType::Int32: convert_out<int32_t>(v, dst, k); break;
+    case DataType::UInt32: convert_out<uint32_t>(v, dst, k); break;
+    case DataType::Int64: convert_out<int64_t>(v, dst, k); break;
+    case DataType::UInt64: convert_out<uint64_t>(v, dst, k); break;
+    case DataType::Float32: convert_out<float>(v, dst, k); break;
+    case DataType::Float64: convert_out<double>(v, dst, k); break;
+    }
+    m.filled += size_t(k) * m.nbyper, m.got += k, v += k, n -= k;
+    if (m.filled == m.buf.size()) m.flush();
+  }
+}
+
+void NiftiWriter::finish() {
+  Impl& m = *impl_;
+  VX_CHECK(m.got == m.want, InvalidArgument, m.path, ": ", m.got, " of ", m.want, " values written");
+  if (m.filled) m.flush();
+  const bool ok = std::fclose(m.f) == 0;
+  m.f = nullptr;
+  if (!ok) m.fail();
+  m.done = true;
+  finish_output(m.tmp, m.path); // now, or at the CLI's commit
+}
+
+template <class T> void write_nifti(const std::string& path, const Image<T>& img, const NiftiWriteOptions& opts) {
+  NiftiWriter w(path, img.geometry(), opts);
+  w.append(img.data(), img.size());
+  w.finish();
+}
+
+template void NiftiWriter::append(const float*, int64_t);
+template void NiftiWriter::append(const double*, int64_t);
 template Image<float> read_nifti(const std::string&, NiftiHeaderInfo*);
 template Image<double> read_nifti(const std::string&, NiftiHeaderInfo*);
 template Image<float> read_nifti_vector(const std::string&, NiftiHeaderInfo*);

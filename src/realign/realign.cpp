@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <future>
 #include <numeric>
 #include <mutex>
 #include <sstream>
@@ -22,14 +23,54 @@ namespace {
 constexpr double kFwhmToSigma = 0.42466090014400953; // 1 / (2 sqrt(2 ln 2))
 constexpr int64_t kChunk = 8;                          // frames per warm-start chain
 
-Image<float> frame_of(const Image<float>& series, int64_t t) {
-  Geometry g = series.geometry();
+Geometry frame_geometry(const Geometry& g4) {
+  Geometry g = g4;
   g.dims[3] = 1;
   g.ndim = 3;
-  Image<float> f(g, no_init);
-  const int64_t n = g.frame_size();
-  std::copy(series.data() + t * n, series.data() + (t + 1) * n, f.data());
-  return f;
+  return g;
+}
+
+void check_finite(const float* d, int64_t n, int64_t t) {
+  for (int64_t q = 0; q < n; ++q)
+    VX_CHECK(std::isfinite(d[q]), InvalidArgument, "frame ", t, " has a non-finite value (NaN or Inf) at voxel ", q);
+}
+
+/// Frame t of `src` as a 3D image (checked to be finite when `check`).
+void read_frame(const FrameSource& src, int64_t t, bool check, Image<float>& f) {
+  if (f.size() != src.geometry.frame_size()) f = Image<float>(frame_geometry(src.geometry), no_init);
+  src.read(t, f.data());
+  if (check) check_finite(f.data(), f.size(), t);
+}
+
+/// The frames in fixed chunks of kChunk (chunks, hence results, do not depend on the thread count),
+/// read in increasing order a group of chunks at a time (two per thread: only two groups' frames are
+/// in memory, and a gzip stream is decompressed once per sweep); the chunks of a group run in
+/// parallel, work(chunk, its frames), while another thread reads the next group. group_done(c0, c1)
+/// runs after each group, on this thread; setup(G) first, with the chunks per group (chunk c's slot
+/// in per-group buffers: c % G).
+void for_chunks(const FrameSource& src, bool check, const std::function<void(int64_t, Image<float>*)>& work,
+                const std::function<void(int64_t, int64_t)>& group_done = {},
+                const std::function<void(int64_t)>& setup = {}) {
+  const int64_t T = src.geometry.dims[3], nch = (T + kChunk - 1) / kChunk;
+  const int64_t G = std::min<int64_t>(nch, std::max(1, 2 * num_threads()));
+  if (setup) setup(G); // chunks per group
+  std::vector<Image<float>> cur(static_cast<size_t>(G * kChunk)), next(cur.size());
+  const auto load = [&](int64_t c0, std::vector<Image<float>>* buf) {
+    for (int64_t t = c0 * kChunk; t < std::min(T, (c0 + G) * kChunk); ++t)
+      read_frame(src, t, check, (*buf)[static_cast<size_t>(t - c0 * kChunk)]);
+  };
+  load(0, &cur);
+  for (int64_t c0 = 0; c0 < nch; c0 += G) {
+    const int64_t c1 = std::min(nch, c0 + G);
+    std::future<void> ahead; // its destructor waits: the reader never outlives an error here
+    if (c1 < nch) ahead = std::async(std::launch::async, load, c1, &next);
+    parallel_for(c1 - c0, 1, [&](int64_t a, int64_t b) {
+      for (int64_t c = a; c < b; ++c) work(c0 + c, cur.data() + c * kChunk);
+    });
+    if (group_done) group_done(c0, c1);
+    if (ahead.valid()) ahead.get(); // a read error surfaces here
+    std::swap(cur, next);
+  }
 }
 
 Image<float> smooth(const Image<float>& img, double fwhm) {
@@ -115,74 +156,104 @@ reg::Level reference_level(const Image<float>& ref, const Image<float>* weight, 
   return L;
 }
 
-void check_series(const Image<float>& s) {
-  const Geometry& g = s.geometry();
+void check_series(const Geometry& g) {
   VX_CHECK(g.dims[3] >= 2, InvalidArgument, g.dims[3] == 1 ? "the image is 3D (one frame): realign needs a 4D time series"
                                                          : "the time series has no frame");
-  const int64_t n = g.frame_size();
-  for (int64_t t = 0; t < g.dims[3]; ++t)
-    for (int64_t q = 0; q < n; ++q)
-      VX_CHECK(std::isfinite(s.data()[t * n + q]), InvalidArgument, "frame ", t, " has a non-finite value (NaN or Inf) at voxel ", q);
 }
 
 } // namespace
 
-void reslice_frame(const Image<float>& series, int64_t t, const Mat4& pullback, int degree, ImageView<float> out) {
-  const Geometry& g = series.geometry();
+FrameSource frames_of(const Image<float>& series) {
+  return {series.geometry(), [&series](int64_t t, float* dst) {
+            const int64_t n = series.geometry().frame_size();
+            std::copy(series.data() + t * n, series.data() + (t + 1) * n, dst);
+          }};
+}
+
+namespace {
+void reslice_one(ImageView<const float> frame, const Geometry& g, const Mat4& pullback, int degree, ImageView<float> out) {
   ResampleOptions ro;
   ro.order = degree;
   ro.mode = Mode::GridConstant;
-  resample_into<float>(ImageView<const float>(series.view()).frame(t), g.affine, interpolated_axes(g), out, g.affine,
-                       pullback, ro);
+  resample_into<float>(frame, g.affine, interpolated_axes(g), out, g.affine, pullback, ro);
+}
+} // namespace
+
+void reslice_frame(const Image<float>& series, int64_t t, const Mat4& pullback, int degree, ImageView<float> out) {
+  reslice_one(ImageView<const float>(series.view()).frame(t), series.geometry(), pullback, degree, out);
+}
+
+void reslice_series(const FrameSource& src, const std::vector<Mat4>& pullbacks, int degree, const FrameSink& sink,
+                    Image<float>* mean, const ResliceProgress& progress) {
+  const Geometry& g = src.geometry;
+  const int64_t T = g.dims[3], n = g.frame_size();
+  VX_CHECK(int64_t(pullbacks.size()) == T, InvalidArgument, "reslice: ", T, " transforms needed, got ", pullbacks.size());
+  const Geometry g3 = frame_geometry(g);
+  std::vector<double> acc(mean ? static_cast<size_t>(n) : 0, 0.0);
+  std::vector<std::vector<double>> part; // per chunk of the group
+  std::vector<Image<float>> outs;        // the group's resliced frames, handed to the sink in order
+  std::mutex mu;
+  int done = 0;
+  for_chunks(
+      src, false,
+      [&](int64_t ch, Image<float>* frames) {
+        const int64_t f0 = ch * kChunk, f1 = std::min(T, f0 + kChunk);
+        const size_t slot = static_cast<size_t>(ch % int64_t(part.size()));
+        Image<float> tmp;
+        if (mean) part[slot].assign(static_cast<size_t>(n), 0.0);
+        for (int64_t t = f0; t < f1; ++t) {
+          Image<float>& dst = sink ? outs[slot * kChunk + size_t(t - f0)] : tmp;
+          if (dst.size() != n) dst = Image<float>(g3, no_init);
+          reslice_one(ImageView<const float>(frames[t - f0].view()), g, pullbacks[static_cast<size_t>(t)], degree, dst.view());
+          if (mean) {
+            double* m = part[slot].data();
+            for (int64_t q = 0; q < n; ++q) m[q] += dst.data()[q];
+          }
+        }
+        if (progress) {
+          std::lock_guard<std::mutex> lock(mu);
+          done += int(f1 - f0);
+          progress(done, int(T));
+        }
+      },
+      [&](int64_t c0, int64_t c1) { // in chunk order: the same sums and the same output for any thread count
+        for (int64_t ch = c0; ch < c1; ++ch) {
+          const size_t slot = static_cast<size_t>(ch % int64_t(part.size()));
+          if (mean)
+            for (int64_t q = 0; q < n; ++q) acc[static_cast<size_t>(q)] += part[slot][static_cast<size_t>(q)];
+          if (sink)
+            for (int64_t t = ch * kChunk; t < std::min(T, (ch + 1) * kChunk); ++t)
+              sink(t, outs[slot * kChunk + size_t(t - ch * kChunk)].data());
+        }
+      },
+      [&](int64_t groups) {
+        part.resize(static_cast<size_t>(groups));
+        if (sink) outs.resize(static_cast<size_t>(groups * kChunk));
+      });
+  if (mean) {
+    *mean = Image<float>(g3, no_init);
+    for (int64_t q = 0; q < n; ++q) mean->data()[q] = float(acc[static_cast<size_t>(q)] / double(T));
+  }
 }
 
 void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbacks, int degree, Image<float>* out,
                     Image<float>* mean, const ResliceProgress& progress) {
-  const Geometry& g = series.geometry();
-  const int64_t T = g.dims[3], n = g.frame_size();
-  VX_CHECK(int64_t(pullbacks.size()) == T, InvalidArgument, "reslice: ", T, " transforms needed, got ", pullbacks.size());
-  Geometry g3 = g;
-  g3.dims[3] = 1;
-  g3.ndim = 3;
-  if (out) *out = Image<float>(g, no_init);
-  const int64_t nch = (T + kChunk - 1) / kChunk;
-  std::vector<std::vector<double>> part(mean ? static_cast<size_t>(nch) : 0);
-  std::mutex mu;
-  int done = 0;
-  parallel_for(nch, 1, [&](int64_t c0, int64_t c1) {
-    Image<float> tmp(g3, no_init);
-    for (int64_t ch = c0; ch < c1; ++ch) {
-      if (mean) part[static_cast<size_t>(ch)].assign(static_cast<size_t>(n), 0.0);
-      for (int64_t t = ch * kChunk; t < std::min(T, (ch + 1) * kChunk); ++t) {
-        ImageView<float> dst = out ? out->view().frame(t) : tmp.view();
-        reslice_frame(series, t, pullbacks[static_cast<size_t>(t)], degree, dst);
-        if (mean) {
-          const float* d = out ? out->data() + t * n : tmp.data();
-          double* m = part[static_cast<size_t>(ch)].data();
-          for (int64_t q = 0; q < n; ++q) m[q] += d[q];
-        }
-      }
-      if (progress) {
-        std::lock_guard<std::mutex> lock(mu);
-        done += int(std::min(T, (ch + 1) * kChunk) - ch * kChunk);
-        progress(done, int(T));
-      }
-    }
-  });
-  if (mean) { // chunks combined in order: the same sums for any thread count
-    *mean = Image<float>(g3, no_init);
-    for (int64_t q = 0; q < n; ++q) {
-      double s = 0;
-      for (int64_t ch = 0; ch < nch; ++ch) s += part[static_cast<size_t>(ch)][static_cast<size_t>(q)];
-      mean->data()[q] = float(s / double(T));
-    }
-  }
+  const int64_t n = series.geometry().frame_size();
+  if (out) *out = Image<float>(series.geometry(), no_init);
+  FrameSink sink;
+  if (out) sink = [out, n](int64_t t, const float* f) { std::copy(f, f + n, out->data() + t * n); };
+  reslice_series(frames_of(series), pullbacks, degree, sink, mean, progress);
 }
 
 RealignResult realign(const Image<float>& series, const RealignOptions& o, const Image<float>* weight,
                       const RealignProgress& progress) {
-  check_series(series);
-  const Geometry& g = series.geometry();
+  return realign(frames_of(series), o, weight, progress);
+}
+
+RealignResult realign(const FrameSource& src, const RealignOptions& o, const Image<float>* weight,
+                      const RealignProgress& progress) {
+  const Geometry& g = src.geometry;
+  check_series(g);
   const int64_t T = g.dims[3];
   VX_CHECK(o.ref_frame >= 0 && o.ref_frame < T, InvalidArgument, "reference frame ", o.ref_frame, " is not in 0..", T - 1);
   VX_CHECK(o.degree >= 1 && o.degree <= 5, InvalidArgument, "estimation degree must be 1..5, got ", o.degree);
@@ -214,14 +285,6 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
   const Vec3 sp3 = g.spacing();
   const double spacing = ndim == 2 ? 0.5 * (sp3[0] + sp3[1]) : (sp3[0] + sp3[1] + sp3[2]) / 3.0;
 
-  // Smoothed, prefiltered frames are made once and kept (small next to the series: one float per voxel).
-  std::vector<Coefficients<float>> coef(static_cast<size_t>(T));
-  parallel_for(T, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t)
-      coef[static_cast<size_t>(t)] =
-          spline_coefficients<float>(smooth(frame_of(series, t), o.fwhm).view(), ndim, o.degree, Mode::Mirror);
-  });
-
   std::vector<std::vector<double>> theta(static_cast<size_t>(T), std::vector<double>(static_cast<size_t>(np), 0.0));
   RealignResult res;
   res.iterations.assign(static_cast<size_t>(T), 0);
@@ -229,12 +292,14 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
   for (int pass = 0; pass < passes; ++pass) {
     Image<float> ref;
     if (pass == 0) {
-      ref = smooth(frame_of(series, o.ref_frame), o.fwhm);
+      Image<float> f;
+      read_frame(src, o.ref_frame, true, f);
+      ref = smooth(f, o.fwhm);
     } else { // the mean of the frames aligned by the first pass (linear reslicing)
       std::vector<Mat4> m1;
       for (int64_t t = 0; t < T; ++t) m1.push_back(affine_model_matrix(P.model, theta[static_cast<size_t>(t)]));
       Image<float> mean;
-      reslice_series(series, m1, 1, nullptr, &mean);
+      reslice_series(src, m1, 1, {}, &mean);
       ref = smooth(mean, o.fwhm);
     }
     RealignOptions po = o;
@@ -243,14 +308,13 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
     res.samples = L.count;
     P.scale.assign(static_cast<size_t>(np), reg::sample_radius(L, P.model.centre));
     for (int d = 0; d < ndim; ++d) P.scale[static_cast<size_t>(d)] = 1.0;
-    // Frames in fixed chunks of kChunk (the chunks do not depend on the thread count, so neither
-    // do the results), chunks in parallel; inside a chunk each frame starts from its neighbour's
-    // estimate, visiting the frames outwards from the reference when the chunk holds it.
-    const int64_t nch = (T + kChunk - 1) / kChunk;
+    // Frames in chunks (for_chunks), each frame smoothed and prefiltered when its turn comes and
+    // dropped after; inside a chunk each frame starts from its neighbour's estimate, visiting the
+    // frames outwards from the reference when the chunk holds it.
     std::mutex mu;
     int done = 0;
-    parallel_for(nch, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t ch = c0; ch < c1; ++ch) {
+    for_chunks(src, pass == 0, [&](int64_t ch, Image<float>* frames) {
+      {
         reg::Level Lc = L;
         reg::Problem Pc = P;
         const int64_t f0 = ch * kChunk, f1 = std::min(T, f0 + kChunk);
@@ -270,7 +334,7 @@ RealignResult realign(const Image<float>& series, const RealignOptions& o, const
           if (pass == 1) Pc.theta = theta[static_cast<size_t>(t)];
           else if (nb >= 0) Pc.theta = theta[static_cast<size_t>(nb)];
           else Pc.theta.assign(static_cast<size_t>(np), 0.0);
-          Lc.coef = coef[static_cast<size_t>(t)];
+          Lc.coef = spline_coefficients<float>(smooth(frames[t - f0], o.fwhm).view(), ndim, o.degree, Mode::Mirror);
           const SolveResult sr = reg::optimise_level(Lc, Pc, Optimizer::GaussNewton, o.iterations, ro, spacing, {});
           theta[static_cast<size_t>(t)] = Pc.theta;
           res.iterations[static_cast<size_t>(t)] = sr.iterations;

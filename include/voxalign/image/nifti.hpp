@@ -7,6 +7,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -96,6 +97,45 @@ struct NiftiWriteOptions {
 /// both sform and qform set from the geometry (see NiftiWriteOptions::meta). Integer types are rounded (half away from zero) and
 /// clamped. The file is written under a temporary name and renamed when complete.
 template <class T> void write_nifti(const std::string& path, const Image<T>& img, const NiftiWriteOptions& opts = {});
+
+/// A NIfTI image read a frame (the first three dimensions) at a time, scaling applied per frame as
+/// read_nifti applies it: .nii (and .hdr/.img) by reading the frame's bytes, .nii.gz by streaming
+/// decompression -- frames read in increasing order cost one pass over the file; going back restarts
+/// it, unless `spool`: then the decompressed bytes are kept in an unlinked temporary file (in
+/// $TMPDIR; the system removes it when the reader closes or the process ends) and read from there.
+/// Not thread-safe. Throws IoError naming the file (bad header; truncated data when reached).
+class NiftiFrameReader {
+public:
+  explicit NiftiFrameReader(const std::string& path, bool spool = false);
+  ~NiftiFrameReader();
+  NiftiFrameReader(const NiftiFrameReader&) = delete;
+  NiftiFrameReader& operator=(const NiftiFrameReader&) = delete;
+  const NiftiHeaderInfo& info() const;
+  int64_t frames() const;                 ///< product of the dimensions past the third
+  void read(int64_t t, float* dst);       ///< frame t: info().geometry.frame_size() values
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Writes an image as its values arrive (append, in voxel order), to the same bytes write_nifti
+/// writes: the header, then the converted values, gzip members compressed in parallel. The file is
+/// under a temporary name until finish() (which checks that every voxel came); destroyed
+/// unfinished, it removes the temporary. Throws as write_nifti.
+class NiftiWriter {
+public:
+  NiftiWriter(const std::string& path, const Geometry& g, const NiftiWriteOptions& opts = {});
+  ~NiftiWriter();
+  NiftiWriter(const NiftiWriter&) = delete;
+  NiftiWriter& operator=(const NiftiWriter&) = delete;
+  template <class T> void append(const T* values, int64_t n);
+  void finish();
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 /// Check that `path` can be used for an output image (.nii / .nii.gz, directory exists).
 void check_nifti_output_path(const std::string& path);

@@ -42,10 +42,24 @@ struct RealignResult {
 /// call at a time.
 using RealignProgress = std::function<void(int, int, int, int)>;
 
+/// A 4D series read a frame at a time: `geometry` (4D) and read(t, dst), which fills frame t
+/// (geometry.frame_size() floats). realign and reslice_series call read one call at a time (from a
+/// reading thread of their own), sweeping the frames in increasing order (a gzip stream is
+/// decompressed once per sweep) and holding a few frames per thread, never the series.
+struct FrameSource {
+  Geometry geometry;
+  std::function<void(int64_t, float*)> read;
+};
+/// A source over a series in memory (which must outlive it).
+FrameSource frames_of(const Image<float>& series);
+
 /// Estimate the motion of every frame of a 4D image. `weight` (optional) is a mask or weight image
 /// on the series' 3D grid (non-zero = use). Throws InvalidArgument for a 3D image, a single frame,
 /// non-finite values, or a mask that leaves no sample.
 RealignResult realign(const Image<float>& series, const RealignOptions& opts, const Image<float>* weight = nullptr,
+                      const RealignProgress& progress = {});
+/// The same, frames read on demand (bit-identical results).
+RealignResult realign(const FrameSource& series, const RealignOptions& opts, const Image<float>* weight = nullptr,
                       const RealignProgress& progress = {});
 
 /// Reslice frame `t` of `series` onto the reference grid through matrices[t] (B-spline `degree`,
@@ -58,6 +72,11 @@ using ResliceProgress = std::function<void(int, int)>;
 /// Reslice every frame (frames in parallel) into `out` (4D, allocated here; may be null) and/or
 /// their mean into `mean` (3D; may be null). Bit-identical for any thread count.
 void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbacks, int degree, Image<float>* out,
+                    Image<float>* mean, const ResliceProgress& progress = {});
+/// Receives resliced frame t (the reference grid's frame_size floats), t = 0, 1, ... in order, on the calling thread.
+using FrameSink = std::function<void(int64_t, const float*)>;
+/// The same, frames read on demand and each resliced frame handed to `sink` (may be empty) in order.
+void reslice_series(const FrameSource& series, const std::vector<Mat4>& pullbacks, int degree, const FrameSink& sink,
                     Image<float>* mean, const ResliceProgress& progress = {});
 
 /// The motion summaries from per-frame pull-backs on a grid (the series' geometry): SPM and FSL
