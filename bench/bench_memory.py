@@ -10,6 +10,7 @@ Written once per (frames, extension) under --cache and reused. Each run is
   reslicing peak     <= input as stored + output as stored + 300 MB
 
   python3 bench/bench_memory.py --frames 600 --ext .nii .nii.gz [--exe build/release/voxalign]
+  [--compare OLD_EXE]   each run also with another build, side by side (the before figures)
 """
 import argparse
 import os
@@ -74,13 +75,14 @@ def main():
     ap.add_argument("--cache", default="/tmp/voxalign_bench_memory")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--extra", default="", help="more options for realign (e.g. '--dtype float32')")
+    ap.add_argument("--compare", default=None, help="another voxalign build, run on the same inputs just before")
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     nvox = int(np.prod(SHAPE))
     print(f"machine: {os.uname().machine}, {os.cpu_count()} cores; voxalign --threads {args.threads}; "
           f"series {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} int16")
-    print("| frames | input | mode | input MB | output MB | peak RSS MB | goal MB | wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| frames | input | mode | build | input MB | output MB | peak RSS MB | goal MB | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for T in args.frames:
         for ext in args.ext:
             src = os.path.join(args.cache, f"series_{T}{ext}")
@@ -89,17 +91,18 @@ def main():
             in_mb = os.path.getsize(src) / 1e6
             f32_mb = nvox * T * 4 / 1e6
             for mode in ("estimate-only", "reslice"):
-                out = os.path.join(args.cache, f"out_{T}{ext}")
-                cmd = [args.exe, "realign", src, "--rp", os.path.join(args.cache, "rp.txt"), "-q",
-                       "--threads", str(args.threads)] + args.extra.split()
-                cmd += ["--estimate-only"] if mode == "estimate-only" else ["-o", out]
-                rss, wall = measure(cmd)
-                out_mb = os.path.getsize(out) / 1e6 if mode == "reslice" else 0.0
-                goal = 0.3 * f32_mb + 300 if mode == "estimate-only" else in_mb + out_mb + 300
-                print(f"| {T} | {ext} | {mode} | {in_mb:.0f} | {out_mb:.0f} | {rss:.0f} | {goal:.0f} | {wall:.1f} |",
-                      flush=True)
-                if os.path.exists(out):
-                    os.remove(out)
+                for build in ([args.compare] if args.compare else []) + [args.exe]:
+                    out = os.path.join(args.cache, f"out_{T}{ext}")
+                    cmd = [build, "realign", src, "--rp", os.path.join(args.cache, "rp.txt"), "-q",
+                           "--threads", str(args.threads)] + args.extra.split()
+                    cmd += ["--estimate-only"] if mode == "estimate-only" else ["-o", out]
+                    rss, wall = measure(cmd)
+                    out_mb = os.path.getsize(out) / 1e6 if mode == "reslice" else 0.0
+                    goal = 0.3 * f32_mb + 300 if mode == "estimate-only" else in_mb + out_mb + 300
+                    print(f"| {T} | {ext} | {mode} | {build} | {in_mb:.0f} | {out_mb:.0f} | {rss:.0f} | {goal:.0f} | "
+                          f"{wall:.1f} |", flush=True)
+                    if os.path.exists(out):
+                        os.remove(out)
 
 
 if __name__ == "__main__":

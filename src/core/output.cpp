@@ -147,7 +147,9 @@ void install_output_signal_handlers() {
   sigaddset(&sa.sa_mask, SIGINT);
   sigaddset(&sa.sa_mask, SIGTERM);
   sigaddset(&sa.sa_mask, SIGHUP);
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+  sigaddset(&sa.sa_mask, SIGPIPE);
+  // SIGPIPE: the reader of stdout/stderr went away (`| grep -q`, `| head`) while a file was being written.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) {
     struct sigaction old;
     // Keep "ignored" as it was (nohup, a shell's background job ignoring SIGINT).
     if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;

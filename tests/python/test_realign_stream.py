@@ -83,3 +83,18 @@ def test_truncated_gzip_fails_cleanly(series, tmp_path):
     assert p.returncode != 0
     assert "cut.nii.gz" in p.stderr and "truncated" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert sorted(os.listdir(tmp_path)) == ["cut.nii.gz"]
+
+
+def test_reader_of_progress_gone_leaves_no_temporary(series, tmp_path):
+    """The resliced series is written while the frames are resliced: a run killed by SIGPIPE (its
+    stderr's reader closed, as `grep -q` does) then must not leave the half-written temporary."""
+    d, _, _ = series
+    env = dict(os.environ, VOXALIGN_PROGRESS_INTERVAL="0")
+    p = subprocess.Popen([voxalign_exe(), "realign", str(d / "plain.nii"), "-o", str(tmp_path / "out.nii.gz")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
+    for line in p.stderr:
+        if "reslice" in line:
+            break
+    p.stderr.close()
+    p.wait(timeout=120)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".vxtmp")], os.listdir(tmp_path)

@@ -1,5 +1,5 @@
 // Output files: written under a temporary name, moved into place when complete, and never left
-// behind half-written -- not by a failure, and not by SIGINT/SIGTERM once the handlers are installed.
+// behind half-written -- not by a failure, and not by SIGINT/SIGTERM/SIGHUP/SIGPIPE once the handlers are installed.
 //
 // Every writer of the library (write_nifti, write_text_file, the report) goes through
 // temporary_output(): it makes a temporary name beside the target (same directory, so the final
@@ -31,7 +31,7 @@ void discard_output(const std::string& tmp) noexcept;
 /// creates are removed again if the transaction is not committed. Throws IoError on failure.
 void create_output_directory(const std::string& dir);
 
-/// Install SIGINT/SIGTERM/SIGHUP handlers that remove every registered temporary file (and the
+/// Install SIGINT/SIGTERM/SIGHUP/SIGPIPE handlers that remove every registered temporary file (and the
 /// directories an open transaction created), then die by the same signal (exit status 128 + n).
 void install_output_signal_handlers();
 
