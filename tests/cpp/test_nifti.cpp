@@ -8,20 +8,13 @@
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/image/nifti.hpp"
+#include "temp_dir.hpp"
 
 using namespace voxalign;
+using voxalign::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path p;
-  TempDir() {
-    p = fs::temp_directory_path() / ("vxtest-" + std::to_string(std::random_device{}()));
-    fs::create_directories(p);
-  }
-  ~TempDir() { fs::remove_all(p); }
-  std::string operator/(const std::string& n) const { return (p / n).string(); }
-};
 
 Image<double> sample_image() {
   Geometry g;

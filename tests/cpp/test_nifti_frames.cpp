@@ -13,21 +13,14 @@
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/image/nifti.hpp"
+#include "temp_dir.hpp"
 #include "voxalign/realign/realign.hpp"
 
 using namespace voxalign;
+using voxalign::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-struct TempDir {
-  fs::path p;
-  TempDir() {
-    p = fs::temp_directory_path() / ("vxframes-" + std::to_string(std::random_device{}()));
-    fs::create_directories(p);
-  }
-  ~TempDir() { fs::remove_all(p); }
-  std::string operator/(const std::string& n) const { return (p / n).string(); }
-};
 
 // 48x40x36 x 16 frames of float32: 4.4 MB, two gzip members of voxalign's writer.
 Image<float> series(int64_t T = 16) {
