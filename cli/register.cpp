@@ -70,9 +70,8 @@ void run(const RegisterArgs& a) {
   if (!a.fixed_mask.empty()) fmask = read_mask(a.fixed_mask, "--fixed-mask");
   if (!a.moving_mask.empty()) mmask = read_mask(a.moving_mask, "--moving-mask");
 
-  auto wrote = [&](const std::string& f) {
-    if (!a.common.quiet) std::printf("wrote %s\n", f.c_str());
-  };
+  std::vector<std::string> written; // reported at the end: the files appear only when every image succeeded
+  auto wrote = [&](const std::string& f) { written.push_back(f); };
   // Each moving image is written as soon as it is registered (the command's output transaction moves
   // the files into place only when every one succeeded), so memory holds one moving image at a time.
   for (size_t n = 0; n < a.moving.size(); ++n) {
@@ -125,6 +124,8 @@ void run(const RegisterArgs& a) {
     write_nifti(a.output[n], moved, w);
     wrote(a.output[n]);
   }
+  if (!a.common.quiet)
+    for (const std::string& f : written) std::printf("wrote %s\n", f.c_str());
 }
 
 } // namespace
