@@ -84,6 +84,11 @@ def pair(kind="ch2", voxel=2, axis=1, readout=0.05, noise=0.01, seed=0, **field_
     """(up, down, true, field_hz, mask, affine): up acquired with +axis, down with -axis, Gaussian
     noise of `noise` x the mean brain intensity."""
     true, mask, aff = ch2(voxel) if kind == "ch2" else epi()
+    if kind != "ch2" and "centre" not in field_args:
+        # example4d is not in MNI space: the peak at a fixed place of its grid, low and to the front
+        # of the head, the dip to one side.
+        at = lambda f: tuple(aff[:3, :3] @ (np.array(f) * (np.array(true.shape) - 1)) + aff[:3, 3])
+        field_args = dict(field_args, centre=at((0.5, 0.7, 0.3)), dip_centre=at((0.25, 0.45, 0.25)))
     f = field_hz(true.shape, aff, **field_args)
     up = distort(true, f, axis, +1, readout)
     down = distort(true, f, axis, -1, readout)
