@@ -75,8 +75,8 @@ struct Evaluation {
 };
 
 /// Evaluate at coefficients c. With `derivatives`, also the gradient and g1, g2.
-/// `approximate`: a finite-difference image gradient (central, one voxel) and no Jacobian term in
-/// the derivative, the usual approximation (benchmark only).
+/// `approximate`: the image's derivative along the line by a central finite difference (one voxel
+/// each side) instead of the spline's exact one, the usual approximation (benchmark only).
 Evaluation evaluate(const LevelProblem& P, const std::vector<double>& c, bool derivatives, bool approximate = false);
 
 /// out = (J^T W J + lambda R) v, scratch buffers reused.

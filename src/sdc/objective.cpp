@@ -45,7 +45,7 @@ Evaluation evaluate(const LevelProblem& P, const std::vector<double>& c, bool de
         const double r = vu * ju - vd * jd;
         sum += 0.5 * m * r * r;
         if (!derivatives) continue;
-        if (approximate) { // central difference of the image, one voxel each side; no Jacobian term
+        if (approximate) { // central difference of the image, one voxel each side, for its derivative
           double p, q, dummy;
           sample_line(cu, n0, xu + 1, p, dummy);
           sample_line(cu, n0, xu - 1, q, dummy);
@@ -56,7 +56,7 @@ Evaluation evaluate(const LevelProblem& P, const std::vector<double>& c, bool de
         }
         const double sm = std::sqrt(m);
         const double g1 = sm * (P.shift_up * dvu * ju - P.shift_down * dvd * jd);
-        const double g2 = approximate ? 0.0 : sm * (P.jac_up * vu - P.jac_down * vd);
+        const double g2 = sm * (P.jac_up * vu - P.jac_down * vd);
         E.g1[size_t(v)] = g1;
         E.g2[size_t(v)] = g2;
         a[size_t(v)] = g1 * sm * r;

@@ -59,8 +59,8 @@ struct SdcOptions {
   /// Conjugate-gradient iterations per Gauss-Newton step, and its relative tolerance.
   int cg_iterations = 40;
   double cg_tolerance = 1e-3;
-  /// Steps from the usual approximate derivative (finite-difference image gradient, the Jacobian's
-  /// dependence on the field left out) instead of the exact one: for the benchmark's comparison.
+  /// Steps from the usual approximate derivative (the image's gradient by a central finite
+  /// difference instead of the spline's exact one): for the benchmark's comparison.
   bool approximate = false;
   /// Called after each Gauss-Newton iteration (from the calling thread), if set.
   std::function<void(const SdcProgress&)> progress;
