@@ -18,8 +18,8 @@ Geometry grid_of(const ImageView<const float>& v, const Mat44& affine) {
 nb::dict py_sdc(InArr<float> up, InArr<float> down, Mat44 affine, const std::string& pe_up, double readout_up,
                 const std::string& pe_down, double readout_down, std::optional<InArr<uint8_t>> mask,
                 std::vector<double> warp_res, std::vector<int> subsample, std::vector<double> fwhm,
-                std::vector<int> iterations, std::vector<double> lambda, int cg_iterations, double cg_tolerance,
-                bool approximate) {
+                std::vector<int> iterations, std::vector<double> lambda, double tolerance, int cg_iterations,
+                double cg_tolerance, bool approximate) {
   const auto u = view_of(up, 4, "up"), d = view_of(down, 4, "down");
   ImageView<const uint8_t> mv;
   if (mask) mv = view_of(*mask, 3, "mask");
@@ -29,6 +29,7 @@ nb::dict py_sdc(InArr<float> up, InArr<float> down, Mat44 affine, const std::str
   o.fwhm = std::move(fwhm);
   o.iterations = std::move(iterations);
   o.lambda = std::move(lambda);
+  o.tolerance = tolerance;
   o.cg_iterations = cg_iterations;
   o.cg_tolerance = cg_tolerance;
   o.approximate = approximate;
@@ -70,6 +71,7 @@ nb::dict sdc_defaults() {
   d["fwhm"] = nb::tuple(nb::cast(o.fwhm));
   d["iterations"] = nb::tuple(nb::cast(o.iterations));
   d["lambda"] = nb::tuple(nb::cast(o.lambda));
+  d["tolerance"] = o.tolerance;
   d["cg_iterations"] = o.cg_iterations;
   d["cg_tolerance"] = o.cg_tolerance;
   return d;
@@ -80,7 +82,7 @@ nb::dict sdc_defaults() {
 void bind_sdc(nb::module_& m) {
   m.def("sdc", &py_sdc, nb::arg("up"), nb::arg("down"), nb::arg("affine"), nb::arg("pe_up"), nb::arg("readout_up"),
         nb::arg("pe_down"), nb::arg("readout_down"), nb::arg("mask").none(), nb::arg("warp_res"), nb::arg("subsample"),
-        nb::arg("fwhm"), nb::arg("iterations"), nb::arg("lambda_"), nb::arg("cg_iterations"), nb::arg("cg_tolerance"),
+        nb::arg("fwhm"), nb::arg("iterations"), nb::arg("lambda_"), nb::arg("tolerance"), nb::arg("cg_iterations"), nb::arg("cg_tolerance"),
         nb::arg("approximate") = false);
   m.attr("SDC_DEFAULTS") = sdc_defaults();
   m.def("sdc_apply", [](InArr<float> series, InArr<float> field, const std::string& pe, double readout) {

@@ -55,7 +55,8 @@ class SdcResult:
 
 def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_time_down=None, mask=None,
         affine=None, warp_res=_D["warp_res"], subsample=_D["subsample"], fwhm=_D["fwhm"],
-        iterations=_D["iterations"], lambda_=_D["lambda"], cg_iterations: int = _D["cg_iterations"],
+        iterations=_D["iterations"], lambda_=_D["lambda"], tolerance: float = _D["tolerance"],
+        cg_iterations: int = _D["cg_iterations"],
         approximate: bool = False) -> SdcResult:
     """Estimate the susceptibility field from ``up`` and ``down`` (3D or 4D; volumes are averaged),
     acquired with opposite phase-encoding directions, and correct both (``voxalign sdc``).
@@ -64,7 +65,8 @@ def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_t
     TotalReadoutTime in s. Both default to the BIDS sidecar beside a path (X.json); DOWN's direction
     defaults to the opposite of UP's and its readout time to UP's. ``mask``: voxels that drive the fit.
     ``warp_res`` (mm), ``subsample``, ``fwhm`` (mm), ``iterations`` and ``lambda_``: one value per
-    level, as topup's --warpres, --subsamp, --fwhm, --miter, --lambda. ``approximate``: steps from
+    level, as topup's --warpres, --subsamp, --fwhm, --miter, --lambda; a level ends early when an
+    iteration lowers the cost by less than the fraction ``tolerance``. ``approximate``: steps from
     the usual approximate derivative instead of the exact one (for comparisons only).
     """
     su, sd = load(up, "sdc: up", affine), load(down, "sdc: down", affine)
@@ -91,7 +93,7 @@ def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_t
     r = _core.sdc(su.array.astype(np.float32, copy=False), sd.array.astype(np.float32, copy=False),
                   np.asarray(aff, np.float64), str(pe_up), float(ro_up), str(pe_down), float(ro_down), m,
                   lst(warp_res, float), lst(subsample, int), lst(fwhm, float), lst(iterations, int),
-                  lst(lambda_, float), int(cg_iterations), float(_D["cg_tolerance"]), bool(approximate))
+                  lst(lambda_, float), float(tolerance), int(cg_iterations), float(_D["cg_tolerance"]), bool(approximate))
     like = su.like
     report = {k: r[k] for k in ("levels", "cost_trace", "max_jacobian_deficit")}
     return SdcResult(result(r["corrected"], like), result(r["field"], like), result(r["corrected_up"], like),

@@ -134,6 +134,7 @@ void check_options(const SdcOptions& o) {
     VX_CHECK(std::isfinite(o.lambda[l]) && o.lambda[l] >= 0, InvalidArgument, "--lambda: values must be >= 0");
   }
   VX_CHECK(o.cg_iterations >= 1, InvalidArgument, "cg_iterations must be >= 1");
+  VX_CHECK(std::isfinite(o.tolerance) && o.tolerance >= 0, InvalidArgument, "--tolerance must be >= 0");
 }
 
 } // namespace
@@ -266,7 +267,7 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
       E = std::move(En);
       rep.iterations = it;
       if (o.progress) o.progress({int(l), it, E.cost()});
-      if (drop < 1e-6) break;
+      if (drop < o.tolerance) break;
     }
     rep.final_cost = E.cost();
     res.report.levels.push_back(rep);

@@ -84,6 +84,7 @@ CASES = [
     ("sdc", "fwhm", vx.sdc, "fwhm", lambda v: tuple(float(x) for x in v.split(","))),
     ("sdc", "miter", vx.sdc, "iterations", lambda v: as_list(v, ",")),
     ("sdc", "lambda", vx.sdc, "lambda_", lambda v: tuple(float(x) for x in v.split(","))),
+    ("sdc", "tolerance", vx.sdc, "tolerance", None),
     ("sdc", "cg-iterations", vx.sdc, "cg_iterations", None),
 ]
 

@@ -56,8 +56,10 @@ struct SdcOptions {
   /// Weight of the bending energy of the field (Hz) against the sum of squared differences of the
   /// intensity-normalised images, per level (topup --lambda, in other units: docs/sdc.md).
   std::vector<double> lambda{1e-4, 1e-4, 1e-4, 1e-4};
+  /// A level ends when a Gauss-Newton iteration lowers the cost by less than this fraction.
+  double tolerance = 1e-4;
   /// Conjugate-gradient iterations per Gauss-Newton step, and its relative tolerance.
-  int cg_iterations = 40;
+  int cg_iterations = 20;
   double cg_tolerance = 1e-3;
   /// Steps from the usual approximate derivative (the image's gradient by a central finite
   /// difference instead of the spline's exact one): for the benchmark's comparison.
