@@ -22,7 +22,7 @@ namespace {
 
 struct SdcArgs {
   std::string up, down, output, out_up, out_down, fieldmap, displacement, displacement_down, mask, datain;
-  std::string apply, apply_out, apply_pe;
+  std::string apply, apply_out, apply_pe, report;
   std::string pe_up, pe_down;
   double readout = 0, readout_down = 0, apply_readout = 0;
   SdcOptions sdc;
@@ -215,6 +215,11 @@ void run(const SdcArgs& a) {
     wa.meta = &is.meta;
     write_nifti(a.apply_out, applied, wa);
   }
+  if (!a.report.empty()) {
+    SdcReportInput ri{up.view(), down.view(), a.up, a.down, au.pe, ad.pe, au.readout, ad.readout,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+    write_sdc_report(a.report, ri, r);
+  }
   if (!a.common.quiet) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     float lo = 0, hi = 0;
@@ -225,6 +230,7 @@ void run(const SdcArgs& a) {
                 std::max(std::fabs(lo), std::fabs(hi)) * std::max(au.readout, ad.readout));
     for (size_t l = 0; l < r.report.levels.size(); ++l) std::printf("%s%d", l ? "," : " ", r.report.levels[l].iterations);
     std::printf("; %.2f s %s\n", secs, threads_used().c_str());
+    if (!a.report.empty()) std::printf("report: %s/index.html\n", a.report.c_str());
     if (r.report.max_abs_jacobian_deficit > 0)
       std::printf("warning: the field folds the images (Jacobian below 0 by up to %.3f); raise --lambda\n",
                   r.report.max_abs_jacobian_deficit);
@@ -263,6 +269,8 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
   cmd->add_option("--readout-time-down", a->readout_down, "DOWN's total readout time in s when it differs")
       ->check(number_check(0, kInf, false, true));
   cmd->add_option("--datain", a->datain, "FSL topup acquisition parameters: rows \"0 1 0 0.05\" (UP), \"0 -1 0 0.05\" (DOWN)");
+  cmd->add_option("--report", a->report,
+                  "Directory for an HTML report: UP/DOWN overlays before and after, the field (index.html, PNGs)");
   cmd->add_option("--mask", a->mask, "Fit the field to the voxels of this mask only (same grid)");
   cmd->add_option("--apply", a->apply, "Also correct this series (3D/4D, on the same grid, one of the two directions)");
   cmd->add_option("-O,--apply-output", a->apply_out, "The corrected --apply series");
@@ -296,14 +304,26 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
     for (const std::string* p : {&a->output, &a->out_up, &a->out_down, &a->fieldmap, &a->displacement,
                                  &a->displacement_down, &a->apply_out})
       if (!p->empty()) check_nifti_output_path(*p);
+    if (!a->report.empty()) {
+      const auto parent = std::filesystem::path(a->report).parent_path();
+      std::error_code ec;
+      VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--report ", a->report,
+               ": its parent directory does not exist");
+      VX_CHECK(!std::filesystem::exists(a->report, ec) || std::filesystem::is_directory(a->report, ec), InvalidArgument,
+               "--report ", a->report, ": exists and is not a directory");
+    }
+    std::vector<std::pair<std::string, std::string>> outputs{{"-o", a->output},
+                                                             {"--corrected-up", a->out_up},
+                                                             {"--corrected-down", a->out_down},
+                                                             {"--fieldmap", a->fieldmap},
+                                                             {"--displacement", a->displacement},
+                                                             {"--displacement-down", a->displacement_down},
+                                                             {"-O", a->apply_out}};
+    if (!a->report.empty())
+      for (const char* f : {"index.html", "overlay_before.png", "overlay_after.png", "fieldmap.png"})
+        outputs.push_back({"--report (" + std::string(f) + ")", a->report + "/" + f});
     check_distinct_files({{"UP", a->up}, {"DOWN", a->down}, {"--mask", a->mask}, {"--apply", a->apply}, {"--datain", a->datain}},
-                         {{"-o", a->output},
-                          {"--corrected-up", a->out_up},
-                          {"--corrected-down", a->out_down},
-                          {"--fieldmap", a->fieldmap},
-                          {"--displacement", a->displacement},
-                          {"--displacement-down", a->displacement_down},
-                          {"-O", a->apply_out}});
+                         outputs);
     run(*a);
   });
 }

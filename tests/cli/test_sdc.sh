@@ -3,7 +3,7 @@
 # (Hz, topup's sign) and the corrected image are close to the truth; PE direction and readout time
 # from BIDS sidecars and from topup's --datain give the same result bit for bit; the displacement
 # field, applied by `voxalign resample -t`, moves UP as the correction does (up to the Jacobian);
-# --apply corrects a 4D series frame by frame as UP itself; 1 and 2 threads agree bit for bit; bad
+# --apply corrects a 4D series frame by frame as UP itself; --report writes its overlays and field; 1 and 2 threads agree bit for bit; bad
 # input gives a one-line error, a non-zero exit and no output file.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,7 +24,12 @@ open('datain_bad.txt', 'w').write('0 1 0 0.05\n0 -1 1 0.05\n')
 " || exit 1
 
 "$VOXALIGN" sdc up.nii.gz down.nii.gz -o res_corr.nii.gz --fieldmap res_fmap.nii.gz --displacement res_u.nii.gz \
-  --corrected-up res_cu.nii.gz --apply series.nii.gz -O res_series.nii.gz --threads 2 > summary.txt || exit 1
+  --corrected-up res_cu.nii.gz --apply series.nii.gz -O res_series.nii.gz --report res_report --threads 2 \
+  > summary.txt || exit 1
+for f in index.html overlay_before.png overlay_after.png fieldmap.png; do
+  [ -s "res_report/$f" ] || { echo "report lacks $f"; exit 1; }
+done
+[ "$(grep -o 'data:image/png;base64' res_report/index.html | wc -l)" -eq 3 ] || { echo "report lacks its images"; exit 1; }
 grep -q "j, 0.05 s" summary.txt || { echo "summary lacks the sidecar's values"; cat summary.txt; exit 1; }
 "$VOXALIGN" sdc up_noside.nii.gz down_noside.nii.gz --datain datain.txt -o res_corr2.nii.gz \
   --fieldmap res_fmap2.nii.gz --threads 1 -q || exit 1
@@ -54,7 +59,7 @@ S = L('res_series.nii.gz')
 assert S.shape == F.shape + (2,) and np.array_equal(S[..., 0], cu) and np.array_equal(S[..., 1], cu)
 print(f'ok: field error {rms:.3f} Hz RMS, correlation {c:.5f} (uncorrected {c0:.5f}), resample vs correction {err:.4f}')
 " || exit 1
-rm -f res_*.nii.gz
+rm -rf res_*.nii.gz res_report
 
 source "$here/lib.sh"
 expect_fail "not on UP's grid" sdc up.nii.gz down_small.nii.gz -o out.nii.gz
@@ -69,4 +74,5 @@ expect_fail "--mask" sdc up.nii.gz down.nii.gz -o out.nii.gz --mask down_small.n
 expect_fail "one value per level" sdc up.nii.gz down.nii.gz -o out.nii.gz --warpres 20,10
 expect_fail "--apply and -O" sdc up.nii.gz down.nii.gz -o out.nii.gz --apply series.nii.gz
 expect_fail "missing.nii.gz: no such file" sdc missing.nii.gz down.nii.gz -o out.nii.gz
+expect_fail "not on UP's grid" sdc up.nii.gz down_small.nii.gz -o out.nii.gz --report out_report
 echo "all ok"

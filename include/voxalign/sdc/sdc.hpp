@@ -106,6 +106,19 @@ Image<float> sdc_apply(ImageView<const float> series, ImageView<const float> fie
 DisplacementField sdc_displacement(ImageView<const float> field_hz, const Geometry& grid, PhaseEncoding pe,
                                    double readout);
 
+/// What the report shows beside the result: the inputs (3D or 4D views) and how they were acquired.
+struct SdcReportInput {
+  ImageView<const float> up, down;
+  std::string up_name, down_name;
+  PhaseEncoding pe_up, pe_down;
+  double readout_up = 0, readout_down = 0, seconds = 0;
+};
+
+/// Write DIR/index.html (self-contained) with green (UP) / magenta (DOWN) overlays before and after
+/// the correction and the field, through the voxel where the field is strongest, plus the images as
+/// DIR/overlay_before.png, overlay_after.png and fieldmap.png.
+void write_sdc_report(const std::string& dir, const SdcReportInput& in, const SdcResult& r);
+
 /// Write a displacement field as ITK/ANTs read it (NIfTI X x Y x Z x 1 x 3, intent vector, LPS mm).
 void write_displacement_field(const std::string& path, const DisplacementField& field);
 
