@@ -3,8 +3,9 @@
 # (Hz, topup's sign) and the corrected image are close to the truth; PE direction and readout time
 # from BIDS sidecars and from topup's --datain give the same result bit for bit; the displacement
 # field, applied by `voxalign resample -t`, moves UP as the correction does (up to the Jacobian);
-# --apply corrects a 4D series frame by frame as UP itself; --report writes its overlays and field; 1 and 2 threads agree bit for bit; bad
-# input gives a one-line error, a non-zero exit and no output file.
+# --apply corrects a 4D series frame by frame as UP itself; --report writes its overlays and field;
+# 1 and 2 threads agree bit for bit; bad input gives a one-line error, a non-zero exit and no output
+# file (nor report directory).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 PYTHONPATH="$here/../python${PYTHONPATH:+:$PYTHONPATH}" python3 -c "
