@@ -289,6 +289,8 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
   list("--fwhm", o.fwhm, "Gaussian smoothing of the images in mm per level (topup --fwhm)", 0, 1e3, false, false);
   list("--miter", o.iterations, "Gauss-Newton iterations per level (topup --miter)", 0, 1000, true, false);
   list("--lambda", o.lambda, "Weight of the field's bending energy per level (docs/sdc.md)", 0, 1e12, false, false);
+  cmd->add_flag("--no-align", [&o](int64_t n) { o.align_volumes = n == 0; },
+                "4D UP/DOWN: average their volumes as they are, without aligning them first");
   cmd->add_option("--tolerance", o.tolerance,
                   "End a level when an iteration lowers the cost by less than this fraction (0: run every --miter)")
       ->capture_default_str()

@@ -56,9 +56,10 @@ class SdcResult:
 def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_time_down=None, mask=None,
         affine=None, warp_res=_D["warp_res"], subsample=_D["subsample"], fwhm=_D["fwhm"],
         iterations=_D["iterations"], lambda_=_D["lambda"], tolerance: float = _D["tolerance"],
-        cg_iterations: int = _D["cg_iterations"],
+        cg_iterations: int = _D["cg_iterations"], align_volumes: bool = _D["align_volumes"],
         approximate: bool = False) -> SdcResult:
-    """Estimate the susceptibility field from ``up`` and ``down`` (3D or 4D; volumes are averaged),
+    """Estimate the susceptibility field from ``up`` and ``down`` (3D or 4D: the volumes are aligned
+    rigidly, unless ``align_volumes`` is false, and averaged),
     acquired with opposite phase-encoding directions, and correct both (``voxalign sdc``).
 
     ``pe_dir``: UP's BIDS PhaseEncodingDirection ("j", "j-", "i", ...); ``readout_time``: its
@@ -93,7 +94,7 @@ def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_t
     r = _core.sdc(su.array.astype(np.float32, copy=False), sd.array.astype(np.float32, copy=False),
                   np.asarray(aff, np.float64), str(pe_up), float(ro_up), str(pe_down), float(ro_down), m,
                   lst(warp_res, float), lst(subsample, int), lst(fwhm, float), lst(iterations, int),
-                  lst(lambda_, float), float(tolerance), int(cg_iterations), float(_D["cg_tolerance"]), bool(approximate))
+                  lst(lambda_, float), float(tolerance), int(cg_iterations), float(_D["cg_tolerance"]), bool(approximate), bool(align_volumes))
     like = su.like
     report = {k: r[k] for k in ("levels", "cost_trace", "max_jacobian_deficit")}
     return SdcResult(result(r["corrected"], like), result(r["field"], like), result(r["corrected_up"], like),

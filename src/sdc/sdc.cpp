@@ -9,6 +9,7 @@
 #include "internal.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
+#include "voxalign/realign/realign.hpp"
 #include "voxalign/register/register.hpp"
 #include "voxalign/spline/prefilter.hpp"
 
@@ -137,6 +138,24 @@ void check_options(const SdcOptions& o) {
   VX_CHECK(std::isfinite(o.tolerance) && o.tolerance >= 0, InvalidArgument, "--tolerance must be >= 0");
 }
 
+/// The mean of a 4D image's volumes after aligning them rigidly (realign to their mean, cubic
+/// reslicing), on `grid`.
+Image<float> aligned_mean(ImageView<const float> v, const Geometry& grid) {
+  Geometry g = grid;
+  g.ndim = 4;
+  for (int d = 0; d < 4; ++d) g.dims[size_t(d)] = v.dims[d];
+  Image<float> series(g, no_init);
+  for (int64_t t = 0, p = 0; t < v.dims[3]; ++t)
+    for (int64_t k = 0; k < v.dims[2]; ++k)
+      for (int64_t j = 0; j < v.dims[1]; ++j)
+        for (int64_t i = 0; i < v.dims[0]; ++i, ++p) series.data()[p] = v(i, j, k, t);
+  const RealignOptions ro;
+  const RealignResult r = realign(series, ro);
+  Image<float> mean;
+  reslice_series(series, r.matrices, ro.write_degree, nullptr, &mean);
+  return mean;
+}
+
 } // namespace
 
 SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geometry& grid, PhaseEncoding pe_up,
@@ -162,6 +181,10 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
                "the mask is not on the images' grid");
   check_finite(up, "the blip-up image");
   check_finite(down, "the blip-down image");
+  // Several volumes per direction: aligned and averaged first; the rest sees one volume each.
+  Image<float> up_mean, down_mean;
+  if (o.align_volumes && up.dims[3] > 1) up_mean = aligned_mean(up, grid), up = up_mean.view();
+  if (o.align_volumes && down.dims[3] > 1) down_mean = aligned_mean(down, grid), down = down_mean.view();
 
   const std::array<int, 3> perm = axis_order(pe_up.axis);
   const Vec3 sp3 = grid.spacing();

@@ -85,6 +85,7 @@ CASES = [
     ("sdc", "miter", vx.sdc, "iterations", lambda v: as_list(v, ",")),
     ("sdc", "lambda", vx.sdc, "lambda_", lambda v: tuple(float(x) for x in v.split(","))),
     ("sdc", "tolerance", vx.sdc, "tolerance", None),
+    ("sdc", "no-align", vx.sdc, "align_volumes", lambda v: not v),
     ("sdc", "cg-iterations", vx.sdc, "cg_iterations", None),
 ]
 

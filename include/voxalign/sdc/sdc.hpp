@@ -56,6 +56,8 @@ struct SdcOptions {
   /// Weight of the bending energy of the field (Hz) against the sum of squared differences of the
   /// intensity-normalised images, per level (topup --lambda, in other units: docs/sdc.md).
   std::vector<double> lambda{1e-4, 1e-4, 1e-4, 1e-4};
+  /// 4D inputs: align each image's volumes rigidly (realign, to their mean) before averaging them.
+  bool align_volumes = true;
   /// A level ends when a Gauss-Newton iteration lowers the cost by less than this fraction.
   double tolerance = 1e-4;
   /// Conjugate-gradient iterations per Gauss-Newton step, and its relative tolerance.
@@ -86,7 +88,8 @@ struct SdcResult {
   SdcReport report;
 };
 
-/// Estimate the field from `up` and `down` (3D, or 4D: their frames are averaged), on one grid
+/// Estimate the field from `up` and `down` (3D, or 4D: their frames are aligned (align_volumes) and
+/// averaged; the corrected images are those means corrected), on one grid
 /// `grid` (the voxel-to-world matrix gives the voxel sizes), acquired with phase encodings
 /// `pe_up` and `pe_down` (same axis, opposite signs) and total readout times (s). `mask`
 /// (optional, the grid's 3D size, non-zero = inside) restricts the voxels that drive the fit.
