@@ -303,6 +303,7 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
   cmd->callback([a] {
     apply_threads(a->common.threads);
     VX_CHECK(a->apply.empty() == a->apply_out.empty(), InvalidArgument, "--apply and -O/--apply-output go together");
+    check_sdc_options(a->sdc);
     for (const std::string* p : {&a->output, &a->out_up, &a->out_down, &a->fieldmap, &a->displacement,
                                  &a->displacement_down, &a->apply_out})
       if (!p->empty()) check_nifti_output_path(*p);

@@ -120,24 +120,6 @@ std::vector<double> refit(const std::array<ControlLayout, 3>& prev, const std::v
   return v;
 }
 
-void check_options(const SdcOptions& o) {
-  const size_t L = o.warp_res.size();
-  VX_CHECK(L >= 1, InvalidArgument, "--warpres: at least one level");
-  VX_CHECK(o.subsample.size() == L && o.fwhm.size() == L && o.iterations.size() == L && o.lambda.size() == L,
-           InvalidArgument, "--warpres, --subsamp, --fwhm, --miter and --lambda need one value per level each (",
-           L, " levels from --warpres; got ", o.subsample.size(), ", ", o.fwhm.size(), ", ", o.iterations.size(), ", ",
-           o.lambda.size(), ")");
-  for (size_t l = 0; l < L; ++l) {
-    VX_CHECK(std::isfinite(o.warp_res[l]) && o.warp_res[l] > 0, InvalidArgument, "--warpres: values must be > 0 mm");
-    VX_CHECK(o.subsample[l] >= 1 && o.subsample[l] <= 16, InvalidArgument, "--subsamp: values must be 1..16");
-    VX_CHECK(std::isfinite(o.fwhm[l]) && o.fwhm[l] >= 0, InvalidArgument, "--fwhm: values must be >= 0 mm");
-    VX_CHECK(o.iterations[l] >= 0, InvalidArgument, "--miter: values must be >= 0");
-    VX_CHECK(std::isfinite(o.lambda[l]) && o.lambda[l] >= 0, InvalidArgument, "--lambda: values must be >= 0");
-  }
-  VX_CHECK(o.cg_iterations >= 1, InvalidArgument, "cg_iterations must be >= 1");
-  VX_CHECK(std::isfinite(o.tolerance) && o.tolerance >= 0, InvalidArgument, "--tolerance must be >= 0");
-}
-
 /// The mean of a 4D image's volumes after aligning them rigidly (realign to their mean, cubic
 /// reslicing), on `grid`.
 Image<float> aligned_mean(ImageView<const float> v, const Geometry& grid) {
@@ -158,10 +140,28 @@ Image<float> aligned_mean(ImageView<const float> v, const Geometry& grid) {
 
 } // namespace
 
+void check_sdc_options(const SdcOptions& o) {
+  const size_t L = o.warp_res.size();
+  VX_CHECK(L >= 1, InvalidArgument, "--warpres: at least one level");
+  VX_CHECK(o.subsample.size() == L && o.fwhm.size() == L && o.iterations.size() == L && o.lambda.size() == L,
+           InvalidArgument, "--warpres, --subsamp, --fwhm, --miter and --lambda need one value per level each (",
+           L, " levels from --warpres; got ", o.subsample.size(), ", ", o.fwhm.size(), ", ", o.iterations.size(), ", ",
+           o.lambda.size(), ")");
+  for (size_t l = 0; l < L; ++l) {
+    VX_CHECK(std::isfinite(o.warp_res[l]) && o.warp_res[l] > 0, InvalidArgument, "--warpres: values must be > 0 mm");
+    VX_CHECK(o.subsample[l] >= 1 && o.subsample[l] <= 16, InvalidArgument, "--subsamp: values must be 1..16");
+    VX_CHECK(std::isfinite(o.fwhm[l]) && o.fwhm[l] >= 0, InvalidArgument, "--fwhm: values must be >= 0 mm");
+    VX_CHECK(o.iterations[l] >= 0, InvalidArgument, "--miter: values must be >= 0");
+    VX_CHECK(std::isfinite(o.lambda[l]) && o.lambda[l] >= 0, InvalidArgument, "--lambda: values must be >= 0");
+  }
+  VX_CHECK(o.cg_iterations >= 1, InvalidArgument, "cg_iterations must be >= 1");
+  VX_CHECK(std::isfinite(o.tolerance) && o.tolerance >= 0, InvalidArgument, "--tolerance must be >= 0");
+}
+
 SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geometry& grid, PhaseEncoding pe_up,
               double readout_up, PhaseEncoding pe_down, double readout_down, const ImageView<const uint8_t>* mask,
               const SdcOptions& o) {
-  check_options(o);
+  check_sdc_options(o);
   for (int d = 0; d < 3; ++d)
     VX_CHECK(up.dims[d] == down.dims[d] && up.dims[d] == grid.dims[size_t(d)], InvalidArgument,
              "the two images are not on one grid (", up.dims[0], "x", up.dims[1], "x", up.dims[2], " vs ", down.dims[0],

@@ -70,6 +70,10 @@ struct SdcOptions {
   std::function<void(const SdcProgress&)> progress;
 };
 
+/// Throw InvalidArgument (naming the option) for options sdc() would refuse: lists of different
+/// lengths, values out of range.
+void check_sdc_options(const SdcOptions& options);
+
 struct SdcLevelReport {
   int iterations = 0;
   int cg_iterations = 0;        ///< conjugate-gradient iterations, all Gauss-Newton steps together
