@@ -22,7 +22,7 @@ namespace {
 
 struct SdcArgs {
   std::string up, down, output, out_up, out_down, fieldmap, displacement, displacement_down, mask, datain;
-  std::string apply, apply_out, apply_pe, report;
+  std::string apply, apply_out, apply_pe, apply_transforms, report;
   std::string pe_up, pe_down;
   double readout = 0, readout_down = 0, apply_readout = 0;
   SdcOptions sdc;
@@ -148,6 +148,7 @@ void run(const SdcArgs& a) {
   Image<float> series;
   NiftiHeaderInfo is;
   Acquisition aa{};
+  std::vector<Mat4> frame_transforms;
   if (!a.apply.empty()) {
     series = read_image(a.apply, "--apply", &is);
     const Geometry& gs = series.geometry();
@@ -156,6 +157,12 @@ void run(const SdcArgs& a) {
     aa = acquisition(a.apply, "--apply", a.apply_pe, "--apply-pe-dir", a.apply_readout, "--apply-readout-time",
                      std::nullopt, au.pe);
     if (a.apply_readout <= 0 && !read_sidecar(a.apply).readout) aa.readout = au.readout;
+    if (!a.apply_transforms.empty()) {
+      frame_transforms = read_frame_transforms(a.apply_transforms);
+      VX_CHECK(int64_t(frame_transforms.size()) == gs.dims[3], InvalidArgument, "--apply-transforms ",
+               a.apply_transforms, " has ", frame_transforms.size(), " transforms for the ", gs.dims[3],
+               " frames of --apply ", a.apply);
+    }
     VX_CHECK(aa.pe.axis == au.pe.axis, InvalidArgument, "--apply ", a.apply, " is phase-encoded along ",
              phase_encoding_name(aa.pe), ", not along the pair's axis (", phase_encoding_name(au.pe), ")");
   }
@@ -184,7 +191,13 @@ void run(const SdcArgs& a) {
   bar.finish();
   Image<float> applied;
   if (!a.apply.empty()) {
-    applied = sdc_apply(series.view(), r.field.view(), aa.pe, aa.readout);
+    if (a.apply_transforms.empty()) {
+      applied = sdc_apply(series.view(), r.field.view(), aa.pe, aa.readout);
+    } else {
+      Geometry g3f = g;
+      g3f.dims[3] = 1;
+      applied = sdc_apply_with_motion(series.view(), r.field.view(), g3f, aa.pe, aa.readout, frame_transforms);
+    }
     applied.geometry() = series.geometry();
   }
   Geometry g3 = g;
@@ -274,6 +287,8 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
   cmd->add_option("--mask", a->mask, "Fit the field to the voxels of this mask only (same grid)");
   cmd->add_option("--apply", a->apply, "Also correct this series (3D/4D, on the same grid, one of the two directions)");
   cmd->add_option("-O,--apply-output", a->apply_out, "The corrected --apply series");
+  cmd->add_option("--apply-transforms", a->apply_transforms,
+                  "realign --save-transforms of the --apply series: motion and distortion in one interpolation");
   cmd->add_option("--apply-pe-dir", a->apply_pe, "--apply's phase-encoding direction (default: its sidecar, else UP's)");
   cmd->add_option("--apply-readout-time", a->apply_readout, "--apply's total readout time (default: its sidecar, else UP's)")
       ->check(number_check(0, kInf, false, true));
@@ -303,6 +318,7 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
   cmd->callback([a] {
     apply_threads(a->common.threads);
     VX_CHECK(a->apply.empty() == a->apply_out.empty(), InvalidArgument, "--apply and -O/--apply-output go together");
+    VX_CHECK(a->apply_transforms.empty() || !a->apply.empty(), InvalidArgument, "--apply-transforms needs --apply");
     check_sdc_options(a->sdc);
     for (const std::string* p : {&a->output, &a->out_up, &a->out_down, &a->fieldmap, &a->displacement,
                                  &a->displacement_down, &a->apply_out})
@@ -325,7 +341,8 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
     if (!a->report.empty())
       for (const char* f : {"index.html", "overlay_before.png", "overlay_after.png", "fieldmap.png"})
         outputs.push_back({"--report (" + std::string(f) + ")", a->report + "/" + f});
-    check_distinct_files({{"UP", a->up}, {"DOWN", a->down}, {"--mask", a->mask}, {"--apply", a->apply}, {"--datain", a->datain}},
+    check_distinct_files({{"UP", a->up}, {"DOWN", a->down}, {"--mask", a->mask}, {"--apply", a->apply}, {"--datain", a->datain},
+                          {"--apply-transforms", a->apply_transforms}},
                          outputs);
     run(*a);
   });

@@ -98,6 +98,24 @@ void bind_sdc(nb::module_& m) {
     }
     return from_image(std::move(out), nd);
   });
+  m.def("sdc_apply_with_motion", [](InArr<float> series, InArr<float> field, Mat44 affine, const std::string& pe,
+                                    double readout, std::vector<Mat44> pullbacks) {
+    const auto s = view_of(series, 4, "series");
+    const auto f = view_of(field, 3, "field");
+    std::vector<Mat4> m;
+    for (const Mat44& p : pullbacks) m.push_back(to_mat4(p));
+    Image<float> out;
+    {
+      nb::gil_scoped_release release;
+      out = sdc_apply_with_motion(s, f, grid_of(f, affine), parse_phase_encoding(pe, "pe"), readout, m);
+    }
+    return from_image(std::move(out), int(series.ndim()));
+  });
+  m.def("read_frame_transforms", [](const std::string& path) {
+    nb::list out;
+    for (const Mat4& t : read_frame_transforms(path)) out.append(from_mat4(t));
+    return out;
+  });
   m.def("sdc_displacement", [](InArr<float> field, Mat44 affine, const std::string& pe, double readout) {
     const auto f = view_of(field, 3, "field");
     DisplacementField D = sdc_displacement(f, grid_of(f, affine), parse_phase_encoding(pe, "pe"), readout);

@@ -102,13 +102,24 @@ def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_t
                      report)
 
 
-def sdc_apply(series, fieldmap, pe_dir: str, readout_time: float):
+def sdc_apply(series, fieldmap, pe_dir: str, readout_time: float, transforms=None, affine=None):
     """Correct ``series`` (3D or 4D, on the field's grid) acquired with ``pe_dir`` and
     ``readout_time``: each volume pulled back along the phase-encoding axis and multiplied by the
-    Jacobian (``voxalign sdc --apply``)."""
-    s = load(series, "sdc_apply: series")
+    Jacobian (``voxalign sdc --apply``). ``transforms``: realign's per-frame RAS pull-backs
+    (reference -> frame; a list of 4x4 arrays, :class:`Realignment`'s ``matrices``, or the path of an
+    ITK file with one transform per frame as ``realign --save-transforms`` writes it): motion and
+    distortion corrected in one interpolation (``--apply-transforms``)."""
+    s = load(series, "sdc_apply: series", affine)
     f = load(fieldmap, "sdc_apply: fieldmap").array.astype(np.float32, copy=False)
-    out = _core.sdc_apply(s.array.astype(np.float32, copy=False), f, str(pe_dir), float(readout_time))
+    data = s.array.astype(np.float32, copy=False)
+    if transforms is None:
+        out = _core.sdc_apply(data, f, str(pe_dir), float(readout_time))
+    else:
+        if isinstance(transforms, (str, os.PathLike)):
+            transforms = _core.read_frame_transforms(os.fspath(transforms))
+        mats = [np.ascontiguousarray(m, dtype=np.float64) for m in transforms]
+        aff = s.affine if s.affine is not None else np.eye(4)
+        out = _core.sdc_apply_with_motion(data, f, np.asarray(aff, np.float64), str(pe_dir), float(readout_time), mats)
     return result(out, s.like)
 
 

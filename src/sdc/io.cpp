@@ -6,10 +6,12 @@
 
 #include "internal.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/file_read.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/sdc/sdc.hpp"
 #include "voxalign/spline/prefilter.hpp"
+#include "voxalign/transform/affine_io.hpp"
 
 namespace voxalign {
 
@@ -108,6 +110,53 @@ Image<float> sdc_apply(ImageView<const float> series, ImageView<const float> fie
       }
     }
   });
+  return out;
+}
+
+std::vector<Mat4> read_frame_transforms(const std::string& path) {
+  check_regular_file(path, "transform file");
+  const RegularFile f(path, "transform file", path);
+  VX_CHECK(f.size() <= kMaxTransformFileBytes, IoError, path, ": too large for a transform file");
+  const std::vector<unsigned char> bytes = f.read(0, f.size());
+  const std::string text(bytes.begin(), bytes.end());
+  std::vector<Mat4> out;
+  size_t at = text.find("#Transform ");
+  VX_CHECK(at != std::string::npos, IoError, path, ": no \"#Transform\" (not an ITK transform text file)");
+  while (at != std::string::npos) {
+    const size_t body = text.find('\n', at);
+    const size_t next = text.find("#Transform ", at + 1);
+    VX_CHECK(body != std::string::npos, IoError, path, ": transform ", out.size(), " is empty");
+    const std::string one = "#Insight Transform File V1.0\n#Transform 0\n" +
+                            text.substr(body + 1, next == std::string::npos ? std::string::npos : next - body - 1);
+    out.push_back(parse_itk_transform_text(one, path + " (transform " + std::to_string(out.size()) + ")"));
+    at = next;
+  }
+  return out;
+}
+
+Image<float> sdc_apply_with_motion(ImageView<const float> series, ImageView<const float> field, const Geometry& grid,
+                                   PhaseEncoding pe, double readout, const std::vector<Mat4>& pullbacks,
+                                   const ResampleOptions& opts) {
+  VX_CHECK(int64_t(pullbacks.size()) == series.dims[3], InvalidArgument, "the series has ", series.dims[3],
+           " frames but ", pullbacks.size(), " transforms were given");
+  // The Jacobian of the distortion on the reference grid: sdc_apply of an image of ones.
+  Image<float> ones(Geometry{3, {series.dims[0], series.dims[1], series.dims[2], 1}}, 1.0f);
+  const Image<float> jac = sdc_apply(ones.view(), field, pe, readout);
+  const auto disp = std::make_shared<const DisplacementField>(sdc_displacement(field, grid, pe, readout));
+  Geometry g = grid;
+  g.ndim = series.dims[3] > 1 ? 4 : 3;
+  g.dims[3] = series.dims[3];
+  Image<float> out(g, no_init);
+  for (int64_t t = 0; t < series.dims[3]; ++t) {
+    TransformChain chain; // reference point -> its distorted position -> the frame's point
+    chain.append(disp);
+    chain.append(pullbacks[size_t(t)]);
+    ImageView<float> o = out.view().frame(t);
+    resample_chain_into<float>(series.frame(t), grid.affine, 3, o, grid.affine, chain, opts);
+    const int64_t n = grid.frame_size();
+    float* dst = out.data() + n * t;
+    for (int64_t v = 0; v < n; ++v) dst[v] *= jac.data()[v];
+  }
   return out;
 }
 

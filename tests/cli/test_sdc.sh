@@ -3,7 +3,8 @@
 # (Hz, topup's sign) and the corrected image are close to the truth; PE direction and readout time
 # from BIDS sidecars and from topup's --datain give the same result bit for bit; the displacement
 # field, applied by `voxalign resample -t`, moves UP as the correction does (up to the Jacobian);
-# --apply corrects a 4D series frame by frame as UP itself; --report writes its overlays and field;
+# --apply corrects a 4D series frame by frame as UP itself, also with realign's transforms in the same
+# interpolation (--apply-transforms); --report writes its overlays and field;
 # 1 and 2 threads agree bit for bit; bad input gives a one-line error, a non-zero exit and no output
 # file (nor report directory).
 set -uo pipefail
@@ -62,6 +63,22 @@ print(f'ok: field error {rms:.3f} Hz RMS, correlation {c:.5f} (uncorrected {c0:.
 " || exit 1
 rm -rf res_*.nii.gz res_report
 
+# One-shot: realign's transforms of the series (two copies of UP: identities) with the field.
+"$VOXALIGN" realign series.nii.gz --estimate-only --rp res_rp.txt --save-transforms res_hmc.txt -q || exit 1
+"$VOXALIGN" sdc up.nii.gz down.nii.gz -o res_corr.nii.gz --corrected-up res_cu.nii.gz --apply series.nii.gz \
+  --apply-transforms res_hmc.txt -O res_series.nii.gz -q || exit 1
+python3 -c "
+import numpy as np, nibabel as nib
+L = lambda n: np.asarray(nib.load(n).dataobj, np.float64)
+S, cu, m = L('res_series.nii.gz'), L('res_cu.nii.gz'), L('mask.nii.gz') > 0
+for t in range(2):
+    err = np.abs(S[..., t] - cu)[m].mean() / np.abs(cu[m]).mean()
+    assert err < 2e-3, (t, err)
+print('one-shot ok')
+" || exit 1
+head -n 5 res_hmc.txt > one_transform.txt
+rm -rf res_*
+
 source "$here/lib.sh"
 expect_fail "not on UP's grid" sdc up.nii.gz down_small.nii.gz -o out.nii.gz
 expect_fail "both images have phase-encoding direction j" sdc up_noside.nii.gz down_noside.nii.gz -o out.nii.gz \
@@ -74,6 +91,8 @@ expect_fail "datain_bad.txt: line 2" sdc up.nii.gz down.nii.gz -o out.nii.gz --d
 expect_fail "--mask" sdc up.nii.gz down.nii.gz -o out.nii.gz --mask down_small.nii.gz --fieldmap out_f.nii.gz
 expect_fail "one value per level" sdc up.nii.gz down.nii.gz -o out.nii.gz --warpres 20,10
 expect_fail "--apply and -O" sdc up.nii.gz down.nii.gz -o out.nii.gz --apply series.nii.gz
+expect_fail "has 1 transforms for the 2 frames" sdc up.nii.gz down.nii.gz -o out.nii.gz --apply series.nii.gz \
+  -O out_s.nii.gz --apply-transforms one_transform.txt
 expect_fail "missing.nii.gz: no such file" sdc missing.nii.gz down.nii.gz -o out.nii.gz
 expect_fail "not on UP's grid" sdc up.nii.gz down_small.nii.gz -o out.nii.gz --report out_report
 echo "all ok"

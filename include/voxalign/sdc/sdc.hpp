@@ -107,6 +107,18 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
 /// line, mirror at the ends) and multiplied by the Jacobian.
 Image<float> sdc_apply(ImageView<const float> series, ImageView<const float> field_hz, PhaseEncoding pe, double readout);
 
+/// One-shot motion and distortion correction of `series` (4D, on `grid`, the field's grid) with
+/// realign's per-frame RAS pull-backs (reference -> frame t): frame t is sampled at
+/// pullbacks[t](x + u(x)), u the field's displacement for (pe, readout) as sdc_displacement gives
+/// it, with `opts` (one interpolation), and multiplied by the Jacobian 1 + s T df/dy at x.
+Image<float> sdc_apply_with_motion(ImageView<const float> series, ImageView<const float> field_hz, const Geometry& grid,
+                                   PhaseEncoding pe, double readout, const std::vector<Mat4>& pullbacks,
+                                   const ResampleOptions& opts = {});
+
+/// The per-frame transforms of an ITK transform text file with one "#Transform t" per frame (realign
+/// --save-transforms, fMRIPrep's desc-hmc_xfm.txt), as RAS pull-backs. IoError naming the file.
+std::vector<Mat4> read_frame_transforms(const std::string& path);
+
 /// The pull-back of `sdc_apply` as a displacement field in RAS mm on `grid` (corrected point ->
 /// distorted point): u = grid's column `pe.axis` x pe.sign x readout x field. No Jacobian: a
 /// resampler that applies it moves intensities without modulating them.
