@@ -46,7 +46,7 @@ struct SdcProgress {
 /// entry per level (the number of levels is warp_res.size()).
 struct SdcOptions {
   /// Control-point spacing of the cubic B-spline field in mm, per level (topup --warpres).
-  std::vector<double> warp_res{20, 14, 10, 8};
+  std::vector<double> warp_res{20, 14, 10, 6};
   /// Images subsampled by this integer factor at each level (topup --subsamp).
   std::vector<int> subsample{4, 2, 2, 1};
   /// FWHM of the Gaussian smoothing of the images in mm at each level (topup --fwhm).
@@ -55,7 +55,7 @@ struct SdcOptions {
   std::vector<int> iterations{8, 8, 6, 4};
   /// Weight of the bending energy of the field (Hz) against the sum of squared differences of the
   /// intensity-normalised images, per level (topup --lambda, in other units: docs/sdc.md).
-  std::vector<double> lambda{1e-4, 1e-4, 1e-4, 1e-4};
+  std::vector<double> lambda{1e-4, 1e-4, 1e-4, 1e-3};
   /// 4D inputs: align each image's volumes rigidly (realign, to their mean) before averaging them.
   bool align_volumes = true;
   /// A level ends when a Gauss-Newton iteration lowers the cost by less than this fraction.
