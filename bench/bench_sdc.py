@@ -41,6 +41,7 @@ CASES = {
     "peak 90 Hz, 10 mm; dip -40 Hz": dict(peak=90.0, sigma=10.0, dip=-40.0),
     "peak 60 Hz, 25 mm; steep gradient": dict(peak=60.0, sigma=25.0, gradient=(0.2, 0.1, 0.2)),
     "peak 80 Hz, 15 mm; 3 % noise": dict(peak=80.0, sigma=15.0, noise=0.03),
+    "peak 100 Hz, 6 mm (sharp); dip -40 Hz": dict(peak=100.0, sigma=6.0, dip=-40.0),
     "peak 85 Hz, 14 mm; distorted at 1 mm, then 2 mm blocks": dict(peak=85.0, sigma=14.0, dip=-35.0, fine=True),
 }
 
