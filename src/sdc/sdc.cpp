@@ -175,10 +175,16 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
            InvalidArgument, "the total readout time must be > 0 s (got ", readout_up, " and ", readout_down, ")");
   VX_CHECK(grid.dims[size_t(pe_up.axis)] >= 4, InvalidArgument, "the phase-encoding axis has ",
            grid.dims[size_t(pe_up.axis)], " voxels; at least 4 are needed");
-  if (mask)
+  if (mask) {
     for (int d = 0; d < 3; ++d)
       VX_CHECK(mask->dims[d] == grid.dims[size_t(d)] && mask->dims[3] == 1, InvalidArgument,
                "the mask is not on the images' grid");
+    bool any = false;
+    for (int64_t k = 0; k < mask->dims[2] && !any; ++k)
+      for (int64_t j = 0; j < mask->dims[1] && !any; ++j)
+        for (int64_t i = 0; i < mask->dims[0] && !any; ++i) any = (*mask)(i, j, k) != 0;
+    VX_CHECK(any, InvalidArgument, "the mask is empty: no voxel to fit the field to");
+  }
   check_finite(up, "the blip-up image");
   check_finite(down, "the blip-down image");
   // Several volumes per direction: aligned and averaged first; the rest sees one volume each.
@@ -191,8 +197,8 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
   const int64_t N[3] = {grid.dims[size_t(perm[0])], grid.dims[size_t(perm[1])], grid.dims[size_t(perm[2])]};
   const double sp[3] = {sp3[perm[0]], sp3[perm[1]], sp3[perm[2]]};
   std::vector<float> u = mean_permuted(up, perm), d = mean_permuted(down, perm);
-  // Intensities normalised by the mean of the brighter half of the mean image, so that lambda
-  // does not depend on the scanner's scale.
+  // Intensities normalised by the mean of the mean image's voxels above its overall mean (the head,
+  // roughly), so that lambda does not depend on the scanner's scale.
   {
     double mean = 0;
     for (size_t i = 0; i < u.size(); ++i) mean += 0.5 * (double(u[i]) + double(d[i]));

@@ -230,6 +230,9 @@ TEST(Sdc, BadInputIsRefused) {
   SdcOptions bad = o;
   bad.lambda.pop_back();
   EXPECT_THROW(sdc(p.up.view(), p.down.view(), p.g, {1, 1}, 0.05, {1, -1}, 0.05, nullptr, bad), InvalidArgument);
+  Image<uint8_t> empty(p.g);
+  const ImageView<const uint8_t> ev = empty.view();
+  EXPECT_THROW(sdc(p.up.view(), p.down.view(), p.g, {1, 1}, 0.05, {1, -1}, 0.05, &ev, o), InvalidArgument);
   EXPECT_THROW(parse_phase_encoding("q", "--pe-dir"), InvalidArgument);
   EXPECT_THROW(parse_phase_encoding("", "--pe-dir"), InvalidArgument);
 }
