@@ -7,6 +7,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/memory.hpp"
 #include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/n4/n4.hpp"
@@ -72,7 +73,8 @@ void run(const N4Args& a) {
     rethrow_with_context(a.input);
   }
   bar.finish();
-  in = Image<float>(); // free the input before writing
+  in = Image<float>(); // free the input before writing (its pages too: nothing reuses the buffer)
+  release_cached_buffers();
   r.corrected.geometry() = g;
   NiftiWriteOptions w;
   w.dtype = a.common.dtype;

@@ -11,6 +11,7 @@
 
 #include "common.hpp"
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/memory.hpp"
 #include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/register/register.hpp"
@@ -63,21 +64,19 @@ void run(const RegisterArgs& a) {
   NiftiWriteOptions w;
   w.dtype = a.common.dtype;
   NiftiHeaderInfo fixed_info;
-  const Image<float> fixed = read_image(a.fixed, "--fixed", &fixed_info);
+  Image<float> fixed = read_image(a.fixed, "--fixed", &fixed_info);
+  const Geometry fixed_geom = fixed.geometry(); // kept: the voxels are freed before the last image is resampled
   Image<float> fmask, mmask;
   if (!a.fixed_mask.empty()) fmask = read_mask(a.fixed_mask, "--fixed-mask");
   if (!a.moving_mask.empty()) mmask = read_mask(a.moving_mask, "--moving-mask");
 
-  struct Done {
-    Image<float> moved;
-    Mat4 matrix;
-    Geometry moving_geom;
-    NiftiMeta meta; // the moving image's header on the fixed grid
-  };
-  std::vector<Done> done;
+  std::vector<std::string> written; // reported at the end: the files appear only when every image succeeded
+  auto wrote = [&](const std::string& f) { written.push_back(f); };
+  // Each moving image is written as soon as it is registered (the command's output transaction moves
+  // the files into place only when every one succeeded), so memory holds one moving image at a time.
   for (size_t n = 0; n < a.moving.size(); ++n) {
     NiftiHeaderInfo moving_info;
-    const Image<float> moving = read_image(a.moving[n], "the moving image", &moving_info);
+    Image<float> moving = read_image(a.moving[n], "the moving image", &moving_info);
     if (!a.init_file.empty()) {
       try {
         o.init_matrix = read_transform(a.init_file, &fixed.geometry(), &moving.geometry());
@@ -101,30 +100,32 @@ void run(const RegisterArgs& a) {
     }
     bar.finish();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    Done d{Image<float>(), r.matrix, moving.geometry(), meta_on_grid(moving_info.meta, fixed_info.meta)};
-    if (!a.output.empty()) d.moved = resample(moving, fixed.geometry(), r.matrix, a.write); // else transform files only
+    const Geometry moving_geom = moving.geometry();
+    // Pages nothing reuses go back before the moved image is made: the estimation's buffers, and after
+    // the last registration the fixed image's voxels.
+    if (n + 1 == a.moving.size()) fixed = Image<float>();
+    release_cached_buffers();
+    Image<float> moved;
+    if (!a.output.empty()) moved = resample(moving, fixed_geom, r.matrix, a.write); // else transform files only
+    moving = Image<float>();
     if (!a.common.quiet) {
       std::printf("%s -> %s: %s %s, %.2f s %s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(),
                   transform_names().name(o.transform).c_str(), metric_names().name(o.metric).c_str(), secs,
                   threads_used().c_str(), r.metric);
       std::printf(" %s\n", parameter_summary(r).c_str());
     }
-    done.push_back(std::move(d));
-  }
-  // Everything is computed: write (each file through a temporary name).
-  for (size_t n = 0; n < done.size(); ++n) {
-    auto wrote = [&](const std::string& f) {
-      if (!a.common.quiet) std::printf("wrote %s\n", f.c_str());
-    };
-    if (!a.save_itk.empty()) write_itk_transform(a.save_itk[n], done[n].matrix, "--save-transform"), wrote(a.save_itk[n]);
+    if (!a.save_itk.empty()) write_itk_transform(a.save_itk[n], r.matrix, "--save-transform"), wrote(a.save_itk[n]);
     if (!a.save_fsl.empty())
-      write_fsl_matrix(a.save_fsl[n], done[n].matrix, fixed.geometry(), done[n].moving_geom), wrote(a.save_fsl[n]);
-    if (!a.save_matrix.empty()) write_ras_matrix(a.save_matrix[n], done[n].matrix), wrote(a.save_matrix[n]);
+      write_fsl_matrix(a.save_fsl[n], r.matrix, fixed_geom, moving_geom), wrote(a.save_fsl[n]);
+    if (!a.save_matrix.empty()) write_ras_matrix(a.save_matrix[n], r.matrix), wrote(a.save_matrix[n]);
     if (a.output.empty()) continue;
-    w.meta = &done[n].meta;
-    write_nifti(a.output[n], done[n].moved, w);
+    const NiftiMeta meta = meta_on_grid(moving_info.meta, fixed_info.meta); // the moving image's header on the fixed grid
+    w.meta = &meta;
+    write_nifti(a.output[n], moved, w);
     wrote(a.output[n]);
   }
+  if (!a.common.quiet)
+    for (const std::string& f : written) std::printf("wrote %s\n", f.c_str());
 }
 
 } // namespace

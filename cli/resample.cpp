@@ -1,5 +1,7 @@
 // voxalign resample: resample an image onto another grid through world-space affine transforms.
+#include <algorithm>
 #include <cstdio>
+#include <future>
 #include <limits>
 #include <string>
 #include <variant>
@@ -21,6 +23,14 @@ struct ResampleArgs {
   ResampleOptions resample;
   CommonArgs common;
 };
+
+void print_summary(const ResampleArgs& a, const Geometry& g) {
+  std::printf("resampled %s -> %s (%lldx%lldx%lld", a.input.c_str(), a.output.c_str(), (long long)g.dims[0],
+              (long long)g.dims[1], (long long)g.dims[2]);
+  if (g.dims[3] > 1) std::printf("x%lld", (long long)g.dims[3]);
+  std::printf(", interpolation %s, mode %s, %zu transform(s), %s)\n", order_name(a.resample.order).c_str(),
+              mode_name(a.resample.mode).c_str(), a.transforms.size(), dtype_name(a.common.dtype).c_str());
+}
 
 template <class T> void run_typed(const ResampleArgs& a, const Image<T>& in, const NiftiHeaderInfo& info) {
   Geometry target = in.geometry();
@@ -46,17 +56,78 @@ template <class T> void run_typed(const ResampleArgs& a, const Image<T>& in, con
   w.dtype = a.common.dtype;
   w.meta = &meta;
   write_nifti(a.output, out, w);
-  if (!a.common.quiet) {
-    const auto& g = out.geometry();
-    std::printf("resampled %s -> %s (%lldx%lldx%lld", a.input.c_str(), a.output.c_str(), (long long)g.dims[0],
-                (long long)g.dims[1], (long long)g.dims[2]);
-    if (g.dims[3] > 1) std::printf("x%lld", (long long)g.dims[3]);
-    std::printf(", interpolation %s, mode %s, %zu transform(s), %s)\n", order_name(a.resample.order).c_str(),
-                mode_name(a.resample.mode).c_str(), a.transforms.size(), dtype_name(a.common.dtype).c_str());
+  if (!a.common.quiet) print_summary(a, out.geometry());
+}
+
+// A 4D series computed in float32 is streamed: read, resampled and written a chunk of frames at a
+// time, so memory holds one chunk of input and output, not the series twice. Frames are independent,
+// so the output is the same bytes as resampling the whole series at once.
+bool run_streamed(const ResampleArgs& a) {
+  NiftiFrameReader reader = [&] {
+    try {
+      return NiftiFrameReader(a.input);
+    } catch (...) {
+      rethrow_with_context("reading input");
+    }
+  }();
+  const NiftiHeaderInfo& info = reader.info();
+  const Geometry ig = info.geometry;
+  const int64_t frames = reader.frames();
+  if (frames < 2 || ig.dims[3] != frames || read_in_double(info.dtype, a.common.dtype)) return false;
+  Geometry target = ig;
+  NiftiMeta meta = info.meta;
+  if (!a.like.empty()) {
+    const LikeGrid like = like_grid(a.like, info.meta);
+    target = like.grid;
+    meta = like.meta;
   }
+  TransformChain chain;
+  try {
+    chain = read_transform_chain(a.transforms, &target, &ig);
+  } catch (...) {
+    rethrow_with_context("reading --transform");
+  }
+  Geometry og = target;
+  og.dims[3] = frames;
+  og.ndim = 4;
+  og.time_step = ig.time_step;
+  NiftiWriteOptions w;
+  w.dtype = a.common.dtype;
+  w.meta = &meta;
+  NiftiWriter writer(a.output, og, w);
+  // Chunks of ~64 MB of input: large enough that a field chain's point map (computed once per chunk)
+  // and the threads' start-up are amortised.
+  const int64_t per = std::clamp<int64_t>((int64_t(64) << 20) / std::max<int64_t>(1, 4 * ig.frame_size()), 1, frames);
+  const int axes = interpolated_axes(ig);
+  auto load = [&](int64_t t0) {
+    Geometry cg = ig;
+    cg.dims[3] = std::min(per, frames - t0);
+    Image<float> in(cg, no_init);
+    for (int64_t t = 0; t < cg.dims[3]; ++t) reader.read(t0 + t, in.view().frame(t).data);
+    return in;
+  };
+  // The next chunk is read (and, from .nii.gz, inflated) while this one is resampled.
+  std::future<Image<float>> ahead = std::async(std::launch::async, load, int64_t(0));
+  for (int64_t t0 = 0; t0 < frames; t0 += per) {
+    Image<float> in = ahead.get();
+    if (t0 + per < frames) ahead = std::async(std::launch::async, load, t0 + per);
+    Geometry cout = og;
+    cout.dims[3] = in.geometry().dims[3];
+    Image<float> out(cout, no_init);
+    try {
+      resample_chain_into<float>(in.view(), ig.affine, axes, out.view(), og.affine, chain, a.resample);
+    } catch (...) {
+      rethrow_with_context(a.like.empty() ? std::string("resampling") : "resampling onto the grid of --like " + a.like);
+    }
+    writer.append(out.data(), out.size());
+  }
+  writer.finish();
+  if (!a.common.quiet) print_summary(a, og);
+  return true;
 }
 
 void run(const ResampleArgs& a) {
+  if (run_streamed(a)) return;
   NiftiHeaderInfo info;
   std::variant<Image<float>, Image<double>> in;
   try {

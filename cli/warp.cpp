@@ -22,8 +22,8 @@ void run(const WarpArgs& a) {
   const WarpOptions& o = a.warp;
   NiftiHeaderInfo in_info, field_info;
   const Image<double> in = read_image<double>(a.input, "input", &in_info);
-  const Image<double> field = read_image<double>(a.field, "--field", &field_info);
-  const Geometry& fg = field.geometry();
+  Image<double> field = read_image<double>(a.field, "--field", &field_info);
+  const Geometry fg = field.geometry();
   VX_CHECK(fg.dims[3] == 3, InvalidArgument, "--field ", a.field, " must be 4D with 3 components (X x Y x Z x 3), got ",
            fg.dims[0], "x", fg.dims[1], "x", fg.dims[2], "x", fg.dims[3]);
   Geometry field_grid = fg;
@@ -44,9 +44,9 @@ void run(const WarpArgs& a) {
                  in.geometry().dims[2] == fg.dims[2],
              InvalidArgument, "--adjoint: input ", a.input, " must be on the field's grid (", fg.dims[0], "x", fg.dims[1],
              "x", fg.dims[2], ")");
-  Image<double> u = field;
-  if (o.units == FieldUnits::Mm) field_mm_to_voxels<double>(field.view(), fg.affine, source.affine, u.view());
-  ImageView<const double> uv = u.view();
+  // Converted in place: the field is the largest thing held (three values per voxel, in double).
+  if (o.units == FieldUnits::Mm) field_mm_to_voxels<double>(field.view(), fg.affine, source.affine, field.view());
+  ImageView<const double> uv = field.view();
   Geometry og = o.adjoint ? source : field_grid;
   og.dims[3] = in.geometry().dims[3];
   og.ndim = og.dims[3] > 1 ? 4 : 3;

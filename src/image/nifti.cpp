@@ -321,14 +321,17 @@ template <class T> Image<T> read_nifti_vector(const std::string& path, NiftiHead
   return read_whole<T>(path, info, true);
 }
 
+bool read_in_double(DataType stored, DataType wanted) {
+  return wanted == DataType::Float64 || stored == DataType::Float64 || stored == DataType::Int32 ||
+         stored == DataType::UInt32 || stored == DataType::Int64 || stored == DataType::UInt64;
+}
+
 std::variant<Image<float>, Image<double>> read_nifti_float_or_double(const std::string& path, bool want_double,
                                                                      NiftiHeaderInfo* info_out) {
   const std::string hdr = header_file(path);
   const InFile f(hdr, path);
   const ParsedHeader h = parse_header_file(f, path, true);
-  const DataType t = h.info.dtype;
-  if (want_double || t == DataType::Float64 || t == DataType::Int32 || t == DataType::UInt32 || t == DataType::Int64 ||
-      t == DataType::UInt64)
+  if (read_in_double(h.info.dtype, want_double ? DataType::Float64 : DataType::Float32))
     return read_parsed<double>(path, hdr, f, h, info_out);
   return read_parsed<float>(path, hdr, f, h, info_out);
 }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "voxalign/core/error.hpp"
+#include "voxalign/core/memory.hpp"
 #include "voxalign/core/parallel.hpp"
 
 namespace voxalign {
@@ -215,6 +216,12 @@ N4Result n4(ImageView<const float> image, const std::array<double, 3>& spacing, 
   });
 
   FitOutput f = fit(g, ncp, o, result.report);
+  // The fit's arrays and the mask are done with: return their pages (also those the buffer cache would
+  // keep: nothing reuses them) before the full-resolution outputs are allocated, so the peak is the
+  // input and the outputs.
+  g = FitData();
+  otsu = Image<uint8_t>();
+  release_cached_buffers();
 
   // The bias at full resolution from the lattice (ANTs: over the padded full-resolution grid,
   // cropped back), and the corrected image.

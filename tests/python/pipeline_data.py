@@ -89,3 +89,36 @@ echo "Submitted batch job $n"
     (bin_dir / "squeue").write_text("#!/bin/bash\necho '             JOBID PARTITION     NAME     USER ST'\n")
     for f in ("sbatch", "squeue"):
         (bin_dir / f).chmod((bin_dir / f).stat().st_mode | stat.S_IEXEC)
+
+
+def qsub_stand_ins(bin_dir, log, flavour):
+    """A stand-in SGE or PBS (Torque) in bin_dir: qsub records its arguments in log, runs the job at once
+    (its output in the -o directory) and answers as the real qsub does; qstat then reports the job done
+    (PBS: "Unknown Job Id", what Torque says of a finished job; SGE: the job listed in qstat's XML in
+    the state Nipype's SGE plugin takes as finished, sparing the qacct round trips a cluster needs)."""
+    bin_dir.mkdir()
+    answer = ('echo "Your job $n (\\"$name\\") has been submitted"' if flavour == "SGE" else 'echo "$n.pbs-server"')
+    (bin_dir / "qsub").write_text(f"""#!/bin/bash
+echo "$@" >> {log}
+out=.; name=job; args=("$@")
+for ((i = 0; i < ${{#args[@]}}; i++)); do
+  case "${{args[i]}}" in -o) out="${{args[i+1]}}";; -N) name="${{args[i+1]}}";; esac
+done
+n=$(( $(wc -l < {log}) ))
+script="${{args[-1]}}"
+bash "$script" > "$out/$name.o$n" 2>&1
+{answer}
+""")
+    if flavour == "SGE":
+        qstat = f"""#!/bin/bash
+echo "<?xml version='1.0'?><job_info><queue_info></queue_info><job_info>"
+for ((n = 1; n <= $(wc -l < {log}); n++)); do
+  echo "<job_list state=\\"finished\\"><JB_job_number>$n</JB_job_number><slots>1</slots></job_list>"
+done
+echo "</job_info></job_info>"
+"""
+    else:
+        qstat = '#!/bin/bash\necho "qstat: Unknown Job Id ${@: -1}" >&2\nexit 153\n'
+    (bin_dir / "qstat").write_text(qstat)
+    for f in ("qsub", "qstat"):
+        (bin_dir / f).chmod((bin_dir / f).stat().st_mode | stat.S_IEXEC)

@@ -11,7 +11,7 @@ import pytest
 pe = pytest.importorskip("nipype.pipeline.engine")
 niu = pytest.importorskip("nipype.interfaces.utility")
 
-from pipeline_data import SUBJECTS, assert_same_file, make_inputs, slurm_stand_ins  # noqa: E402
+from pipeline_data import SUBJECTS, assert_same_file, make_inputs, qsub_stand_ins, slurm_stand_ins  # noqa: E402
 
 import voxalign.interfaces as vxi  # noqa: E402
 from voxalign.interfaces import nipype as vxn  # noqa: E402
@@ -168,6 +168,36 @@ def test_slurm_job_scripts(exe, data, tmp_path, monkeypatch, cli):
     args = calls[0].split()
     assert args[:3] == ["--partition=short", f"--mem={int(-(-gb * 1024 // 1))}M", "--cpus-per-task=2"]
     script = Path(args[-1])
+    assert script.name.startswith("batchscript_") and "python" in script.read_text()
+    outputs = next(iter(graph.nodes())).result.outputs
+    cli("realign", bold, "-o", tmp_path / "r.nii.gz", "--par", tmp_path / "r.par", "-q")
+    assert_same_file(outputs.out_file, tmp_path / "r.nii.gz")
+    assert_same_file(outputs.par_file, tmp_path / "r.par")
+
+
+@pytest.mark.parametrize("plugin", ["SGE", "PBS"])
+def test_sge_and_pbs_job_scripts(exe, data, tmp_path, monkeypatch, cli, plugin):
+    # qsub receives the memory and cores the node declares, after the workflow's own qsub_args, and
+    # the job script runs the node: the outputs are the CLI's.
+    files, template = data
+    log = tmp_path / "qsub.log"
+    qsub_stand_ins(tmp_path / "bin", log, plugin)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("LOGNAME", os.environ.get("LOGNAME", "tester"))
+    bold = str(files["02"]["bold"])
+    wf = pe.Workflow(name=plugin.lower(), base_dir=str(tmp_path / "work"))
+    wf.config["execution"].update(poll_sleep_duration=0.2, remove_unnecessary_outputs=False)
+    gb = vxi.mem_gb("realign", bold)
+    mc = pe.Node(vxn.Realign(in_file=bold, num_threads=2), name="realign", mem_gb=gb)
+    mc.plugin_args = vxi.cluster_args(plugin, gb, mc.n_procs)
+    wf.add_nodes([mc])
+    graph = wf.run(plugin=plugin, plugin_args={"qsub_args": "-q short"})
+    calls = log.read_text().splitlines()
+    assert len(calls) == 1
+    mb = int(-(-gb * 1024 // 1))
+    want = f"-q short -l h_vmem={mb}M -pe smp 2" if plugin == "SGE" else f"-q short -l mem={mb}mb,nodes=1:ppn=2"
+    assert calls[0].startswith(want + " "), calls[0]
+    script = Path(calls[0].split()[-1])
     assert script.name.startswith("batchscript_") and "python" in script.read_text()
     outputs = next(iter(graph.nodes())).result.outputs
     cli("realign", bold, "-o", tmp_path / "r.nii.gz", "--par", tmp_path / "r.par", "-q")

@@ -72,6 +72,9 @@ NiftiHeaderInfo read_nifti_header(const std::string& path);
 
 /// Read a whole image as T (float or double), scaling applied. Throws IoError naming the file.
 template <class T> Image<T> read_nifti(const std::string& path, NiftiHeaderInfo* info = nullptr);
+/// Whether an image stored as `stored` is computed in double: its type holds more than a float keeps
+/// (float64, 32- and 64-bit integers), or the output type `wanted` is float64.
+bool read_in_double(DataType stored, DataType wanted);
 /// The image as float, or as double when its on-disk type holds more than a float keeps (float64,
 /// 32- and 64-bit integers) or `want_double`: the header is read once and decides.
 std::variant<Image<float>, Image<double>> read_nifti_float_or_double(const std::string& path, bool want_double,

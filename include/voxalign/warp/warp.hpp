@@ -103,7 +103,8 @@ template <class T> void finite_difference_gradient(ImageView<const T> image, int
 
 /// A displacement field in world millimetres (RAS) on a grid with voxel->world `field_affine`, as
 /// the input-voxel displacements the warps take, for an input image with voxel->world
-/// `input_affine`: u_vox(x) = A_in^-1 (A_field x + u_mm(x)) - x (3 components in dims[3]).
+/// `input_affine`: u_vox(x) = A_in^-1 (A_field x + u_mm(x)) - x (3 components in dims[3]). `u_vox` may
+/// be `u_mm`'s memory (in place).
 template <class T>
 void field_mm_to_voxels(ImageView<const T> u_mm, const Mat4& field_affine, const Mat4& input_affine, ImageView<T> u_vox);
 

@@ -21,22 +21,30 @@ def executable() -> str:
 # Peak resident memory of one run with the command's default options, measured with /usr/bin/time -v
 # on real data at two sizes (bench/bench_mem_gb.py; figures in docs/pipelines.md, "Memory"): a line
 # fixed MB + bytes per input voxel (every frame of a 4D input and every component of a field counted),
-# the fixed part rounded up to 100 MB, the slope up to the next half byte, then a 25 % margin.
+# the fixed part rounded up to the next 100 MB, the slope up to the next half byte, then a 25 % margin.
 _MEM_RULE = {  # command: (fixed MB, bytes per input voxel)
-    "n4": (100, 13.5),        # measured 14 MB + 13.1 B/voxel (shrink 4; --shrink 1 needs more)
-    "register": (100, 13.0),  # measured 13 MB + 13.0 B/voxel of moving + fixed
-    "realign": (100, 10.5),   # measured 73 MB + 10.4 B/voxel of the series, resliced
-    "resample": (100, 8.5),   # measured 65 MB + 8.5 B/voxel of a 4D series
-    "warp": (100, 19.0),      # measured 15 MB + 19.0 B/voxel of image + field
+    "n4": (100, 12.0),        # measured 16 MB + 11.9 B/voxel (shrink 4; --shrink 1 holds 8.8 B/voxel)
+    "register": (100, 12.5),  # measured 11 MB + 12.2 B/voxel of moving + fixed
+    "realign": (200, 5.0),    # measured 116 MB + 4.6 B/voxel of the series, resliced
+    "resample": (200, 9.5),   # measured 113 MB + 9.1 B/voxel of a 4D series
+    "warp": (100, 14.0),      # measured 14 MB + 14.0 B/voxel of image + field
 }
+# realign and resample stream a 4D series: they hold a window of it whatever its length (realign:
+# groups of frames per thread; resample: ~64 MB chunks, one read ahead), so at most this many voxels
+# of a series count (the larger of a number of frames and a number of voxels).
+_WINDOW = {"realign": (100, 0), "resample": (3, 48_000_000)}  # command: (frames, voxels)
 _MARGIN = 1.25
 
 
-def _voxels(path) -> int:
+def _voxels(command, path) -> int:
     import nibabel as nib
 
     shape = nib.load(os.fspath(path)).shape
-    return int(math.prod(shape)) if shape else 1
+    total = int(math.prod(shape)) if shape else 1
+    if command in _WINDOW and len(shape) > 3:
+        frames, vox = _WINDOW[command]
+        total = min(total, max(frames * int(math.prod(shape[:3])), vox))
+    return total
 
 
 def mem_gb(command: str, *images) -> float:
@@ -44,7 +52,7 @@ def mem_gb(command: str, *images) -> float:
     measured peak RSS rule above with its margin, for Node(mem_gb=...) and cluster requests. For
     register pass the moving and the fixed image; for warp the image and the field."""
     fixed_mb, per_voxel = _MEM_RULE[command]
-    voxels = sum(_voxels(p) for p in images)
+    voxels = sum(_voxels(command, p) for p in images)
     return round(_MARGIN * (fixed_mb * 2**20 + per_voxel * voxels) / 2**30, 3)
 
 
