@@ -187,5 +187,6 @@ void bind_warp(nb::module_& m);
 void bind_solvers(nb::module_& m);
 void bind_register(nb::module_& m);
 void bind_n4(nb::module_& m);
+void bind_sdc(nb::module_& m);
 
 } // namespace voxalign::py

@@ -314,6 +314,12 @@ template <class H> void fill_common(H& h, const Geometry& g, DataType dtype, con
   h.bitpix = short(8 * nifti_size(dtype));
   h.dim[0] = g.ndim;
   for (int d = 0; d < 7; ++d) h.dim[d + 1] = d < 4 ? g.dims[d] : 1;
+  if (meta && meta->intent_code == NIFTI_INTENT_VECTOR && g.ndim == 4) {
+    // A vector image in ITK's layout (displacement fields): X x Y x Z x 1 x C, as read_nifti_vector reads it.
+    h.dim[0] = 5;
+    h.dim[4] = 1;
+    h.dim[5] = g.dims[3];
+  }
   nifti_dmat44 S;
   for (int r = 0; r < 4; ++r)
     for (int c = 0; c < 4; ++c) S.m[r][c] = g.affine(r, c);
