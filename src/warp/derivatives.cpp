@@ -195,7 +195,7 @@ void warp_affine_jvp(const Coefficients<T>& c, const double* M, const double* dM
                                                                  const std::array<T, 3>& g) {
     T s = 0;
     for (int d = 0; d < nd; ++d)
-      s += g[d] * T(dM[4 * d] * double(i) + dM[4 * d + 1] * double(j) + dM[4 * d + 2] * double(k) + dM[4 * d + 3]);
+      s += g[d] * T(affine_point(dM + 4 * d, i, j, k));
     out(i, j, k) = s;
   }, M);
 }

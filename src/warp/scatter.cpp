@@ -302,7 +302,7 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
     auto coord_a = [&](int64_t i, int64_t j, int64_t k) {
       const int64_t idx[3] = {i, j, k};
       if (field.data) return double(idx[a]) + double(field.data[field.offset(i, j, k) + a * field.strides[3]]);
-      return M[4 * a] * double(i) + M[4 * a + 1] * double(j) + M[4 * a + 2] * double(k) + M[4 * a + 3];
+      return affine_point(M + 4 * a, i, j, k);
     };
     // Distinct slabs touched by the taps of a point whose slab-axis coordinate is xa: returns the
     // count n, the slabs in out[0..n); n = -1 with out = {first, last} when they are a range.
