@@ -88,15 +88,9 @@ inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[kBatch<T>], in
   bool all_in = m == N;
   if constexpr (!Known) {
     for (int d = 0; d < D && all_in; ++d) {
-      const int reach = d == 0 ? detail::simd_lanes(K) : W;
-      const double hi = double(cv.dims[d] - 1);
-      for (int p = 0; p < N && all_in; ++p) {
-        const double cc = xs[d][p] + cv.pad;
-        all_in = cc >= 0.0 && cc <= hi; // false for NaN too: checked before any conversion
-        if (!all_in) break;
-        const int64_t start = kernel_start(cc, K);
-        all_in = start >= 0 && start + reach - 1 < cv.dims[d];
-      }
+      int64_t start;
+      for (int p = 0; p < N && all_in; ++p)
+        all_in = detail::interior_tap<K>(xs[d][p] + cv.pad, cv.dims[d], detail::interior_reach<K>(d), start);
     }
   }
   if (!all_in) {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "voxalign/core/hd.hpp"
 #include "voxalign/spline/modes.hpp"
 
 namespace voxalign {
