@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
@@ -362,7 +363,9 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
   const int64_t p1 = ndim > 1 ? p : 0, p2 = ndim > 2 ? p : 0;
   // A source whose axis 0 is not its fastest (C order, transposed views): the samples first go to
   // their place in `out` in cache-friendly tiles, and the row copy below reads them there.
-  const bool staged = in.strides[0] != 1 && in.dims[0] > 1;
+  bool staged = false;
+  for (int d = 1; d < 4; ++d)
+    staged |= in.dims[0] > 1 && in.dims[d] > 1 && std::llabs(in.strides[d]) < std::llabs(in.strides[0]);
   if (staged) {
     ImageView<T> interior = c.image.view();
     interior.data += p + p1 * d0 + p2 * d0 * d1;
