@@ -106,6 +106,17 @@ template <class T> ImageView<const T> field_view(const InArr<T>& f, int nd, cons
   return v;
 }
 
+// `v` as the kernels read it fastest, axis 0 at unit stride (NIfTI order): itself when it is,
+// else a copy in that order held by `store` (copy_view's tiles; a C-order (X, Y, Z, 3) field).
+template <class T> ImageView<const T> in_nifti_order(ImageView<const T> v, Image<T>& store) {
+  if (v.strides[0] == 1) return v;
+  Geometry g;
+  for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
+  store = Image<T>(g, no_init);
+  copy_view<T>(v, store.view());
+  return store.view();
+}
+
 // A new Fortran-order output array of `shape` and its view.
 template <class T> ImageView<T> output_of(const std::vector<size_t>& shape, T** data, OutArr<T>& arr) {
   if (shape.size() > 4) throw InvalidArgument("at most 4 dimensions");

@@ -58,11 +58,12 @@ template <class T> void copy_view(ImageView<const T> src, ImageView<T> dst) {
   for (int d = 0; d < 4; ++d)
     VX_CHECK(src.dims[d] == dst.dims[d], InvalidArgument, "copy_view: dims differ on axis ", d);
   const int64_t* n = src.dims;
+  auto faster = [&](int d, int e) { return std::llabs(src.strides[d]) < std::llabs(src.strides[e]); };
   // The source axis with the smallest stride (among axes longer than 1): its elements share lines.
-  int a = 0;
+  int fastest = 0;
   for (int d = 1; d < 4; ++d)
-    if (n[d] > 1 && (n[a] == 1 || std::llabs(src.strides[d]) < std::llabs(src.strides[a]))) a = d;
-  if (a == 0 || n[0] == 1) { // rows along axis 0, one per (j, k, t)
+    if (n[d] > 1 && (n[fastest] == 1 || faster(d, fastest))) fastest = d;
+  if (fastest == 0 || n[0] == 1) { // rows along axis 0, one per (j, k, t)
     const int64_t rows = n[1] * n[2] * n[3];
     parallel_for(rows, std::max<int64_t>(1, 16384 / n[0]), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
@@ -84,9 +85,17 @@ template <class T> void copy_view(ImageView<const T> src, ImageView<T> dst) {
   // volume reads 256 runs of 1 KiB); within a tile, L x L register transposes where both sides
   // are unit stride.
   constexpr int64_t B = 32, L = kBlock<T>;
+  // The tile's second axis: the fastest one, unless it is short (the 3 components of a C-order
+  // field) and another is long enough to fill a tile; the planes then run through the remaining
+  // axes fastest first, so that consecutive planes share source lines.
+  int a = fastest;
+  if (n[a] < 8)
+    for (int d = 1; d < 4; ++d)
+      if (d != fastest && n[d] >= 8 && (a == fastest || faster(d, a))) a = d;
   int other[2], m = 0;
   for (int d = 1; d < 4; ++d)
     if (d != a) other[m++] = d;
+  if (n[other[1]] > 1 && (n[other[0]] == 1 || faster(other[1], other[0]))) std::swap(other[0], other[1]);
   const int64_t planes = n[other[0]] * n[other[1]];
   const int64_t ss0 = src.strides[0], ssa = src.strides[a], ds0 = dst.strides[0], dsa = dst.strides[a];
   const bool blocks = ssa == 1 && ds0 == 1;

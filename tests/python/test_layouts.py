@@ -2,7 +2,7 @@
 strides, copy only when needed"): C order, a strided view (a[::2]), a transposed view, negative
 strides and a sliced C-order view, every boundary mode, degrees 0-7 and Keys, float32 and float64,
 through resample, spline_coefficients, map_coordinates, warp, affine_warp, register_metric and
-realign. The layout code (copy_view's tiles, spline_coefficients' staging) must not change a bit.
+realign; displacement fields likewise (warp, adjoint_warp, warp_jvp/vjp, invert_field). The layout code (copy_view's tiles, spline_coefficients' staging) must not change a bit.
 
 References: the F-order result (exact equality) and scipy.ndimage.affine_transform /
 map_coordinates on the C-order array (float64, 1e-10 of the data's scale, as
@@ -106,6 +106,32 @@ def test_c_order_and_views_match_scipy(degree):
             ref = ndi.map_coordinates(v, pts, order=degree, mode=mode, cval=0.5)
             got = va.map_coordinates(v, pts, order=degree, mode=mode, cval=0.5)
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10 * 4, err_msg=f"map_coordinates {name} {mode}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fields_in_any_layout_equal_fortran_order(dtype):
+    """Displacement fields (and JVP tangents) in C order or as views: copied by the bindings into
+    NIfTI order (copy_view), the same bits as an F-order field."""
+    a = _volume(dtype, 6)
+    rng = np.random.default_rng(7)
+    u = np.asfortranarray(rng.normal(scale=2.0, size=SHAPE + (3,)).astype(dtype))
+    du = np.asfortranarray(rng.normal(size=SHAPE + (3,)).astype(dtype))
+    y = np.asfortranarray(rng.normal(size=SHAPE).astype(dtype))
+    big = np.asfortranarray(np.repeat(u, 2, axis=0))
+    views = {"C": np.ascontiguousarray(u), "strided": big[::2],
+             "components first": np.asfortranarray(np.moveaxis(u, -1, 0)).transpose(1, 2, 3, 0)}
+    for degree, mode in ((1, "nearest"), (3, "mirror"), (3, "itk"), (5, "constant")):
+        refs = (va.warp(a, u, degree, mode), va.adjoint_warp(y, u, None, degree, mode),
+                va.warp_jvp(a, u, du, degree, mode), va.warp_vjp(a, u, y, degree, mode))
+        for name, v in views.items():
+            assert np.array_equal(v, u)
+            what = f"{name} {mode} degree {degree}"
+            _same(va.warp(a, v, degree, mode), refs[0], "warp " + what)
+            _same(va.adjoint_warp(y, v, None, degree, mode), refs[1], "adjoint_warp " + what)
+            _same(va.warp_jvp(a, v, np.ascontiguousarray(du), degree, mode), refs[2], "warp_jvp " + what)
+            _same(va.warp_vjp(a, v, y, degree, mode), refs[3], "warp_vjp " + what)
+    inv = va.invert_field(u.astype(np.float64), 3, 5)
+    _same(va.invert_field(np.ascontiguousarray(u.astype(np.float64)), 3, 5), inv, "invert_field C order")
 
 
 def test_register_metric_and_realign_equal_fortran_order():
