@@ -72,6 +72,16 @@ void check_output_dir(const std::string& path) {
            ": the output directory does not exist");
 }
 
+void check_report_dir(const std::string& dir) {
+  if (dir.empty()) return;
+  const auto parent = std::filesystem::path(dir).parent_path();
+  std::error_code ec;
+  VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--report ", dir,
+           ": its parent directory does not exist");
+  VX_CHECK(!std::filesystem::exists(dir, ec) || std::filesystem::is_directory(dir, ec), InvalidArgument, "--report ",
+           dir, ": exists and is not a directory");
+}
+
 namespace {
 
 /// "" when `text` is a number as number_check() wants it, else what is wrong.

@@ -78,6 +78,8 @@ LikeGrid like_grid(const std::string& path, const NiftiMeta& content);
 
 /// Refuse (InvalidArgument) an output file whose directory does not exist; "" is accepted (no output).
 void check_output_dir(const std::string& path);
+/// Refuse (InvalidArgument) a --report directory whose parent does not exist or that is a file; "" is accepted.
+void check_report_dir(const std::string& dir);
 
 /// The one check of every numeric command-line option: the text is a number (an integer when
 /// `integer`), finite, and within [lo, hi] (lo itself excluded when `lo_open`). An empty value,

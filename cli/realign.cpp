@@ -227,14 +227,7 @@ as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.)");
     if (!a->output.empty()) check_nifti_output_path(a->output);
     if (!a->mean.empty()) check_nifti_output_path(a->mean);
     for (const auto* f : {&a->rp, &a->par, &a->confounds, &a->transforms}) check_output_dir(*f);
-    if (!a->report.empty()) {
-      const auto parent = std::filesystem::path(a->report).parent_path();
-      std::error_code ec;
-      VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--report ", a->report,
-               ": its parent directory does not exist");
-      VX_CHECK(!std::filesystem::exists(a->report, ec) || std::filesystem::is_directory(a->report, ec), InvalidArgument,
-               "--report ", a->report, ": exists and is not a directory");
-    }
+    check_report_dir(a->report);
     std::vector<std::pair<std::string, std::string>> outputs{
         {"-o", a->output},           {"--mean", a->mean},      {"--rp", a->rp}, {"--par", a->par},
         {"--confounds", a->confounds}, {"--confounds (its .json sidecar)", confounds_json(a->confounds)},

@@ -32,20 +32,32 @@ void print_summary(const ResampleArgs& a, const Geometry& g) {
               mode_name(a.resample.mode).c_str(), a.transforms.size(), dtype_name(a.common.dtype).c_str());
 }
 
-template <class T> void run_typed(const ResampleArgs& a, const Image<T>& in, const NiftiHeaderInfo& info) {
-  Geometry target = in.geometry();
-  NiftiMeta meta = info.meta; // the input's header; on --like's grid, that grid's codes
+/// The output grid and header (the input's; on --like's grid, that grid's codes) and the transforms.
+struct Target {
+  Geometry grid;
+  NiftiMeta meta;
+  TransformChain chain;
+};
+Target target_of(const ResampleArgs& a, const Geometry& input, const NiftiHeaderInfo& info) {
+  Target t{input, info.meta, {}};
   if (!a.like.empty()) {
     const LikeGrid like = like_grid(a.like, info.meta);
-    target = like.grid;
-    meta = like.meta;
+    t.grid = like.grid;
+    t.meta = like.meta;
   }
-  TransformChain chain;
   try {
-    chain = read_transform_chain(a.transforms, &target, &in.geometry());
+    t.chain = read_transform_chain(a.transforms, &t.grid, &input);
   } catch (...) {
     rethrow_with_context("reading --transform");
   }
+  return t;
+}
+
+template <class T> void run_typed(const ResampleArgs& a, const Image<T>& in, const NiftiHeaderInfo& info) {
+  const Target tg = target_of(a, in.geometry(), info);
+  const Geometry& target = tg.grid;
+  const NiftiMeta& meta = tg.meta;
+  const TransformChain& chain = tg.chain;
   Image<T> out;
   try {
     out = resample_chain(in, target, chain, a.resample);
@@ -74,19 +86,10 @@ bool run_streamed(const ResampleArgs& a) {
   const Geometry ig = info.geometry;
   const int64_t frames = reader.frames();
   if (frames < 2 || ig.dims[3] != frames || read_in_double(info.dtype, a.common.dtype)) return false;
-  Geometry target = ig;
-  NiftiMeta meta = info.meta;
-  if (!a.like.empty()) {
-    const LikeGrid like = like_grid(a.like, info.meta);
-    target = like.grid;
-    meta = like.meta;
-  }
-  TransformChain chain;
-  try {
-    chain = read_transform_chain(a.transforms, &target, &ig);
-  } catch (...) {
-    rethrow_with_context("reading --transform");
-  }
+  const Target tg = target_of(a, ig, info);
+  const Geometry& target = tg.grid;
+  const NiftiMeta& meta = tg.meta;
+  const TransformChain& chain = tg.chain;
   Geometry og = target;
   og.dims[3] = frames;
   og.ndim = 4;

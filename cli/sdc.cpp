@@ -323,14 +323,7 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
     for (const std::string* p : {&a->output, &a->out_up, &a->out_down, &a->fieldmap, &a->displacement,
                                  &a->displacement_down, &a->apply_out})
       if (!p->empty()) check_nifti_output_path(*p);
-    if (!a->report.empty()) {
-      const auto parent = std::filesystem::path(a->report).parent_path();
-      std::error_code ec;
-      VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--report ", a->report,
-               ": its parent directory does not exist");
-      VX_CHECK(!std::filesystem::exists(a->report, ec) || std::filesystem::is_directory(a->report, ec), InvalidArgument,
-               "--report ", a->report, ": exists and is not a directory");
-    }
+    check_report_dir(a->report);
     std::vector<std::pair<std::string, std::string>> outputs{{"-o", a->output},
                                                              {"--corrected-up", a->out_up},
                                                              {"--corrected-down", a->out_down},
