@@ -33,27 +33,32 @@ _MEM_RULE = {  # command: (fixed MB, bytes per input voxel)
 # groups of frames per thread; resample: ~64 MB chunks, one read ahead), so at most this many voxels
 # of a series count (the larger of a number of frames and a number of voxels).
 _WINDOW = {"realign": (100, 0), "resample": (3, 48_000_000)}  # command: (frames, voxels)
+# ...except what grows with the series: realign's --confounds keeps the brain voxels' time series for
+# DVARS (measured 1.2 B per voxel of a 600-frame EPI series; 2.5 allows a brain mask of 60 % of the field of view).
+_WHOLE_SERIES = {"realign": 2.5}  # command: bytes per voxel of the whole series
 _MARGIN = 1.25
 
 
-def _voxels(command, path) -> int:
+def _bytes(command, path) -> float:
+    """The rule's bytes for one input: per voxel counted (a window of a streamed series) and per voxel of
+    the whole series."""
     import nibabel as nib
 
     shape = nib.load(os.fspath(path)).shape
     total = int(math.prod(shape)) if shape else 1
+    counted = total
     if command in _WINDOW and len(shape) > 3:
         frames, vox = _WINDOW[command]
-        total = min(total, max(frames * int(math.prod(shape[:3])), vox))
-    return total
+        counted = min(total, max(frames * int(math.prod(shape[:3])), vox))
+    return _MEM_RULE[command][1] * counted + _WHOLE_SERIES.get(command, 0.0) * total
 
 
 def mem_gb(command: str, *images) -> float:
     """Memory (GB) to declare for one `voxalign <command>` run on these input images (paths): the
     measured peak RSS rule above with its margin, for Node(mem_gb=...) and cluster requests. For
     register pass the moving and the fixed image; for warp the image and the field."""
-    fixed_mb, per_voxel = _MEM_RULE[command]
-    voxels = sum(_voxels(command, p) for p in images)
-    return round(_MARGIN * (fixed_mb * 2**20 + per_voxel * voxels) / 2**30, 3)
+    fixed_mb = _MEM_RULE[command][0]
+    return round(_MARGIN * (fixed_mb * 2**20 + sum(_bytes(command, p) for p in images)) / 2**30, 3)
 
 
 def cluster_args(plugin: str, gb: float, threads: int) -> dict:
