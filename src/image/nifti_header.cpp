@@ -376,10 +376,18 @@ template <class H> void fill_common(H& h, const Geometry& g, DataType dtype, con
   }
 }
 
+/// The components in dims[3] as the 5th dimension (X x Y x Z x 1 x C), intent vector: ITK's layout.
+template <class H> void as_vector(H& h, const Geometry& g) {
+  h.dim[0] = 5;
+  h.dim[4] = 1, h.dim[5] = g.dims[3];
+  h.pixdim[4] = 1, h.pixdim[5] = 1;
+  h.intent_code = NIFTI_INTENT_VECTOR;
+}
+
 } // namespace
 
 std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const NiftiMeta* meta, int xform_code,
-                                        bool big, const std::string& path) {
+                                        bool big, const std::string& path, bool vector) {
   const bool same_grid = meta && meta->grid.same_grid(g, kSameGridTol);
   std::vector<unsigned char> ext;
   if (meta && same_grid) {
@@ -402,6 +410,7 @@ std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const
     h.sizeof_hdr = 540;
     std::memcpy(h.magic, "n+2\0\r\n\032\n", 8);
     fill_common(h, g, dtype, meta, xform_code, same_grid);
+    if (vector) as_vector(h, g);
     h.vox_offset = int64_t(out.size());
     std::memcpy(out.data(), &h, sizeof h);
   } else {
@@ -410,6 +419,7 @@ std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const
     std::memcpy(h.magic, "n+1", 4);
     h.regular = 'r';
     fill_common(h, g, dtype, meta, xform_code, same_grid);
+    if (vector) as_vector(h, g);
     h.vox_offset = float(out.size());
     std::memcpy(out.data(), &h, sizeof h);
   }
