@@ -202,6 +202,31 @@ SynResult register_syn(const Image<float>& fixed, const Image<float>& moving, co
   return res;
 }
 
+DeformableResult register_deformable(const Image<float>& fixed, const Image<float>& moving,
+                                     const RegisterOptions& affine_opts, const SynOptions& opts,
+                                     const Image<float>* fixed_mask, const Image<float>* moving_mask,
+                                     const RegisterProgress& progress) {
+  check_options(fixed, moving, opts); // before the affine stages spend their time
+  const int na = int(affine_opts.levels.size()), total = 2 * na + int(opts.levels.size());
+  auto shifted = [&](int offset) -> RegisterProgress {
+    if (!progress) return {};
+    return [&progress, offset, total](const RegisterStep& s) {
+      RegisterStep t = s;
+      t.level += offset, t.levels = total;
+      progress(t);
+    };
+  };
+  RegisterOptions o = affine_opts;
+  o.transform = TransformType::Rigid;
+  const RegisterResult rigid = register_images(fixed, moving, o, fixed_mask, moving_mask, shifted(0));
+  o.transform = TransformType::Affine;
+  o.has_init_matrix = true, o.init_matrix = rigid.matrix;
+  DeformableResult r;
+  r.affine = register_images(fixed, moving, o, fixed_mask, moving_mask, shifted(na));
+  r.syn = register_syn(fixed, moving, r.affine.matrix, opts, shifted(2 * na));
+  return r;
+}
+
 Image<float> jacobian_determinant(const DisplacementField& f) {
   const Geometry& g = f.u.geometry();
   Geometry g1 = g;

@@ -47,6 +47,19 @@ struct SynResult {
 SynResult register_syn(const Image<float>& fixed, const Image<float>& moving, const Mat4& affine, const SynOptions& opts,
                        const RegisterProgress& progress = {});
 
+/// antsRegistrationSyN.sh's sequence: rigid, then affine (both register_images with `affine_opts`, its
+/// transform ignored; the rigid stage starts from affine_opts' init), then register_syn from that
+/// affine. Masks are used by the affine stages. Progress: the affine stages report levels 0..2n-1 of
+/// `levels` = 2n + syn levels, SyN the rest.
+struct DeformableResult {
+  RegisterResult affine; ///< the affine stage (its matrix is the affine the SyN fields follow)
+  SynResult syn;
+};
+DeformableResult register_deformable(const Image<float>& fixed, const Image<float>& moving,
+                                     const RegisterOptions& affine_opts, const SynOptions& opts,
+                                     const Image<float>* fixed_mask = nullptr, const Image<float>* moving_mask = nullptr,
+                                     const RegisterProgress& progress = {});
+
 /// det(I + du/dx) of a displacement field (RAS mm) by central differences (one-sided at the edges).
 Image<float> jacobian_determinant(const DisplacementField& f);
 
