@@ -27,8 +27,8 @@ struct SynOptions {
   std::vector<double> smoothing;
   std::vector<int> iterations{60, 40, 20}; ///< per level (one value: every level)
   double step = 0.25;                ///< largest update per iteration, voxels of the level (SyN[step, ., .])
-  double update_sigma = 1.7320508;   ///< Gaussian of the update, voxels (ANTs: sqrt(updateFieldVariance) = sqrt 3)
-  double total_sigma = 0.7071068;    ///< Gaussian of the field, voxels (ANTs: sqrt(totalFieldVariance); greedy -s 2nd)
+  double update_sigma = 1.732;       ///< Gaussian of the update, voxels (ANTs: sqrt(updateFieldVariance 3); greedy -s 1st)
+  double total_sigma = 0.7071;       ///< Gaussian of the field, voxels (ANTs: sqrt(totalFieldVariance); greedy -s 2nd)
   int degree = 3;                    ///< B-spline degree of both images during estimation (1..5)
   /// Stop a level when the metric improved by less than this (relative) over the last 10 iterations.
   double convergence = 1e-6;
