@@ -138,10 +138,10 @@ void run(const RegisterArgs& a) {
     moving = Image<float>();
     if (!a.common.quiet) {
       std::printf("%s -> %s: %s %s, %.2f s %s, metric %.6g\n ", a.moving[n].c_str(), a.fixed.c_str(),
-                  transform_names().name(o.transform).c_str(), metric_names().name(o.metric).c_str(), secs,
-                  threads_used().c_str(), r.metric);
+                  syn ? "rigid, affine" : transform_names().name(o.transform).c_str(),
+                  metric_names().name(o.metric).c_str(), secs, threads_used().c_str(), r.metric);
       std::printf(" %s\n", parameter_summary(r).c_str());
-      if (syn) std::printf(" syn %s metric %.6g\n", metric_names().name(a.syn.metric).c_str(), sr.metric);
+      if (syn) std::printf("  then syn %s, metric %.6g\n", metric_names().name(a.syn.metric).c_str(), sr.metric);
     }
     if (!a.save_itk.empty()) write_itk_transform(a.save_itk[n], r.matrix, "--save-transform"), wrote(a.save_itk[n]);
     if (!a.save_fsl.empty())

@@ -189,26 +189,6 @@ void smooth_field(Image<float>& u, double sigma_vox) {
   }
 }
 
-Eigen::Vector3d sample_field(const float* u, const int64_t* n, const Eigen::Vector3d& p) {
-  int64_t i0[3];
-  double w[3];
-  for (int d = 0; d < 3; ++d) {
-    const double x = std::clamp(p[d], 0.0, double(n[d] - 1)); // edge values outside (mode 'nearest')
-    i0[d] = std::min<int64_t>(int64_t(std::floor(x)), std::max<int64_t>(n[d] - 2, 0));
-    w[d] = n[d] > 1 ? x - double(i0[d]) : 0.0;
-  }
-  const int64_t N = n[0] * n[1] * n[2];
-  Eigen::Vector3d out = Eigen::Vector3d::Zero();
-  for (int c = 0; c < 8; ++c) {
-    const int64_t a = i0[0] + (c & 1), b = i0[1] + ((c >> 1) & 1), k = i0[2] + ((c >> 2) & 1);
-    const double wt = ((c & 1) ? w[0] : 1 - w[0]) * (((c >> 1) & 1) ? w[1] : 1 - w[1]) * (((c >> 2) & 1) ? w[2] : 1 - w[2]);
-    if (wt == 0) continue;
-    const int64_t q = a + n[0] * (b + n[1] * k);
-    for (int d = 0; d < 3; ++d) out[d] += wt * u[q + d * N];
-  }
-  return out;
-}
-
 void compose_update(Image<float>& u, const Image<float>& delta) {
   const Geometry& g = u.geometry();
   const int64_t* n = g.dims.data();
