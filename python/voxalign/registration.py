@@ -103,7 +103,9 @@ class Registration:
             affine = self.moving_affine  # an array (or its coefficients) on the moving grid
         t = self.matrix if self.warp is None else [(self.warp, self.fixed_affine), self.matrix]
         if before is not None:
-            t = [*(before if isinstance(before, list) else [before]), *(t if isinstance(t, list) else [t])]
+            from .resampling import _is_field
+            seq = list(before) if isinstance(before, (list, tuple)) and not _is_field(before) else [before]
+            t = [*seq, *(t if isinstance(t, list) else [t])]
         return resample(image, affine, self.fixed_shape, self.fixed_affine, transform=t, degree=degree,
                         mode=mode, cval=cval)
 
