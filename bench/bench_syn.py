@@ -119,7 +119,7 @@ def run_ants(F, M, A, tmp, kind):
     nib.save(nib.Nifti1Image(M, A), mp)
     fi, mi = ants.image_read(fp), ants.image_read(mp)  # read before the clock starts
     t0 = time.perf_counter()
-    out = ants.registration(fi, mi, type_of_transform=kind, outprefix=os.path.join(tmp, kind.replace("[", "_") + "_"))
+    out = ants.registration(fi, mi, type_of_transform=kind, outprefix=os.path.join(tmp, "".join(c if c.isalnum() else "_" for c in kind) + "_"))
     sec = time.perf_counter() - t0
     return sec, list(out["fwdtransforms"])  # [warp, affine]: the first applied first to the fixed point
 
