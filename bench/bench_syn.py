@@ -15,7 +15,7 @@ function: exact inside the grid). Figures, over the brain (ch2bet > 0):
 
 Peers: ANTsPy ants.registration(type_of_transform='SyN') (its quick default: affine then SyN[0.2,3,0]
 with mattes, iterations 40x20x0) and, with --schedule slow, 'antsRegistrationSyN' (the script's
-schedule, SyN[0.1,3,0] with CC radius 4... via ANTsPy's 'antsRegistrationSyN[s]').
+schedule via ANTsPy's 'antsRegistrationSyN[s]': SyN[0.1,3,0], CC radius 4, 100x70x50x20 on 8x4x2x1).
 
 Usage: python3 bench/bench_syn.py [--pairs 2] [--vox 2] [--peers ants] [--schedule quick|slow|both]
 """
@@ -119,7 +119,8 @@ def run_ants(F, M, A, tmp, kind):
     nib.save(nib.Nifti1Image(M, A), mp)
     fi, mi = ants.image_read(fp), ants.image_read(mp)  # read before the clock starts
     t0 = time.perf_counter()
-    out = ants.registration(fi, mi, type_of_transform=kind, outprefix=os.path.join(tmp, "".join(c if c.isalnum() else "_" for c in kind) + "_"))
+    prefix = os.path.join(tmp, "".join(c if c.isalnum() else "_" for c in kind) + "_")  # ANTs refuses brackets
+    out = ants.registration(fi, mi, type_of_transform=kind, outprefix=prefix)
     sec = time.perf_counter() - t0
     return sec, list(out["fwdtransforms"])  # [warp, affine]: the first applied first to the fixed point
 
