@@ -5,6 +5,13 @@ Same input, same machine, one run; each timing is the best of --repeat runs (the
 shared and noisy). Prints a markdown table of throughputs and ratios for bench/RESULTS.md.
 
     python3 bench/bench_resample.py [--size 256] [--repeat 3] [--threads N] [--skip-io]
+                                    [--layout-modes constant,mirror,...] [--skip-layouts]
+
+The layout table resamples the same volume held in Fortran order (as nibabel returns it), C order
+(what most numpy code makes) and as a strided view (every other sample of a volume twice as long on
+axis 0), in each mode, against scipy.ndimage.affine_transform on the same array (one scipy run
+per case; voxalign: first call and best of --repeat). voxalign's 'itk' is timed against scipy's
+'constant'.
 """
 import argparse
 import os
@@ -42,12 +49,40 @@ def smooth_volume(n, seed=0):
     return np.asfortranarray(vol + 0.1 * rng.normal(size=vol.shape).astype(np.float32))
 
 
+def layouts(vol, M, args):
+    """Cubic affine resampling of one volume in three memory layouts, every mode."""
+    n = vol.shape[0]
+    twice = np.asfortranarray(np.repeat(vol, 2, axis=0))
+    cases = [("F order", vol), ("C order", np.ascontiguousarray(vol)), ("strided view a[::2]", twice[::2])]
+    eye = np.eye(4)
+    print(f"\ncubic affine resample by memory layout, {n}^3 float32; scipy affine_transform once per case, "
+          f"voxalign first call and best of {args.repeat}")
+    print("\n| layout | mode | scipy s | voxalign first s | voxalign best s | speed-up (best) | speed-up (first) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, a in cases:
+        for mode in args.layout_modes.split(","):
+            if mode not in va.MODES:
+                continue
+            t = time.perf_counter()
+            ndi.affine_transform(a, M, order=3, mode="constant" if mode == "itk" else mode)
+            t_sp = time.perf_counter() - t
+            key = f"{name} {mode}"
+            va.release_memory()
+            t_va = best(lambda: va.resample(a, eye, a.shape, eye, transform=M, degree=3, mode=mode), args.repeat, key)
+            first = FIRST.pop(key)
+            print(f"| {name} | {mode} | {t_sp:.3f} | {first:.3f} | {t_va:.3f} | {t_sp / t_va:.1f}x | {t_sp / first:.1f}x |",
+                  flush=True)
+    del twice
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--skip-io", action="store_true")
+    ap.add_argument("--skip-layouts", action="store_true")
+    ap.add_argument("--layout-modes", default="constant,grid-constant,nearest,mirror,reflect,wrap,grid-wrap,itk")
     args = ap.parse_args()
     if args.threads:
         va.set_num_threads(args.threads)
@@ -117,6 +152,8 @@ def main():
     print("\nfirst call (no recycled buffers yet, page faults included): "
           + ", ".join(f"{k} {v:.3f} s" for k, v in FIRST.items()))
 
+    if not args.skip_layouts:
+        layouts(vol, M, args)
     if args.skip_io:
         return
     # 4. NIfTI I/O of a ~100 MB .nii.gz (float32 noise-like data compresses poorly).

@@ -20,6 +20,7 @@ void register_n4(CLI::App& app);
 void register_warp(CLI::App& app);
 void register_register(CLI::App& app);
 void register_realign(CLI::App& app);
+void register_sdc(CLI::App& app);
 /// The hidden commands help-markdown and help-json (cli/reference.cpp): the reference of `app`'s commands.
 void register_reference(CLI::App& app);
 

@@ -65,14 +65,17 @@ void run(const RealignArgs& a) {
   Image<float> mask;
   if (!a.mask.empty()) mask = read_mask(a.mask, "--mask");
   const bool need_mean = !a.mean.empty() || !a.report.empty();
-  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD:
-  // that series is held in memory for it (and not written with --estimate-only).
-  const bool keep_series = !a.confounds.empty();
+  // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD,
+  // from the brain voxels' time series alone (the series is never held): with --mask they are kept as the
+  // frames are resliced; without, the automatic mask needs the resliced series' mean, so the frames are
+  // resliced once more to keep them.
+  const bool dvars = !a.confounds.empty();
+  const bool dvars_again = dvars && !mask.size();
   // progress in frames: every pass of the estimation, then the reslicing
   ProgressReporter bar = ProgressReporter::to_stderr("realign", a.common.quiet);
   const double nt = double(g.dims[3]);
   int passes = 1;
-  const auto frames = [&] { return passes * nt + (!a.estimate_only || keep_series || need_mean ? nt : 0); };
+  const auto frames = [&] { return passes * nt + (!a.estimate_only || dvars || need_mean ? nt : 0) + (dvars_again ? nt : 0); };
   const auto t0 = std::chrono::steady_clock::now();
   RealignResult r;
   try {
@@ -92,16 +95,31 @@ void run(const RealignArgs& a) {
   NiftiWriteOptions w;
   w.dtype = output_dtype(a, info);
   w.meta = &info.meta;
-  Image<float> out, mean_after, mean_before(g3, 0.0f);
-  if (keep_series) out = Image<float>(g, no_init);
+  Image<float> mean_after, mean_before(g3, 0.0f);
+  std::vector<int64_t> dvox; // DVARS: the brain voxels, their time series (voxel-major), the frames' sums
+  std::vector<float> dx;
+  std::vector<double> dsum;
+  const auto keep_dvars = [&](int64_t t, const float* f) {
+    const int64_t V = int64_t(dvox.size());
+    for (int64_t v = 0; v < V; ++v) dx[size_t(v * T + t)] = f[dvox[size_t(v)]];
+  };
+  if (dvars && mask.size()) {
+    VX_CHECK(mask.geometry().frame_size() == n, InvalidArgument, "--mask is not on the series' grid");
+    dvox = dvars_voxels(mask, false);
+    dx.resize(dvox.size() * size_t(T));
+  } else if (dvars) {
+    dsum.assign(size_t(n), 0.0);
+  }
   std::unique_ptr<NiftiWriter> writer;
   if (!a.estimate_only) writer = std::make_unique<NiftiWriter>(a.output, g, w);
-  if (writer || keep_series || need_mean) {
+  if (writer || dvars || need_mean) {
     FrameSink sink;
-    if (writer || keep_series)
-      sink = [&](int64_t t, const float* f) {
+    if (writer || dvars)
+      sink = [&](int64_t t, const float* f) { // frames in order: the sums are compute_dvars' own
         if (writer) writer->append(f, n);
-        if (keep_series) std::copy(f, f + n, out.data() + t * n);
+        if (!dvox.empty()) keep_dvars(t, f);
+        if (!dsum.empty())
+          for (int64_t q = 0; q < n; ++q) dsum[size_t(q)] += f[q];
       };
     if (!a.report.empty()) // the mean before realignment, from the frames as the sweep reads them (in order)
       source.read = [&](int64_t t, float* dst) {
@@ -111,13 +129,23 @@ void run(const RealignArgs& a) {
     reslice_series(source, r.matrices, o.write_degree, sink, need_mean ? &mean_after : nullptr,
                    [&](int done, int) { bar.update((passes * nt + done) / frames(), "reslice"); });
   }
+  if (dvars_again) {
+    Image<float> mean(g3, no_init);
+    for (int64_t q = 0; q < n; ++q) mean.data()[q] = float(dsum[size_t(q)] / double(T));
+    dsum = {};
+    dvox = dvars_voxels(dvars_auto_mask(mean), true);
+    dx.resize(dvox.size() * size_t(T));
+    source.read = read_frame;
+    reslice_series(source, r.matrices, o.write_degree, keep_dvars, nullptr,
+                   [&](int done, int) { bar.update(((passes + 1) * nt + done) / frames(), "dvars"); });
+  }
   bar.finish();
   if (writer) writer->finish(); // committed with the other outputs (cli/main.cpp's transaction)
   reader.reset();
-  if (keep_series) {
-    const Dvars dv = compute_dvars(out, mask.size() ? &mask : nullptr);
+  if (dvars) {
+    const Dvars dv = dvars_of_masked(dx, int64_t(dvox.size()), T);
     r.dvars = dv.dvars, r.std_dvars = dv.std_dvars;
-    out = Image<float>();
+    dx = {};
   }
   if (!a.rp.empty()) write_text_file(a.rp, spm_rp_text(r));
   if (!a.par.empty()) write_text_file(a.par, fsl_par_text(r));

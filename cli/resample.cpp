@@ -148,7 +148,8 @@ matrices and displacement fields. Transforms are pull-backs (output point -> inp
 are) and are applied to the output point in the order given: with -t A -t B the output point x samples IN
 at B(A(x)). This is antsApplyTransforms' order: its -t A -t B samples at B(A(x)) too (ANTs' help says the
 last -t is applied first, speaking of the input image: docs/transforms.md). 4D inputs are resampled frame
-by frame. Computation is in float32, or float64 when the input is float64/int32/int64 or --dtype float64.)");
+by frame, and streamed when computed in float32: read, resampled and written ~64 MB of frames at a time.
+Computation is in float32, or float64 when the input is float64/int32/int64 or --dtype float64.)");
   cmd->add_option("input", a->input, "Input image (.nii or .nii.gz)")->required();
   cmd->add_option("-o,--output", a->output, "Output image (.nii or .nii.gz); written only when complete")->required();
   cmd->add_option("--like", a->like, "Reference image whose grid (dimensions and voxel-to-world matrix) the output takes");

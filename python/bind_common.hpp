@@ -107,6 +107,17 @@ template <class T> ImageView<const T> field_view(const InArr<T>& f, int nd, cons
   return v;
 }
 
+// `v` as the kernels read it fastest, axis 0 at unit stride (NIfTI order): itself when it is,
+// else a copy in that order held by `store` (copy_view's tiles; a C-order (X, Y, Z, 3) field).
+template <class T> ImageView<const T> in_nifti_order(ImageView<const T> v, Image<T>& store) {
+  if (v.strides[0] == 1) return v;
+  Geometry g;
+  for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
+  store = Image<T>(g, no_init);
+  copy_view<T>(v, store.view());
+  return store.view();
+}
+
 // A new Fortran-order output array of `shape` and its view.
 template <class T> ImageView<T> output_of(const std::vector<size_t>& shape, T** data, OutArr<T>& arr) {
   if (shape.size() > 4) throw InvalidArgument("at most 4 dimensions");
@@ -165,29 +176,19 @@ inline Image<float> image_of(const InArr<float>& a, const Mat44& affine, const c
   for (int d = 0; d < 3; ++d) g.dims[d] = v.dims[d];
   g.affine = to_mat4(affine);
   Image<float> img(g, no_init);
-  float* dst = img.data();
-  for (int64_t k = 0; k < v.dims[2]; ++k)
-    for (int64_t j = 0; j < v.dims[1]; ++j)
-      for (int64_t i = 0; i < v.dims[0]; ++i) *dst++ = v(i, j, k);
+  copy_view<float>(v, img.view());
   return img;
 }
 
 // Coefficients the caller already has (padded by `pad`), copied into the contiguous storage the
-// kernels need, in tiles of 64 x 64 (i, j) so that a C-order array is read a cache line at a time.
+// kernels need (copy_view: in tiles when axis 0 is not the array's fastest).
 template <class T> Coefficients<T> borrow(const ImageView<const T>& v, int ndim, int order, Mode mode, int pad, double cval) {
   Coefficients<T> c;
   c.ndim = ndim, c.order = order, c.mode = mode, c.pad = pad, c.cval = cval;
   Geometry g;
   for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
   c.image = Image<T>(g, no_init);
-  T* dst = c.image.data();
-  const int64_t d0 = v.dims[0], d1 = v.dims[1];
-  constexpr int64_t B = 64;
-  for (int64_t k = 0; k < v.dims[2]; ++k)
-    for (int64_t j0 = 0; j0 < d1; j0 += B)
-      for (int64_t i0 = 0; i0 < d0; i0 += B)
-        for (int64_t j = j0; j < std::min(d1, j0 + B); ++j)
-          for (int64_t i = i0; i < std::min(d0, i0 + B); ++i) dst[(k * d1 + j) * d0 + i] = v(i, j, k);
+  copy_view<T>(v, c.image.view());
   return c;
 }
 
@@ -207,5 +208,6 @@ void bind_warp(nb::module_& m);
 void bind_solvers(nb::module_& m);
 void bind_register(nb::module_& m);
 void bind_n4(nb::module_& m);
+void bind_sdc(nb::module_& m);
 
 } // namespace voxalign::py

@@ -5,6 +5,7 @@
 #include "voxalign/realign/realign.hpp"
 #include "voxalign/register/register.hpp"
 #include "voxalign/register/syn.hpp"
+#include "voxalign/sdc/sdc.hpp" // write_displacement_field
 
 namespace voxalign::py {
 namespace {
@@ -179,15 +180,7 @@ nb::dict py_realign(InArr<float> data, Mat44 affine, std::optional<InArr<float>>
   for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
   g.affine = to_mat4(affine);
   Image<float> series(g, no_init);
-  if (v.contiguous()) {
-    std::copy(v.data, v.data + series.size(), series.data());
-  } else {
-    float* dst = series.data();
-    for (int64_t t = 0; t < v.dims[3]; ++t)
-      for (int64_t k = 0; k < v.dims[2]; ++k)
-        for (int64_t j = 0; j < v.dims[1]; ++j)
-          for (int64_t i = 0; i < v.dims[0]; ++i) *dst++ = v(i, j, k, t);
-  }
+  copy_view<float>(v, series.view()); // any layout: tiled where axis 0 is not the fastest
   Image<float> w;
   if (weight) w = image_of(*weight, affine, "mask");
   RealignOptions o;

@@ -14,7 +14,8 @@ template <class T>
 OutArr<T> py_warp(InArr<T> a, int pad, InArr<T> field, int order, const std::string& mode, double cval) {
   const ImageView<const T> v = view_of<T>(a, 3, "array");
   const int nd = int(a.ndim());
-  const ImageView<const T> fv = field_view(field, nd, "field");
+  Image<T> fstore;
+  const ImageView<const T> fv = in_nifti_order(field_view(field, nd, "field"), fstore);
   std::vector<size_t> oshape;
   for (int d = 0; d < nd; ++d) oshape.push_back(size_t(fv.dims[d]));
   T* data;
@@ -31,7 +32,8 @@ template <class T>
 OutArr<T> py_warp_adjoint(InArr<T> y, InArr<T> field, std::vector<int64_t> in_shape, int order, const std::string& mode) {
   const int nd = int(y.ndim());
   const ImageView<const T> yv = view_of<T>(y, 3, "y");
-  const ImageView<const T> fv = field_view(field, nd, "field");
+  Image<T> fstore;
+  const ImageView<const T> fv = in_nifti_order(field_view(field, nd, "field"), fstore);
   T* data;
   OutArr<T> out;
   const ImageView<T> ov = output_of<T>(grid_shape(in_shape, nd), &data, out);
@@ -81,7 +83,8 @@ nb::object py_warp_derivative(InArr<T> a, int pad, InArr<T> field, std::optional
                               const std::string& mode) {
   const int nd = int(a.ndim());
   const ImageView<const T> v = view_of<T>(a, 3, "array");
-  const ImageView<const T> fv = field_view(field, nd, "field");
+  Image<T> fstore;
+  const ImageView<const T> fv = in_nifti_order(field_view(field, nd, "field"), fstore);
   std::vector<size_t> grid;
   for (int d = 0; d < nd; ++d) grid.push_back(size_t(fv.dims[d]));
   std::vector<size_t> with_comp = grid;
@@ -97,7 +100,8 @@ nb::object py_warp_derivative(InArr<T> a, int pad, InArr<T> field, std::optional
     as_components(grad, nd);
   }
   ImageView<const T> ov;
-  if (kind == 1) ov = field_view(*other, nd, "tangent");
+  Image<T> tstore;
+  if (kind == 1) ov = in_nifti_order(field_view(*other, nd, "tangent"), tstore);
   if (kind == 2) {
     ov = view_of<T>(*other, 3, "cotangent");
     for (int d = 0; d < nd; ++d)
@@ -175,8 +179,9 @@ nb::tuple py_warp_matrix(std::vector<int64_t> out_shape, std::vector<int64_t> in
   int64_t od[4] = {1, 1, 1, 1}, cd[3] = {1, 1, 1};
   for (int d = 0; d < nd; ++d) od[d] = out_shape[size_t(d)], cd[d] = in_shape[size_t(d)] + 2 * pad;
   ImageView<const T> fv;
+  Image<T> fstore;
   double m[16];
-  if (field) fv = field_view(*field, nd, "field");
+  if (field) fv = in_nifti_order(field_view(*field, nd, "field"), fstore);
   else if (M) rowmajor16(*M, m);
   else throw InvalidArgument("give a field or a matrix");
   CsrMatrix c;
@@ -198,7 +203,8 @@ nb::tuple py_warp_matrix(std::vector<int64_t> out_shape, std::vector<int64_t> in
 
 template <class T> nb::tuple py_invert_field(InArr<T> field, int order, int iterations, double tol) {
   const int nd = int(field.ndim()) - 1;
-  const ImageView<const T> fv = field_view(field, nd, "field");
+  Image<T> fstore;
+  const ImageView<const T> fv = in_nifti_order(field_view(field, nd, "field"), fstore);
   std::vector<size_t> shape;
   for (int d = 0; d <= nd; ++d) shape.push_back(size_t(field.shape(size_t(d))));
   T* data;
@@ -231,7 +237,8 @@ template <class T> OutArr<T> py_fd_gradient(InArr<T> a) {
 }
 
 OutArr<double> py_field_mm_to_voxels(InArr<double> u, Mat44 field_affine, Mat44 input_affine) {
-  const ImageView<const double> uv = field_view(u, 3, "field");
+  Image<double> ustore;
+  const ImageView<const double> uv = in_nifti_order(field_view(u, 3, "field"), ustore);
   std::vector<size_t> shape{u.shape(0), u.shape(1), u.shape(2), 3};
   double* data;
   OutArr<double> out;

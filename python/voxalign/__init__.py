@@ -10,12 +10,13 @@ results come back in NIfTI/Fortran order). World space is NIfTI RAS+ millimetres
 is a pull-back: it maps an output (fixed) world point to the input (moving) world point sampled
 there. Interpolation degrees: 0 nearest, 1 linear, 2..7 prefiltered B-splines, "keys" Catmull-Rom.
 Boundary modes use scipy.ndimage's names and meanings. Areas: voxalign.io, .spline, .resampling,
-.warping, .registration, .realignment, .bias, .solvers; voxalign.approx holds the approximations
+.warping, .registration, .realignment, .bias, .distortion, .solvers; voxalign.approx holds the approximations
 the exact warp operators are compared with.
 """
 from . import _voxalign as _core
 from ._checks import thread_count as _threads
 from .bias import N4_DEFAULTS, n4, otsu_mask, otsu_threshold
+from .distortion import SDC_DEFAULTS, SdcResult, sdc, sdc_apply, sdc_displacement
 from .io import read_nifti, read_transform, write_itk_affine, write_nifti
 from .realignment import REALIGN_DEFAULTS, Realignment, realign
 from .registration import REGISTER_DEFAULTS, Registration, metric_and_gradient, register
@@ -45,11 +46,13 @@ __all__ = [
     "register", "Registration", "metric_and_gradient", "REGISTER_DEFAULTS",
     "realign", "Realignment", "REALIGN_DEFAULTS",
     "n4", "otsu_mask", "otsu_threshold", "N4_DEFAULTS",
+    # susceptibility distortion correction
+    "sdc", "sdc_apply", "sdc_displacement", "SdcResult", "SDC_DEFAULTS",
     # threads and memory
     "set_num_threads", "get_num_threads", "release_memory", "__version__",
 ]
 
-_SUBMODULES = ["io", "spline", "resampling", "warping", "registration", "realignment", "bias", "solvers", "approx"]
+_SUBMODULES = ["io", "spline", "resampling", "warping", "registration", "realignment", "bias", "distortion", "solvers", "approx"]
 
 get_num_threads = _core.get_num_threads
 

@@ -84,7 +84,7 @@ def realign(data4d, affine=None, *, ref=_D["ref"], sep: float = _D["sep"], fwhm:
     a = src.array
     if a.ndim != 4:
         raise ValueError(f"realign needs a 4D array (x, y, z, t), not {a.ndim}D")
-    a = np.asfortranarray(a, dtype=np.float32)
+    a = np.asarray(a, dtype=np.float32)  # any layout: the binding copies it in tiles
     A = np.eye(4) if src.affine is None else _affine4(src.affine, "realign: affine")
     if ref == "mean":
         ref_frame, to_mean = 0, True
@@ -94,7 +94,7 @@ def realign(data4d, affine=None, *, ref=_D["ref"], sep: float = _D["sep"], fwhm:
         ref_frame, to_mean = int(ref), False
     w = None
     if mask is not None:
-        w = np.asfortranarray(load(mask, "realign: mask").array != 0, dtype=np.float32)
+        w = np.asarray(load(mask, "realign: mask").array != 0, dtype=np.float32)
         if w.shape != a.shape[:3]:
             raise ValueError(f"mask has shape {w.shape}, the frames {a.shape[:3]}")
     d = _core.realign(a, A, w, ref_frame, to_mean, float(sep), float(fwhm), int(degree), float(quality), int(iterations),

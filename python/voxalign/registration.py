@@ -34,7 +34,7 @@ def _image(obj, affine, what):
         raise ValueError(f"{what} must be a 2D or 3D image, not {a.ndim}D"
                          + (" (use voxalign.realign for a time series)" if a.ndim == 4 else ""))
     aff = _affine4(aff, f"{what}: the affine")
-    return np.asfortranarray(a, dtype=np.float32), aff
+    return np.asarray(a, dtype=np.float32), aff  # any layout: the binding copies it in tiles
 
 
 def _mask(obj, shape, affine, what):
@@ -47,7 +47,7 @@ def _mask(obj, shape, affine, what):
         raise ValueError(f"{what} has shape {m.shape}, its image {tuple(shape)}: a mask must be on its image's grid")
     if m.dtype != np.bool_:
         m = m != 0
-    return np.asfortranarray(m, dtype=np.float32)  # one conversion: 0 or 1
+    return np.asarray(m, dtype=np.float32)  # one conversion: 0 or 1
 
 
 def _shape3(shape):

@@ -26,11 +26,12 @@ _DEF = (WARP_DEFAULTS["degree"], WARP_DEFAULTS["mode"], 0.0)
 
 
 def _field(field, ndim, dtype, what="field"):
-    """A displacement field (*grid, ndim) in voxels -- a path, a nibabel image or an array -- in NIfTI
-    (Fortran) order, which the kernels walk along i; other layouts are copied once."""
-    f = np.asfortranarray(load(field, what).array, dtype=dtype)
+    """A displacement field (*grid, ndim) in voxels -- a path, a nibabel image or an array -- of
+    ``dtype``, in any layout: the bindings copy one whose axis 0 is not contiguous into NIfTI
+    (Fortran) order, which the kernels walk along i (bind_common.hpp, in_nifti_order)."""
+    f = np.asarray(load(field, what).array, dtype=dtype)
     if f.ndim == 5 and f.shape[3] == 1:  # an ITK vector image X x Y x Z x 1 x 3
-        f = np.asfortranarray(f[:, :, :, 0, :])
+        f = f[:, :, :, 0, :]
     if f.ndim != ndim + 1 or f.shape[-1] != ndim:
         raise ValueError(f"{what} must have shape (*grid, {ndim}), got {f.shape}")
     return f
@@ -312,9 +313,9 @@ def invert_field(field, degree=3, iterations: int = 50, tol: float = 1e-4, retur
     array) by fixed-point iteration v(x) = -u(x + v(x)), u interpolated with ``degree`` (edge
     values beyond the grid), until the largest update is below ``tol`` voxels."""
     src = load(field, "invert_field: field")
-    f = np.asfortranarray(src.array)
+    f = np.asarray(src.array)
     if f.dtype not in (np.float32, np.float64):
-        f = f.astype(np.float64, order="F")
+        f = f.astype(np.float64)
     inv, its = _core.invert_field(f, _order(degree), int(iterations), float(tol))
     inv = result(inv, src.like)
     return (inv, its) if return_iterations else inv
@@ -328,8 +329,8 @@ def field_mm_to_voxels(field_mm, field_affine=None, image_affine=None):
     src = load(field_mm, "field_mm_to_voxels: field_mm", field_affine)
     if src.affine is None or image_affine is None:
         raise TypeError("field_mm_to_voxels: give the field's affine and the image's (or images that carry them)")
-    f = np.asfortranarray(src.array, dtype=np.float64)
+    f = np.asarray(src.array, dtype=np.float64)
     if f.ndim == 5 and f.shape[3] == 1:
-        f = np.asfortranarray(f[:, :, :, 0, :])
+        f = f[:, :, :, 0, :]
     out = _core.field_mm_to_voxels(f, src.affine, affine_of(image_affine, "field_mm_to_voxels: image_affine"))
     return result(out, src.like)

@@ -553,7 +553,7 @@ NiftiWriter::NiftiWriter(const std::string& path, const Geometry& g, const Nifti
   bool big = false;
   for (int d = 0; d < 4; ++d) big |= g.dims[d] > 32767;
   // a multiple of 16 (header, extension flag, extensions): with chunks of 4 MiB no voxel is split
-  const std::vector<unsigned char> head = nifti_detail::build_header(g, opts.dtype, opts.meta, opts.xform_code, big, path, opts.vector);
+  const std::vector<unsigned char> head = nifti_detail::build_header(g, opts.dtype, opts.meta, opts.xform_code, big, path);
   Impl& m = *impl_;
   m.path = path;
   m.dtype = opts.dtype;

@@ -314,6 +314,12 @@ template <class H> void fill_common(H& h, const Geometry& g, DataType dtype, con
   h.bitpix = short(8 * nifti_size(dtype));
   h.dim[0] = g.ndim;
   for (int d = 0; d < 7; ++d) h.dim[d + 1] = d < 4 ? g.dims[d] : 1;
+  if (meta && meta->intent_code == NIFTI_INTENT_VECTOR && g.ndim == 4) {
+    // A vector image in ITK's layout (displacement fields): X x Y x Z x 1 x C, as read_nifti_vector reads it.
+    h.dim[0] = 5;
+    h.dim[4] = 1;
+    h.dim[5] = g.dims[3];
+  }
   nifti_dmat44 S;
   for (int r = 0; r < 4; ++r)
     for (int c = 0; c < 4; ++c) S.m[r][c] = g.affine(r, c);
@@ -376,18 +382,10 @@ template <class H> void fill_common(H& h, const Geometry& g, DataType dtype, con
   }
 }
 
-/// The components in dims[3] as the 5th dimension (X x Y x Z x 1 x C), intent vector: ITK's layout.
-template <class H> void as_vector(H& h, const Geometry& g) {
-  h.dim[0] = 5;
-  h.dim[4] = 1, h.dim[5] = g.dims[3];
-  h.pixdim[4] = 1, h.pixdim[5] = 1;
-  h.intent_code = NIFTI_INTENT_VECTOR;
-}
-
 } // namespace
 
 std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const NiftiMeta* meta, int xform_code,
-                                        bool big, const std::string& path, bool vector) {
+                                        bool big, const std::string& path) {
   const bool same_grid = meta && meta->grid.same_grid(g, kSameGridTol);
   std::vector<unsigned char> ext;
   if (meta && same_grid) {
@@ -410,7 +408,6 @@ std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const
     h.sizeof_hdr = 540;
     std::memcpy(h.magic, "n+2\0\r\n\032\n", 8);
     fill_common(h, g, dtype, meta, xform_code, same_grid);
-    if (vector) as_vector(h, g);
     h.vox_offset = int64_t(out.size());
     std::memcpy(out.data(), &h, sizeof h);
   } else {
@@ -419,7 +416,6 @@ std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const
     std::memcpy(h.magic, "n+1", 4);
     h.regular = 'r';
     fill_common(h, g, dtype, meta, xform_code, same_grid);
-    if (vector) as_vector(h, g);
     h.vox_offset = float(out.size());
     std::memcpy(out.data(), &h, sizeof h);
   }

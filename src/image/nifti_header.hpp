@@ -41,6 +41,6 @@ int nifti_size(DataType t);
 /// The bytes of a single-file header (NIfTI-1, or NIfTI-2 when `big`), extension flag and extensions
 /// included: the data start right after them. See NiftiWriteOptions::meta for what meta keeps.
 std::vector<unsigned char> build_header(const Geometry& g, DataType dtype, const NiftiMeta* meta, int xform_code,
-                                        bool big, const std::string& path, bool vector = false);
+                                        bool big, const std::string& path);
 
 } // namespace voxalign::nifti_detail

@@ -2,7 +2,9 @@
 // powers, framewise displacement, rmsd, and DVARS as nipype's ComputeDVARS computes it.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 
 #include "voxalign/core/error.hpp"
@@ -47,27 +49,65 @@ Dvars compute_dvars(const Image<float>& series, const Image<float>* mask, double
     mask = &automask;
   }
   VX_CHECK(mask->geometry().frame_size() == n, InvalidArgument, "the DVARS mask is not on the series' grid");
-  std::vector<int64_t> vox;
-  for (int64_t q = 0; q < n; ++q)
-    if (mask->data()[q] != 0.0f) vox.push_back(q);
-  if (vox.empty() && mask == &automask) // an all-zero mean: every voxel (then none varies, DVARS is 0)
-    for (int64_t q = 0; q < n; ++q) vox.push_back(q);
+  const std::vector<int64_t> vox = dvars_voxels(*mask, mask == &automask);
   const int64_t V = int64_t(vox.size());
-  VX_CHECK(V > 0, InvalidArgument, "the DVARS mask is empty");
   // The masked voxels' time series, one row per voxel (time contiguous).
   std::vector<float> x(static_cast<size_t>(V * T));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t v = 0; v < V; ++v) x[static_cast<size_t>(v * T + t)] = series.data()[t * n + vox[static_cast<size_t>(v)]];
+  return dvars_of_masked(x, V, T, variance_tol);
+}
+
+std::vector<int64_t> dvars_voxels(const Image<float>& mask, bool automatic) {
+  const int64_t n = mask.geometry().frame_size();
+  std::vector<int64_t> vox;
+  for (int64_t q = 0; q < n; ++q)
+    if (mask.data()[q] != 0.0f) vox.push_back(q);
+  if (vox.empty() && automatic) // an all-zero mean: every voxel (then none varies, DVARS is 0)
+    for (int64_t q = 0; q < n; ++q) vox.push_back(q);
+  VX_CHECK(!vox.empty(), InvalidArgument, "the DVARS mask is empty");
+  return vox;
+}
+
+namespace {
+// Floats in increasing order as unsigned integers (the sign bit flipped, negatives' bits inverted).
+uint32_t ordered_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+// The k-th smallest of x (0-based; no NaN), as std::nth_element would give it, without copying x: a
+// radix selection in two passes over 16-bit halves of the ordered bits.
+float kth_smallest(const std::vector<float>& x, size_t k) {
+  std::vector<size_t> hist(65536);
+  for (float f : x) ++hist[ordered_bits(f) >> 16];
+  uint32_t hi = 0;
+  for (; k >= hist[hi]; ++hi) k -= hist[hi];
+  std::fill(hist.begin(), hist.end(), 0);
+  for (float f : x) {
+    const uint32_t u = ordered_bits(f);
+    if ((u >> 16) == hi) ++hist[u & 0xffffu];
+  }
+  uint32_t lo = 0;
+  for (; k >= hist[lo]; ++lo) k -= hist[lo];
+  uint32_t u = (hi << 16) | lo;
+  u = (u & 0x80000000u) ? (u & 0x7fffffffu) : ~u;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+} // namespace
+
+Dvars dvars_of_masked(const std::vector<float>& x, int64_t V, int64_t T, double variance_tol) {
+  VX_CHECK(T >= 2, InvalidArgument, "DVARS needs at least 2 frames");
+  VX_CHECK(V > 0 && int64_t(x.size()) == V * T, InvalidArgument, "DVARS: ", x.size(), " values for ", V, " voxels x ",
+           T, " frames");
   // nipype: mfunc / median(mfunc) * 1000 (numpy's median: the mean of the two middle values when even).
   // The scale is applied to the results (DVARS and the SDs scale with it; ar1 does not).
-  double median;
-  {
-    std::vector<float> c = x;
-    const size_t N = c.size(), h = N / 2;
-    std::nth_element(c.begin(), c.begin() + static_cast<int64_t>(h), c.end());
-    median = c[h];
-    if (N % 2 == 0) median = 0.5 * (median + double(*std::max_element(c.begin(), c.begin() + static_cast<int64_t>(h))));
-  }
+  // Selected in place: a copy would double what DVARS holds.
+  const size_t N = x.size(), h = N / 2;
+  double median = kth_smallest(x, h);
+  if (N % 2 == 0) median = 0.5 * (median + double(kth_smallest(x, h - 1)));
   // |scale|: DVARS and the SDs are magnitudes (nipype squares the differences; a negative median only
   // reverses the order of the percentiles).
   const double scale = median != 0 ? std::abs(1000.0 / median) : 1.0;

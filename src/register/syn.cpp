@@ -1,5 +1,5 @@
 // The SyN driver: pyramid, greedy symmetric iterations, inversion and composition of the half-way
-// fields into the forward and inverse warps; the Jacobian determinant and the ITK field writer.
+// fields into the forward and inverse warps; the Jacobian determinant.
 #include "voxalign/register/syn.hpp"
 
 #include <algorithm>
@@ -9,7 +9,6 @@
 #include "syn_internal.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
-#include "voxalign/image/nifti.hpp"
 #include "voxalign/warp/warp.hpp"
 
 namespace voxalign {
@@ -252,21 +251,6 @@ Image<float> jacobian_determinant(const DisplacementField& f) {
     }
   });
   return out;
-}
-
-void write_displacement_field(const std::string& path, const DisplacementField& f) {
-  Geometry g = f.u.geometry();
-  g.ndim = 4, g.time_step = 1.0;
-  Image<float> lps(g, no_init);
-  const int64_t N = g.frame_size();
-  for (int64_t q = 0; q < N; ++q) {
-    lps.data()[q] = float(-f.u.data()[q]); // RAS -> LPS: x and y change sign
-    lps.data()[q + N] = float(-f.u.data()[q + N]);
-    lps.data()[q + 2 * N] = float(f.u.data()[q + 2 * N]);
-  }
-  NiftiWriteOptions w;
-  w.vector = true;
-  write_nifti(path, lps, w);
 }
 
 } // namespace voxalign

@@ -83,13 +83,16 @@ void chunk(std::string& png, const char* type, const std::string& data) {
 }
 } // namespace
 
-std::string png_gray(const std::vector<uint8_t>& px, int w, int h) {
-  VX_CHECK(w > 0 && h > 0 && px.size() == size_t(w) * size_t(h), InvalidArgument, "png: bad image size");
+namespace {
+/// An 8-bit PNG of `channels` samples per pixel (1 grey, 3 RGB).
+std::string png_bytes(const std::vector<uint8_t>& px, int w, int h, int channels) {
+  VX_CHECK(w > 0 && h > 0 && px.size() == size_t(w) * size_t(h) * size_t(channels), InvalidArgument, "png: bad image size");
+  const size_t row = size_t(w) * size_t(channels);
   std::string raw;
-  raw.reserve(size_t(h) * (size_t(w) + 1));
+  raw.reserve(size_t(h) * (row + 1));
   for (int y = 0; y < h; ++y) {
     raw.push_back('\0'); // filter: none
-    raw.append(reinterpret_cast<const char*>(px.data()) + size_t(y) * size_t(w), size_t(w));
+    raw.append(reinterpret_cast<const char*>(px.data()) + size_t(y) * row, row);
   }
   uLongf len = compressBound(uLong(raw.size()));
   std::string z(len, '\0');
@@ -99,12 +102,18 @@ std::string png_gray(const std::vector<uint8_t>& px, int w, int h) {
   std::string png("\x89PNG\r\n\x1a\n", 8), ihdr;
   put32(ihdr, uint32_t(w));
   put32(ihdr, uint32_t(h));
-  ihdr += std::string("\x08\x00\x00\x00\x00", 5); // 8-bit greyscale, deflate, no filter, no interlace
+  // 8 bits per sample, colour type 0 (grey) or 2 (RGB), deflate, no filter, no interlace
+  ihdr += std::string(1, '\x08') + std::string(1, channels == 3 ? '\x02' : '\x00') + std::string(3, '\0');
   chunk(png, "IHDR", ihdr);
   chunk(png, "IDAT", z);
   chunk(png, "IEND", "");
   return png;
 }
+} // namespace
+
+std::string png_gray(const std::vector<uint8_t>& px, int w, int h) { return png_bytes(px, w, h, 1); }
+
+std::string png_rgb(const std::vector<uint8_t>& px, int w, int h) { return png_bytes(px, w, h, 3); }
 
 std::string base64(const std::string& in) {
   static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "voxalign/core/hd.hpp"
 #include "voxalign/spline/modes.hpp"
 #include "voxalign/spline/weights.hpp"
 
@@ -23,6 +24,20 @@ constexpr double kMaxCoordinate = 1e15;
 VX_HD constexpr int simd_lanes(int order) {
   const int w = kernel_taps(order);
   return w <= 1 ? 1 : w <= 2 ? 2 : w <= 4 ? 4 : 8;
+}
+
+/// How far the taps of a point reach on axis d for the interior paths: simd_lanes(K) samples on
+/// axis 0 (rows are read as short vectors), kernel_taps(K) on the others.
+template <int K> VX_HD constexpr int interior_reach(int d) { return d == 0 ? simd_lanes(K) : kernel_taps(K); }
+
+/// Whether coordinate cc (padding included) on an axis of n coefficients is "interior": inside
+/// [0, n-1] (so no boundary mapping in any mode; false for NaN, tested before any conversion) with
+/// the `reach` samples from its first tap all in the array (no folding). `start` receives the first
+/// tap. The one test behind every interior fast path (evaluate_point, the batches, the scatter).
+template <int K> VX_HD bool interior_tap(double cc, int64_t n, int reach, int64_t& start) {
+  if (!(cc >= 0.0 && cc <= double(n - 1))) return false;
+  start = kernel_start(cc, K);
+  return start >= 0 && start + reach - 1 < n;
 }
 
 /// Everything needed to read the coefficient array around one point.
@@ -633,11 +648,8 @@ VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, 
     bool interior = true;
     for (int d = 0; d < D && interior; ++d) {
       const double cc = x[d] + pad;
-      interior = cc >= 0.0 && cc <= double(dims[d] - 1); // false for NaN too
-      if (!interior) break;
-      const int64_t start = kernel_start(cc, K);
-      const int reach = d == 0 ? simd_lanes(K) : W;
-      interior = start >= 0 && start + reach - 1 < dims[d];
+      int64_t start;
+      interior = interior_tap<K>(cc, dims[d], interior_reach<K>(d), start);
       if (!interior) break;
       off += start * strides[d];
       kernel_weights<K, T>(cc, w[d], Grad ? dw[d] : nullptr);

@@ -9,6 +9,7 @@
 #include "evaluate.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
+#include "voxalign/spline/point_map.hpp"
 
 namespace voxalign {
 namespace {
@@ -87,15 +88,9 @@ inline void eval_batch(const CoeffView<T>& cv, const double (*xs)[kBatch<T>], in
   bool all_in = m == N;
   if constexpr (!Known) {
     for (int d = 0; d < D && all_in; ++d) {
-      const int reach = d == 0 ? detail::simd_lanes(K) : W;
-      const double hi = double(cv.dims[d] - 1);
-      for (int p = 0; p < N && all_in; ++p) {
-        const double cc = xs[d][p] + cv.pad;
-        all_in = cc >= 0.0 && cc <= hi; // false for NaN too: checked before any conversion
-        if (!all_in) break;
-        const int64_t start = kernel_start(cc, K);
-        all_in = start >= 0 && start + reach - 1 < cv.dims[d];
-      }
+      int64_t start;
+      for (int p = 0; p < N && all_in; ++p)
+        all_in = detail::interior_tap<K>(xs[d][p] + cv.pad, cv.dims[d], detail::interior_reach<K>(d), start);
     }
   }
   if (!all_in) {
@@ -284,11 +279,13 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
       for (int64_t j = tj * TJ; j < std::min(out.dims[1], (tj + 1) * TJ); ++j) {
         T* row = out.data + j * out.strides[1] + k * out.strides[2];
         const int64_t n = out.dims[0];
-        double b[3], st[3];
+        // Coordinate d of voxel i: affine_coord(st[d], i, r[d]) (point_map.hpp, as every operator
+        // computes it); b = r + pad only bounds the ranges below.
+        double r[3], b[3], st[3];
         for (int d = 0; d < D; ++d) {
-          const double* m = M + 4 * d;
-          b[d] = m[1] * double(j) + m[2] * double(k) + m[3] + cv.pad;
-          st[d] = m[0];
+          r[d] = affine_row(M + 4 * d, j, k);
+          b[d] = r[d] + cv.pad;
+          st[d] = M[4 * d];
         }
         // Interior range of i, conservative by one voxel at each end.
         double his[3];
@@ -309,7 +306,7 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
         }
         double x[3];
         auto general = [&](int64_t i) {
-          for (int d = 0; d < D; ++d) x[d] = b[d] - cv.pad + st[d] * double(i);
+          for (int d = 0; d < D; ++d) x[d] = affine_coord(st[d], i, r[d]);
           row[i * out.strides[0]] = detail::evaluate_point<K, D, T, false>(cv.data, cv.dims, cv.strides, x, cv.mode,
                                                                           cv.pad, cv.cval, nullptr);
         };
@@ -320,7 +317,7 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
           for (; a + N <= e; a += N) {
             double xs[3][N];
             for (int d = 0; d < D; ++d)
-              for (int p = 0; p < N; ++p) xs[d][p] = b[d] - cv.pad + st[d] * double(a + p);
+              for (int p = 0; p < N; ++p) xs[d][p] = affine_coord(st[d], a + p, r[d]);
             eval_batch<K, D, T, false>(cv, xs, N, row + a * out.strides[0], out.strides[0]);
           }
           for (; a < e; ++a) general(a);
@@ -337,10 +334,11 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
               __m256d X[D][2];
               const __m256d ib = _mm256_set1_pd(double(i0));
               for (int d = 0; d < D; ++d) {
-                const __m256d sd = _mm256_set1_pd(st[d]), bd = _mm256_set1_pd(b[d] - cv.pad);
+                const __m256d sd = _mm256_set1_pd(st[d]), rd = _mm256_set1_pd(r[d]);
                 const __m256d pd = _mm256_set1_pd(double(cv.pad));
-                X[d][0] = _mm256_add_pd(_mm256_add_pd(bd, _mm256_mul_pd(sd, _mm256_add_pd(ib, io0))), pd);
-                X[d][1] = _mm256_add_pd(_mm256_add_pd(bd, _mm256_mul_pd(sd, _mm256_add_pd(ib, io1))), pd);
+                // affine_coord (an fma), plus the padding
+                X[d][0] = _mm256_add_pd(_mm256_fmadd_pd(sd, _mm256_add_pd(ib, io0), rd), pd);
+                X[d][1] = _mm256_add_pd(_mm256_fmadd_pd(sd, _mm256_add_pd(ib, io1), rd), pd);
               }
               store_x8(row + i0 * out.strides[0], out.strides[0], [&](float* v) {
                 detail::interior_x8<K, D, false>(cv.data, cv.strides, X, v, nullptr);
@@ -353,7 +351,7 @@ template <class T> void warp_affine(const Coefficients<T>& c, const double* M, I
           const int m = int(std::min<int64_t>(N, ihi - i0));
           double xs[3][N];
           for (int d = 0; d < D; ++d)
-            for (int p = 0; p < N; ++p) xs[d][p] = b[d] - cv.pad + st[d] * double(i0 + std::min(p, m - 1));
+            for (int p = 0; p < N; ++p) xs[d][p] = affine_coord(st[d], i0 + std::min(p, m - 1), r[d]);
           eval_batch<K, D, T, true>(cv, xs, m, row + i0 * out.strides[0], out.strides[0]);
         }
         edge(ihi, vhi);

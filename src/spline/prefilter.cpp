@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
@@ -359,9 +360,21 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
   c.image = Image<T>(g, no_init); // every voxel is written by the copy below
   T* out = c.image.data();
   const int64_t d0 = g.dims[0], d1 = g.dims[1], d2 = g.dims[2];
+  const int64_t p1 = ndim > 1 ? p : 0, p2 = ndim > 2 ? p : 0;
+  // A source whose axis 0 is not its fastest (C order, transposed views): the samples first go to
+  // their place in `out` in cache-friendly tiles, and the row copy below reads them there.
+  bool staged = false;
+  for (int d = 1; d < 4; ++d)
+    staged |= in.dims[0] > 1 && in.dims[d] > 1 && std::llabs(in.strides[d]) < std::llabs(in.strides[0]);
+  if (staged) {
+    ImageView<T> interior = c.image.view();
+    interior.data += p + p1 * d0 + p2 * d0 * d1;
+    for (int d = 0; d < 4; ++d) interior.dims[d] = in.dims[d];
+    copy_view<T>(in, interior);
+    in = interior;
+  }
   // Copy (with scipy's padding: edge values for 'nearest', cval for 'grid-constant'), row by row.
   const T fill = T(cval);
-  const int64_t p1 = ndim > 1 ? p : 0, p2 = ndim > 2 ? p : 0;
   auto copy_rows = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t j = r % d1, k = r / d1;
@@ -374,16 +387,21 @@ Coefficients<T> spline_coefficients(ImageView<const T> in, int ndim, int order, 
       }
       const T* src = &in(0, std::clamp<int64_t>(sj, 0, in.dims[1] - 1), std::clamp<int64_t>(sk, 0, in.dims[2] - 1));
       const int64_t n0 = in.dims[0], s0 = in.strides[0];
-      if (s0 == 1) std::copy(src, src + n0, row + p);
-      else
+      if (src == row + p) { // staged: already in place
+      } else if (s0 == 1) {
+        std::copy(src, src + n0, row + p);
+      } else {
         for (int64_t i = 0; i < n0; ++i) row[p + i] = src[i * s0];
+      }
       const T left = mode == Mode::GridConstant ? fill : src[0];
       const T right = mode == Mode::GridConstant ? fill : src[(n0 - 1) * s0];
       std::fill(row, row + p, left);
       std::fill(row + p + n0, row + d0, right);
     }
   };
-  if (needs_prefilter(order) && ndim == 3 && d2 >= 8) { // the copy fused with the slice passes
+  // The copy fused with the slice passes; not for staged samples with padding, whose edge rows are
+  // read from slices that other threads filter in place.
+  if (needs_prefilter(order) && ndim == 3 && d2 >= 8 && !(staged && p > 0)) {
     filter_volume(out, g.dims.data(), ndim, order, mode, false, [&](int64_t k) { copy_rows(k * d1, (k + 1) * d1); });
     return c;
   }

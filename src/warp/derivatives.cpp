@@ -63,14 +63,9 @@ void for_each_warped_gradient(const Coefficients<T>& c, ImageView<const T> field
           }
           bool all_in = m == N;
           for (int d = 0; d < D && all_in; ++d) {
-            const int reach = d == 0 ? detail::simd_lanes(K) : W;
-            for (int p = 0; p < N && all_in; ++p) {
-              const double cc = xs[d][p] + c.pad;
-              all_in = cc >= 0.0 && cc <= double(cv.dims[d] - 1); // false for NaN too
-              if (!all_in) break;
-              const int64_t st = kernel_start(cc, K);
-              all_in = st >= 0 && st + reach - 1 < cv.dims[d];
-            }
+            int64_t st;
+            for (int p = 0; p < N && all_in; ++p)
+              all_in = detail::interior_tap<K>(xs[d][p] + c.pad, cv.dims[d], detail::interior_reach<K>(d), st);
           }
           if (all_in) {
             int64_t off[N] = {};
@@ -195,7 +190,7 @@ void warp_affine_jvp(const Coefficients<T>& c, const double* M, const double* dM
                                                                  const std::array<T, 3>& g) {
     T s = 0;
     for (int d = 0; d < nd; ++d)
-      s += g[d] * T(dM[4 * d] * double(i) + dM[4 * d + 1] * double(j) + dM[4 * d + 2] * double(k) + dM[4 * d + 3]);
+      s += g[d] * T(affine_point(dM + 4 * d, i, j, k));
     out(i, j, k) = s;
   }, M);
 }

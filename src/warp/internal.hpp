@@ -11,6 +11,7 @@
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/spline/interpolate.hpp"
+#include "voxalign/spline/point_map.hpp"
 #include "voxalign/warp/warp.hpp"
 
 namespace voxalign {
@@ -30,7 +31,7 @@ template <class T> struct PointOf {
       for (int d = 0; d < nd; ++d) x[d] = double(idx[d]) + double(field.data[o + d * field.strides[3]]);
     } else {
       for (int d = 0; d < nd; ++d)
-        x[d] = M[4 * d] * double(i) + M[4 * d + 1] * double(j) + M[4 * d + 2] * double(k) + M[4 * d + 3];
+        x[d] = affine_point(M + 4 * d, i, j, k); // as the forward warp rounds it
     }
   }
 };

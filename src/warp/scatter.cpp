@@ -85,13 +85,8 @@ void scatter_rows(T* c, const detail::Stencil<K, D, T>& s, int64_t slab_stride, 
 /// Whether point x's taps all lie inside the coefficient grid with no boundary mapping or folding
 /// (axis 0 reaching the SIMD lanes); start[d] receives the first tap per axis.
 template <int K, int D> bool interior_start(const int64_t* cd, int pad, const double* x, int64_t* start) {
-  constexpr int W = kernel_taps(K), V = detail::simd_lanes(K);
-  for (int d = 0; d < D; ++d) {
-    const double cc = x[d] + pad;
-    if (!(cc >= 0.0 && cc <= double(cd[d] - 1))) return false; // false for NaN too
-    start[d] = kernel_start(cc, K);
-    if (start[d] < 0 || start[d] + (d == 0 ? V : W) - 1 >= cd[d]) return false;
-  }
+  for (int d = 0; d < D; ++d)
+    if (!detail::interior_tap<K>(x[d] + pad, cd[d], detail::interior_reach<K>(d), start[d])) return false;
   return true;
 }
 
@@ -302,18 +297,15 @@ void scatter_grid(T* c, const int64_t* gdims, int nd, int order, Mode mode, int 
     auto coord_a = [&](int64_t i, int64_t j, int64_t k) {
       const int64_t idx[3] = {i, j, k};
       if (field.data) return double(idx[a]) + double(field.data[field.offset(i, j, k) + a * field.strides[3]]);
-      return M[4 * a] * double(i) + M[4 * a + 1] * double(j) + M[4 * a + 2] * double(k) + M[4 * a + 3];
+      return affine_point(M + 4 * a, i, j, k);
     };
     // Distinct slabs touched by the taps of a point whose slab-axis coordinate is xa: returns the
     // count n, the slabs in out[0..n); n = -1 with out = {first, last} when they are a range.
     auto slabs_of = [&](double xa, int64_t* out) {
-      const double cc = xa + pad;
-      if (cc >= 0.0 && cc <= double(na - 1)) { // fast path: the taps lie inside the grid
-        const int64_t st = kernel_start(cc, K);
-        if (st >= 0 && st + W - 1 < na) {
-          out[0] = st / kSlab, out[1] = (st + W - 1) / kSlab;
-          return -1;
-        }
+      int64_t st;
+      if (detail::interior_tap<K>(xa + pad, na, W, st)) { // fast path: the taps lie inside the grid
+        out[0] = st / kSlab, out[1] = (st + W - 1) / kSlab;
+        return -1;
       }
       detail::Stencil<K, 1, T> s;
       if (!detail::make_stencil<K, 1, T, false>(&xa, &cd[a], &one, mode, pad, s)) return 0;

@@ -3,9 +3,11 @@
 // the voxels that never change dropped, the automatic mask, and the TSV's columns and n/a's.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
+#include "voxalign/core/error.hpp"
 #include "voxalign/realign/realign.hpp"
 
 using namespace voxalign;
@@ -78,4 +80,49 @@ TEST(Confounds, TsvColumnsDerivativesAndNa) {
   EXPECT_NE(row1.find("\t2\t2\t5\t1.5"), std::string::npos);
   r.dvars.clear(), r.std_dvars.clear(); // not computed: the columns are left out
   EXPECT_EQ(bids_confounds_tsv(r).find("dvars"), std::string::npos);
+}
+
+TEST(Dvars, MaskedSeriesGivesTheSameAsTheSeries) {
+  // dvars_of_masked (what the streaming CLI keeps) against compute_dvars on the whole series, and the
+  // median scale (selected in place) against std::nth_element on a copy: negative values, ties, odd and
+  // even numbers of values; -v flips the median's sign, not the magnitudes.
+  for (const int64_t T : {6, 7}) {
+    std::vector<std::vector<float>> rows;
+    uint32_t state = 12345;
+    for (int v = 0; v < 9; ++v) {
+      std::vector<float> r;
+      for (int64_t t = 0; t < T; ++t) {
+        state = state * 1664525u + 1013904223u;
+        r.push_back(float(int(state >> 20) % 401) * 0.5f - 100.0f); // ties across voxels, none within one
+      }
+      rows.push_back(r);
+    }
+    const Image<float> s = series(rows);
+    Geometry g3 = s.geometry();
+    g3.dims[3] = 1;
+    Image<float> mask(g3, 1.0f);
+    mask.data()[2] = 0.0f;
+    const std::vector<int64_t> vox = dvars_voxels(mask, false);
+    ASSERT_EQ(vox.size(), 8u);
+    std::vector<float> x;
+    for (int64_t v : vox)
+      for (int64_t t = 0; t < T; ++t) x.push_back(s.data()[t * 9 + v]);
+    const Dvars a = compute_dvars(s, &mask), b = dvars_of_masked(x, 8, T);
+    EXPECT_EQ(a.dvars, b.dvars);
+    EXPECT_EQ(a.std_dvars, b.std_dvars);
+    // The scale: dvars[t] = RMS(differences) * 1000 / |median|.
+    std::vector<float> c = x;
+    const size_t h = c.size() / 2;
+    std::nth_element(c.begin(), c.begin() + std::ptrdiff_t(h), c.end());
+    double median = c[h];
+    if (c.size() % 2 == 0) median = 0.5 * (median + double(*std::max_element(c.begin(), c.begin() + std::ptrdiff_t(h))));
+    double ss = 0;
+    for (int64_t v = 0; v < 8; ++v) {
+      const double d = double(x[size_t(v * T + 1)]) - double(x[size_t(v * T)]);
+      ss += d * d;
+    }
+    ASSERT_EQ(b.voxels, 8); // every kept voxel varies here
+    EXPECT_DOUBLE_EQ(b.dvars[1], std::sqrt(ss / 8.0) * std::abs(1000.0 / median)) << "T " << T;
+  }
+  EXPECT_THROW(dvars_voxels(Image<float>(Geometry(), 0.0f), false), InvalidArgument);
 }

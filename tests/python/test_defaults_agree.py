@@ -88,6 +88,14 @@ CASES = [
     ("realign", "degree", vx.realign, "degree", None),
     ("realign", "write-degree", vx.realign, "write_degree", None),
     ("realign", "estimate-only", vx.realign, "reslice", lambda v: not v),
+    ("sdc", "warpres", vx.sdc, "warp_res", lambda v: tuple(float(x) for x in v.split(","))),
+    ("sdc", "subsamp", vx.sdc, "subsample", lambda v: as_list(v, ",")),
+    ("sdc", "fwhm", vx.sdc, "fwhm", lambda v: tuple(float(x) for x in v.split(","))),
+    ("sdc", "miter", vx.sdc, "iterations", lambda v: as_list(v, ",")),
+    ("sdc", "lambda", vx.sdc, "lambda_", lambda v: tuple(float(x) for x in v.split(","))),
+    ("sdc", "tolerance", vx.sdc, "tolerance", None),
+    ("sdc", "no-align", vx.sdc, "align_volumes", lambda v: not v),
+    ("sdc", "cg-iterations", vx.sdc, "cg_iterations", None),
 ]
 
 

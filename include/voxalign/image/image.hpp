@@ -59,6 +59,12 @@ template <class T> ImageView<T> contiguous_view(T* data, const int64_t* dims) {
   return v;
 }
 
+/// Copy `src` (any strides, negative included) into `dst` (same dims; its axis-0 stride should be 1).
+/// When the source's fastest-varying axis is not axis 0 (a C-order or transposed numpy array), the
+/// copy runs in small tiles of (axis 0, that axis), so that both sides are read and written a cache
+/// line at a time instead of one element per line. Threaded; an exact copy.
+template <class T> void copy_view(ImageView<const T> src, ImageView<T> dst);
+
 /// Allocator that leaves elements uninitialised on resize (value-initialisation of large buffers
 /// that are overwritten right away costs a full extra pass over memory).
 /// Large blocks come from buffer_allocate (recycled between calls; see core/memory.hpp).

@@ -94,9 +94,6 @@ struct NiftiWriteOptions {
   /// descrip, aux_file, cal_min/max, toffset and time unit are kept and slice timing and extensions
   /// dropped. xform_code is used only without meta.
   const NiftiMeta* meta = nullptr;
-  /// Write dims[3] as vector components (X x Y x Z x 1 x C, dim[0] = 5, intent vector), as ITK and
-  /// ANTs write displacement fields; read back by read_nifti_vector.
-  bool vector = false;
 };
 
 /// Write an image to .nii or .nii.gz (NIfTI-1, or NIfTI-2 when a dimension exceeds 32767), with

@@ -100,6 +100,12 @@ struct Dvars {
   int64_t voxels = 0;
 };
 Dvars compute_dvars(const Image<float>& series, const Image<float>* mask = nullptr, double variance_tol = 1e-7);
+/// The same from the masked voxels' time series alone: x[v * T + t] for voxel v (in dvars_voxels' order)
+/// and frame t -- what a caller streaming the series keeps instead of the series.
+Dvars dvars_of_masked(const std::vector<float>& x, int64_t V, int64_t T, double variance_tol = 1e-7);
+/// The voxels (frame offsets, increasing) DVARS uses in `mask`; `automatic` (a dvars_auto_mask): an empty
+/// mask means every voxel. Throws InvalidArgument for an empty given mask.
+std::vector<int64_t> dvars_voxels(const Image<float>& mask, bool automatic);
 
 /// The brain mask used for DVARS without one: SPM's analysis mask on a mean image -- the voxels above 0.8
 /// of the global mean, the global mean being the mean of the voxels above 1/8 of the image's mean

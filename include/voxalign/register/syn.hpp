@@ -63,9 +63,6 @@ DeformableResult register_deformable(const Image<float>& fixed, const Image<floa
 /// det(I + du/dx) of a displacement field (RAS mm) by central differences (one-sided at the edges).
 Image<float> jacobian_determinant(const DisplacementField& f);
 
-/// Write an ITK/ANTs displacement field: NIfTI X x Y x Z x 1 x 3 float32, intent vector, LPS mm.
-void write_displacement_field(const std::string& path, const DisplacementField& f);
-
 namespace syn {
 /// The metric of SynOptions at one level with no pyramid: F(x + u1(x)) against M(A (x + u2(x))) on
 /// F's grid (fields in RAS mm, 3 components, on F's grid), and its exact gradients dE/du1, dE/du2

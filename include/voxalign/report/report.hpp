@@ -15,6 +15,8 @@ std::string svg_line_plot(const std::string& title, const std::string& ylabel, c
 
 /// An 8-bit greyscale PNG file's bytes (rows top to bottom), deflate-compressed with zlib.
 std::string png_gray(const std::vector<uint8_t>& pixels, int width, int height);
+/// The same for 8-bit RGB (3 bytes per pixel, rows top to bottom).
+std::string png_rgb(const std::vector<uint8_t>& pixels, int width, int height);
 
 std::string base64(const std::string& bytes);
 

@@ -10,15 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "voxalign/core/hd.hpp"
 #include "voxalign/core/names.hpp"
-
-#ifdef __CUDACC__
-#define VX_HD __host__ __device__ inline
-#define VX_FORCEINLINE __forceinline__
-#else
-#define VX_HD inline
-#define VX_FORCEINLINE __attribute__((always_inline))
-#endif
 
 namespace voxalign {
 

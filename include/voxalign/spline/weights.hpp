@@ -7,6 +7,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "voxalign/core/hd.hpp"
 #include "voxalign/spline/modes.hpp"
 
 namespace voxalign {
