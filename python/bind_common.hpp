@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "voxalign/transform/displacement.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/memory.hpp"
 #include "voxalign/image/image.hpp"
@@ -144,6 +145,25 @@ inline std::vector<size_t> grid_shape(const std::vector<int64_t>& shape, int nd)
     s.push_back(size_t(v));
   }
   return s;
+}
+
+// An X x Y x Z x 3 float64 array (RAS mm) on the grid `affine` as a DisplacementField (copied).
+inline DisplacementField field_of(const InArr<double>& a, const Mat44& affine, const char* what) {
+  if (a.ndim() != 4 || a.shape(3) != 3) throw InvalidArgument(std::string(what) + ": a displacement field is X x Y x Z x 3");
+  const ImageView<const double> v = view_of<double>(a, 4, what);
+  Geometry g;
+  g.ndim = 4;
+  for (int d = 0; d < 4; ++d) g.dims[d] = v.dims[d];
+  g.affine = to_mat4(affine);
+  DisplacementField f;
+  f.u = Image<double>(g, no_init);
+  double* dst = f.u.data();
+  for (int c = 0; c < 3; ++c)
+    for (int64_t k = 0; k < g.dims[2]; ++k)
+      for (int64_t j = 0; j < g.dims[1]; ++j)
+        for (int64_t i = 0; i < g.dims[0]; ++i) *dst++ = v(i, j, k, c);
+  check_displacement_field(f, what);
+  return f;
 }
 
 // A 2D or 3D float array with its voxel->world matrix as an owning Image (copied: contiguous).

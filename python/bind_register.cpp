@@ -4,6 +4,8 @@
 
 #include "voxalign/realign/realign.hpp"
 #include "voxalign/register/register.hpp"
+#include "voxalign/register/syn.hpp"
+#include "voxalign/sdc/sdc.hpp" // write_displacement_field
 
 namespace voxalign::py {
 namespace {
@@ -27,10 +29,31 @@ RegisterOptions register_options(const nb::dict& kw) {
     else if (k == "tolerance") o.tolerance = nb::cast<double>(val);
     else if (k == "learning_rate") o.learning_rate = nb::cast<double>(val);
     else if (k == "skip_fill") o.skip_fill = nb::cast<bool>(val);
+    else if (k.rfind("syn_", 0) == 0) continue; // syn_options
     else throw InvalidArgument("register: unknown option '" + k + "'");
   }
   return o;
 }
+
+SynOptions syn_options(const nb::dict& kw) {
+  SynOptions o;
+  for (auto [key, val] : kw) {
+    const std::string k = nb::cast<std::string>(key);
+    if (k == "syn_metric") o.metric = metric_names().parse(nb::cast<std::string>(val));
+    else if (k == "syn_radius") o.radius = nb::cast<int>(val);
+    else if (k == "syn_levels") o.levels = nb::cast<std::vector<int>>(val);
+    else if (k == "syn_smoothing") o.smoothing = nb::cast<std::vector<double>>(val);
+    else if (k == "syn_iterations") o.iterations = nb::cast<std::vector<int>>(val);
+    else if (k == "syn_step") o.step = nb::cast<double>(val);
+    else if (k == "syn_update_sigma") o.update_sigma = nb::cast<double>(val);
+    else if (k == "syn_total_sigma") o.total_sigma = nb::cast<double>(val);
+    else if (k == "syn_convergence") o.convergence = nb::cast<double>(val);
+  }
+  return o;
+}
+
+// A field (RAS mm) as an X x Y x Z x 3 float64 array.
+nb::object field_array(DisplacementField&& f) { return nb::cast(from_image(std::move(f.u), 4)); }
 
 // The keyword defaults of voxalign.register: a default-constructed RegisterOptions. Empty
 // smoothing / iterations mean "per level, chosen by the engine" and are None in Python.
@@ -52,6 +75,16 @@ nb::dict register_defaults() {
   d["tolerance"] = o.tolerance;
   d["learning_rate"] = o.learning_rate;
   d["skip_fill"] = o.skip_fill;
+  const SynOptions so;
+  d["syn_metric"] = metric_names().name(so.metric);
+  d["syn_radius"] = so.radius;
+  d["syn_levels"] = nb::tuple(nb::cast(so.levels));
+  d["syn_smoothing"] = so.smoothing.empty() ? nb::none() : nb::object(nb::tuple(nb::cast(so.smoothing)));
+  d["syn_iterations"] = nb::tuple(nb::cast(so.iterations));
+  d["syn_step"] = so.step;
+  d["syn_update_sigma"] = so.update_sigma;
+  d["syn_total_sigma"] = so.total_sigma;
+  d["syn_convergence"] = so.convergence;
   return d;
 }
 
@@ -65,11 +98,23 @@ nb::dict py_register(InArr<float> moving, Mat44 moving_affine, InArr<float> fixe
   if (fixed_mask) fm = image_of(*fixed_mask, fixed_affine, "fixed_mask");
   if (moving_mask) mm = image_of(*moving_mask, moving_affine, "moving_mask");
   RegisterResult r;
+  DeformableResult dr;
+  const bool syn = o.transform == TransformType::Syn;
   {
     nb::gil_scoped_release release;
-    r = register_images(fx, mv, o, fixed_mask ? &fm : nullptr, moving_mask ? &mm : nullptr);
+    if (syn) {
+      dr = register_deformable(fx, mv, o, syn_options(kw), fixed_mask ? &fm : nullptr, moving_mask ? &mm : nullptr);
+      r = std::move(dr.affine);
+    } else {
+      r = register_images(fx, mv, o, fixed_mask ? &fm : nullptr, moving_mask ? &mm : nullptr);
+    }
   }
   nb::dict d;
+  if (syn) {
+    d["syn_metric_value"] = dr.syn.metric;
+    d["warp"] = field_array(std::move(dr.syn.forward));
+    d["inverse_warp"] = field_array(std::move(dr.syn.inverse));
+  }
   d["matrix"] = from_mat4(r.matrix);
   d["init"] = from_mat4(r.init);
   d["parameters"] = r.parameters;
@@ -188,6 +233,14 @@ void bind_register(nb::module_& m) {
   m.def("register_metric", &py_register_metric, nb::arg("moving"), nb::arg("moving_affine"), nb::arg("fixed"),
         nb::arg("fixed_affine"), nb::arg("groups"), nb::arg("centre"), nb::arg("init"), nb::arg("theta"),
         nb::arg("fixed_mask").none(), nb::arg("moving_mask").none(), nb::arg("options"));
+  m.def("write_displacement_field", [](const std::string& path, InArr<double> field, Mat44 affine) {
+    const DisplacementField f = field_of(field, affine, "write_displacement_field");
+    nb::gil_scoped_release release;
+    write_displacement_field(path, f);
+  });
+  m.def("jacobian_determinant", [](InArr<double> field, Mat44 affine) {
+    return from_image(jacobian_determinant(field_of(field, affine, "jacobian_determinant")), 3);
+  });
   m.def("transform_groups", [](const std::string& t) { return transform_groups(transform_names().parse(t)); });
   m.attr("REGISTER_DEFAULTS") = register_defaults();
   m.def("realign", &py_realign, nb::arg("data"), nb::arg("affine"), nb::arg("weight").none(), nb::arg("ref_frame"),

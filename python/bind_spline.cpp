@@ -122,10 +122,16 @@ OutArr<T> py_resample_chain(InArr<T> a, Mat44 affine, std::vector<int64_t> shape
   const bool alone = items.size() == 1;
   TransformChain chain;
   for (const nb::object& it : items) {
-    if (nb::isinstance<nb::str>(it))
+    if (nb::isinstance<nb::str>(it)) {
       chain.append(read_transform_chain({nb::cast<std::string>(it)}, alone ? &gout : nullptr, alone ? &gin : nullptr));
-    else
+    } else if (nb::isinstance<nb::tuple>(it)) { // (field X x Y x Z x 3 in RAS mm, its grid's affine)
+      const nb::tuple t = nb::cast<nb::tuple>(it);
+      auto f = std::make_shared<const DisplacementField>(
+          field_of(nb::cast<InArr<double>>(t[0]), nb::cast<Mat44>(t[1]), "resample: displacement field"));
+      chain.append(f);
+    } else {
       chain.append(to_mat4(nb::cast<Mat44>(it)));
+    }
   }
   const ResampleOptions o = resample_options(order, mode, cval);
   {

@@ -75,6 +75,11 @@ class Registration:
         self.transform, self.metric_name = transform, metric
         self.fixed_shape, self.fixed_affine = tuple(fixed_shape), np.asarray(fixed_affine)
         self.moving_shape, self.moving_affine = tuple(moving_shape), np.asarray(moving_affine)
+        # transform "syn": the deformable part on the fixed grid (X x Y x Z x 3, RAS mm): fixed point
+        # y -> y + warp(y), then ``matrix``; inverse_warp undoes warp.
+        self.warp = d.get("warp")
+        self.inverse_warp = d.get("inverse_warp")
+        self.syn_metric = d.get("syn_metric_value")
 
     @property
     def params(self) -> dict:
@@ -96,11 +101,27 @@ class Registration:
         own = is_path(image) or is_image(image) or (isinstance(image, Coefficients) and image.affine is not None)
         if affine is None and not own:
             affine = self.moving_affine  # an array (or its coefficients) on the moving grid
-        t = self.matrix
+        t = self.matrix if self.warp is None else [(self.warp, self.fixed_affine), self.matrix]
         if before is not None:
-            t = [*(before if isinstance(before, (list, tuple)) else [before]), self.matrix]
+            from .resampling import _is_field
+            seq = list(before) if isinstance(before, (list, tuple)) and not _is_field(before) else [before]
+            t = [*seq, *(t if isinstance(t, list) else [t])]
         return resample(image, affine, self.fixed_shape, self.fixed_affine, transform=t, degree=degree,
                         mode=mode, cval=cval)
+
+    def save_warp(self, path, inverse: bool = False) -> None:
+        """Write the SyN displacement field (or its inverse) as ANTs and ITK read it: a NIfTI vector image
+        (X x Y x Z x 1 x 3, LPS mm) on the fixed grid; apply as ``-t WARP -t AFFINE`` (``save`` the affine)."""
+        f = self.inverse_warp if inverse else self.warp
+        if f is None:
+            raise ValueError("save_warp: this registration has no warp (transform='syn' makes one)")
+        _core.write_displacement_field(os.fspath(path), f, self.fixed_affine)
+
+    def jacobian(self) -> np.ndarray:
+        """det(I + d warp / dx) on the fixed grid (transform='syn')."""
+        if self.warp is None:
+            raise ValueError("jacobian: this registration has no warp (transform='syn' makes one)")
+        return np.asarray(_core.jacobian_determinant(self.warp, self.fixed_affine))
 
     def fsl_matrix(self) -> np.ndarray:
         """The FSL FLIRT matrix (moving scaled-voxel mm -> fixed scaled-voxel mm)."""
@@ -160,11 +181,19 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
              iterations=_D["iterations"], init=_D["init"], fixed_mask=None, moving_mask=None,
              freeze: Sequence[str] = _D["freeze"], degree: int = _D["degree"], max_samples: int = _D["max_samples"],
              bins: int = _D["bins"], radius: int = _D["radius"], tolerance: float = _D["tolerance"],
-             learning_rate: float = _D["learning_rate"], skip_fill: bool = _D["skip_fill"]):
+             learning_rate: float = _D["learning_rate"], skip_fill: bool = _D["skip_fill"],
+             syn_metric: str = _D["syn_metric"], syn_radius: int = _D["syn_radius"],
+             syn_levels: Sequence[int] = _D["syn_levels"], syn_smoothing: Optional[Sequence[float]] = _D["syn_smoothing"],
+             syn_iterations=_D["syn_iterations"], syn_step: float = _D["syn_step"],
+             syn_update_sigma: float = _D["syn_update_sigma"], syn_total_sigma: float = _D["syn_total_sigma"],
+             syn_convergence: float = _D["syn_convergence"]):
     """Register ``moving`` to ``fixed`` (2D or 3D; NIfTI paths, nibabel images, or arrays with ``*_affine``).
 
     ``moving`` may be a list: each is registered to ``fixed`` and a list of results is returned.
-    transform: translation | rigid | similarity | affine. metric: ssd | ncc | lncc | mi (Mattes).
+    transform: translation | rigid | similarity | affine | syn (rigid, affine, then greedy SyN with the
+    syn_* options: metric lncc | ssd, lncc radius, levels, smoothing (mm), iterations (one or per level),
+    step (voxels), update_sigma and total_sigma (voxels), convergence; docs/register.md; the result's
+    ``warp``/``inverse_warp`` hold the fields, ``apply`` uses them). metric: ssd | ncc | lncc | mi (Mattes).
     levels: shrink factors (coarse to fine); smoothing: Gaussian sigma in mm per level (default
     shrink/2 fixed voxels, none at shrink 1); a repeated factor with decreasing smoothing gives a
     continuation in smoothing. optimizer: auto (gn for ssd, lbfgs otherwise) | gn | lbfgs | gd | adam.
@@ -180,7 +209,10 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
                          metric=metric, levels=levels, smoothing=smoothing, optimizer=optimizer, iterations=iterations,
                          init=init, fixed_mask=fixed_mask, moving_mask=moving_mask, freeze=freeze, degree=degree,
                          max_samples=max_samples, bins=bins, radius=radius, tolerance=tolerance,
-                         learning_rate=learning_rate, skip_fill=skip_fill) for m in moving]
+                         learning_rate=learning_rate, skip_fill=skip_fill, syn_metric=syn_metric, syn_radius=syn_radius,
+                         syn_levels=syn_levels, syn_smoothing=syn_smoothing, syn_iterations=syn_iterations,
+                         syn_step=syn_step, syn_update_sigma=syn_update_sigma, syn_total_sigma=syn_total_sigma,
+                         syn_convergence=syn_convergence) for m in moving]
     transform = name_of("transform", transform, "register: transform")
     metric = name_of("metric", metric, "register: metric")
     optimizer = name_of("optimizer", optimizer, "register: optimizer")
@@ -197,6 +229,13 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
         opts["smoothing"] = [float(s) for s in smoothing]
     if iterations is not None:
         opts["iterations"] = [int(i) for i in np.atleast_1d(iterations)]
+    if transform == "syn":
+        opts.update(syn_metric=name_of("metric", syn_metric, "register: syn_metric"), syn_radius=int(syn_radius),
+                    syn_levels=[int(s) for s in syn_levels], syn_iterations=[int(i) for i in np.atleast_1d(syn_iterations)],
+                    syn_step=float(syn_step), syn_update_sigma=float(syn_update_sigma),
+                    syn_total_sigma=float(syn_total_sigma), syn_convergence=float(syn_convergence))
+        if syn_smoothing is not None:
+            opts["syn_smoothing"] = [float(s) for s in syn_smoothing]
     d = _core.register(m, maff, f, faff, fm, mm, init_m, opts)
     return Registration(d, f.shape, faff, m.shape, maff, transform, metric)
 

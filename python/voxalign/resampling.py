@@ -65,7 +65,8 @@ def resample(image, affine=None, shape: Optional[Sequence[int]] = None, target_a
     name, or a list of those applied in the order given (the order of antsApplyTransforms' -t and
     ANTsPy's ``transformlist``). Files may be affine transforms in any format read_transform reads,
     ITK .h5 files (composites and displacement fields included) and ITK/ANTs displacement fields
-    (.nii/.nii.gz vector images, docs/transforms.md). A 4D image is resampled frame by frame
+    (.nii/.nii.gz vector images, docs/transforms.md), or in memory as a ``(field, affine)`` pair (an
+    X x Y x Z x 3 array of RAS mm displacements on the grid ``affine``, as ``Registration.warp``). A 4D image is resampled frame by frame
     (its last axis is time). Returns a nibabel image on the target grid for a path or image input,
     else an array of ``shape`` (plus the frames), float32 for float32 input and float64 otherwise.
 
@@ -107,8 +108,14 @@ def resample(image, affine=None, shape: Optional[Sequence[int]] = None, target_a
 def _transform_files(t):
     """A transform that names files, as the list resample_chain takes (names and 4x4 matrices, in the
     order applied); None when it names none (matrices only)."""
-    seq = list(t) if isinstance(t, (list, tuple)) else [t]
-    if not any(isinstance(x, (str, os.PathLike)) for x in seq):
+    seq = list(t) if isinstance(t, list) or (isinstance(t, tuple) and not _is_field(t)) else [t]
+    if not any(isinstance(x, (str, os.PathLike)) or _is_field(x) for x in seq):
         return None
     return [os.fspath(x) if isinstance(x, (str, os.PathLike))
+            else (np.asarray(x[0], dtype=np.float64), _affine4(x[1], "resample: field affine")) if _is_field(x)
             else _affine4(x, "resample: transform", invertible=False) for x in seq]
+
+
+def _is_field(x):
+    """A (field, affine) pair: an X x Y x Z x 3 displacement field in RAS mm on the grid ``affine``."""
+    return isinstance(x, tuple) and len(x) == 2 and np.ndim(x[0]) == 4

@@ -276,7 +276,8 @@ double metric_value_and_gradient(const Image<float>& fixed, const Image<float>& 
 
 const NameTable<TransformType>& transform_names() {
   static const NameTable<TransformType> t{"transform", {{TransformType::Translation, "translation"},
-      {TransformType::Rigid, "rigid"}, {TransformType::Similarity, "similarity"}, {TransformType::Affine, "affine"}}};
+      {TransformType::Rigid, "rigid"}, {TransformType::Similarity, "similarity"}, {TransformType::Affine, "affine"},
+      {TransformType::Syn, "syn"}}};
   return t;
 }
 
@@ -304,6 +305,8 @@ std::vector<std::string> transform_groups(TransformType t) {
   case TransformType::Rigid: return {"translation", "rotation"};
   case TransformType::Similarity: return {"translation", "rotation", "scale"};
   case TransformType::Affine: return {"translation", "rotation", "zoom", "shear"};
+  case TransformType::Syn:
+    throw InvalidArgument("transform syn is deformable: it has no affine parameters (use register_deformable)");
   }
   throw InvalidArgument("unknown transform type");
 }

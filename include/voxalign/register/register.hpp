@@ -20,8 +20,9 @@
 namespace voxalign {
 
 /// The parameter groups estimated: translation (3 parameters; 2D: 2), rigid (+ rotation: 6; 3),
-/// similarity (+ isotropic scale: 7; 4), affine (+ zooms and shears: 12; 6).
-enum class TransformType { Translation, Rigid, Similarity, Affine };
+/// similarity (+ isotropic scale: 7; 4), affine (+ zooms and shears: 12; 6). Syn: rigid, affine, then
+/// deformable (register_deformable in register/syn.hpp; register_images refuses it).
+enum class TransformType { Translation, Rigid, Similarity, Affine, Syn };
 /// ssd: sum of squared differences; ncc: normalised cross-correlation; lncc: local NCC in windows;
 /// mi: Mattes mutual information.
 enum class Metric { SSD, NCC, LNCC, MI };
@@ -31,7 +32,7 @@ enum class Optimizer { Auto, GaussNewton, LBFGS, GradientDescent, Adam };
 /// mass aligned (rotations about the fixed image's), or the identity.
 enum class RegisterInit { Center, Moments, Identity };
 
-/// Their names (translation, rigid, ...; ssd, ncc, lncc, mi; auto, gn, lbfgs, gd, adam; center, moments, identity).
+/// Their names (translation, rigid, similarity, affine, syn; ssd, ncc, lncc, mi; auto, gn, lbfgs, gd, adam; center, moments, identity).
 const NameTable<TransformType>& transform_names();
 const NameTable<Metric>& metric_names();
 const NameTable<Optimizer>& optimizer_names();

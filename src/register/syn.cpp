@@ -1,0 +1,256 @@
+// The SyN driver: pyramid, greedy symmetric iterations, inversion and composition of the half-way
+// fields into the forward and inverse warps; the Jacobian determinant.
+#include "voxalign/register/syn.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine.hpp"
+#include "syn_internal.hpp"
+#include "voxalign/core/error.hpp"
+#include "voxalign/core/parallel.hpp"
+#include "voxalign/warp/warp.hpp"
+
+namespace voxalign {
+namespace {
+using namespace syn;
+
+void check_options(const Image<float>& fixed, const Image<float>& moving, const SynOptions& o) {
+  for (const auto* im : {&fixed, &moving}) {
+    const auto& d = im->geometry().dims;
+    VX_CHECK(d[3] == 1 && d[0] >= 4 && d[1] >= 4 && d[2] >= 4, InvalidArgument,
+             "syn: 3D images of at least 4 voxels per axis expected (the ", im == &fixed ? "fixed" : "moving",
+             " image is ", d[0], "x", d[1], "x", d[2], "x", d[3], ")");
+  }
+  VX_CHECK(o.metric == Metric::SSD || o.metric == Metric::LNCC, InvalidArgument, "syn metric: ssd or lncc (got ",
+           metric_names().name(o.metric), ")");
+  VX_CHECK(!o.levels.empty(), InvalidArgument, "syn levels: give at least one shrink factor");
+  for (int s : o.levels) VX_CHECK(s >= 1 && s <= 64, InvalidArgument, "syn levels: shrink factors are 1..64 (got ", s, ")");
+  VX_CHECK(o.smoothing.empty() || o.smoothing.size() == o.levels.size(), InvalidArgument, "syn smoothing: ",
+           o.levels.size(), " values expected (one per level), got ", o.smoothing.size());
+  for (double s : o.smoothing) VX_CHECK(s >= 0 && std::isfinite(s), InvalidArgument, "syn smoothing: sigmas must be >= 0");
+  VX_CHECK(o.iterations.size() == 1 || o.iterations.size() == o.levels.size(), InvalidArgument,
+           "syn iterations: one value or one per level (", o.levels.size(), ")");
+  for (int it : o.iterations) VX_CHECK(it >= 0, InvalidArgument, "syn iterations must be >= 0");
+  VX_CHECK(o.step > 0 && o.step <= 10, InvalidArgument, "syn step: 0 < step <= 10 voxels (got ", o.step, ")");
+  VX_CHECK(o.update_sigma >= 0 && o.update_sigma <= 50 && o.total_sigma >= 0 && o.total_sigma <= 50, InvalidArgument,
+           "syn update / total sigma: 0..50 voxels");
+  VX_CHECK(o.degree >= 1 && o.degree <= 5, InvalidArgument, "syn degree: 1..5 (got ", o.degree, ")");
+  VX_CHECK(o.radius >= 1 && o.radius <= 32, InvalidArgument, "syn radius: 1..32 (got ", o.radius, ")");
+  VX_CHECK(o.convergence >= 0 && std::isfinite(o.convergence), InvalidArgument, "syn convergence must be >= 0");
+}
+
+void check_overlap(const Image<float>& fixed, const Image<float>& moving, const Mat4& affine) {
+  VX_CHECK(affine.allFinite() && std::abs(affine.topLeftCorner<3, 3>().determinant()) > 1e-12, InvalidArgument,
+           "syn: the affine transform is not an invertible map");
+  const Geometry &fg = fixed.geometry(), &mg = moving.geometry();
+  const Mat4 M = mg.affine.inverse() * affine * fg.affine;
+  int64_t inside = 0, total = 0;
+  const int64_t step = std::max<int64_t>(1, std::max({fg.dims[0], fg.dims[1], fg.dims[2]}) / 16);
+  for (int64_t k = 0; k < fg.dims[2]; k += step)
+    for (int64_t j = 0; j < fg.dims[1]; j += step)
+      for (int64_t i = 0; i < fg.dims[0]; i += step) {
+        ++total;
+        const Eigen::Vector4d q = M * Eigen::Vector4d(double(i), double(j), double(k), 1.0);
+        bool in = true;
+        for (int d = 0; d < 3 && in; ++d) in = q[d] >= 0.0 && q[d] <= double(mg.dims[d] - 1);
+        inside += in;
+      }
+  VX_CHECK(inside * 20 >= total, InvalidArgument, "the images do not overlap at the affine transform (", inside, " of ",
+           total, " fixed voxels checked map inside the moving image)");
+}
+
+LevelImages make_level(const Image<float>& fixed, const Image<float>& moving, int shrink, double sigma_mm, int degree) {
+  auto level = [&](const Image<float>& im, int s) {
+    const Vec3 sp = im.geometry().spacing();
+    const double sig[3] = {sigma_mm / sp[0], sigma_mm / sp[1], sigma_mm / sp[2]};
+    return reg::smooth_shrink(im, sig, s);
+  };
+  const Image<float> F = level(fixed, shrink);
+  const Image<float> M = level(moving, reg::moving_shrink(fixed.geometry(), moving.geometry(), shrink));
+  LevelImages L;
+  L.grid = F.geometry();
+  L.cf = spline_coefficients<float>(F.view(), 3, degree, Mode::Nearest);
+  L.cm = spline_coefficients<float>(M.view(), 3, degree, Mode::Nearest);
+  L.fixed_world_to_voxel = F.geometry().affine.inverse();
+  L.moving_world_to_voxel = M.geometry().affine.inverse();
+  L.varf = variance(F), L.varm = variance(M);
+  return L;
+}
+
+Image<float> zero_field(const Geometry& grid) {
+  Geometry g = grid;
+  g.dims[3] = 3, g.ndim = 4;
+  return Image<float>(g, 0.0f);
+}
+
+/// One greedy step on field u from its metric gradient g: d = -G(g) scaled to `step` voxels, composed.
+void step_field(Image<float>& u, Image<float>& g, const SynOptions& o) {
+  smooth_field(g, o.update_sigma);
+  const double m = max_voxel_norm(g);
+  if (!(m > 0) || !std::isfinite(m)) return;
+  const float s = float(-o.step / m);
+  for (int64_t q = 0; q < g.size(); ++q) g.data()[q] *= s;
+  compose_update(u, g);
+  smooth_field(u, o.total_sigma);
+}
+
+/// Inverse of a field (mm) on its grid by fixed-point iteration (voxel units inside).
+Image<float> invert(const Image<float>& u) {
+  const int64_t N = u.geometry().frame_size();
+  const Eigen::Matrix3d L = u.geometry().affine.topLeftCorner<3, 3>(), Linv = L.inverse();
+  auto convert = [N](Image<float>& f, const Eigen::Matrix3d& M) {
+    float* d = f.data();
+    parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
+      for (int64_t q = a; q < b; ++q) {
+        const Eigen::Vector3d v = M * Eigen::Vector3d(d[q], d[q + N], d[q + 2 * N]);
+        for (int c = 0; c < 3; ++c) d[q + c * N] = float(v[c]);
+      }
+    });
+  };
+  Image<float> uv = u;
+  convert(uv, Linv);
+  Image<float> inv(u.geometry(), no_init);
+  invert_displacement<float>(uv.view(), 3, 1, 50, 1e-4, inv.view());
+  convert(inv, L);
+  return inv;
+}
+
+/// The map y -> y + a(y) followed by z -> z + b(z), as one field on their (common) grid.
+DisplacementField compose(const Image<float>& a, const Image<float>& b) {
+  const Geometry& g = a.geometry();
+  const int64_t* n = g.dims.data();
+  const int64_t N = g.frame_size();
+  const Eigen::Matrix3d Linv = g.affine.topLeftCorner<3, 3>().inverse();
+  DisplacementField f;
+  f.u = Image<double>(g, no_init);
+  parallel_for(N, kVoxGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t q = lo; q < hi; ++q) {
+      const Eigen::Vector3d x{double(q % n[0]), double((q / n[0]) % n[1]), double(q / (n[0] * n[1]))};
+      const Eigen::Vector3d av{a.data()[q], a.data()[q + N], a.data()[q + 2 * N]};
+      const Eigen::Vector3d r = av + sample_field(b.data(), n, x + Linv * av);
+      // float values: the field written to a float32 file is the one the moved image was made with
+      for (int d = 0; d < 3; ++d) f.u.data()[q + d * N] = double(float(r[d]));
+    }
+  });
+  return f;
+}
+
+} // namespace
+
+double syn::metric_and_gradient(const Image<float>& F, const Image<float>& M, const Mat4& affine, const Image<float>& u1,
+                                const Image<float>& u2, const SynOptions& o, Image<float>* g1, Image<float>* g2) {
+  check_options(F, M, o);
+  const LevelImages L = make_level(F, M, 1, 0.0, o.degree);
+  for (const auto* u : {&u1, &u2}) {
+    const auto& d = u->geometry().dims;
+    VX_CHECK(d[0] == L.grid.dims[0] && d[1] == L.grid.dims[1] && d[2] == L.grid.dims[2] && d[3] == 3, InvalidArgument,
+             "syn metric: fields must have 3 components on the fixed grid");
+  }
+  return level_metric(L, affine, u1, u2, o.metric, o.radius, g1, g2);
+}
+
+SynResult register_syn(const Image<float>& fixed, const Image<float>& moving, const Mat4& affine, const SynOptions& o,
+                       const RegisterProgress& progress) {
+  check_options(fixed, moving, o);
+  check_overlap(fixed, moving, affine);
+  const Vec3 fsp = fixed.geometry().spacing();
+  const int nlev = int(o.levels.size());
+  SynResult res;
+  Image<float> u1, u2;
+  for (int li = 0; li < nlev; ++li) {
+    const int shrink = o.levels[size_t(li)];
+    const double sigma = o.smoothing.empty() ? (shrink > 1 ? 0.5 * shrink * fsp.mean() : 0.0) : o.smoothing[size_t(li)];
+    const int iters = o.iterations.size() == 1 ? o.iterations[0] : o.iterations[size_t(li)];
+    const LevelImages L = make_level(fixed, moving, shrink, sigma, o.degree);
+    if (li == 0) {
+      u1 = zero_field(L.grid), u2 = zero_field(L.grid);
+    } else {
+      u1 = resample_field(u1, L.grid), u2 = resample_field(u2, L.grid);
+    }
+    std::vector<double> history;
+    RegisterLevel rl;
+    rl.shrink = shrink, rl.sigma_mm = sigma, rl.samples = L.grid.frame_size();
+    double E = 0;
+    for (int it = 0; it <= iters; ++it) {
+      Image<float> g1, g2;
+      // The last pass only measures the metric at the level's final fields.
+      E = level_metric(L, affine, u1, u2, o.metric, o.radius, it < iters ? &g1 : nullptr, it < iters ? &g2 : nullptr);
+      history.push_back(E);
+      if (progress) {
+        RegisterStep s;
+        s.level = li, s.levels = nlev, s.evaluation = it, s.max_iterations = iters, s.metric = E;
+        progress(s);
+      }
+      if (it == iters) break;
+      const size_t h = history.size();
+      if (h > 10 && history[h - 11] - E <= o.convergence * std::abs(history[h - 11])) break;
+      step_field(u1, g1, o);
+      step_field(u2, g2, o);
+      rl.iterations = it + 1;
+    }
+    rl.metric = E;
+    res.levels.push_back(rl);
+    res.metric = E;
+  }
+  const Geometry& fg = fixed.geometry();
+  if (!u1.geometry().same_grid(fg)) u1 = resample_field(u1, fg), u2 = resample_field(u2, fg);
+  // Forward D = phi2 o phi1^-1: y -> y + w(y), then z -> z + u2(z). Inverse phi1 o phi2^-1.
+  res.forward = compose(invert(u1), u2);
+  res.inverse = compose(invert(u2), u1);
+  return res;
+}
+
+DeformableResult register_deformable(const Image<float>& fixed, const Image<float>& moving,
+                                     const RegisterOptions& affine_opts, const SynOptions& opts,
+                                     const Image<float>* fixed_mask, const Image<float>* moving_mask,
+                                     const RegisterProgress& progress) {
+  check_options(fixed, moving, opts); // before the affine stages spend their time
+  const int na = int(affine_opts.levels.size()), total = 2 * na + int(opts.levels.size());
+  auto shifted = [&](int offset) -> RegisterProgress {
+    if (!progress) return {};
+    return [&progress, offset, total](const RegisterStep& s) {
+      RegisterStep t = s;
+      t.level += offset, t.levels = total;
+      progress(t);
+    };
+  };
+  RegisterOptions o = affine_opts;
+  o.transform = TransformType::Rigid;
+  const RegisterResult rigid = register_images(fixed, moving, o, fixed_mask, moving_mask, shifted(0));
+  o.transform = TransformType::Affine;
+  o.has_init_matrix = true, o.init_matrix = rigid.matrix;
+  DeformableResult r;
+  r.affine = register_images(fixed, moving, o, fixed_mask, moving_mask, shifted(na));
+  r.syn = register_syn(fixed, moving, r.affine.matrix, opts, shifted(2 * na));
+  return r;
+}
+
+Image<float> jacobian_determinant(const DisplacementField& f) {
+  const Geometry& g = f.u.geometry();
+  Geometry g1 = g;
+  g1.dims[3] = 1, g1.ndim = 3;
+  Image<float> out(g1, no_init);
+  const int64_t* n = g.dims.data();
+  const int64_t N = g.frame_size();
+  const Eigen::Matrix3d Linv = g.affine.topLeftCorner<3, 3>().inverse();
+  const double* u = f.u.data();
+  parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
+    for (int64_t q = a; q < b; ++q) {
+      const int64_t idx[3] = {q % n[0], (q / n[0]) % n[1], q / (n[0] * n[1])};
+      const int64_t st[3] = {1, n[0], n[0] * n[1]};
+      Eigen::Matrix3d D; // D(c, a) = d u_c / d voxel_a
+      for (int ax = 0; ax < 3; ++ax) {
+        const int64_t lo = std::max<int64_t>(idx[ax] - 1, 0), hi = std::min<int64_t>(idx[ax] + 1, n[ax] - 1);
+        for (int c = 0; c < 3; ++c)
+          D(c, ax) = hi == lo ? 0.0
+                              : (u[q + (hi - idx[ax]) * st[ax] + c * N] - u[q + (lo - idx[ax]) * st[ax] + c * N]) /
+                                    double(hi - lo);
+      }
+      out.data()[q] = float((Eigen::Matrix3d::Identity() + D * Linv).determinant());
+    }
+  });
+  return out;
+}
+
+} // namespace voxalign

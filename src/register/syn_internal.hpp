@@ -1,0 +1,61 @@
+// Internal: the pieces of the SyN driver (src/register/syn.cpp) that src/register/syn_metric.cpp holds.
+// Fields are Image<float> with dims[3] = 3 (RAS mm, component-major frames) on a level grid.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "voxalign/register/syn.hpp"
+#include "voxalign/spline/prefilter.hpp"
+#include <Eigen/Dense>
+
+namespace voxalign::syn {
+
+constexpr int64_t kVoxGrain = 4096; // voxels per block
+constexpr int64_t kLineGrain = 16;  // lines per block
+
+/// One pyramid level: the virtual grid (the fixed level grid) and both images' spline coefficients.
+struct LevelImages {
+  Geometry grid;                              ///< fixed level grid (dims[3] = 1)
+  Coefficients<float> cf, cm;
+  Mat4 fixed_world_to_voxel = Mat4::Identity();  ///< world -> fixed level voxel
+  Mat4 moving_world_to_voxel = Mat4::Identity(); ///< world -> moving level voxel
+  double varf = 1, varm = 1; ///< variances of the level images (scale of lncc's regularisation)
+};
+
+double variance(const Image<float>& im);
+
+/// The metric of F(x + u1) against M(A(x + u2)) on L.grid and its gradients w.r.t. u1, u2 (when not null).
+double level_metric(const LevelImages& L, const Mat4& affine, const Image<float>& u1, const Image<float>& u2,
+                    Metric metric, int radius, Image<float>* g1, Image<float>* g2);
+
+/// Gaussian smoothing of each component (sigma in voxels; <= 0: none).
+void smooth_field(Image<float>& u, double sigma_vox);
+/// u <- delta + u o (id + delta) (delta on u's grid, mm).
+void compose_update(Image<float>& u, const Image<float>& delta);
+/// Trilinear value of a field (n: its dims, component-major) at voxel point p, edge values outside.
+inline Eigen::Vector3d sample_field(const float* u, const int64_t* n, const Eigen::Vector3d& p) {
+  int64_t i0[3];
+  double w[3];
+  for (int d = 0; d < 3; ++d) {
+    const double x = std::clamp(p[d], 0.0, double(n[d] - 1)); // edge values outside (mode 'nearest')
+    i0[d] = std::min<int64_t>(int64_t(std::floor(x)), std::max<int64_t>(n[d] - 2, 0));
+    w[d] = n[d] > 1 ? x - double(i0[d]) : 0.0;
+  }
+  const int64_t N = n[0] * n[1] * n[2];
+  Eigen::Vector3d out = Eigen::Vector3d::Zero();
+  for (int c = 0; c < 8; ++c) {
+    const int64_t a = i0[0] + (c & 1), b = i0[1] + ((c >> 1) & 1), k = i0[2] + ((c >> 2) & 1);
+    const double wt = ((c & 1) ? w[0] : 1 - w[0]) * (((c >> 1) & 1) ? w[1] : 1 - w[1]) * (((c >> 2) & 1) ? w[2] : 1 - w[2]);
+    if (wt == 0) continue;
+    const int64_t q = a + n[0] * (b + n[1] * k);
+    for (int d = 0; d < 3; ++d) out[d] += wt * u[q + d * N];
+  }
+  return out;
+}
+/// The field u (on its own grid) on the grid `to`, trilinear, edge values outside.
+Image<float> resample_field(const Image<float>& u, const Geometry& to);
+/// Largest displacement of u in voxels of its grid.
+double max_voxel_norm(const Image<float>& u);
+
+} // namespace voxalign::syn
