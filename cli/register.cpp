@@ -16,7 +16,6 @@
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/register/register.hpp"
 #include "voxalign/register/syn.hpp"
-#include "voxalign/sdc/sdc.hpp" // write_displacement_field
 #include "voxalign/resample/resample.hpp"
 #include "voxalign/spline/modes.hpp"
 #include "voxalign/transform/affine_io.hpp"

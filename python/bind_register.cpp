@@ -5,7 +5,7 @@
 #include "voxalign/realign/realign.hpp"
 #include "voxalign/register/register.hpp"
 #include "voxalign/register/syn.hpp"
-#include "voxalign/sdc/sdc.hpp" // write_displacement_field
+#include "voxalign/transform/displacement.hpp"
 
 namespace voxalign::py {
 namespace {

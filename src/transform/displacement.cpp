@@ -214,4 +214,22 @@ template void resample_chain_into(ImageView<const float>, const Mat4&, int, Imag
 template void resample_chain_into(ImageView<const double>, const Mat4&, int, ImageView<double>, const Mat4&,
                                   const TransformChain&, const ResampleOptions&);
 
+void write_displacement_field(const std::string& path, const DisplacementField& field) {
+  const Geometry& g = field.u.geometry();
+  VX_CHECK(g.dims[3] == 3, InvalidArgument, path, ": a displacement field has 3 components");
+  Image<float> lps(g, no_init);
+  const int64_t n = g.frame_size();
+  for (int64_t v = 0; v < n; ++v) {
+    lps.data()[v] = float(-field.u.data()[v]); // RAS -> LPS: x and y change sign
+    lps.data()[v + n] = float(-field.u.data()[v + n]);
+    lps.data()[v + 2 * n] = float(field.u.data()[v + 2 * n]);
+  }
+  NiftiMeta meta;
+  meta.intent_code = 1007; // NIFTI_INTENT_VECTOR: written as X x Y x Z x 1 x 3, ITK's layout
+  meta.sform_code = meta.qform_code = 1;
+  NiftiWriteOptions w;
+  w.meta = &meta;
+  write_nifti(path, lps, w);
+}
+
 } // namespace voxalign

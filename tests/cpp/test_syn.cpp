@@ -10,7 +10,7 @@
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/register/syn.hpp"
-#include "voxalign/sdc/sdc.hpp" // write_displacement_field
+#include "voxalign/transform/displacement.hpp"
 
 using namespace voxalign;
 

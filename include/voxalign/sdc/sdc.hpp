@@ -138,7 +138,5 @@ struct SdcReportInput {
 /// DIR/overlay_before.png, overlay_after.png and fieldmap.png.
 void write_sdc_report(const std::string& dir, const SdcReportInput& in, const SdcResult& r);
 
-/// Write a displacement field as ITK/ANTs read it (NIfTI X x Y x Z x 1 x 3, intent vector, LPS mm).
-void write_displacement_field(const std::string& path, const DisplacementField& field);
 
 } // namespace voxalign

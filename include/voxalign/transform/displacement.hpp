@@ -51,6 +51,8 @@ void check_displacement_field(const DisplacementField& f, const std::string& wha
 /// fixed point -> moving point displacements in LPS millimetres, as antsRegistration and SimpleITK
 /// write them. Returned in RAS. Throws IoError naming the file.
 DisplacementField read_displacement_field(const std::string& path);
+/// Write a displacement field as ITK/ANTs read it (NIfTI X x Y x Z x 1 x 3, intent vector, LPS mm).
+void write_displacement_field(const std::string& path, const DisplacementField& field);
 
 /// Whether a transform argument names a displacement-field image (.nii / .nii.gz).
 bool is_displacement_field_name(const std::string& path);
