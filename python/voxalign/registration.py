@@ -64,6 +64,8 @@ class Registration:
     R = Rz Ry Rx), scale/zoom/shear unitless (zoom 0 = no zoom), centre ``centre`` in mm.
     """
 
+    warp = inverse_warp = None  # set by transform "syn"
+
     def __init__(self, d, fixed_shape, fixed_affine, moving_shape, moving_affine, transform, metric):
         self.matrix = np.asarray(d["matrix"])
         self.init = np.asarray(d["init"])
