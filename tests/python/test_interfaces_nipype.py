@@ -181,6 +181,7 @@ def test_sge_and_pbs_job_scripts(exe, data, tmp_path, monkeypatch, cli, plugin):
     # the job script runs the node: the outputs are the CLI's.
     files, template = data
     log = tmp_path / "qsub.log"
+    monkeypatch.chdir(tmp_path)  # the PBS plugin's qstat calls leave stdout.nipype/stderr.nipype in the cwd
     qsub_stand_ins(tmp_path / "bin", log, plugin)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("LOGNAME", os.environ.get("LOGNAME", "tester"))
