@@ -91,6 +91,10 @@ private:
 /// The shrink factor of the moving image that brings its spacing nearest the fixed level's.
 int moving_shrink(const Geometry& fixed, const Geometry& moving, int shrink);
 
+/// How many fixed voxels on a lattice of `step` voxels the voxel map `M` (fixed voxel -> moving voxel)
+/// sends inside the moving grid (axes of one voxel count as inside): {inside, total}.
+std::pair<int64_t, int64_t> voxels_inside(const Geometry& fixed, const Geometry& moving, const Mat4& M, int64_t step);
+
 /// Build a level from the level images F and M (pyramid copies of the full-resolution images
 /// whose geometries are fixed_full / moving_full; masks live on those full grids): samples in the
 /// fixed mask on a stride so that at most max_samples remain (dense for lncc), moving coefficients.

@@ -241,4 +241,18 @@ Level make_level(const Image<float>& F, const Image<float>& M, const Geometry& f
   return L;
 }
 
+std::pair<int64_t, int64_t> voxels_inside(const Geometry& fg, const Geometry& mg, const Mat4& M, int64_t step) {
+  int64_t inside = 0, total = 0;
+  for (int64_t k = 0; k < fg.dims[2]; k += step)
+    for (int64_t j = 0; j < fg.dims[1]; j += step)
+      for (int64_t i = 0; i < fg.dims[0]; i += step) {
+        ++total;
+        const Eigen::Vector4d q = M * Eigen::Vector4d(double(i), double(j), double(k), 1.0);
+        bool in = true;
+        for (int d = 0; d < 3 && in; ++d) in = mg.dims[d] == 1 || (q[d] >= 0.0 && q[d] <= double(mg.dims[d] - 1));
+        inside += in;
+      }
+  return {inside, total};
+}
+
 } // namespace voxalign::reg

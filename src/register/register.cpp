@@ -192,16 +192,7 @@ void check_initial_overlap(const Image<float>& fixed, const Image<float>& moving
   if (!M.allFinite()) return; // a degenerate geometry: the level's own checks report it
   int64_t step = 1;
   while ((fg.dims[0] / step + 1) * (fg.dims[1] / step + 1) * (fg.dims[2] / step + 1) > (int64_t(1) << 20)) ++step;
-  int64_t inside = 0, total = 0;
-  for (int64_t k = 0; k < fg.dims[2]; k += step)
-    for (int64_t j = 0; j < fg.dims[1]; j += step)
-      for (int64_t i = 0; i < fg.dims[0]; i += step) {
-        ++total;
-        const Eigen::Vector4d q = M * Eigen::Vector4d(double(i), double(j), double(k), 1.0);
-        bool in = true;
-        for (int d = 0; d < 3 && in; ++d) in = mg.dims[d] == 1 || (q[d] >= 0.0 && q[d] <= double(mg.dims[d] - 1));
-        inside += in;
-      }
+  const auto [inside, total] = voxels_inside(fg, mg, M, step);
   VX_CHECK(inside >= std::min<int64_t>(16, total), InvalidArgument, "the images do not overlap at the initial transform (",
            inside, " of ", total, " fixed voxels checked map inside the moving image); check the images' world geometry "
            "(voxel sizes, origins) or give --init");

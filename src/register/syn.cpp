@@ -45,17 +45,8 @@ void check_overlap(const Image<float>& fixed, const Image<float>& moving, const 
            "syn: the affine transform is not an invertible map");
   const Geometry &fg = fixed.geometry(), &mg = moving.geometry();
   const Mat4 M = mg.affine.inverse() * affine * fg.affine;
-  int64_t inside = 0, total = 0;
   const int64_t step = std::max<int64_t>(1, std::max({fg.dims[0], fg.dims[1], fg.dims[2]}) / 16);
-  for (int64_t k = 0; k < fg.dims[2]; k += step)
-    for (int64_t j = 0; j < fg.dims[1]; j += step)
-      for (int64_t i = 0; i < fg.dims[0]; i += step) {
-        ++total;
-        const Eigen::Vector4d q = M * Eigen::Vector4d(double(i), double(j), double(k), 1.0);
-        bool in = true;
-        for (int d = 0; d < 3 && in; ++d) in = q[d] >= 0.0 && q[d] <= double(mg.dims[d] - 1);
-        inside += in;
-      }
+  const auto [inside, total] = reg::voxels_inside(fg, mg, M, step);
   VX_CHECK(inside * 20 >= total, InvalidArgument, "the images do not overlap at the affine transform (", inside, " of ",
            total, " fixed voxels checked map inside the moving image)");
 }
