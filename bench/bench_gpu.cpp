@@ -29,10 +29,11 @@ Image<float> smooth_volume(int64_t n, unsigned seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0.5, 2.0);
   const double a = u(rng), b = u(rng), c = u(rng);
+  const ImageView<float> v = im.view();
   for (int64_t k = 0; k < n; ++k)
     for (int64_t j = 0; j < n; ++j)
       for (int64_t i = 0; i < n; ++i)
-        im(i, j, k) = float(std::sin(a * i * 0.1) * std::cos(b * j * 0.07) + 0.5 * std::sin(c * k * 0.05 + 0.3));
+        v(i, j, k) = float(std::sin(a * i * 0.1) * std::cos(b * j * 0.07) + 0.5 * std::sin(c * k * 0.05 + 0.3));
   return im;
 }
 
@@ -40,11 +41,12 @@ Image<float> smooth_field(int64_t n, double amplitude) {
   Geometry g;
   g.dims = {n, n, n, 3};
   Image<float> u(g);
+  const ImageView<float> v = u.view();
   for (int d = 0; d < 3; ++d)
     for (int64_t k = 0; k < n; ++k)
       for (int64_t j = 0; j < n; ++j)
         for (int64_t i = 0; i < n; ++i)
-          u(i, j, k, d) = float(amplitude * std::sin(0.05 * (i + 2 * d)) * std::cos(0.04 * (j - d)) * std::sin(0.03 * k + d));
+          v(i, j, k, d) = float(amplitude * std::sin(0.05 * (i + 2 * d)) * std::cos(0.04 * (j - d)) * std::sin(0.03 * k + d));
   return u;
 }
 

@@ -238,8 +238,22 @@ template <class T> void check_adjoint(int nd) {
           for (int64_t q = 0; q < n; ++q) host.data()[q] = T(kernel::from_fixed(acc[size_t(q)], scale));
         });
         prefilter_transpose_in_place(host.data(), y.geometry().dims.data(), nd, order, mode);
-        EXPECT_LE(rel_diff(host.data(), cpu.data(), n), std::is_same_v<T, double> ? 1e-11 : 1e-5)
-            << what(affine ? "affine adjoint" : "field adjoint", order, mode, nd);
+        const std::string op = what(affine ? "affine adjoint" : "field adjoint", order, mode, nd);
+        if constexpr (std::is_same_v<T, double>) {
+          EXPECT_LE(rel_diff(host.data(), cpu.data(), n), 1e-11) << op;
+        } else {
+          // In float, the CPU's own scatter rounds each sum, and the transpose of a degree 6-7
+          // prefilter amplifies that to a few 1e-5: both are measured against the double adjoint,
+          // and the fixed-point sums must be as accurate as the CPU's (or within 1e-5).
+          Image<double> yd(y.geometry()), ud(u.geometry()), ref(y.geometry());
+          std::copy(y.data(), y.data() + n, yd.data());
+          std::copy(u.data(), u.data() + u.size(), ud.data());
+          if (affine) warp_affine_adjoint<double>(yd.view(), M, nd, order, mode, ref.view());
+          else warp_displacement_adjoint<double>(yd.view(), ud.view(), nd, order, mode, ref.view());
+          std::vector<double> h(host.data(), host.data() + n), c(cpu.data(), cpu.data() + n);
+          const double host_err = rel_diff(h.data(), ref.data(), n), cpu_err = rel_diff(c.data(), ref.data(), n);
+          EXPECT_LE(host_err, std::max(1e-5, 2 * cpu_err)) << op << " (CPU float error " << cpu_err << ")";
+        }
       }
 }
 
