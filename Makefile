@@ -2,6 +2,7 @@
 #   make demo   install what is missing, build, resample a real T1 volume through a rotation, N4-correct it, register
 #   make test   install what is missing, build, and run every test (C++, Python, CLI)
 #   make docs   regenerate docs/cli.md from docs/cli-intro.md and the command definitions
+#   make test-gpu  the GPU check (docs/cuda.md): build with CUDA, run the GPU tests and bench/bench_gpu.py
 PY      ?= python3
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD   := build/release
@@ -16,9 +17,22 @@ PIP_PKGS := numpy scipy nibabel SimpleITK antspyx pylops nanobind scikit-build-c
             nilearn nipype 'pydra>=0.25,<1.0' pybids
 PY_MODULES := numpy,scipy,nibabel,SimpleITK,ants,nanobind,pytest,pylops,hypothesis,nilearn,nipype,pydra,bids
 
+# The CUDA backend compiles wherever an nvcc is found (docs/cuda.md). Where none is installed, the
+# toolkit's PyPI wheels (CUDA 13.0: the compiler, runtime, headers) are installed and used, so the
+# CUDA code compiles on every build, GPU or not. nvvm is pinned with the compiler: a newer one emits
+# PTX that 13.0's ptxas rejects.
+CUDA_PIP := 'nvidia-cuda-nvcc==13.0.*' 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cccl==13.0.*' \
+            'nvidia-cuda-crt==13.0.*' 'nvidia-nvvm==13.0.*'
+# The PyPI toolkit's root (empty where it is not installed).
+PIP_CUDA = $(shell $(PY) -c "import os,site;r=os.path.join(site.getsitepackages()[0],'nvidia','cu13');print(r if os.path.exists(os.path.join(r,'bin','nvcc')) else '')" 2>/dev/null)
+# How cmake is pointed at nvcc: nothing for one on PATH; for the PyPI one, its path, and its library
+# folder in CUDAFLAGS (its libraries are in lib/, where its nvcc.profile says lib64/).
+CUDA_ENV = $(if $(shell command -v nvcc 2>/dev/null),,$(if $(PIP_CUDA),CUDAFLAGS=-L$(PIP_CUDA)/lib))
+CUDA_ARGS = $(if $(shell command -v nvcc 2>/dev/null),,$(if $(PIP_CUDA),-DCMAKE_CUDA_COMPILER=$(PIP_CUDA)/bin/nvcc))
+
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: all deps build test test-cpp test-python test-cli docs demo bench install asan fuzz fuzz-coverage clean
+.PHONY: all deps build test test-cpp test-python test-cli test-gpu docs demo bench install asan fuzz fuzz-coverage clean
 
 all: build
 
@@ -32,9 +46,14 @@ deps:
 	  echo "== installing Python packages: $(PIP_PKGS)"; \
 	  $(PY) -m pip install -q $(PIP_PKGS); \
 	fi
+	@if [ "$(VOXALIGN_CUDA)" != OFF ] && ! command -v nvcc >/dev/null && [ -z "$(PIP_CUDA)" ]; then \
+	  echo "== installing the CUDA compiler from PyPI (compile only; no GPU needed):" $(CUDA_PIP); \
+	  $(PY) -m pip install -q $(CUDA_PIP) || echo "== CUDA wheels not installed: the CUDA backend is left out"; \
+	fi
 
 build: deps
-	@cmake --preset release -DPython_EXECUTABLE=$$(command -v $(PY)) >/dev/null
+	@$(CUDA_ENV) cmake --preset release -DPython_EXECUTABLE=$$(command -v $(PY)) $(CUDA_ARGS) \
+	  $(if $(VOXALIGN_CUDA),-DVOXALIGN_CUDA=$(VOXALIGN_CUDA)) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 test: build
@@ -48,6 +67,10 @@ test-python:
 
 test-cli:
 	bash tests/cli/run_all.sh
+
+# The device check (docs/cuda.md): a CUDA build, the GPU tests and the GPU benchmark, in one run.
+test-gpu:
+	@bash tools/test_gpu.sh $(BUILD)
 
 docs: build
 	bash tools/cli_docs.sh $(BUILD)/voxalign > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md

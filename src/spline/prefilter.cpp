@@ -1,4 +1,5 @@
 #include "voxalign/spline/prefilter.hpp"
+#include "voxalign/kernel/prefilter_line.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,166 +11,14 @@
 namespace voxalign {
 
 std::vector<double> bspline_poles(int degree) {
-  switch (degree) {
-  case 2: return {-0.171572875253809902396622551580603843};
-  case 3: return {-0.267949192431122706472553658494127633};
-  case 4: return {-0.361341225900220177092212841325675255, -0.013725429297339121360331226939128204};
-  case 5: return {-0.430575347099973791851434783493520110, -0.043096288203264653822712376822550182};
-  case 6: return {-0.48829458930304475513011803888378906211227916123938,
-                  -0.081679271076237512597937765737059080653379610398148,
-                  -0.0014141518083258177510872439765585925278641690553467};
-  case 7: return {-0.53528043079643816554240378168164607183392315234269,
-                  -0.12255461519232669051527226435935734360548654942730,
-                  -0.0091486948096082769285930216516478534156925639545994};
-  default: return {};
-  }
+  std::vector<double> poles;
+  for (int p = 0; p < kernel::bspline_pole_count(degree); ++p) poles.push_back(kernel::bspline_pole(degree, p));
+  return poles;
 }
-
-namespace {
-// Boundary initialisations, vectorised over `m` interleaved lines (element i of line l at
-// c[i*m + l]). Formulas are scipy.ndimage's (ni_splines.c), evaluated over the whole line.
-// Number of terms after which z^i is below double precision relative to the first term: when the
-// whole line is longer, the boundary sums are truncated there (the neglected terms are below
-// rounding, so results equal the full sums to rounding).
-int64_t horizon(double z) { return int64_t(std::ceil(std::log(1e-18) / std::log(std::abs(z)))) + 1; }
-
-// sum_{i < h} z^i c[i] over interleaved lines (into out).
-void truncated_sum(const double* c, int64_t h, int64_t m, double z, double* out) {
-  for (int64_t l = 0; l < m; ++l) out[l] = c[l];
-  double zi = z;
-  for (int64_t i = 1; i < h; ++i) {
-    const double* a = c + i * m;
-    for (int64_t l = 0; l < m; ++l) out[l] += zi * a[l];
-    zi *= z;
-  }
-}
-
-void causal_mirror(double* c, int64_t n, int64_t m, double z) {
-  if (horizon(z) < n - 1) { // z^(n-1) negligible: c0 = sum z^i c[i]
-    truncated_sum(c, horizon(z), m, z, c);
-    return;
-  }
-  const double zn1 = std::pow(z, double(n - 1));
-  double* c0 = c;
-  const double* cl = c + (n - 1) * m;
-  for (int64_t l = 0; l < m; ++l) c0[l] += zn1 * cl[l];
-  double zi = z;
-  for (int64_t i = 1; i < n - 1; ++i) {
-    const double* a = c + i * m;
-    const double* b = c + (n - 1 - i) * m;
-    for (int64_t l = 0; l < m; ++l) c0[l] += zi * (a[l] + zn1 * b[l]);
-    zi *= z;
-  }
-  const double s = 1.0 / (1 - zn1 * zn1);
-  for (int64_t l = 0; l < m; ++l) c0[l] *= s;
-}
-void anticausal_mirror(double* c, int64_t n, int64_t m, double z) {
-  double* cl = c + (n - 1) * m;
-  const double* cp = c + (n - 2) * m;
-  const double s = z / (z * z - 1);
-  for (int64_t l = 0; l < m; ++l) cl[l] = (z * cp[l] + cl[l]) * s;
-}
-void causal_wrap(double* c, int64_t n, int64_t m, double z) {
-  if (horizon(z) < n) { // c0 += sum_{i>=1} z^i c[n-i], truncated
-    double zi = z;
-    for (int64_t i = 1; i < horizon(z); ++i) {
-      const double* a = c + (n - i) * m;
-      for (int64_t l = 0; l < m; ++l) c[l] += zi * a[l];
-      zi *= z;
-    }
-    return;
-  }
-  double zi = z;
-  for (int64_t i = 1; i < n; ++i) {
-    const double* a = c + (n - i) * m;
-    for (int64_t l = 0; l < m; ++l) c[l] += zi * a[l];
-    zi *= z;
-  }
-  const double s = 1.0 / (1 - zi);
-  for (int64_t l = 0; l < m; ++l) c[l] *= s;
-}
-void anticausal_wrap(double* c, int64_t n, int64_t m, double z) {
-  if (horizon(z) < n) { // c[n-1] = (c[n-1] + sum_{i<h} z^(i+1) c[i]) * z / (z^n - 1), z^n ~ 0
-    double zi = z;
-    double* cl = c + (n - 1) * m;
-    for (int64_t i = 0; i < horizon(z); ++i) {
-      const double* a = c + i * m;
-      for (int64_t l = 0; l < m; ++l) cl[l] += zi * a[l];
-      zi *= z;
-    }
-    for (int64_t l = 0; l < m; ++l) cl[l] *= -z;
-    return;
-  }
-  double zi = z;
-  double* cl = c + (n - 1) * m;
-  for (int64_t i = 0; i < n - 1; ++i) {
-    const double* a = c + i * m;
-    for (int64_t l = 0; l < m; ++l) cl[l] += zi * a[l];
-    zi *= z;
-  }
-  const double s = z / (zi - 1);
-  for (int64_t l = 0; l < m; ++l) cl[l] *= s;
-}
-void causal_reflect(double* c, int64_t n, int64_t m, double z, double* tmp) {
-  if (horizon(z) < n) { // z^n negligible: c0 = c0 + z * sum_{i<h} z^i c[i]
-    truncated_sum(c, horizon(z), m, z, tmp);
-    for (int64_t l = 0; l < m; ++l) c[l] += z * tmp[l];
-    return;
-  }
-  const double zn = std::pow(z, double(n));
-  const double* cl = c + (n - 1) * m;
-  for (int64_t l = 0; l < m; ++l) {
-    tmp[l] = c[l];
-    c[l] += zn * cl[l];
-  }
-  double zi = z;
-  for (int64_t i = 1; i < n; ++i) {
-    const double* a = c + i * m;
-    const double* b = c + (n - 1 - i) * m;
-    for (int64_t l = 0; l < m; ++l) c[l] += zi * (a[l] + zn * b[l]);
-    zi *= z;
-  }
-  const double s = z / (1 - zn * zn);
-  for (int64_t l = 0; l < m; ++l) c[l] = c[l] * s + tmp[l];
-}
-void anticausal_reflect(double* c, int64_t n, int64_t m, double z) {
-  double* cl = c + (n - 1) * m;
-  const double s = z / (z - 1);
-  for (int64_t l = 0; l < m; ++l) cl[l] *= s;
-}
-} // namespace
 
 void prefilter_lines(double* c, int64_t n, int64_t m, int degree, Mode mode) {
-  const std::vector<double> poles = bspline_poles(degree);
-  if (poles.empty() || n < 2) return; // scipy leaves length-1 lines untouched (gain included)
-  double gain = 1.0;
-  for (double z : poles) gain *= (1.0 - z) * (1.0 - 1.0 / z);
-  for (int64_t i = 0; i < n * m; ++i) c[i] *= gain;
   std::vector<double> tmp(static_cast<size_t>(m));
-  for (double z : poles) {
-    switch (mode) {
-    case Mode::GridWrap: causal_wrap(c, n, m, z); break;
-    case Mode::Nearest:
-    case Mode::Reflect: causal_reflect(c, n, m, z, tmp.data()); break;
-    default: causal_mirror(c, n, m, z); break;
-    }
-    for (int64_t i = 1; i < n; ++i) {
-      double* a = c + i * m;
-      const double* b = a - m;
-      for (int64_t l = 0; l < m; ++l) a[l] += z * b[l];
-    }
-    switch (mode) {
-    case Mode::GridWrap: anticausal_wrap(c, n, m, z); break;
-    case Mode::Nearest:
-    case Mode::Reflect: anticausal_reflect(c, n, m, z); break;
-    default: anticausal_mirror(c, n, m, z); break;
-    }
-    for (int64_t i = n - 2; i >= 0; --i) {
-      double* a = c + i * m;
-      const double* b = a + m;
-      for (int64_t l = 0; l < m; ++l) a[l] = z * (b[l] - a[l]);
-    }
-  }
+  kernel::prefilter_lines(c, n, m, m, degree, mode, tmp.data());
 }
 
 namespace {
@@ -177,7 +26,7 @@ namespace {
 // read off its two branches); its transpose adds a_i * c[0] to every c[i] and scales c[0] by a_0.
 void causal_reflect_transpose(double* c, int64_t n, int64_t m, double z) {
   std::vector<double> a(static_cast<size_t>(n), 0.0);
-  const int64_t h = horizon(z);
+  const int64_t h = kernel::pole_horizon(z);
   if (h < n) {
     a[0] = 1 + z;
     double zi = z;

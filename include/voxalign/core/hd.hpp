@@ -5,7 +5,7 @@
 
 #ifdef __CUDACC__
 #define VX_HD __host__ __device__ inline
-#define VX_FORCEINLINE __forceinline__
+#define VX_FORCEINLINE __attribute__((always_inline))
 #else
 #define VX_HD inline
 #define VX_FORCEINLINE __attribute__((always_inline))

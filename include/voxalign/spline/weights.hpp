@@ -26,8 +26,6 @@ template <class F> auto scalar_of_impl(int) -> std::remove_cvref_t<decltype(std:
 template <class F> auto scalar_of_impl(...) -> F;
 template <class F> using scalar_of = decltype(scalar_of_impl<F>(0));
 
-constexpr double kInv[8] = {0.0, 1.0, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7};
-
 // One step of the recursion, degree d-1 -> d; d is a template argument so that every loop unrolls
 // and the constants (j, d + 1 - j, 1/d) fold (with a run-time d, GCC kept the loops, converted j
 // to float in them and copied the arrays between steps: a third of the float gradient's time).
@@ -38,7 +36,7 @@ template <int d, class F> VX_HD VX_FORCEINLINE void bspline_step(F u, F* cur) {
   for (int j = 0; j <= d; ++j) {
     const F a = j < d ? cur[j] : F{};      // M_{d-1}(u + j)
     const F b = j > 0 ? cur[j - 1] : F{};  // M_{d-1}(u + j - 1)
-    next[j] = ((u + S(j)) * a + (S(d + 1 - j) - u) * b) * S(kInv[d]);
+    next[j] = ((u + S(j)) * a + (S(d + 1 - j) - u) * b) * S(1.0 / double(d));
   }
 #pragma GCC unroll 8
   for (int j = 0; j <= d; ++j) cur[j] = next[j];
