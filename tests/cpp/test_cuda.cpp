@@ -14,14 +14,13 @@
 #include "voxalign/cuda/cuda.hpp"
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/warp/warp.hpp"
+#include "warp_cases.hpp"
 
 using namespace voxalign;
 
 namespace {
 
-constexpr Mode kModes[] = {Mode::Mirror, Mode::Reflect, Mode::Nearest, Mode::Constant,
-                           Mode::GridConstant, Mode::Wrap, Mode::GridWrap, Mode::Itk};
-constexpr int kOrders[] = {0, 1, 2, 3, 4, 5, 6, 7, kKeys};
+using namespace voxalign::test;
 
 #define VX_REQUIRE_DEVICE()                                                                          \
   do {                                                                                               \
@@ -29,41 +28,14 @@ constexpr int kOrders[] = {0, 1, 2, 3, 4, 5, 6, 7, kKeys};
     if (!cuda::available(&why)) GTEST_SKIP() << "no GPU check here: " << why;                        \
   } while (0)
 
-template <class T> Image<T> random_image(std::array<int64_t, 4> dims, unsigned seed, double scale = 1.0) {
-  Geometry g;
-  g.dims = dims;
-  Image<T> im(g);
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> n(0.0, scale);
-  for (int64_t q = 0; q < im.size(); ++q) im.data()[q] = T(n(rng));
-  return im;
-}
-
-std::array<int64_t, 4> grid(int nd, int64_t comps = 1) {
+// Larger than the CPU tests' grids: enough threads per launch to meet several blocks.
+std::array<int64_t, 4> gpu_grid(int nd, int64_t comps = 1) {
   if (nd == 2) return {37, 29, 1, comps};
   return {41, 23, 27, comps};
 }
 
-void affine_matrix(int nd, double* M) {
-  const double full[16] = {1.06, 0.21, -0.04, -1.3, -0.19, 0.97, 0.08, 0.9, 0.05, -0.11, 1.03, -0.6, 0, 0, 0, 1};
-  for (int q = 0; q < 16; ++q) M[q] = full[q];
-  for (int a = nd; a < 3; ++a)
-    for (int b = 0; b < 4; ++b) M[4 * a + b] = a == b ? 1.0 : 0.0, M[4 * b + a] = a == b ? 1.0 : 0.0;
-}
-
-std::string what(const char* op, int order, Mode mode, int nd) {
-  return std::string(op) + ", order " + order_name(order) + ", mode " + mode_name(mode) + ", " + std::to_string(nd) + "D";
-}
-
-template <class T> double tolerance() { return std::is_same_v<T, double> ? 1e-12 : 1e-5; }
-
 template <class T> double rel_diff(const Image<T>& a, const Image<T>& b) {
-  double d = 0, m = 0;
-  for (int64_t q = 0; q < a.size(); ++q) {
-    d = std::max(d, std::abs(double(a.data()[q]) - double(b.data()[q])));
-    m = std::max(m, std::abs(double(b.data()[q])));
-  }
-  return d / std::max(m, 1e-300);
+  return voxalign::test::rel_diff(a.data(), b.data(), a.size());
 }
 
 template <class T> cuda::DeviceGrid<T> upload(const Image<T>& im) {
@@ -78,9 +50,9 @@ template <class T> Image<T> download(const cuda::DeviceGrid<T>& g, const Geometr
 }
 
 template <class T> void check_forward(int nd) {
-  const auto d = grid(nd);
+  const auto d = gpu_grid(nd);
   const Image<T> f = random_image<T>(d, 1), ybar = random_image<T>(d, 2);
-  const Image<T> u = random_image<T>(grid(nd, nd), 3, 2.5), du = random_image<T>(grid(nd, nd), 4);
+  const Image<T> u = random_image<T>(gpu_grid(nd, nd), 3, 2.5), du = random_image<T>(gpu_grid(nd, nd), 4);
   double M[16], dM[16];
   affine_matrix(nd, M);
   for (int q = 0; q < 16; ++q) dM[q] = q < 4 * nd && (q % 4 < nd || q % 4 == 3) ? 0.05 * double((q * 7) % 5 - 2) : 0.0;
@@ -92,7 +64,7 @@ template <class T> void check_forward(int nd) {
       EXPECT_LE(rel_diff(download(gc.grid, c.image.geometry()), c.image), tolerance<T>())
           << what("coefficients", order, mode, nd);
       Image<T> cpu(f.geometry()), cpu_g(u.geometry());
-      cuda::DeviceGrid<T> out(d.data()), grad(grid(nd, nd).data());
+      cuda::DeviceGrid<T> out(d.data()), grad(gpu_grid(nd, nd).data());
       warp_affine<T>(c, M, cpu.view());
       cuda::warp_affine<T>(gc, M, out);
       EXPECT_LE(rel_diff(download(out, f.geometry()), cpu), tolerance<T>()) << what("affine warp", order, mode, nd);
@@ -113,9 +85,9 @@ template <class T> void check_forward(int nd) {
 }
 
 template <class T> void check_adjoint(int nd) {
-  const auto d = grid(nd);
+  const auto d = gpu_grid(nd);
   const Image<T> y = random_image<T>(d, 5);
-  const Image<T> u = random_image<T>(grid(nd, nd), 6, 2.5);
+  const Image<T> u = random_image<T>(gpu_grid(nd, nd), 6, 2.5);
   double M[16];
   affine_matrix(nd, M);
   const auto yd = upload(y), ud = upload(u);

@@ -21,53 +21,13 @@
 #include "voxalign/kernel/voxel_ops.hpp"
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/warp/warp.hpp"
+#include "warp_cases.hpp"
 
 using namespace voxalign;
 
 namespace {
 
-constexpr Mode kModes[] = {Mode::Mirror, Mode::Reflect, Mode::Nearest, Mode::Constant,
-                           Mode::GridConstant, Mode::Wrap, Mode::GridWrap, Mode::Itk};
-constexpr int kOrders[] = {0, 1, 2, 3, 4, 5, 6, 7, kKeys};
-
-template <class T> Image<T> random_image(std::array<int64_t, 4> dims, unsigned seed, double scale = 1.0) {
-  Geometry g;
-  g.dims = dims;
-  Image<T> im(g);
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> n(0.0, scale);
-  for (int64_t q = 0; q < im.size(); ++q) im.data()[q] = T(n(rng));
-  return im;
-}
-
-std::array<int64_t, 4> grid(int nd, int64_t comps = 1) {
-  if (nd == 1) return {23, 1, 1, comps};
-  if (nd == 2) return {13, 9, 1, comps};
-  return {19, 7, 9, comps};
-}
-
-void affine_matrix(int nd, double* M) {
-  const double full[16] = {1.06, 0.21, -0.04, -1.3, -0.19, 0.97, 0.08, 0.9, 0.05, -0.11, 1.03, -0.6, 0, 0, 0, 1};
-  for (int q = 0; q < 16; ++q) M[q] = full[q];
-  for (int a = nd; a < 3; ++a)
-    for (int b = 0; b < 4; ++b) M[4 * a + b] = a == b ? 1.0 : 0.0, M[4 * b + a] = a == b ? 1.0 : 0.0;
-}
-
-std::string what(const char* op, int order, Mode mode, int nd) {
-  return std::string(op) + ", order " + order_name(order) + ", mode " + mode_name(mode) + ", " + std::to_string(nd) + "D";
-}
-
-template <class T> double tolerance() { return std::is_same_v<T, double> ? 1e-12 : 1e-5; }
-
-// Largest |a - b| relative to the largest |b| (1 when b is all zeros).
-template <class T> double rel_diff(const T* a, const T* b, int64_t n) {
-  double d = 0, m = 0;
-  for (int64_t q = 0; q < n; ++q) {
-    d = std::max(d, std::abs(double(a[q]) - double(b[q])));
-    m = std::max(m, std::abs(double(b[q])));
-  }
-  return d / std::max(m, 1e-300);
-}
+using namespace voxalign::test;
 
 template <class T, int D> kernel::CoefView<T, D> view_of(const Coefficients<T>& c) {
   kernel::CoefView<T, D> v;

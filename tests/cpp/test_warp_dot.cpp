@@ -17,53 +17,20 @@
 
 #include "voxalign/spline/interpolate.hpp"
 #include "voxalign/warp/warp.hpp"
+#include "warp_cases.hpp"
 
 using namespace voxalign;
 
 namespace {
 
-constexpr Mode kModes[] = {Mode::Mirror, Mode::Reflect, Mode::Nearest, Mode::Constant,
-                           Mode::GridConstant, Mode::Wrap, Mode::GridWrap, Mode::Itk};
-constexpr int kOrders[] = {0, 1, 2, 3, 4, 5, 6, 7, kKeys};
+using namespace voxalign::test;
 
-template <class T> Image<T> random_image(std::array<int64_t, 4> dims, unsigned seed, double scale = 1.0) {
-  Geometry g;
-  g.dims = dims;
-  Image<T> im(g);
-  std::mt19937 rng(seed);
-  std::normal_distribution<double> n(0.0, scale);
-  for (int64_t q = 0; q < im.size(); ++q) im.data()[q] = T(n(rng));
-  return im;
-}
 template <class T> double dot(const Image<T>& a, const Image<T>& b) {
   double s = 0;
   for (int64_t q = 0; q < a.size(); ++q) s += double(a.data()[q]) * double(b.data()[q]);
   return s;
 }
 template <class T> double norm(const Image<T>& a) { return std::sqrt(dot(a, a)); }
-
-// Image grid of an nd-dimensional case (the output grid is the input's), with `comps` in dims[3].
-std::array<int64_t, 4> grid(int nd, int64_t comps = 1) {
-  // Axis 0 of 19 in 3D: whole batches of 8 points and a partial one; axes shorter than 8 taps
-  // (degree 7) fold every tap.
-  if (nd == 1) return {23, 1, 1, comps};
-  if (nd == 2) return {13, 9, 1, comps};
-  return {19, 7, 9, comps};
-}
-
-// out voxel -> in voxel: a rotation, zoom and shift that maps part of the grid outside it.
-void affine_matrix(int nd, double* M) {
-  const double full[16] = {1.06, 0.21, -0.04, -1.3, -0.19, 0.97, 0.08, 0.9, 0.05, -0.11, 1.03, -0.6, 0, 0, 0, 1};
-  for (int q = 0; q < 16; ++q) M[q] = full[q];
-  for (int a = nd; a < 3; ++a) // unused axes: identity
-    for (int b = 0; b < 4; ++b) M[4 * a + b] = a == b ? 1.0 : 0.0, M[4 * b + a] = a == b ? 1.0 : 0.0;
-}
-
-std::string what(const char* op, int order, Mode mode, int nd) {
-  return std::string(op) + ", order " + order_name(order) + ", mode " + mode_name(mode) + ", " + std::to_string(nd) + "D";
-}
-
-template <class T> double tolerance() { return std::is_same_v<T, double> ? 1e-12 : 1e-5; }
 
 template <class T> void check_linear_warps(int nd) {
   const auto d = grid(nd);
