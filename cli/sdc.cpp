@@ -233,7 +233,9 @@ phase-encoding axis by +-(field x TotalReadoutTime) voxels and multiplied by the
 --subsamp, --fwhm, --miter and --lambda (one value per level each, as in topup's configuration files).
 Phase encoding and readout time come from the options, else from topup's --datain file, else from the
 BIDS sidecars beside the images (X.json: PhaseEncodingDirection, TotalReadoutTime); DOWN's direction
-defaults to the opposite of UP's. --fieldmap has topup --fout's sign: a positive field shifts the image
+defaults to the opposite of UP's. DOWN's rigid motion relative to UP (the head moved between the two) is
+estimated with the field (topup --estmov; --no-motion to assume none; --save-motion writes it as an ITK
+transform). --fieldmap has topup --fout's sign: a positive field shifts the image
 acquired with PE+ towards +PE. --displacement is UP's pull-back as an ITK displacement field (LPS mm), for
 voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See docs/sdc.md.)");
   cmd->add_option("up", a->up, "Image acquired with the first phase-encoding direction (3D or 4D)")->required();
@@ -283,10 +285,12 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
   cmd->add_option("--cg-iterations", o.cg_iterations, "Conjugate-gradient iterations per Gauss-Newton step")
       ->capture_default_str()
       ->check(number_check(1, 10000, true));
-  cmd->add_flag("--motion,!--no-motion", o.motion,
-                "Estimate a rigid motion of DOWN relative to UP together with the field (topup --estmov; on by "
-                "default); the corrected DOWN is then on UP's frame")
-      ->capture_default_str();
+  CLI::Option* no_motion = cmd->add_flag("--no-motion", [&o](int64_t n) { o.motion = n == 0; },
+                                         "Assume no motion between UP and DOWN (topup --estmov=0)");
+  cmd->add_flag("--motion", [&o](int64_t n) { o.motion = n > 0 || o.motion; },
+                "Estimate a rigid motion of DOWN relative to UP together with the field (the default; topup "
+                "--estmov=1); the corrected DOWN is then on UP's frame")
+      ->excludes(no_motion);
   cmd->add_option("--save-motion", a->save_motion,
                   "Write DOWN's motion relative to UP as an ITK/ANTs transform (.txt/.tfm ITK text, .mat ANTs; "
                   "resample DOWN -t it lands on UP)");
