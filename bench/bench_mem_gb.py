@@ -3,7 +3,7 @@ rule fixed MB + bytes per input voxel through the two points: the figures behind
 voxalign.interfaces.mem_gb (docs/pipelines.md, "Memory"). Real data: ch2 (mricron-data) and nibabel's
 example4d EPI, tiled in time with small shifts.
 
-    PYTHONPATH=build/release/python python3 bench/bench_mem_gb.py [build/release/voxalign]
+    PYTHONPATH=build/release/python python3 bench/bench_mem_gb.py [build/release/voxalign [COMMAND,...]]
 """
 import os
 import re
@@ -17,6 +17,7 @@ from nibabel.testing import data_path
 from scipy import ndimage
 
 EXE = sys.argv[1] if len(sys.argv) > 1 else "build/release/voxalign"
+ONLY = sys.argv[2].split(",") if len(sys.argv) > 2 else None
 CH2 = "/usr/share/mricron/templates/ch2.nii.gz"
 
 
@@ -52,6 +53,13 @@ def main():
                            for t in range(frames)], axis=-1).astype(np.int16)
         bolds[frames] = os.path.join(d, f"bold{frames}.nii.gz")
         nib.save(nib.Nifti1Image(series, epi.affine), bolds[frames])
+    # sdc: a blip pair on one grid (the second copy shifted along j by 2 voxels), 2 mm and 1 mm halves
+    pairs = {}
+    for name, vol, aff in (("2mm", np.asarray(t1.dataobj, np.float32)[::2, ::2, ::2] + 1, t1.affine @ np.diag([2, 2, 2, 1])),
+                           ("half", np.asarray(t1.dataobj, np.float32)[:, :, 45:135] + 1, t1.affine)):
+        pairs[name] = (os.path.join(d, f"up_{name}.nii.gz"), os.path.join(d, f"down_{name}.nii.gz"))
+        nib.save(nib.Nifti1Image(vol, aff), pairs[name][0])
+        nib.save(nib.Nifti1Image(np.roll(vol, 2, axis=1), aff), pairs[name][1])
     fields = {}
     for name, src in (("big", big), ("small", small)):
         img = nib.load(src)
@@ -67,7 +75,11 @@ def main():
                      (["resample", bolds[100], "-o", f"{d}/o.nii.gz"], [bolds[100]])],
         "warp": [(["warp", small, "--field", fields["small"], "-o", f"{d}/o.nii.gz"], [small, fields["small"]]),
                  (["warp", big, "--field", fields["big"], "-o", f"{d}/o.nii.gz"], [big, fields["big"]])],
+        "sdc": [(["sdc", *pairs[n], "-o", f"{d}/o.nii.gz", "--fieldmap", f"{d}/f.nii.gz", "--pe-dir", "j",
+                  "--readout-time", "0.05"], list(pairs[n])) for n in ("2mm", "half")],
     }
+    if ONLY:
+        cases = {k: v for k, v in cases.items() if k in ONLY}
     print("| command | input voxels | peak RSS (MB) | fitted fixed MB | bytes / input voxel |")
     print("|---|---|---|---|---|")
     for cmd, pts in cases.items():

@@ -5,11 +5,15 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/image/nifti.hpp"
+#include "voxalign/sdc/sdc.hpp"
 
 namespace voxalign::cli {
 
@@ -204,6 +208,40 @@ std::string threads_used() {
                              : std::string(t.source) == "cores"         ? "all cores"
                                                                         : t.source;
   return "on " + std::to_string(t.n) + (t.n == 1 ? " thread (" : " threads (") + source + ")";
+}
+
+
+namespace {
+std::string sidecar_name(const std::string& image) {
+  std::string s = image;
+  for (const char* ext : {".nii.gz", ".nii"})
+    if (s.size() > std::strlen(ext) && s.compare(s.size() - std::strlen(ext), std::strlen(ext), ext) == 0)
+      return s.substr(0, s.size() - std::strlen(ext)) + ".json";
+  return "";
+}
+
+} // namespace
+
+/// The two BIDS fields sdc needs, read with a pattern (the sidecar's other content is not looked at).
+Sidecar read_sidecar(const std::string& image) {
+  Sidecar s;
+  s.path = sidecar_name(image);
+  if (s.path.empty() || !std::filesystem::is_regular_file(s.path)) return s;
+  std::ifstream f(s.path);
+  std::stringstream b;
+  b << f.rdbuf();
+  const std::string text = b.str();
+  std::smatch m;
+  if (std::regex_search(text, m, std::regex("\"PhaseEncodingDirection\"\\s*:\\s*\"([^\"]*)\"")))
+    s.pe = parse_phase_encoding(m[1].str(), s.path + ": PhaseEncodingDirection");
+  if (std::regex_search(text, m, std::regex("\"TotalReadoutTime\"\\s*:\\s*([-+0-9.eE]+)"))) {
+    char* end = nullptr;
+    const double v = std::strtod(m[1].str().c_str(), &end);
+    VX_CHECK(end && *end == 0 && std::isfinite(v) && v > 0, InvalidArgument, s.path, ": TotalReadoutTime must be > 0 s, got ",
+             m[1].str());
+    s.readout = v;
+  }
+  return s;
 }
 
 } // namespace voxalign::cli

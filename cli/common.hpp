@@ -3,6 +3,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "voxalign/core/names.hpp"
 #include "voxalign/image/image.hpp"
 #include "voxalign/image/nifti.hpp"
+#include "voxalign/sdc/sdc.hpp"
 
 namespace voxalign::cli {
 
@@ -109,5 +111,15 @@ std::string threads_used();
 
 /// The nearest of `names` to `word` (edit distance at most 2, or a third of its length), or "".
 std::string nearest_name(const std::string& word, const std::vector<std::string>& names);
+
+/// What a BIDS sidecar (X.json beside X.nii[.gz]) says about an EPI's acquisition, when it exists.
+struct Sidecar {
+  std::string path; ///< "" when the image's name has no .nii/.nii.gz extension
+  std::optional<voxalign::PhaseEncoding> pe;
+  std::optional<double> readout;
+};
+/// PhaseEncodingDirection and TotalReadoutTime of the sidecar beside `image` (sdc, realign --fieldmap);
+/// InvalidArgument naming the sidecar for a bad value.
+Sidecar read_sidecar(const std::string& image);
 
 } // namespace voxalign::cli

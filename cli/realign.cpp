@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <filesystem>
 #include <string>
 
@@ -15,6 +16,7 @@
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/realign/realign.hpp"
 #include "voxalign/report/report.hpp"
+#include "voxalign/sdc/sdc.hpp"
 #include "voxalign/spline/modes.hpp"
 #include "voxalign/transform/affine_io.hpp"
 
@@ -23,6 +25,8 @@ namespace {
 
 struct RealignArgs {
   std::string input, output, rp, par, confounds, transforms, mean, report, mask;
+  std::string fieldmap, pe_dir; ///< --fieldmap (Hz) and the series' phase encoding
+  double readout = 0;
   RealignOptions realign;
   CommonArgs common;
   bool estimate_only = false;
@@ -65,6 +69,34 @@ void run(const RealignArgs& a) {
   Image<float> mask;
   if (!a.mask.empty()) mask = read_mask(a.mask, "--mask");
   const bool need_mean = !a.mean.empty() || !a.report.empty();
+  // --fieldmap: every frame resliced through its motion and the field's distortion at once (SdcOneShot,
+  // as sdc --apply-transforms), at --write-degree with the plain reslicing's zero outside.
+  std::unique_ptr<SdcOneShot> one_shot;
+  FrameReslicer reslicer;
+  if (!a.fieldmap.empty()) {
+    Geometry gf3 = g;
+    gf3.dims[3] = 1;
+    gf3.ndim = 3;
+    const Image<float> field = read_image(a.fieldmap, "--fieldmap");
+    const Geometry& gf = field.geometry();
+    VX_CHECK(gf.dims[3] == 1 && gf.dims[0] == g.dims[0] && gf.dims[1] == g.dims[1] && gf.dims[2] == g.dims[2] &&
+                 gf.same_grid(gf3),
+             InvalidArgument, "--fieldmap ", a.fieldmap, " is not a 3D image on the series' grid; resample it first");
+    const Sidecar side = read_sidecar(a.input);
+    std::optional<PhaseEncoding> pe;
+    if (!a.pe_dir.empty()) pe = parse_phase_encoding(a.pe_dir, "--pe-dir");
+    else pe = side.pe;
+    const double ro = a.readout > 0 ? a.readout : side.readout.value_or(0.0);
+    VX_CHECK(pe, InvalidArgument, "--fieldmap: no phase-encoding direction for ", a.input, ": give --pe-dir (i, j, k, i-, j-, k-) or a BIDS sidecar ",
+             side.path.empty() ? "X.json" : side.path, " with PhaseEncodingDirection");
+    VX_CHECK(ro > 0, InvalidArgument, "--fieldmap: no total readout time for ", a.input, ": give --readout-time (s) or a BIDS sidecar ",
+             side.path.empty() ? "X.json" : side.path, " with TotalReadoutTime");
+    ResampleOptions ro_opts;
+    ro_opts.order = o.write_degree;
+    ro_opts.mode = Mode::GridConstant;
+    one_shot = std::make_unique<SdcOneShot>(field.view(), gf3, *pe, ro, ro_opts);
+    reslicer = [&one_shot](ImageView<const float> in, const Mat4& m, ImageView<float> out) { one_shot->frame(in, m, out); };
+  }
   // DVARS (--confounds) is computed on the realigned series, as fMRIPrep does on the motion-corrected BOLD,
   // from the brain voxels' time series alone (the series is never held): with --mask they are kept as the
   // frames are resliced; without, the automatic mask needs the resliced series' mean, so the frames are
@@ -127,7 +159,7 @@ void run(const RealignArgs& a) {
         for (int64_t q = 0; q < n; ++q) mean_before.data()[q] += dst[q] / float(T);
       };
     reslice_series(source, r.matrices, o.write_degree, sink, need_mean ? &mean_after : nullptr,
-                   [&](int done, int) { bar.update((passes * nt + done) / frames(), "reslice"); });
+                   [&](int done, int) { bar.update((passes * nt + done) / frames(), "reslice"); }, reslicer);
   }
   if (dvars_again) {
     Image<float> mean(g3, no_init);
@@ -137,7 +169,7 @@ void run(const RealignArgs& a) {
     dx.resize(dvox.size() * size_t(T));
     source.read = read_frame;
     reslice_series(source, r.matrices, o.write_degree, keep_dvars, nullptr,
-                   [&](int done, int) { bar.update(((passes + 1) * nt + done) / frames(), "dvars"); });
+                   [&](int done, int) { bar.update(((passes + 1) * nt + done) / frames(), "dvars"); }, reslicer);
   }
   bar.finish();
   if (writer) writer->finish(); // committed with the other outputs (cli/main.cpp's transaction)
@@ -205,6 +237,14 @@ as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.)");
   cmd->add_option("--mean", a->mean, "Mean of the realigned frames");
   cmd->add_option("--report", a->report, "Directory for the HTML report (index.html, plots, slices)");
   cmd->add_option("--mask", a->mask, "Mask or weight image on the series' 3D grid (non-zero = use)");
+  cmd->add_option("--fieldmap", a->fieldmap,
+                  "Field in Hz on the series' grid (sdc --fieldmap, topup --fout): the series is resliced with motion and "
+                  "distortion corrected in one interpolation (fMRIPrep's one-shot)");
+  cmd->add_option("--pe-dir", a->pe_dir,
+                  "With --fieldmap: the series' phase-encoding direction, i, j, k, i-, j-, k- (default: its BIDS sidecar)");
+  cmd->add_option("--readout-time", a->readout,
+                  "With --fieldmap: the series' total readout time in s (default: its BIDS sidecar)")
+      ->check(number_check(0, std::numeric_limits<double>::infinity(), false, true));
   constexpr double kInf = std::numeric_limits<double>::infinity();
   cmd->add_option("--sep", o.sep, "Sampling separation of the reference (mm)")
       ->capture_default_str()
@@ -235,7 +275,10 @@ as fMRIPrep's desc-hmc_xfm.txt). See docs/realign.md.)");
     if (!a->report.empty())
       for (const char* f : {"index.html", "translation.svg", "rotation.svg", "fd.svg", "mean_before.png", "mean_after.png"})
         outputs.emplace_back("--report", a->report + "/" + f);
-    check_distinct_files({{"the input", a->input}, {"--mask", a->mask}}, outputs);
+    VX_CHECK(!a->fieldmap.empty() || (a->pe_dir.empty() && a->readout == 0), InvalidArgument,
+             "--pe-dir and --readout-time go with --fieldmap");
+    if (!a->pe_dir.empty()) (void)parse_phase_encoding(a->pe_dir, "--pe-dir");
+    check_distinct_files({{"the input", a->input}, {"--mask", a->mask}, {"--fieldmap", a->fieldmap}}, outputs);
     run(*a);
   });
 }

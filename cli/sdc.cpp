@@ -16,56 +16,20 @@
 #include "voxalign/core/progress.hpp"
 #include "voxalign/image/nifti.hpp"
 #include "voxalign/sdc/sdc.hpp"
+#include "voxalign/transform/affine_io.hpp"
 
 namespace voxalign::cli {
 namespace {
 
 struct SdcArgs {
   std::string up, down, output, out_up, out_down, fieldmap, displacement, displacement_down, mask, datain;
-  std::string apply, apply_out, apply_pe, apply_transforms, report;
+  std::string apply, apply_out, apply_pe, apply_transforms, report, save_motion;
   std::string pe_up, pe_down;
   double readout = 0, readout_down = 0, apply_readout = 0;
   SdcOptions sdc;
   CommonArgs common;
   bool verbose = false;
 };
-
-/// What a BIDS sidecar (X.json beside X.nii[.gz]) says, when it exists.
-struct Sidecar {
-  std::string path;
-  std::optional<PhaseEncoding> pe;
-  std::optional<double> readout;
-};
-
-std::string sidecar_name(const std::string& image) {
-  std::string s = image;
-  for (const char* ext : {".nii.gz", ".nii"})
-    if (s.size() > std::strlen(ext) && s.compare(s.size() - std::strlen(ext), std::strlen(ext), ext) == 0)
-      return s.substr(0, s.size() - std::strlen(ext)) + ".json";
-  return "";
-}
-
-/// The two BIDS fields sdc needs, read with a pattern (the sidecar's other content is not looked at).
-Sidecar read_sidecar(const std::string& image) {
-  Sidecar s;
-  s.path = sidecar_name(image);
-  if (s.path.empty() || !std::filesystem::is_regular_file(s.path)) return s;
-  std::ifstream f(s.path);
-  std::stringstream b;
-  b << f.rdbuf();
-  const std::string text = b.str();
-  std::smatch m;
-  if (std::regex_search(text, m, std::regex("\"PhaseEncodingDirection\"\\s*:\\s*\"([^\"]*)\"")))
-    s.pe = parse_phase_encoding(m[1].str(), s.path + ": PhaseEncodingDirection");
-  if (std::regex_search(text, m, std::regex("\"TotalReadoutTime\"\\s*:\\s*([-+0-9.eE]+)"))) {
-    char* end = nullptr;
-    const double v = std::strtod(m[1].str().c_str(), &end);
-    VX_CHECK(end && *end == 0 && std::isfinite(v) && v > 0, InvalidArgument, s.path, ": TotalReadoutTime must be > 0 s, got ",
-             m[1].str());
-    s.readout = v;
-  }
-  return s;
-}
 
 /// Phase encoding and readout time of one image: the options, else --datain, else its sidecar.
 struct Acquisition {
@@ -178,7 +142,7 @@ void run(const SdcArgs& a) {
     }
     int done = p.iteration;
     for (int l = 0; l < p.level; ++l) done += o.iterations[size_t(l)];
-    bar.update(total > 0 ? double(done) / total : 1.0,
+    bar.update(total > 0 ? std::min(1.0, double(done) / total) : 1.0,
                "level " + std::to_string(p.level + 1) + "/" + std::to_string(o.iterations.size()));
   };
   const ImageView<const uint8_t> mv = mask.view();
@@ -220,6 +184,7 @@ void run(const SdcArgs& a) {
   NiftiWriteOptions wf;
   wf.meta = &fmeta;
   put(a.fieldmap, r.field, wf);
+  if (!a.save_motion.empty()) write_itk_transform(a.save_motion, r.motion, "--save-motion");
   if (!a.displacement.empty()) write_displacement_field(a.displacement, sdc_displacement(r.field.view(), g3, au.pe, au.readout));
   if (!a.displacement_down.empty())
     write_displacement_field(a.displacement_down, sdc_displacement(r.field.view(), g3, ad.pe, ad.readout));
@@ -242,6 +207,11 @@ void run(const SdcArgs& a) {
                 phase_encoding_name(ad.pe).c_str(), ad.readout, a.output.c_str(), lo, hi,
                 std::max(std::fabs(lo), std::fabs(hi)) * std::max(au.readout, ad.readout));
     for (size_t l = 0; l < r.report.levels.size(); ++l) std::printf("%s%d", l ? "," : " ", r.report.levels[l].iterations);
+    if (o.motion) {
+      const std::array<double, 6>& m = r.report.motion_parameters;
+      std::printf("; motion %.2f mm, %.2f deg", std::sqrt(m[0] * m[0] + m[1] * m[1] + m[2] * m[2]),
+                  std::sqrt(m[3] * m[3] + m[4] * m[4] + m[5] * m[5]) * 180.0 / M_PI);
+    }
     std::printf("; %.2f s %s\n", secs, threads_used().c_str());
     if (!a.report.empty()) std::printf("report: %s/index.html\n", a.report.c_str());
     if (r.report.max_abs_jacobian_deficit > 0)
@@ -263,7 +233,9 @@ phase-encoding axis by +-(field x TotalReadoutTime) voxels and multiplied by the
 --subsamp, --fwhm, --miter and --lambda (one value per level each, as in topup's configuration files).
 Phase encoding and readout time come from the options, else from topup's --datain file, else from the
 BIDS sidecars beside the images (X.json: PhaseEncodingDirection, TotalReadoutTime); DOWN's direction
-defaults to the opposite of UP's. --fieldmap has topup --fout's sign: a positive field shifts the image
+defaults to the opposite of UP's. DOWN's rigid motion relative to UP (the head moved between the two) is
+estimated with the field (topup --estmov; --no-motion to assume none; --save-motion writes it as an ITK
+transform). --fieldmap has topup --fout's sign: a positive field shifts the image
 acquired with PE+ towards +PE. --displacement is UP's pull-back as an ITK displacement field (LPS mm), for
 voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See docs/sdc.md.)");
   cmd->add_option("up", a->up, "Image acquired with the first phase-encoding direction (3D or 4D)")->required();
@@ -313,6 +285,15 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
   cmd->add_option("--cg-iterations", o.cg_iterations, "Conjugate-gradient iterations per Gauss-Newton step")
       ->capture_default_str()
       ->check(number_check(1, 10000, true));
+  CLI::Option* no_motion = cmd->add_flag("--no-motion", [&o](int64_t n) { o.motion = n == 0; },
+                                         "Assume no motion between UP and DOWN (topup --estmov=0)");
+  cmd->add_flag("--motion", [&o](int64_t n) { o.motion = n > 0 || o.motion; },
+                "Estimate a rigid motion of DOWN relative to UP together with the field (the default; topup "
+                "--estmov=1); the corrected DOWN is then on UP's frame")
+      ->excludes(no_motion);
+  cmd->add_option("--save-motion", a->save_motion,
+                  "Write DOWN's motion relative to UP as an ITK/ANTs transform (.txt/.tfm ITK text, .mat ANTs; "
+                  "resample DOWN -t it lands on UP)");
   cmd->add_flag("-v,--verbose", a->verbose, "Print the cost after every Gauss-Newton iteration");
   add_common_options(cmd, a->common, "Data type of the corrected images");
   cmd->callback([a] {
@@ -320,6 +301,8 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
     VX_CHECK(a->apply.empty() == a->apply_out.empty(), InvalidArgument, "--apply and -O/--apply-output go together");
     VX_CHECK(a->apply_transforms.empty() || !a->apply.empty(), InvalidArgument, "--apply-transforms needs --apply");
     check_sdc_options(a->sdc);
+    VX_CHECK(a->save_motion.empty() || a->sdc.motion, InvalidArgument, "--save-motion needs the motion estimate (drop --no-motion)");
+    if (!a->save_motion.empty()) check_itk_transform_name(a->save_motion, "--save-motion");
     for (const std::string* p : {&a->output, &a->out_up, &a->out_down, &a->fieldmap, &a->displacement,
                                  &a->displacement_down, &a->apply_out})
       if (!p->empty()) check_nifti_output_path(*p);
@@ -330,7 +313,8 @@ voxalign resample -t / antsApplyTransforms (no Jacobian modulation there). See d
                                                              {"--fieldmap", a->fieldmap},
                                                              {"--displacement", a->displacement},
                                                              {"--displacement-down", a->displacement_down},
-                                                             {"-O", a->apply_out}};
+                                                             {"-O", a->apply_out},
+                                                             {"--save-motion", a->save_motion}};
     if (!a->report.empty())
       for (const char* f : {"index.html", "overlay_before.png", "overlay_after.png", "fieldmap.png"})
         outputs.push_back({"--report (" + std::string(f) + ")", a->report + "/" + f});

@@ -19,7 +19,7 @@ nb::dict py_sdc(InArr<float> up, InArr<float> down, Mat44 affine, const std::str
                 const std::string& pe_down, double readout_down, std::optional<InArr<uint8_t>> mask,
                 std::vector<double> warp_res, std::vector<int> subsample, std::vector<double> fwhm,
                 std::vector<int> iterations, std::vector<double> lambda, double tolerance, int cg_iterations,
-                double cg_tolerance, bool approximate, bool align_volumes) {
+                double cg_tolerance, bool approximate, bool align_volumes, bool motion) {
   const auto u = view_of(up, 4, "up"), d = view_of(down, 4, "down");
   ImageView<const uint8_t> mv;
   if (mask) mv = view_of(*mask, 3, "mask");
@@ -34,6 +34,7 @@ nb::dict py_sdc(InArr<float> up, InArr<float> down, Mat44 affine, const std::str
   o.cg_tolerance = cg_tolerance;
   o.approximate = approximate;
   o.align_volumes = align_volumes;
+  o.motion = motion;
   const PhaseEncoding pu = parse_phase_encoding(pe_up, "pe_up"), pd = parse_phase_encoding(pe_down, "pe_down");
   const Geometry g = grid_of(u, affine);
   SdcResult r;
@@ -61,6 +62,8 @@ nb::dict py_sdc(InArr<float> up, InArr<float> down, Mat44 affine, const std::str
   out["levels"] = levels;
   out["cost_trace"] = trace;
   out["max_jacobian_deficit"] = r.report.max_abs_jacobian_deficit;
+  out["motion"] = from_mat4(r.motion);
+  out["motion_parameters"] = r.report.motion_parameters;
   return out;
 }
 
@@ -74,6 +77,7 @@ nb::dict sdc_defaults() {
   d["lambda"] = nb::tuple(nb::cast(o.lambda));
   d["tolerance"] = o.tolerance;
   d["align_volumes"] = o.align_volumes;
+  d["motion"] = o.motion;
   d["cg_iterations"] = o.cg_iterations;
   d["cg_tolerance"] = o.cg_tolerance;
   return d;
@@ -85,7 +89,7 @@ void bind_sdc(nb::module_& m) {
   m.def("sdc", &py_sdc, nb::arg("up"), nb::arg("down"), nb::arg("affine"), nb::arg("pe_up"), nb::arg("readout_up"),
         nb::arg("pe_down"), nb::arg("readout_down"), nb::arg("mask").none(), nb::arg("warp_res"), nb::arg("subsample"),
         nb::arg("fwhm"), nb::arg("iterations"), nb::arg("lambda_"), nb::arg("tolerance"), nb::arg("cg_iterations"), nb::arg("cg_tolerance"),
-        nb::arg("approximate") = false, nb::arg("align_volumes") = true);
+        nb::arg("approximate") = false, nb::arg("align_volumes") = true, nb::arg("motion") = true);
   m.attr("SDC_DEFAULTS") = sdc_defaults();
   m.def("sdc_apply", [](InArr<float> series, InArr<float> field, const std::string& pe, double readout) {
     const auto s = view_of(series, 4, "series");

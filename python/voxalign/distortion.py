@@ -41,7 +41,9 @@ def _opposite(pe: str) -> str:
 @dataclass
 class SdcResult:
     """What :func:`sdc` returns: the corrected mean, the field (Hz, topup's sign), each image
-    corrected, and a report (per level: iterations, costs, control points; ``cost_trace``)."""
+    corrected, DOWN's rigid motion relative to UP (``motion``: a 4x4 RAS pull-back, UP's world point ->
+    DOWN's; the identity with ``motion=False``), and a report (per level: iterations, costs, control
+    points; ``cost_trace``; ``motion_parameters``)."""
     corrected: object
     fieldmap: object
     corrected_up: object
@@ -50,6 +52,7 @@ class SdcResult:
     readout_up: float
     pe_down: str
     readout_down: float
+    motion: np.ndarray = field(default_factory=lambda: np.eye(4))
     report: dict = field(default_factory=dict)
 
 
@@ -57,6 +60,7 @@ def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_t
         affine=None, warp_res=_D["warp_res"], subsample=_D["subsample"], fwhm=_D["fwhm"],
         iterations=_D["iterations"], lambda_=_D["lambda"], tolerance: float = _D["tolerance"],
         cg_iterations: int = _D["cg_iterations"], align_volumes: bool = _D["align_volumes"],
+        motion: bool = _D["motion"],
         approximate: bool = False) -> SdcResult:
     """Estimate the susceptibility field from ``up`` and ``down`` (3D or 4D: the volumes are aligned
     rigidly, unless ``align_volumes`` is false, and averaged),
@@ -67,7 +71,9 @@ def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_t
     defaults to the opposite of UP's and its readout time to UP's. ``mask``: voxels that drive the fit.
     ``warp_res`` (mm), ``subsample``, ``fwhm`` (mm), ``iterations`` and ``lambda_``: one value per
     level, as topup's --warpres, --subsamp, --fwhm, --miter, --lambda; a level ends early when an
-    iteration lowers the cost by less than the fraction ``tolerance``. ``approximate``: steps from
+    iteration lowers the cost by less than the fraction ``tolerance``. ``motion``: estimate a rigid
+    motion of DOWN relative to UP together with the field (topup's --estmov; ``voxalign sdc
+    --no-motion`` turns it off); the corrected DOWN is then on UP's frame. ``approximate``: steps from
     the usual approximate derivative instead of the exact one (for comparisons only).
     """
     su, sd = load(up, "sdc: up", affine), load(down, "sdc: down", affine)
@@ -94,12 +100,13 @@ def sdc(up, down, *, pe_dir=None, readout_time=None, pe_dir_down=None, readout_t
     r = _core.sdc(su.array.astype(np.float32, copy=False), sd.array.astype(np.float32, copy=False),
                   np.asarray(aff, np.float64), str(pe_up), float(ro_up), str(pe_down), float(ro_down), m,
                   lst(warp_res, float), lst(subsample, int), lst(fwhm, float), lst(iterations, int),
-                  lst(lambda_, float), float(tolerance), int(cg_iterations), float(_D["cg_tolerance"]), bool(approximate), bool(align_volumes))
+                  lst(lambda_, float), float(tolerance), int(cg_iterations), float(_D["cg_tolerance"]), bool(approximate), bool(align_volumes),
+                  bool(motion))
     like = su.like
-    report = {k: r[k] for k in ("levels", "cost_trace", "max_jacobian_deficit")}
+    report = {k: r[k] for k in ("levels", "cost_trace", "max_jacobian_deficit", "motion_parameters")}
     return SdcResult(result(r["corrected"], like), result(r["field"], like), result(r["corrected_up"], like),
-                     result(r["corrected_down"], sd.like), str(pe_up), float(ro_up), str(pe_down), float(ro_down),
-                     report)
+                     result(r["corrected_down"], like if motion else sd.like), str(pe_up), float(ro_up), str(pe_down),
+                     float(ro_down), np.asarray(r["motion"]), report)
 
 
 def sdc_apply(series, fieldmap, pe_dir: str, readout_time: float, transforms=None, affine=None):

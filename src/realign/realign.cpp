@@ -184,7 +184,7 @@ void reslice_frame(const Image<float>& series, int64_t t, const Mat4& pullback, 
 }
 
 void reslice_series(const FrameSource& src, const std::vector<Mat4>& pullbacks, int degree, const FrameSink& sink,
-                    Image<float>* mean, const ResliceProgress& progress) {
+                    Image<float>* mean, const ResliceProgress& progress, const FrameReslicer& reslicer) {
   const Geometry& g = src.geometry;
   const int64_t T = g.dims[3], n = g.frame_size();
   VX_CHECK(int64_t(pullbacks.size()) == T, InvalidArgument, "reslice: ", T, " transforms needed, got ", pullbacks.size());
@@ -204,7 +204,9 @@ void reslice_series(const FrameSource& src, const std::vector<Mat4>& pullbacks, 
         for (int64_t t = f0; t < f1; ++t) {
           Image<float>& dst = sink ? outs[slot * kChunk + size_t(t - f0)] : tmp;
           if (dst.size() != n) dst = Image<float>(g3, no_init);
-          reslice_one(ImageView<const float>(frames[t - f0].view()), g, pullbacks[static_cast<size_t>(t)], degree, dst.view());
+          const ImageView<const float> in(frames[t - f0].view());
+          if (reslicer) reslicer(in, pullbacks[static_cast<size_t>(t)], dst.view());
+          else reslice_one(in, g, pullbacks[static_cast<size_t>(t)], degree, dst.view());
           if (mean) {
             double* m = part[slot].data();
             for (int64_t q = 0; q < n; ++q) m[q] += dst.data()[q];

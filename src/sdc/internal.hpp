@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "voxalign/image/geometry.hpp"
+#include "voxalign/spline/interpolate.hpp"
+
 namespace voxalign::sdc_detail {
 
 /// One axis of a tensor cubic B-spline: for each voxel its first control index and 4 weights, and
@@ -70,6 +73,7 @@ struct LevelProblem {
 struct Evaluation {
   double data = 0, reg = 0;
   std::vector<double> grad;       ///< d(data + reg)/dc
+  std::vector<double> residual;   ///< sqrt(weight x voxel volume) x residual per voxel (with derivatives)
   std::vector<double> g1, g2;     ///< dr/dc = g1 B + g2 B' per voxel (weight folded in as sqrt)
   double cost() const { return data + reg; }
 };
@@ -79,11 +83,51 @@ struct Evaluation {
 /// each side) instead of the spline's exact one, the usual approximation (benchmark only).
 Evaluation evaluate(const LevelProblem& P, const std::vector<double>& c, bool derivatives, bool approximate = false);
 
-/// out = (J^T W J + lambda R) v, scratch buffers reused.
+/// out = (J^T W J + lambda R) v, scratch buffers reused. With `Jm` (motion_jacobian), J has the
+/// motion's kMotionFree columns after the field's: v and out hold the coefficients, then those.
 void gauss_newton_apply(const LevelProblem& P, const Evaluation& E, const double* v, double* out,
-                        std::vector<double>& s1, std::vector<double>& s2);
+                        std::vector<double>& s1, std::vector<double>& s2, const std::vector<double>* Jm = nullptr);
 
 /// Sample line `coef` (n cubic coefficients, mirror) at x: value and derivative.
 void sample_line(const double* coef, int64_t n, double x, double& v, double& dv);
+
+/// DOWN's level image in its own frame for the rigid fit: cubic coefficients (mirror), and the level
+/// grid in the internal mm frame (level voxel i at lsp (i + off) mm; full voxel i at spacing i mm).
+struct MotionProblem {
+  Coefficients<double> down;
+  double lsp[3] = {1, 1, 1}, off[3] = {0, 0, 0};
+  Vec3 centre{0, 0, 0};   ///< centre of rotation (mm): the full grid's centre
+  double shift_mm = 0;    ///< DOWN's displacement along axis 0 in mm per Hz
+};
+/// The centre of rotation (internal mm): the full grid's centre.
+Vec3 motion_centre(const int64_t* full_dims, const double* spacing);
+MotionProblem make_motion_problem(const Image<float>& down_level, const int* factor, const double* spacing,
+                                  const int64_t* full_dims, double shift_mm_per_hz);
+
+/// The rigid pull-back (internal mm, UP's frame -> DOWN's): translation (mm) then Euler angles
+/// (rad, R = Rz Ry Rx) about `centre`, as AffineModel{"translation", "rotation"}.
+Mat4 rigid_matrix(const std::array<double, 6>& theta, const Vec3& centre);
+
+/// DOWN's level image at M x for every voxel x of the level grid, prefiltered along axis 0 (what
+/// LevelProblem::coef_down holds): DOWN brought into UP's frame before the line-wise fit.
+std::vector<double> moved_down(const LevelProblem& P, const MotionProblem& Q, const Mat4& M);
+
+/// sqrt(weight x voxel volume) x (A_up(x) - D(M(x + s T f(x) e_pe)) (1 + s T f'(x))) at every level
+/// voxel, DOWN sampled in 3D: the residual whose derivative motion_jacobian gives (for the tests).
+std::vector<double> motion_residuals(const LevelProblem& P, const MotionProblem& Q, const std::vector<double>& c,
+                                     const std::array<double, 6>& theta);
+
+/// Motion parameters fitted with the field: all but the translation along the PE axis (index 0).
+constexpr int kMotionFree = 5;
+
+/// The residual's derivative with respect to the free motion parameters (1..5) at every level voxel,
+/// sqrt(weight x voxel volume) folded in as in Evaluation::g1/g2: row v at v * kMotionFree. With the
+/// field's rows it makes the joint Gauss-Newton system of field and motion.
+std::vector<double> motion_jacobian(const LevelProblem& P, const MotionProblem& Q, const std::vector<double>& c,
+                                    const std::array<double, 6>& theta);
+/// t[v] += Jm[v] . v_theta (the motion's part of J v).
+void motion_rows_apply(const std::vector<double>& Jm, const double* v_theta, double* t);
+/// out = Jm^T t (kMotionFree values; block-ordered sums).
+void motion_rows_adjoint(const std::vector<double>& Jm, const double* t, double* out);
 
 } // namespace voxalign::sdc_detail

@@ -134,29 +134,42 @@ std::vector<Mat4> read_frame_transforms(const std::string& path) {
   return out;
 }
 
+SdcOneShot::SdcOneShot(ImageView<const float> field, const Geometry& grid, PhaseEncoding pe, double readout,
+                       const ResampleOptions& opts)
+    : grid_(grid), opts_(opts) {
+  grid_.ndim = 3;
+  grid_.dims[3] = 1;
+  // The Jacobian of the distortion on the reference grid: sdc_apply of an image of ones.
+  const Image<float> ones(Geometry{3, {field.dims[0], field.dims[1], field.dims[2], 1}}, 1.0f);
+  jacobian_ = sdc_apply(ones.view(), field, pe, readout);
+  disp_ = std::make_shared<const DisplacementField>(sdc_displacement(field, grid_, pe, readout));
+}
+
+void SdcOneShot::frame(ImageView<const float> in, const Mat4& pullback, ImageView<float> out) const {
+  for (int d = 0; d < 3; ++d)
+    VX_CHECK(in.dims[d] == grid_.dims[size_t(d)] && out.dims[d] == grid_.dims[size_t(d)], InvalidArgument,
+             "one-shot resampling: the frame is not on the field's grid");
+  TransformChain chain; // reference point -> its distorted position -> the frame's point
+  chain.append(disp_);
+  chain.append(pullback);
+  resample_chain_into<float>(in, grid_.affine, 3, out, grid_.affine, chain, opts_);
+  const float* jac = jacobian_.data();
+  for (int64_t k = 0, v = 0; k < out.dims[2]; ++k)
+    for (int64_t j = 0; j < out.dims[1]; ++j)
+      for (int64_t i = 0; i < out.dims[0]; ++i, ++v) out(i, j, k) *= jac[v];
+}
+
 Image<float> sdc_apply_with_motion(ImageView<const float> series, ImageView<const float> field, const Geometry& grid,
                                    PhaseEncoding pe, double readout, const std::vector<Mat4>& pullbacks,
                                    const ResampleOptions& opts) {
   VX_CHECK(int64_t(pullbacks.size()) == series.dims[3], InvalidArgument, "the series has ", series.dims[3],
            " frames but ", pullbacks.size(), " transforms were given");
-  // The Jacobian of the distortion on the reference grid: sdc_apply of an image of ones.
-  Image<float> ones(Geometry{3, {series.dims[0], series.dims[1], series.dims[2], 1}}, 1.0f);
-  const Image<float> jac = sdc_apply(ones.view(), field, pe, readout);
-  const auto disp = std::make_shared<const DisplacementField>(sdc_displacement(field, grid, pe, readout));
+  const SdcOneShot one(field, grid, pe, readout, opts);
   Geometry g = grid;
   g.ndim = series.dims[3] > 1 ? 4 : 3;
   g.dims[3] = series.dims[3];
   Image<float> out(g, no_init);
-  for (int64_t t = 0; t < series.dims[3]; ++t) {
-    TransformChain chain; // reference point -> its distorted position -> the frame's point
-    chain.append(disp);
-    chain.append(pullbacks[size_t(t)]);
-    ImageView<float> o = out.view().frame(t);
-    resample_chain_into<float>(series.frame(t), grid.affine, 3, o, grid.affine, chain, opts);
-    const int64_t n = grid.frame_size();
-    float* dst = out.data() + n * t;
-    for (int64_t v = 0; v < n; ++v) dst[v] *= jac.data()[v];
-  }
+  for (int64_t t = 0; t < series.dims[3]; ++t) one.frame(series.frame(t), pullbacks[size_t(t)], out.view().frame(t));
   return out;
 }
 

@@ -23,6 +23,7 @@ Evaluation evaluate(const LevelProblem& P, const std::vector<double>& c, bool de
   if (derivatives) {
     E.g1.resize(size_t(nv));
     E.g2.resize(size_t(nv));
+    E.residual.resize(size_t(nv));
     a.resize(size_t(nv));
     b.resize(size_t(nv));
   }
@@ -59,6 +60,7 @@ Evaluation evaluate(const LevelProblem& P, const std::vector<double>& c, bool de
         const double g2 = sm * (P.jac_up * vu - P.jac_down * vd);
         E.g1[size_t(v)] = g1;
         E.g2[size_t(v)] = g2;
+        E.residual[size_t(v)] = sm * r;
         a[size_t(v)] = g1 * sm * r;
         b[size_t(v)] = g2 * sm * r;
       }
@@ -76,20 +78,24 @@ Evaluation evaluate(const LevelProblem& P, const std::vector<double>& c, bool de
 }
 
 void gauss_newton_apply(const LevelProblem& P, const Evaluation& E, const double* v, double* out,
-                        std::vector<double>& s1, std::vector<double>& s2) {
-  const int64_t nv = P.basis.voxels();
+                        std::vector<double>& s1, std::vector<double>& s2, const std::vector<double>* Jm) {
+  const int64_t nv = P.basis.voxels(), nc = P.basis.controls();
   s1.resize(size_t(nv));
   s2.resize(size_t(nv));
   P.basis.forward(v, s1.data(), s2.data());
+  std::vector<double> t;
+  if (Jm) t.assign(size_t(nv), 0.0), motion_rows_apply(*Jm, v + nc, t.data());
   parallel_for(nv, 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const double t = E.g1[size_t(i)] * s1[size_t(i)] + E.g2[size_t(i)] * s2[size_t(i)];
-      s1[size_t(i)] = E.g1[size_t(i)] * t;
-      s2[size_t(i)] = E.g2[size_t(i)] * t;
+      double ti = E.g1[size_t(i)] * s1[size_t(i)] + E.g2[size_t(i)] * s2[size_t(i)];
+      if (Jm) ti += t[size_t(i)], t[size_t(i)] = ti;
+      s1[size_t(i)] = E.g1[size_t(i)] * ti;
+      s2[size_t(i)] = E.g2[size_t(i)] * ti;
     }
   });
   P.basis.adjoint(s1.data(), s2.data(), out);
   P.bending.apply_add(v, out);
+  if (Jm) motion_rows_adjoint(*Jm, t.data(), out + nc);
 }
 
 } // namespace voxalign::sdc_detail

@@ -228,6 +228,7 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
   const double a_up = pe_up.sign * readout_up, a_down = pe_down.sign * readout_down;
 
   SdcResult res;
+  std::array<double, 6> theta{}; // DOWN's rigid motion (internal mm frame), carried across levels
   std::array<ControlLayout, 3> layout{};
   std::vector<double> c;
   for (size_t l = 0; l < o.warp_res.size(); ++l) {
@@ -262,37 +263,67 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
     }
     c = l == 0 ? std::vector<double>(size_t(P.basis.controls()), 0.0) : refit(layout, c, next);
     layout = next;
+    MotionProblem Q;
+    if (o.motion) {
+      Q = make_motion_problem(Ld, fa, sp, N, a_down * sp[0]);
+      P.coef_down = moved_down(P, Q, rigid_matrix(theta, Q.centre));
+    }
 
     SdcLevelReport rep;
     for (int a = 0; a < 3; ++a) rep.control_points[size_t(perm[a])] = next[size_t(a)].nc;
     Evaluation E = evaluate(P, c, true, o.approximate);
     rep.initial_cost = E.cost();
-    std::vector<double> s1, s2, dx, diag(c.size()), q0(static_cast<size_t>(P.basis.voxels())), q1(q0.size()), q2(q0.size()),
-        rhs(c.size()), trial(c.size());
+    // Gauss-Newton on the field's coefficients and, with motion, DOWN's five free rigid parameters
+    // together (their columns appended to the field's): the motion's PE component and a linear field
+    // trade off, so fitting them in turn would crawl.
+    const size_t nc = c.size(), nj = o.motion ? nc + kMotionFree : nc;
+    std::vector<double> s1, s2, dx, diag(nj), q0(static_cast<size_t>(P.basis.voxels())), q1(q0.size()), q2(q0.size()),
+        rhs(nj), trial(nc), Jm, kept;
     for (int it = 1; it <= o.iterations[l]; ++it) {
       for (size_t i = 0; i < q0.size(); ++i)
         q0[i] = E.g1[i] * E.g1[i], q1[i] = 2 * E.g1[i] * E.g2[i], q2[i] = E.g2[i] * E.g2[i];
       P.basis.adjoint_squared(q0.data(), q1.data(), q2.data(), diag.data());
       P.bending.diag_add(diag.data());
+      for (size_t i = 0; i < nc; ++i) rhs[i] = -E.grad[i];
+      if (o.motion) {
+        Jm = motion_jacobian(P, Q, c, theta);
+        motion_rows_adjoint(Jm, E.residual.data(), rhs.data() + nc);
+        for (size_t p = 0; p < size_t(kMotionFree); ++p) {
+          rhs[nc + p] = -rhs[nc + p];
+          double d = 0;
+          for (size_t v = p; v < Jm.size(); v += kMotionFree) d += Jm[v] * Jm[v];
+          diag[nc + p] = d;
+        }
+      }
       double dmax = 0;
       for (double v : diag) dmax = std::max(dmax, v);
       for (double& v : diag) v = std::max(v, 1e-12 * dmax + 1e-300);
-      for (size_t i = 0; i < c.size(); ++i) rhs[i] = -E.grad[i];
-      rep.cg_iterations += pcg([&](const double* v, double* out) { gauss_newton_apply(P, E, v, out, s1, s2); }, rhs,
-                               diag, dx, o.cg_iterations, o.cg_tolerance);
+      rep.cg_iterations += pcg(
+          [&](const double* v, double* out) { gauss_newton_apply(P, E, v, out, s1, s2, o.motion ? &Jm : nullptr); },
+          rhs, diag, dx, o.cg_iterations, o.cg_tolerance);
       bool accepted = false;
       Evaluation En;
+      std::array<double, 6> theta_trial = theta;
+      if (o.motion) kept = P.coef_down;
       for (double step = 1.0; step > 1.0 / 64; step *= 0.5) {
-        for (size_t i = 0; i < c.size(); ++i) trial[i] = c[i] + step * dx[i];
+        for (size_t i = 0; i < nc; ++i) trial[i] = c[i] + step * dx[i];
+        if (o.motion) {
+          for (size_t p = 0; p < size_t(kMotionFree); ++p) theta_trial[p + 1] = theta[p + 1] + step * dx[nc + p];
+          P.coef_down = moved_down(P, Q, rigid_matrix(theta_trial, Q.centre));
+        }
         En = evaluate(P, trial, true, o.approximate);
         if (En.cost() < E.cost()) {
           accepted = true;
           break;
         }
       }
-      if (!accepted) break;
+      if (!accepted) {
+        if (o.motion) P.coef_down.swap(kept);
+        break;
+      }
       const double drop = (E.cost() - En.cost()) / std::max(E.cost(), 1e-300);
       c.swap(trial);
+      theta = theta_trial;
       E = std::move(En);
       rep.iterations = it;
       if (o.progress) o.progress({int(l), it, E.cost()});
@@ -322,9 +353,23 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
         res.field.data()[idx[0] + grid.dims[0] * (idx[1] + grid.dims[1] * idx[2])] =
             float(Fv[size_t(i + N[0] * (j + N[1] * k))]);
       }
-  // The corrected images from the field as written (what --apply gives for the same image).
+  // The corrected images from the field as written (what --apply gives for the same image); DOWN
+  // under motion through the one-shot resampler, onto UP's frame.
   const Image<float> cu = sdc_apply(up, res.field.view(), pe_up, readout_up);
-  const Image<float> cd = sdc_apply(down, res.field.view(), pe_down, readout_down);
+  Image<float> cd;
+  if (o.motion) {
+    res.report.motion_parameters = theta;
+    // internal mm z = S P v (v original voxel, P the permutation) -> RAS through the grid's matrix
+    Mat4 SP = Mat4::Zero();
+    SP(3, 3) = 1;
+    for (int a = 0; a < 3; ++a) SP(a, perm[a]) = sp[a];
+    const Mat4 vox = SP.inverse() * rigid_matrix(theta, motion_centre(N, sp)) * SP;
+    res.motion = grid.affine * vox * grid.affine.inverse();
+    cd = sdc_apply_with_motion(down, res.field.view(), g3, pe_down, readout_down,
+                               std::vector<Mat4>(size_t(down.dims[3]), res.motion));
+  } else {
+    cd = sdc_apply(down, res.field.view(), pe_down, readout_down);
+  }
   auto mean_of = [&](const Image<float>& s) {
     Image<float> m(g3, 0.0f);
     const int64_t T = s.geometry().dims[3], n = g3.frame_size();

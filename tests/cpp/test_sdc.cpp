@@ -215,6 +215,7 @@ TEST(Sdc, BitIdenticalAcrossThreadCounts) {
   ASSERT_EQ(a.field.size(), b.field.size());
   EXPECT_EQ(0, std::memcmp(a.field.data(), b.field.data(), sizeof(float) * size_t(a.field.size())));
   EXPECT_EQ(0, std::memcmp(a.corrected.data(), b.corrected.data(), sizeof(float) * size_t(a.corrected.size())));
+  EXPECT_TRUE(a.motion == b.motion); // the motion estimate (on by default) too
 }
 
 TEST(Sdc, BadInputIsRefused) {
@@ -276,4 +277,75 @@ TEST(Sdc, DisplacementFieldRoundTrips) {
   // Along j only: 2 mm x (-1) x 0.05 s x field.
   EXPECT_NEAR(D.u.data()[3 + 120], 2.0 * -0.05 * f.data()[3], 1e-12);
   EXPECT_EQ(D.u.data()[3], 0.0);
+}
+
+TEST(Sdc, MotionDerivativeIsExact) {
+  // The motion's columns of the joint Gauss-Newton system (motion_jacobian) against central finite
+  // differences of the residual with DOWN sampled in 3D (motion_residuals), at a non-zero field and
+  // motion, on a subsampled level; and the moved DOWN at the truth brings DOWN back onto UP.
+  const int64_t N[3] = {28, 24, 20};
+  const double sp[3] = {2.0, 1.5, 2.5};
+  const Blobs pattern(30, N, 7);
+  const Vec3 centre = motion_centre(N, sp);
+  const std::array<double, 6> truth{0.0, 0.8, -0.6, 0.04, -0.03, 0.05};
+  const Mat4 Minv = rigid_matrix(truth, centre).inverse();
+  for (int factor : {1, 2}) {
+    LevelProblem P;
+    int fa[3];
+    for (int a = 0; a < 3; ++a) {
+      fa[a] = factor;
+      P.dims[a] = N[a] / factor;
+      const ControlLayout L = control_layout(N[a], 5.0);
+      P.basis.ax[a] = make_axis(L, P.dims[a], factor);
+      P.bending.nc[a] = L.nc;
+      P.bending.h[a] = 5.0 * sp[a];
+    }
+    Geometry g;
+    for (int a = 0; a < 3; ++a) g.dims[size_t(a)] = P.dims[a];
+    Image<float> down(g, no_init);
+    P.coef_up.resize(size_t(P.dims[0] * P.dims[1] * P.dims[2]));
+    for (int64_t k = 0, v = 0; k < P.dims[2]; ++k)
+      for (int64_t j = 0; j < P.dims[1]; ++j)
+        for (int64_t i = 0; i < P.dims[0]; ++i, ++v) {
+          const double off = (factor - 1) / 2.0;
+          const Vec3 x(sp[0] * (factor * i + off), sp[1] * (factor * j + off), sp[2] * (factor * k + off));
+          P.coef_up[size_t(v)] = pattern(x[0] / sp[0], x[1] / sp[1], x[2] / sp[2]);
+          const Vec3 z = Minv.block<3, 3>(0, 0) * x + Minv.block<3, 1>(0, 3);
+          down.data()[v] = float(pattern(z[0] / sp[0], z[1] / sp[1], z[2] / sp[2]));
+        }
+    const int64_t d4[4] = {P.dims[0], P.dims[1], P.dims[2], 1};
+    prefilter_in_place<double>(P.coef_up.data(), d4, 1, 3, Mode::Mirror);
+    P.weight.assign(P.coef_up.size(), 1.0f);
+    for (size_t v = 0; v < P.weight.size(); v += 7) P.weight[v] = 0.5f;
+    P.shift_up = 0.05 / factor, P.shift_down = -0.04 / factor, P.jac_up = 0.05, P.jac_down = -0.04;
+    P.voxel_volume = sp[0] * sp[1] * sp[2] * factor * factor * factor;
+    const MotionProblem Q = make_motion_problem(down, fa, sp, N, -0.04 * sp[0]);
+    const std::vector<double> c = random_coefficients(P, 5.0, 11);
+    const std::array<double, 6> at{0.0, 0.3, -0.2, 0.01, 0.02, -0.015};
+    const std::vector<double> J = motion_jacobian(P, Q, c, at);
+    const int64_t nv = P.dims[0] * P.dims[1] * P.dims[2];
+    for (int p = 0; p < kMotionFree; ++p) {
+      const double h = p < 2 ? 1e-4 : 1e-6;
+      std::array<double, 6> lo = at, hi = at;
+      lo[size_t(p + 1)] -= h, hi[size_t(p + 1)] += h;
+      const std::vector<double> rl = motion_residuals(P, Q, c, lo), rh = motion_residuals(P, Q, c, hi);
+      double err = 0, ref = 0;
+      for (int64_t v = 0; v < nv; ++v) {
+        const double fd = (rh[size_t(v)] - rl[size_t(v)]) / (2 * h);
+        err = std::max(err, std::fabs(fd - J[size_t(v * kMotionFree + p)]));
+        ref = std::max(ref, std::fabs(fd));
+      }
+      EXPECT_LT(err, 1e-5 * ref) << "parameter " << p + 1 << ", factor " << factor;
+    }
+    // At the true motion (no field), DOWN moved back equals UP inside (the mirror at the border is not the pattern).
+    std::vector<double> back = moved_down(P, Q, rigid_matrix(truth, centre)), up = P.coef_up;
+    double err = 0, ref = 0;
+    for (int64_t k = 3; k < P.dims[2] - 3; ++k)
+      for (int64_t j = 3; j < P.dims[1] - 3; ++j)
+        for (int64_t i = 3; i < P.dims[0] - 3; ++i) {
+          const size_t v = size_t(i + P.dims[0] * (j + P.dims[1] * k));
+          err = std::max(err, std::fabs(back[v] - up[v])), ref = std::max(ref, std::fabs(up[v]));
+        }
+    EXPECT_LT(err, 0.05 * ref) << "factor " << factor;
+  }
 }

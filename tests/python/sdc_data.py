@@ -97,3 +97,41 @@ def pair(kind="ch2", voxel=2, axis=1, readout=0.05, noise=0.01, seed=0, **field_
     up = (up + rng.normal(0, s, up.shape)).astype(np.float32)
     down = (down + rng.normal(0, s, down.shape)).astype(np.float32)
     return up, down, true, f.astype(np.float32), mask, aff
+
+
+def rigid_ras(rot_deg=(1.5, 0.0, 0.0), trans_mm=(1.5, 0.0, 0.0), centre=(0.0, 0.0, 0.0)):
+    """4x4 RAS map x -> centre + t + R (x - centre), R = Rz Ry Rx (degrees about x, y, z)."""
+    rx, ry, rz = np.deg2rad(rot_deg)
+    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
+    R = (np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]]) @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+         @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]))
+    M = np.eye(4)
+    M[:3, :3] = R
+    M[:3, 3] = np.asarray(centre) + np.asarray(trans_mm) - R @ np.asarray(centre)
+    return M
+
+
+def moved_pair(rot_deg=(1.5, 0.0, 0.0), trans_mm=(1.5, 0.0, 0.0), axis=1, readout=0.05, noise=0.01, seed=0,
+               **field_args):
+    """(up, down, true, field_hz, mask, affine, motion): as pair() on ch2 at 2 mm, but the head moved
+    between the two acquisitions. `motion` is the RAS pull-back from UP's world to DOWN's (the head's
+    point at x in UP sits at motion @ x in DOWN), a rotation about the grid's centre plus `trans_mm`
+    (keep its PE component 0: the pair cannot tell it from the field's mean). DOWN is the moved head,
+    with the field moved along (it belongs to the head), distorted along the scanner's PE axis: the
+    physical model, not voxalign's fixed-field approximation."""
+    true, mask, aff = ch2(2)
+    centre = aff[:3, :3] @ ((np.array(true.shape) - 1) / 2.0) + aff[:3, 3]
+    M = rigid_ras(rot_deg, trans_mm, centre)
+    Minv = np.linalg.inv(M)
+    f = field_hz(true.shape, aff, **field_args)
+    up = distort(true, f, axis, +1, readout)
+    # DOWN's frame: true_D(z) = true(M^-1 z), in voxels A^-1 M^-1 A
+    vox = np.linalg.inv(aff) @ Minv @ aff
+    true_d = ndimage.affine_transform(true.astype(np.float64), vox[:3, :3], vox[:3, 3], order=3, mode="nearest")
+    f_d = field_hz(true.shape, Minv @ aff, **field_args)
+    down = distort(true_d, f_d, axis, -1, readout)
+    rng = np.random.default_rng(seed)
+    s = noise * float(true[mask].mean())
+    up = (up + rng.normal(0, s, up.shape)).astype(np.float32)
+    down = (down + rng.normal(0, s, down.shape)).astype(np.float32)
+    return up, down, true, f.astype(np.float32), mask, aff, M

@@ -96,6 +96,7 @@ CASES = [
     ("sdc", "tolerance", vx.sdc, "tolerance", None),
     ("sdc", "no-align", vx.sdc, "align_volumes", lambda v: not v),
     ("sdc", "cg-iterations", vx.sdc, "cg_iterations", None),
+    ("sdc", "no-motion", vx.sdc, "motion", lambda v: not v),
 ]
 
 

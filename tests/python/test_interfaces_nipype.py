@@ -220,6 +220,45 @@ def test_option_table_matches_the_command_line(exe):
         keys = {o.flag.lstrip("-") for o in cmd.inputs + cmd.outputs if o.flag.startswith("--")}
         keys |= {"output" for o in cmd.outputs if o.flag == "-o"} | {"transform" for o in cmd.inputs if o.flag == "-t"}
         cli_keys = {k for k in listed[name] if not k.startswith("-")} - not_inputs
-        positional = {o for o in cli_keys - keys if o in ("input", "moving", "in4d", "in")}
+        positional = {o for o in cli_keys - keys if o in ("input", "moving", "in4d", "in", "up", "down")}
         assert keys <= cli_keys, f"{name}: unknown options {sorted(keys - cli_keys)}"
         assert cli_keys - positional <= keys, f"{name}: options without an input {sorted(cli_keys - positional - keys)}"
+
+
+def test_sdc_then_realign_with_the_field_match_cli(exe, tmp_path, cli):
+    # A PEPOLAR chain as Nipype nodes: Sdc on a blip pair (nibabel's example4d EPI distorted by a known
+    # field), its out_field into Realign(fieldmap=...) of a short series: the same files, bit for bit, as
+    # the CLI by hand; out_motion is written (motion on by default) and not with no_motion; mem_gb covers sdc.
+    import nibabel as nib
+    import numpy as np
+
+    import sdc_data
+
+    up, down, true, field, mask, aff = sdc_data.pair("epi")
+    d = tmp_path / "in"
+    d.mkdir()
+    for n, a in (("up", up), ("down", down)):
+        nib.save(nib.Nifti1Image(a, aff), d / f"{n}.nii.gz")
+    bold = d / "bold.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([up, np.roll(up, 1, axis=0), up], -1), aff), bold)
+    wf = pe.Workflow(name="pepolar", base_dir=str(tmp_path / "work"))
+    wf.config["execution"]["remove_unnecessary_outputs"] = False   # the test reads every output
+    sdc = pe.Node(vxn.Sdc(in_file=str(d / "up.nii.gz"), in_down=str(d / "down.nii.gz"), pe_dir="j",
+                          readout_time=0.05, warp_res=[20, 10], subsamp=[2, 1], fwhm=[4, 0], max_iter=[5, 5],
+                          reg_lambda=[1e-4, 1e-3]), name="sdc", mem_gb=vxi.mem_gb("sdc", d / "up.nii.gz", d / "down.nii.gz"))
+    mc = pe.Node(vxn.Realign(in_file=str(bold), pe_dir="j", readout_time=0.05), name="hmc_sdc")
+    wf.connect(sdc, "out_field", mc, "fieldmap")
+    graph = wf.run()
+    res = {n.name: n.result.outputs for n in graph.nodes()}
+    assert 0.05 < vxi.mem_gb("sdc", d / "up.nii.gz", d / "down.nii.gz") < 1.0
+    assert os.path.isfile(res["sdc"].out_motion) and res["sdc"].out_corrected == res["sdc"].out_file
+    cli("sdc", d / "up.nii.gz", d / "down.nii.gz", "-o", tmp_path / "c.nii.gz", "--fieldmap", tmp_path / "f.nii.gz",
+        "--pe-dir", "j", "--readout-time", "0.05", "--warpres", "20,10", "--subsamp", "2,1", "--fwhm", "4,0",
+        "--miter", "5,5", "--lambda", "1e-4,1e-3", "-q")
+    assert_same_file(res["sdc"].out_file, tmp_path / "c.nii.gz")
+    assert_same_file(res["sdc"].out_field, tmp_path / "f.nii.gz")
+    cli("realign", bold, "-o", tmp_path / "r.nii.gz", "--fieldmap", tmp_path / "f.nii.gz", "--pe-dir", "j",
+        "--readout-time", "0.05", "-q")
+    assert_same_file(res["hmc_sdc"].out_file, tmp_path / "r.nii.gz")
+    line = vxn.Sdc(in_file=str(d / "up.nii.gz"), in_down=str(d / "down.nii.gz"), no_motion=True).cmdline
+    assert "--no-motion" in line and "--save-motion" not in line

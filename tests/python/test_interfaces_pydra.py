@@ -68,3 +68,19 @@ def test_failing_task_carries_voxalign_message(exe, tmp_path, t1_path, cli):
     report = str(err.value).split("full crash report is here: ")[-1].strip()
     assert report.endswith("_error.pklz")
     assert message in "".join(cp.loads(open(report, "rb").read())["error message"])
+
+
+def test_sdc_task_passes_its_inputs_in_order(exe, tmp_path, t1_path):
+    # Sdc's two positional inputs go first, in order (UP, DOWN); topup's names map to voxalign's flags;
+    # Realign takes the field and the series' acquisition.
+    files, _ = make_inputs(tmp_path / "in", t1_path)
+    t1 = files["01"]["t1"]
+    task = vxp.Sdc(in_file=t1, in_down=files["02"]["t1"], pe_dir="j-", readout_time=0.04, warp_res=[20.0, 10.0],
+                   max_iter=[4, 4], no_motion=True, cache_dir=tmp_path)
+    words = task.cmdline.split()
+    assert words[2:4] == [str(t1), str(files["02"]["t1"])], words
+    assert words[words.index("--pe-dir") + 1] == "j-" and words[words.index("--warpres") + 1] == "20.0,10.0"
+    assert words[words.index("--miter") + 1] == "4,4" and "--no-motion" in words and "--motion" not in words
+    r = vxp.Realign(in_file=files["01"]["bold"], fieldmap=t1, pe_dir="j", readout_time=0.05, cache_dir=tmp_path)
+    w = r.cmdline.split()
+    assert w[w.index("--fieldmap") + 1] == str(t1) and w[w.index("--readout-time") + 1] == "0.05"

@@ -75,9 +75,14 @@ void reslice_series(const Image<float>& series, const std::vector<Mat4>& pullbac
                     Image<float>* mean, const ResliceProgress& progress = {});
 /// Receives resliced frame t (the reference grid's frame_size floats), t = 0, 1, ... in order, on the calling thread.
 using FrameSink = std::function<void(int64_t, const float*)>;
-/// The same, frames read on demand and each resliced frame handed to `sink` (may be empty) in order.
+/// Resamples one 3D frame (on the series' grid) into `out` through its pull-back, in place of the
+/// plain reslicing (e.g. SdcOneShot: motion and distortion in one interpolation). Called from worker
+/// threads at once: it must be safe to call concurrently.
+using FrameReslicer = std::function<void(ImageView<const float>, const Mat4&, ImageView<float>)>;
+/// The same, frames read on demand and each resliced frame handed to `sink` (may be empty) in order;
+/// `reslicer`, when set, resamples each frame instead of the B-spline reslicing of `degree`.
 void reslice_series(const FrameSource& series, const std::vector<Mat4>& pullbacks, int degree, const FrameSink& sink,
-                    Image<float>* mean, const ResliceProgress& progress = {});
+                    Image<float>* mean, const ResliceProgress& progress = {}, const FrameReslicer& reslicer = {});
 
 /// The motion summaries from per-frame pull-backs on a grid (the series' geometry): SPM and FSL
 /// parameters, framewise displacement (Power: |d trans| + 50 mm |d rot| from the FSL parameters) and

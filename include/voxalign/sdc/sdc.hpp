@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,9 @@ struct SdcOptions {
   std::vector<double> lambda{1e-4, 1e-4, 1e-4, 1e-3};
   /// 4D inputs: align each image's volumes rigidly (realign, to their mean) before averaging them.
   bool align_volumes = true;
+  /// Estimate a rigid motion of DOWN relative to UP together with the field (topup --estmov): at
+  /// each level Gauss-Newton steps on the field and the motion jointly (docs/sdc.md).
+  bool motion = true;
   /// A level ends when a Gauss-Newton iteration lowers the cost by less than this fraction.
   double tolerance = 1e-4;
   /// Conjugate-gradient iterations per Gauss-Newton step, and its relative tolerance.
@@ -83,12 +87,18 @@ struct SdcLevelReport {
 
 struct SdcReport {
   std::vector<SdcLevelReport> levels;
+  /// The rigid motion found (motion on): translations (mm) along the internal axes (PE axis first,
+  /// then the other two in order; the PE one is held at 0) and Euler angles (rad) about them.
+  std::array<double, 6> motion_parameters{};
   double max_abs_jacobian_deficit = 0; ///< max over voxels of max(0, -(1 +- dd/dy)): 0 when nothing folds
 };
 
 struct SdcResult {
   Image<float> field;           ///< Hz, on the input grid (topup --fout's sign)
   Image<float> corrected_up, corrected_down, corrected; ///< each pulled back with its Jacobian; their mean
+  /// DOWN's rigid motion relative to UP as a RAS pull-back (UP's world point -> DOWN's), identity
+  /// without motion: `voxalign resample DOWN -t` of it lands on UP. corrected_down is on UP's frame.
+  Mat4 motion = Mat4::Identity();
   SdcReport report;
 };
 
@@ -106,6 +116,25 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
 /// pulled back along the phase-encoding axis by the field's displacement (cubic B-spline along the
 /// line, mirror at the ends) and multiplied by the Jacobian.
 Image<float> sdc_apply(ImageView<const float> series, ImageView<const float> field_hz, PhaseEncoding pe, double readout);
+
+/// Motion and distortion in one interpolation (fMRIPrep's "one-shot"): an image on `grid` (the
+/// field's grid) acquired with (pe, readout) and moved by a rigid/affine RAS pull-back M (reference
+/// -> image) is sampled at M(x + u(x)), u the field's displacement (sdc_displacement), with `opts`,
+/// and multiplied by the Jacobian 1 + s T df/dy at x. One implementation for sdc --apply-transforms,
+/// sdc's corrected DOWN under motion and realign --fieldmap.
+class SdcOneShot {
+public:
+  SdcOneShot(ImageView<const float> field_hz, const Geometry& grid, PhaseEncoding pe, double readout,
+             const ResampleOptions& opts = {});
+  /// One 3D frame `in` (on the grid) into the 3D view `out` (on the grid) through `pullback`.
+  void frame(ImageView<const float> in, const Mat4& pullback, ImageView<float> out) const;
+
+private:
+  Geometry grid_;
+  std::shared_ptr<const DisplacementField> disp_;
+  Image<float> jacobian_;
+  ResampleOptions opts_;
+};
 
 /// One-shot motion and distortion correction of `series` (4D, on `grid`, the field's grid) with
 /// realign's per-frame RAS pull-backs (reference -> frame t): frame t is sampled at

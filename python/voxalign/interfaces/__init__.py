@@ -28,6 +28,7 @@ _MEM_RULE = {  # command: (fixed MB, bytes per input voxel)
     "realign": (200, 5.0),    # measured 116 MB + 4.6 B/voxel of the series, resliced
     "resample": (200, 9.5),   # measured 113 MB + 9.1 B/voxel of a 4D series
     "warp": (100, 14.0),      # measured 14 MB + 14.0 B/voxel of image + field
+    "sdc": (100, 140.5),      # measured 9 MB + 140.2 B/voxel of UP + DOWN (motion on, default levels)
 }
 # realign and resample stream a 4D series: they hold a window of it whatever its length (realign:
 # groups of frames per thread; resample: ~64 MB chunks, one read ahead), so at most this many voxels
@@ -56,7 +57,7 @@ def _bytes(command, path) -> float:
 def mem_gb(command: str, *images) -> float:
     """Memory (GB) to declare for one `voxalign <command>` run on these input images (paths): the
     measured peak RSS rule above with its margin, for Node(mem_gb=...) and cluster requests. For
-    register pass the moving and the fixed image; for warp the image and the field."""
+    register pass the moving and the fixed image; for warp the image and the field; for sdc UP and DOWN."""
     fixed_mb = _MEM_RULE[command][0]
     return round(_MARGIN * (fixed_mb * 2**20 + sum(_bytes(command, p) for p in images)) / 2**30, 3)
 

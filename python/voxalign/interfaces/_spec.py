@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 DTYPES = ("float32", "float64", "uint8", "int8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
+PE_DIRS = ("i", "j", "k", "i-", "j-", "k-")   # BIDS PhaseEncodingDirection
 MODES = ("itk", "grid-constant", "constant", "nearest", "mirror", "reflect", "grid-mirror", "wrap", "grid-wrap")
 
 
@@ -158,6 +159,12 @@ REALIGN = Command(
         Opt("write_degree", "int", "--write-degree", "B-spline degree of the resliced series and mean",
             low=0, high=7),
         Opt("mask", "file", "--mask", "mask or weight on the series' 3D grid"),
+        Opt("fieldmap", "file", "--fieldmap", "field in Hz on the series' grid (sdc's out_field, topup's --fout): "
+            "motion and distortion corrected in one interpolation"),
+        Opt("pe_dir", "choice", "--pe-dir", "with fieldmap: the series' phase-encoding direction (default: its "
+            "BIDS sidecar)", choices=PE_DIRS),
+        Opt("readout_time", "float", "--readout-time", "with fieldmap: the series' total readout time in s "
+            "(default: its BIDS sidecar)", low=0),
         DTYPE, THREADS,
     ),
     outputs=(
@@ -208,7 +215,59 @@ WARP = Command(
     outputs=(Out("out_file", "-o", "the warped image", suffix="_warped"),),
 )
 
-COMMANDS = {c.name: c for c in (N4, REGISTER, REALIGN, RESAMPLE, WARP)}
+SDC = Command(
+    "sdc", "susceptibility distortion correction from a blip-up/blip-down pair, FSL topup's model (docs/sdc.md)",
+    inputs=(
+        Opt("in_file", "file", "", "UP: image acquired with one phase-encoding direction (3D or 4D)", position=0,
+            mandatory=True),
+        Opt("in_down", "file", "", "DOWN: image acquired with the opposite direction, on the same grid", position=1,
+            mandatory=True),
+        Opt("pe_dir", "choice", "--pe-dir", "UP's phase-encoding direction (default: --datain or its BIDS sidecar)",
+            choices=PE_DIRS),
+        Opt("pe_dir_down", "choice", "--pe-dir-down", "DOWN's phase-encoding direction (default: opposite of UP's)",
+            choices=PE_DIRS),
+        Opt("readout_time", "float", "--readout-time", "total readout time in s, both images", low=0),
+        Opt("readout_time_down", "float", "--readout-time-down", "DOWN's total readout time in s", low=0),
+        Opt("datain", "file", "--datain", "topup's acquisition parameters (rows: UP, DOWN)", aliases=("encoding_file",)),
+        Opt("mask", "file", "--mask", "fit the field to the voxels of this mask only"),
+        Opt("no_align", "bool", "--no-align", "4D UP/DOWN: average their volumes without aligning them"),
+        Opt("motion", "bool", "--motion", "estimate DOWN's rigid motion relative to UP (the default; topup --estmov)",
+            xor=("no_motion",)),
+        Opt("no_motion", "bool", "--no-motion", "do not estimate a motion between UP and DOWN", xor=("motion",)),
+        Opt("warp_res", "floats", "--warpres", "control-point spacing (mm) per level (topup --warpres)"),
+        Opt("subsamp", "ints", "--subsamp", "subsampling per level (topup --subsamp)"),
+        Opt("fwhm", "floats", "--fwhm", "smoothing FWHM (mm) per level (topup --fwhm)"),
+        Opt("max_iter", "ints", "--miter", "Gauss-Newton iterations per level (topup --miter)"),
+        Opt("reg_lambda", "floats", "--lambda", "bending-energy weight per level (docs/sdc.md; not topup's units)"),
+        Opt("tolerance", "float", "--tolerance", "end a level below this relative cost decrease", low=0, high=1),
+        Opt("cg_iterations", "int", "--cg-iterations", "conjugate-gradient iterations per Gauss-Newton step", low=1),
+        Opt("out_corrected_up", "path", "--corrected-up", "also write UP corrected here"),
+        Opt("out_corrected_down", "path", "--corrected-down", "also write DOWN corrected here"),
+        Opt("out_displacement_down", "path", "--displacement-down", "DOWN's correction as an ITK displacement field"),
+        Opt("report_dir", "path", "--report", "also write an HTML report in this folder"),
+        Opt("apply", "file", "--apply", "also correct this series (one of the two directions, same grid)"),
+        Opt("out_apply", "path", "--apply-output", "the corrected apply series (needs apply)"),
+        Opt("apply_transforms", "file", "--apply-transforms", "realign's transforms_file of the apply series: "
+            "motion and distortion in one interpolation"),
+        Opt("apply_pe_dir", "choice", "--apply-pe-dir", "the apply series' phase-encoding direction", choices=PE_DIRS),
+        Opt("apply_readout_time", "float", "--apply-readout-time", "the apply series' total readout time (s)", low=0),
+        Opt("verbose", "bool", "--verbose", "print the cost after every Gauss-Newton iteration (node log)"),
+        DTYPE, THREADS,
+    ),
+    outputs=(
+        Out("out_file", "-o", "the mean of the two corrected images", suffix="_sdc", aliases=("out_corrected",)),
+        Out("out_field", "--fieldmap", "the field in Hz (topup --fout's sign)", suffix="_fieldmap"),
+        Out("out_displacement", "--displacement", "UP's correction as an ITK displacement field (LPS mm)",
+            suffix="_sdc_warp"),
+        Out("out_motion", "--save-motion", "DOWN's rigid motion relative to UP (ITK transform)", suffix="_motion",
+            ext=".txt", unless=("no_motion",)),
+    ),
+    extra_outputs={
+        "report": ("the HTML report", lambda v: v.get("report_dir") and os.path.join(v["report_dir"], "index.html")),
+    },
+)
+
+COMMANDS = {c.name: c for c in (N4, REGISTER, REALIGN, RESAMPLE, WARP, SDC)}
 
 
 def _swap_ext(path, old, new):

@@ -1,4 +1,4 @@
-"""Nipype interfaces to the voxalign command line: N4, Register, Realign, Resample, Warp.
+"""Nipype interfaces to the voxalign command line: N4, Register, Realign, Resample, Warp, Sdc.
 
 Each wraps `voxalign <command>` (the executable named by $VOXALIGN_EXE, else `voxalign` on PATH). Inputs
 mirror the command's options (voxalign.interfaces._spec); an input left unset is not passed, so the
@@ -24,7 +24,7 @@ from nipype.interfaces.base import (CommandLine, CommandLineInputSpec, File, Inp
 from . import executable
 from ._spec import COMMANDS, Command, Opt, default_name, format_value
 
-__all__ = ["N4", "Register", "Realign", "Resample", "Warp"]
+__all__ = ["N4", "Register", "Realign", "Resample", "Warp", "Sdc"]
 
 
 def _value_trait(opt: Opt, multi: bool = False, **md):
@@ -192,3 +192,4 @@ Register = _interface(COMMANDS["register"], "Register")
 Realign = _interface(COMMANDS["realign"], "Realign")
 Resample = _interface(COMMANDS["resample"], "Resample")
 Warp = _interface(COMMANDS["warp"], "Warp")
+Sdc = _interface(COMMANDS["sdc"], "Sdc")

@@ -1,4 +1,4 @@
-"""Pydra shell tasks for the voxalign commands: N4, Register, Realign, Resample, Warp (pydra 0.2x API).
+"""Pydra shell tasks for the voxalign commands: N4, Register, Realign, Resample, Warp, Sdc (pydra 0.2x API).
 
 The same options and outputs as voxalign.interfaces.nipype, built from the same table
 (voxalign.interfaces._spec): an input left unset is not passed, so the command's own default applies;
@@ -23,7 +23,7 @@ from pydra.engine.task import ShellCommandTask
 from . import executable
 from ._spec import COMMANDS, Command, Opt, default_name, format_value
 
-__all__ = ["N4", "Register", "Realign", "Resample", "Warp"]
+__all__ = ["N4", "Register", "Realign", "Resample", "Warp", "Sdc"]
 
 _TYPES = {"file": File, "files": ty.List[File], "path": str, "bool": bool, "int": int, "float": float,
           "choice": str, "ints": ty.List[int], "floats": ty.List[float], "choices": ty.List[str]}
@@ -120,3 +120,4 @@ Register = _task(COMMANDS["register"], "Register")
 Realign = _task(COMMANDS["realign"], "Realign")
 Resample = _task(COMMANDS["resample"], "Resample")
 Warp = _task(COMMANDS["warp"], "Warp")
+Sdc = _task(COMMANDS["sdc"], "Sdc")
