@@ -41,16 +41,17 @@ ImageView<const float> field_view(const StackModel& m, int64_t s0, int64_t ns) {
   return v;
 }
 
-void write_slice_field(StackModel& m, const Mat4& P, int64_t s) {
-  const auto& fd = m.field.geometry().dims;
-  const int64_t na = fd[0], nb = fd[1], plane = na * nb, comp = plane * fd[2];
-  float* f = m.field.data();
+/// Slice s's displacements for the point map P (stack world -> output voxels) into `f`, a field of
+/// `planes` planes of which the slice's first is plane k0 (its components `comp` values apart).
+void write_slice_field(const StackModel& m, const Mat4& P, int64_t s, float* f, int64_t k0, int64_t comp) {
+  const auto& yd = m.y.geometry().dims;
+  const int64_t na = yd[0], nb = yd[1], plane = na * nb;
+  const Vec3 da = P.topLeftCorner<3, 3>() * m.vox2world.col(0).head<3>();
   for (int q = 0; q < m.nq; ++q) {
-    const int64_t k = s * m.nq + q;
+    const int64_t k = k0 + q;
     for (int64_t b = 0; b < nb; ++b) {
       const Vec3 X0 = fine_world(m, 0, b, s, q);
       const Vec3 p0 = P.topLeftCorner<3, 3>() * X0 + P.topRightCorner<3, 1>();
-      const Vec3 da = P.topLeftCorner<3, 3>() * m.vox2world.col(0).head<3>();
       for (int64_t a = 0; a < na; ++a) {
         const int64_t o = k * plane + b * na + a;
         const Vec3 p = p0 + double(a) * da;
@@ -121,7 +122,8 @@ StackModel make_stack(const Image<float>& stack, double fine_mm) {
 }
 
 void update_slice_field(StackModel& m, const Mat4& w2v, int64_t s) {
-  write_slice_field(m, w2v * m.motion[size_t(m.group[size_t(s)])], s);
+  const auto& fd = m.field.geometry().dims;
+  write_slice_field(m, w2v * m.motion[size_t(m.group[size_t(s)])], s, m.field.data(), s * m.nq, fd[0] * fd[1] * fd[2]);
 }
 
 void update_field(StackModel& m, const Mat4& w2v) {
@@ -165,7 +167,7 @@ void apply_adjoint(const StackModel& m, const float* ybar, ImageView<float> out,
   warp_displacement_adjoint<float>(fv, field_view(m, 0, ns), 3, 1, kModelMode, out);
 }
 
-double motion_normal_equations(StackModel& m, const Mat4& w2v, const Coefficients<float>& x,
+double motion_normal_equations(const StackModel& m, const Mat4& w2v, const Coefficients<float>& x,
                                const std::vector<int64_t>& slices, const Mat4& T0, const Vec3& centre,
                                const double* theta, double* JtJ, double* Jtr) {
   const AffineModel am = rigid_model(centre);
@@ -180,14 +182,15 @@ double motion_normal_equations(StackModel& m, const Mat4& w2v, const Coefficient
   const size_t n = slices.size();
   std::vector<double> part(n * 43, 0.0); // per slice: cost, JtJ (36), Jtr (6)
   parallel_for(int64_t(n), 1, [&](int64_t i0, int64_t i1) {
-    std::vector<float> val(size_t(plane * m.nq)), grad(size_t(3 * plane * m.nq));
+    std::vector<float> val(size_t(plane * m.nq)), grad(size_t(3 * plane * m.nq)), field(grad.size());
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t s = slices[size_t(i)];
-      write_slice_field(m, P, s);
+      // The slab's own field: its planes are the output voxels k = 0 .. nq - 1 of this warp.
+      write_slice_field(m, P, s, field.data(), 0, plane * m.nq);
       const int64_t vd[4] = {m.y.geometry().dims[0], m.y.geometry().dims[1], m.nq, 1};
       const int64_t gd[4] = {vd[0], vd[1], vd[2], 3};
-      warp_displacement_gradient(x, field_view(m, s, 1), contiguous_view(val.data(), vd),
-                                 contiguous_view(grad.data(), gd));
+      warp_displacement_gradient(x, ImageView<const float>(contiguous_view(field.data(), gd)),
+                                 contiguous_view(val.data(), vd), contiguous_view(grad.data(), gd));
       double* pt = part.data() + size_t(i) * 43;
       const int64_t fn = plane * m.nq;
       for (int64_t v = 0; v < plane; ++v) {

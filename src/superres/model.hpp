@@ -52,8 +52,8 @@ void apply_adjoint(const StackModel& m, const float* ybar, ImageView<float> out,
 
 /// Cost 0.5 sum_v weight (A x - y)^2 over the slices of `slices` with their motion
 /// Rigid(theta; centre) * T0, and the normal equations J^T W J (6x6), J^T W r of theta
-/// (translation mm, Euler angles rad as AffineModel's rigid groups). Writes that motion's field.
-double motion_normal_equations(StackModel& m, const Mat4& w2v, const Coefficients<float>& x,
+/// (translation mm, Euler angles rad as AffineModel's rigid groups). The model's field is not changed.
+double motion_normal_equations(const StackModel& m, const Mat4& w2v, const Coefficients<float>& x,
                                const std::vector<int64_t>& slices, const Mat4& T0, const Vec3& centre,
                                const double* theta, double* JtJ, double* Jtr);
 
