@@ -18,6 +18,9 @@ namespace voxalign {
 using namespace superres_detail;
 namespace {
 
+/// Weight of the slice-motion prior relative to the data's curvature (update_motion).
+constexpr double kSlicePrior = 0.02;
+
 double physical_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? double(pages) * double(page) : 8e9;
@@ -59,6 +62,7 @@ struct Recon {
   std::vector<float> hr_mask;              // empty: no mask
   std::vector<std::vector<double>> robust; // per stack, per slice
   std::vector<double> x;
+  std::vector<Mat4> stack_motion; // slice motion: each stack's motion after the stack-level round
   int cg_total = 0;
   std::vector<float> fine, tmp;
 
@@ -222,14 +226,28 @@ struct Recon {
   }
 
   /// One Gauss-Newton solve for the motion of `slices` of stack k; the result multiplies the motions
-  /// of `groups` (all groups of those slices) from the left.
+  /// of `groups` (all groups of those slices) from the left. With `prior` (the stack's motion), the
+  /// deviation from it costs 0.5 mu |d|^2 (d: translation at the group's centre in mm, rotation
+  /// vector times kPriorRadius), mu = slice_prior x the data's mean curvature per mm: poorly
+  /// determined directions of a thin slice stay near the stack's motion.
   void update_motion(StackModel& m, const Coefficients<float>& c, const std::vector<int64_t>& slices,
-                     const std::vector<int>& groups) {
+                     const std::vector<int>& groups, const Mat4* prior) {
+    constexpr double kPriorRadius = 40.0; // mm: rotations weigh as the displacement they cause there
     const Mat4 T0 = m.motion[size_t(m.group[size_t(slices[0])])];
     Vec3 centre(0, 0, 0);
     const auto& d = m.y.geometry().dims;
     for (int64_t s : slices) centre += fine_world(m, d[0] / 2, d[1] / 2, s, m.nq / 2);
     centre = (T0 * (centre / double(slices.size())).homogeneous()).head<3>();
+    // Deviation of T0 from the prior to first order, in the parameters' order.
+    double d0[6] = {0, 0, 0, 0, 0, 0};
+    if (prior) {
+      const Mat4 D = T0 * prior->inverse();
+      const Vec3 t = (D * centre.homogeneous()).head<3>() - centre;
+      const Eigen::Matrix3d Rd = D.topLeftCorner<3, 3>();
+      const double w[3] = {0.5 * (Rd(2, 1) - Rd(1, 2)), 0.5 * (Rd(0, 2) - Rd(2, 0)), 0.5 * (Rd(1, 0) - Rd(0, 1))};
+      for (int j = 0; j < 3; ++j) d0[j] = t[j], d0[3 + j] = w[j];
+    }
+    double mu = -1;
     GNOptions go;
     go.max_iterations = o.gn_iterations;
     go.tol = 1e-5;
@@ -238,7 +256,16 @@ struct Recon {
     // Motions relative to T0, so that a stack-level update keeps each group's own T0.
     const SolveResult r = gauss_newton(
         [&](const double* th, double* JtJ, double* Jtr) {
-          return motion_normal_equations(m, w2v_, c, slices, T0, centre, th, JtJ, Jtr);
+          double f = motion_normal_equations(m, w2v_, c, slices, T0, centre, th, JtJ, Jtr);
+          if (!prior) return f;
+          if (mu < 0) mu = kSlicePrior * (JtJ[0] + JtJ[7] + JtJ[14]) / 3.0;
+          for (int j = 0; j < 6; ++j) {
+            const double s2 = j < 3 ? 1.0 : kPriorRadius * kPriorRadius, dev = th[j] + d0[j];
+            f += 0.5 * mu * s2 * dev * dev;
+            JtJ[7 * j] += mu * s2;
+            Jtr[j] += mu * s2 * dev;
+          }
+          return f;
         },
         std::vector<double>(6, 0.0), go);
     const Mat4 R = rigid_matrix(r.x.data(), centre);
@@ -275,8 +302,11 @@ struct Recon {
     }
     // Groups are independent (distinct slices, fields and motions): many small ones run side by side.
     parallel_for(int64_t(tasks.size()), 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) update_motion(stacks[tasks[size_t(t)].k], c, tasks[size_t(t)].slices,
-                                                      tasks[size_t(t)].groups);
+      for (int64_t t = t0; t < t1; ++t) {
+        const Task& tk = tasks[size_t(t)];
+        update_motion(stacks[tk.k], c, tk.slices, tk.groups,
+                      per_group && !stack_motion.empty() ? &stack_motion[tk.k] : nullptr);
+      }
     });
   }
 };
@@ -348,7 +378,7 @@ SuperresResult superres(const std::vector<Image<float>>& in, const SuperresOptio
            " voxels at ", res, " mm needs about ", need / 1e9, " GB, more than the ", have / 1e9,
            " GB available; choose a coarser resolution");
 
-  Recon R{o, hr, hr.affine.inverse(), {}, {}, {}, {}, 0, {}, {}};
+  Recon R{o, hr, hr.affine.inverse(), {}, {}, {}, {}, {}, 0, {}, {}};
   const int nsteps = int(in.size()) - 1 + 2 * o.iterations + 1;
   int step = 0;
   auto report = [&](const std::string& stage) {
@@ -398,6 +428,8 @@ SuperresResult superres(const std::vector<Image<float>>& in, const SuperresOptio
     report("motion " + std::to_string(it + 1) + "/" + std::to_string(o.iterations));
     // Slice motion: the first update moves whole stacks, the later ones each group.
     R.motions(o.slice_motion && it > 0);
+    if (o.slice_motion && it == 0)
+      for (const StackModel& m : R.stacks) R.stack_motion.push_back(m.motion[0]);
     if (o.slice_motion && o.outlier_rejection && it > 0) R.update_robust(r);
     R.update_weights();
   }

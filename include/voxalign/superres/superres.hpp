@@ -26,7 +26,7 @@ struct SuperresProgress {
 struct SuperresOptions {
   double resolution = 0.0;       ///< output voxel size in mm (0: the smallest in-plane spacing of the stacks)
   int iterations = 3;            ///< motion updates, each followed by a reconstruction
-  double regularization = 0.02;  ///< weight lambda of ||grad x||^2 (voxel units of the output grid)
+  double regularization = 0.05;  ///< weight lambda of ||grad x||^2 (voxel units of the output grid)
   int cg_iterations = 15;        ///< conjugate-gradient iterations per reconstruction
   int gn_iterations = 5;         ///< Gauss-Newton iterations per motion update (each motion group)
   bool slice_motion = false;     ///< one rigid motion per slice (group) instead of one per stack
