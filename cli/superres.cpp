@@ -110,7 +110,7 @@ from a rigid registration of each stack to the first; then x (conjugate gradient
 with --regularization times ||grad x||^2) and the motions (Gauss-Newton, exact derivatives) alternate for
 --iterations rounds. The output grid covers the first stack's field of view along its axes at
 --resolution. --save-transforms DIR writes DIR/stack01.tfm ...: ITK text, the output world -> stack world
-pull-back (voxalign resample STACK -r OUTPUT -t DIR/stack01.tfm aligns a stack to the output); with slice
+pull-back (voxalign resample STACK --like OUTPUT -t DIR/stack01.tfm aligns a stack to the output); with slice
 motion one transform per motion group in slice order (#Transform g). See docs/superres.md.)");
   cmd->add_option("stacks", a->stacks, "Thick-slice stacks (3D NIfTI); the first is the reference")->required();
   cmd->add_option("-o,--output", a->output, "Reconstructed high-resolution image")->required();
@@ -124,7 +124,7 @@ motion one transform per motion group in slice order (#Transform g). See docs/su
                   "With --slice-motion: N interleaved groups (slice s in group s mod N), one motion each (0: one per slice)")
       ->capture_default_str()
       ->check(number_check(0, 1e6, true));
-  cmd->add_option("--iterations", o.iterations, "Motion updates, each followed by a reconstruction")
+  cmd->add_option("--iterations", o.iterations, "Motion updates, each followed by a reconstruction (about 8 with --slice-motion)")
       ->capture_default_str()
       ->check(number_check(0, 100, true));
   cmd->add_option("--regularization", o.regularization, "Weight of the squared gradient of the output (smoothness)")

@@ -402,8 +402,9 @@ SuperresResult superres(const std::vector<Image<float>>& in, const SuperresOptio
       ro.init = RegisterInit::Identity;
       try {
         T = register_images(in[0], in[k], ro).matrix.inverse();
-      } catch (const InvalidArgument& e) {
-        VX_CHECK(false, InvalidArgument, "superres: stack ", k + 1, " does not overlap the first stack (", e.what(), ")");
+      } catch (const InvalidArgument&) {
+        VX_CHECK(false, InvalidArgument, "superres: stack ", k + 1,
+                 " does not overlap the first stack in world space (check the stacks' voxel sizes and origins)");
       }
     }
     m.motion.assign(size_t(m.ngroups), T);

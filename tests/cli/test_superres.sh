@@ -23,7 +23,7 @@ nib.save(nib.Nifti1Image(arrays[1], far), 'far.nii.gz')
 cat summary.txt
 grep -q "superres 3 stacks -> res_hr.nii.gz: 40x40x42 at 1 mm" summary.txt || { echo "bad summary"; exit 1; }
 for k in 01 02 03; do [ -f res_tfm/stack$k.tfm ] || { echo "no stack$k.tfm"; exit 1; }; done
-"$VOXALIGN" resample stack1.nii.gz -r res_hr.nii.gz -t res_tfm/stack02.tfm -o res_s1.nii.gz -q || exit 1
+"$VOXALIGN" resample stack1.nii.gz --like res_hr.nii.gz -t res_tfm/stack02.tfm -o res_s1.nii.gz -q || exit 1
 python3 -c "
 import numpy as np, nibabel as nib, superres_data as sd
 hr = nib.load('res_hr.nii.gz')
