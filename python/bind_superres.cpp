@@ -57,6 +57,7 @@ nb::dict py_superres(std::vector<InArr<float>> stacks, std::vector<Mat44> affine
   out["transforms"] = tr;
   out["slice_weights"] = weights;
   out["slice_group"] = nb::cast(r.slice_group);
+  out["slice_voxels"] = nb::cast(r.slice_voxels);
   out["slice_axis"] = nb::cast(r.slice_axis);
   out["residual_rms"] = nb::cast(r.residual_rms);
   out["cg_iterations"] = r.cg_iterations;

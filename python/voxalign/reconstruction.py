@@ -17,8 +17,10 @@ class SuperresResult:
     """What :func:`superres` returns: the reconstruction (an image when the first stack was a path or
     a nibabel image, else an array) with its ``affine``, and per stack the motions as RAS pull-backs
     output world -> stack world (``transforms[k]``: one 4x4 per motion group; ``slice_group[k]``: the
-    group of each slice along ``slice_axis[k]``), the robust slice weights, the RMS of the weighted
-    residuals after each reconstruction and the conjugate-gradient iterations run."""
+    group of each slice along ``slice_axis[k]``), the robust slice weights, the voxels of each slice
+    whose data were used (``slice_voxels``: 0 for a slice outside the output grid or mask, which keeps
+    its stack's motion), the RMS of the weighted residuals after each reconstruction and the
+    conjugate-gradient iterations run."""
     image: object
     affine: np.ndarray
     transforms: list
@@ -27,6 +29,7 @@ class SuperresResult:
     slice_weights: list = field(default_factory=list)
     residual_rms: list = field(default_factory=list)
     cg_iterations: int = 0
+    slice_voxels: list = field(default_factory=list)
 
 
 def superres(stacks, *, affines=None, mask=None, mask_affine=None, resolution=None,
@@ -74,4 +77,4 @@ def superres(stacks, *, affines=None, mask=None, mask_affine=None, resolution=No
     img = result(r["image"], loaded[0].like, aff)
     return SuperresResult(img, aff, [[np.asarray(t) for t in ts] for ts in r["transforms"]], list(r["slice_group"]),
                           list(r["slice_axis"]), [list(w) for w in r["slice_weights"]], list(r["residual_rms"]),
-                          int(r["cg_iterations"]))
+                          int(r["cg_iterations"]), [list(v) for v in r["slice_voxels"]])

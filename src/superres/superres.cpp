@@ -449,6 +449,9 @@ SuperresResult superres(const std::vector<Image<float>>& in, const SuperresOptio
     res_out.slice_group.push_back(m.group);
     res_out.slice_axis.push_back(m.slice_axis);
     res_out.slice_weights.push_back(R.robust[k]);
+    std::vector<int64_t> used(size_t(m.slices()), 0);
+    for (int64_t v = 0; v < m.voxels(); ++v) used[size_t(v / m.slice_size())] += m.weight[size_t(v)] > 0;
+    res_out.slice_voxels.push_back(used);
   }
   return res_out;
 }

@@ -46,6 +46,9 @@ struct SuperresResult {
   std::vector<std::vector<int>> slice_group;
   std::vector<int> slice_axis;                  ///< per stack: its slice axis (0, 1, 2)
   std::vector<std::vector<double>> slice_weights; ///< per stack, per slice: the robust weight (1: inlier)
+  /// Per stack, per slice: voxels whose data were used (profile inside the output grid and mask). A
+  /// slice with none keeps its stack's motion.
+  std::vector<std::vector<int64_t>> slice_voxels;
   std::vector<double> residual_rms;             ///< after each reconstruction: RMS of the weighted residuals
   int cg_iterations = 0;                        ///< all reconstructions together
 };
