@@ -23,23 +23,14 @@ AffineModel rigid_model(const Vec3& centre) {
   return am;
 }
 
-ImageView<float> fine_view(float* data, const StackModel& m, int64_t s0, int64_t ns) {
+/// The stack's fine grid (all slices' profile samples) over `data`.
+ImageView<float> fine_view(float* data, const StackModel& m) {
   const auto& d = m.y.geometry().dims;
-  const int64_t dims[4] = {d[0], d[1], ns * m.nq, 1};
-  ImageView<float> v = contiguous_view(data, dims);
-  (void)s0;
-  return v;
+  const int64_t dims[4] = {d[0], d[1], d[2] * m.nq, 1};
+  return contiguous_view(data, dims);
 }
 
-/// The field of slices [s0, s0 + ns) as a 4D view (3 components in dims[3]).
-ImageView<const float> field_view(const StackModel& m, int64_t s0, int64_t ns) {
-  const auto& fd = m.field.geometry().dims;
-  ImageView<const float> v;
-  v.data = m.field.data() + s0 * m.nq * fd[0] * fd[1];
-  v.dims[0] = fd[0], v.dims[1] = fd[1], v.dims[2] = ns * m.nq, v.dims[3] = 3;
-  v.strides[0] = 1, v.strides[1] = fd[0], v.strides[2] = fd[0] * fd[1], v.strides[3] = fd[0] * fd[1] * fd[2];
-  return v;
-}
+ImageView<const float> field_view(const StackModel& m) { return m.field.view(); }
 
 /// Slice s's displacements for the point map P (stack world -> output voxels) into `f`, a field of
 /// `planes` planes of which the slice's first is plane k0 (its components `comp` values apart).
@@ -137,7 +128,7 @@ Coefficients<float> model_coefficients(ImageView<const float> x) { return spline
 void apply_forward(const StackModel& m, const Coefficients<float>& x, float* out, std::vector<float>& fine) {
   const int64_t ns = m.slices(), plane = m.slice_size();
   fine.resize(size_t(plane * ns * m.nq));
-  warp_displacement(x, field_view(m, 0, ns), fine_view(fine.data(), m, 0, ns));
+  warp_displacement(x, field_view(m), fine_view(fine.data(), m));
   parallel_for(ns, 1, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       float* o = out + s * plane;
@@ -163,8 +154,8 @@ void apply_adjoint(const StackModel& m, const float* ybar, ImageView<float> out,
         for (int64_t v = 0; v < plane; ++v) f[v] = w * y[v];
       }
   });
-  const ImageView<float> fv = fine_view(fine.data(), m, 0, ns);
-  warp_displacement_adjoint<float>(fv, field_view(m, 0, ns), 3, 1, kModelMode, out);
+  const ImageView<float> fv = fine_view(fine.data(), m);
+  warp_displacement_adjoint<float>(fv, field_view(m), 3, 1, kModelMode, out);
 }
 
 double motion_normal_equations(const StackModel& m, const Mat4& w2v, const Coefficients<float>& x,
