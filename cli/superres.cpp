@@ -145,9 +145,14 @@ motion one transform per motion group in slice order (#Transform g). See docs/su
     VX_CHECK(a->o.slice_groups == 0 || a->o.slice_motion, InvalidArgument, "--slice-groups needs --slice-motion");
     check_superres_options(a->o);
     check_nifti_output_path(a->output);
-    VX_CHECK(a->transforms.empty() || !std::filesystem::is_regular_file(a->transforms), InvalidArgument,
-             "--save-transforms ", a->transforms, " is a file; give a directory");
-    check_report_dir(a->transforms);
+    if (!a->transforms.empty()) {
+      std::error_code ec;
+      const auto parent = std::filesystem::path(a->transforms).parent_path();
+      VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--save-transforms ",
+               a->transforms, ": its parent directory does not exist");
+      VX_CHECK(!std::filesystem::exists(a->transforms, ec) || std::filesystem::is_directory(a->transforms, ec),
+               InvalidArgument, "--save-transforms ", a->transforms, ": exists and is not a directory");
+    }
     std::vector<std::pair<std::string, std::string>> inputs{{"--mask", a->mask}};
     for (size_t k = 0; k < a->stacks.size(); ++k) inputs.push_back({"STACK " + std::to_string(k + 1), a->stacks[k]});
     check_distinct_files(inputs, {{"-o", a->output}});

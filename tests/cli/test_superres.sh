@@ -50,5 +50,8 @@ expect_fail "does not overlap the first stack" superres stack0.nii.gz far.nii.gz
 expect_fail "--resolution" superres stack0.nii.gz stack1.nii.gz -o out.nii.gz --resolution 0
 expect_fail "choose a coarser resolution" superres stack0.nii.gz stack1.nii.gz -o out.nii.gz --resolution 0.002
 expect_fail "--slice-groups needs --slice-motion" superres stack0.nii.gz stack1.nii.gz -o out.nii.gz --slice-groups 2
+touch tfm_file
+expect_fail "exists and is not a directory" superres stack0.nii.gz stack1.nii.gz -o out.nii.gz --save-transforms tfm_file
+rm -f tfm_file
 expect_fail "missing.nii.gz: no such file" superres stack0.nii.gz missing.nii.gz -o out.nii.gz
 echo "all ok"
