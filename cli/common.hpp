@@ -23,6 +23,7 @@ void register_warp(CLI::App& app);
 void register_register(CLI::App& app);
 void register_realign(CLI::App& app);
 void register_sdc(CLI::App& app);
+void register_superres(CLI::App& app);
 /// The hidden commands help-markdown and help-json (cli/reference.cpp): the reference of `app`'s commands.
 void register_reference(CLI::App& app);
 

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   voxalign::cli::register_register(app);
   voxalign::cli::register_realign(app);
   voxalign::cli::register_sdc(app);
+  voxalign::cli::register_superres(app);
   voxalign::cli::register_reference(app);
   if (const std::string m = misspelling(app, argc, argv); !m.empty()) {
     std::fprintf(stderr, "voxalign: error: %s (see voxalign --help)\n", m.c_str());

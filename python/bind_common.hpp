@@ -209,5 +209,6 @@ void bind_solvers(nb::module_& m);
 void bind_register(nb::module_& m);
 void bind_n4(nb::module_& m);
 void bind_sdc(nb::module_& m);
+void bind_superres(nb::module_& m);
 
 } // namespace voxalign::py

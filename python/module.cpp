@@ -72,4 +72,5 @@ NB_MODULE(_voxalign, m) {
   py::bind_register(m);
   py::bind_n4(m);
   py::bind_sdc(m);
+  py::bind_superres(m);
 }

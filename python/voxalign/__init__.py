@@ -10,7 +10,7 @@ results come back in NIfTI/Fortran order). World space is NIfTI RAS+ millimetres
 is a pull-back: it maps an output (fixed) world point to the input (moving) world point sampled
 there. Interpolation degrees: 0 nearest, 1 linear, 2..7 prefiltered B-splines, "keys" Catmull-Rom.
 Boundary modes use scipy.ndimage's names and meanings. Areas: voxalign.io, .spline, .resampling,
-.warping, .registration, .realignment, .bias, .distortion, .solvers; voxalign.approx holds the approximations
+.warping, .registration, .realignment, .bias, .distortion, .reconstruction, .solvers; voxalign.approx holds the approximations
 the exact warp operators are compared with.
 """
 from . import _voxalign as _core
@@ -18,6 +18,7 @@ from ._checks import thread_count as _threads
 from .bias import N4_DEFAULTS, n4, otsu_mask, otsu_threshold
 from .distortion import SDC_DEFAULTS, SdcResult, sdc, sdc_apply, sdc_displacement
 from .io import read_nifti, read_transform, write_itk_affine, write_nifti
+from .reconstruction import SUPERRES_DEFAULTS, SuperresResult, superres
 from .realignment import REALIGN_DEFAULTS, Realignment, realign
 from .registration import REGISTER_DEFAULTS, Registration, metric_and_gradient, register
 from .resampling import RESAMPLE_DEFAULT_MODE, RESAMPLE_DEFAULTS, resample
@@ -48,11 +49,13 @@ __all__ = [
     "n4", "otsu_mask", "otsu_threshold", "N4_DEFAULTS",
     # susceptibility distortion correction
     "sdc", "sdc_apply", "sdc_displacement", "SdcResult", "SDC_DEFAULTS",
+    # super-resolution reconstruction
+    "superres", "SuperresResult", "SUPERRES_DEFAULTS",
     # threads and memory
     "set_num_threads", "get_num_threads", "release_memory", "__version__",
 ]
 
-_SUBMODULES = ["io", "spline", "resampling", "warping", "registration", "realignment", "bias", "distortion", "solvers", "approx"]
+_SUBMODULES = ["io", "spline", "resampling", "warping", "registration", "realignment", "bias", "distortion", "reconstruction", "solvers", "approx"]
 
 get_num_threads = _core.get_num_threads
 

@@ -11,6 +11,7 @@
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/realign/realign.hpp"
 #include "voxalign/register/register.hpp"
+#include "voxalign/solve/solvers.hpp"
 #include "voxalign/spline/prefilter.hpp"
 
 namespace voxalign {
@@ -62,41 +63,6 @@ Image<float> as_image(std::vector<float>&& v, const int64_t* dims, const double*
   std::copy(v.begin(), v.end(), im.data());
   v = {};
   return im;
-}
-
-/// Solve H x = rhs (H applied by `apply`, Jacobi preconditioner `diag`) by conjugate gradients from x = 0.
-template <class A>
-int pcg(A&& apply, const std::vector<double>& rhs, const std::vector<double>& diag, std::vector<double>& x, int max_it,
-        double tol) {
-  const size_t n = rhs.size();
-  x.assign(n, 0.0);
-  std::vector<double> r = rhs, z(n), p(n), q(n);
-  auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
-    double s = 0;
-    for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-    return s;
-  };
-  for (size_t i = 0; i < n; ++i) z[i] = r[i] / diag[i];
-  p = z;
-  double rz = dot(r, z);
-  const double r0 = std::sqrt(dot(r, r));
-  if (!(r0 > 0)) return 0;
-  int it = 0;
-  while (it < max_it) {
-    apply(p.data(), q.data());
-    ++it;
-    const double pq = dot(p, q);
-    if (!(pq > 0)) break;
-    const double alpha = rz / pq;
-    for (size_t i = 0; i < n; ++i) x[i] += alpha * p[i], r[i] -= alpha * q[i];
-    if (std::sqrt(dot(r, r)) <= tol * r0) break;
-    for (size_t i = 0; i < n; ++i) z[i] = r[i] / diag[i];
-    const double rz1 = dot(r, z);
-    const double beta = rz1 / rz;
-    rz = rz1;
-    for (size_t i = 0; i < n; ++i) p[i] = z[i] + beta * p[i];
-  }
-  return it;
 }
 
 /// Coefficients on `next` that interpolate the field of (prev, c) at next's control points.
@@ -298,7 +264,7 @@ SdcResult sdc(ImageView<const float> up, ImageView<const float> down, const Geom
       double dmax = 0;
       for (double v : diag) dmax = std::max(dmax, v);
       for (double& v : diag) v = std::max(v, 1e-12 * dmax + 1e-300);
-      rep.cg_iterations += pcg(
+      rep.cg_iterations += conjugate_gradient(
           [&](const double* v, double* out) { gauss_newton_apply(P, E, v, out, s1, s2, o.motion ? &Jm : nullptr); },
           rhs, diag, dx, o.cg_iterations, o.cg_tolerance);
       bool accepted = false;

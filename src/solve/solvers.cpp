@@ -326,4 +326,44 @@ SolveResult adam_minimize(const ObjectiveGradient& fg, std::vector<double> x, co
   return r;
 }
 
+int conjugate_gradient(const LinearOperator& apply, const std::vector<double>& rhs, const std::vector<double>& diag,
+                       std::vector<double>& x, int max_it, double tol, bool warm_start) {
+  const size_t n = rhs.size();
+  VX_CHECK(diag.size() == n, InvalidArgument, "conjugate_gradient: the preconditioner needs ", n, " values");
+  std::vector<double> r = rhs, z(n), p(n), q(n);
+  if (warm_start) {
+    VX_CHECK(x.size() == n, InvalidArgument, "conjugate_gradient: the start needs ", n, " values");
+    apply(x.data(), q.data());
+    for (size_t i = 0; i < n; ++i) r[i] -= q[i];
+  } else {
+    x.assign(n, 0.0);
+  }
+  auto dot = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+    return s;
+  };
+  for (size_t i = 0; i < n; ++i) z[i] = r[i] / diag[i];
+  p = z;
+  double rz = dot(r, z);
+  const double r0 = std::sqrt(dot(r, r));
+  if (!(r0 > 0)) return 0;
+  int it = 0;
+  while (it < max_it) {
+    apply(p.data(), q.data());
+    ++it;
+    const double pq = dot(p, q);
+    if (!(pq > 0)) break;
+    const double alpha = rz / pq;
+    for (size_t i = 0; i < n; ++i) x[i] += alpha * p[i], r[i] -= alpha * q[i];
+    if (std::sqrt(dot(r, r)) <= tol * r0) break;
+    for (size_t i = 0; i < n; ++i) z[i] = r[i] / diag[i];
+    const double rz1 = dot(r, z);
+    const double beta = rz1 / rz;
+    rz = rz1;
+    for (size_t i = 0; i < n; ++i) p[i] = z[i] + beta * p[i];
+  }
+  return it;
+}
+
 } // namespace voxalign

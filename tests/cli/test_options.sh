@@ -38,7 +38,7 @@ expect_usage "--dtype: unknown data type 'float16'" n4 in.nii.gz -o out.nii.gz -
 expect_usage "--write-degree: unknown interpolation '9'" register moving.nii.gz --fixed in.nii.gz -o out.nii.gz --write-degree 9
 expect_usage "--ref: 'middle' is not first, mean or a frame number" realign in.nii.gz -o out.nii.gz --ref middle
 expect_usage "unknown command 'regster'; did you mean 'register'?" regster moving.nii.gz --fixed in.nii.gz
-expect_usage "unknown command 'smooth' (choose from resample, n4, warp, register, realign, sdc)" smooth in.nii.gz
+expect_usage "unknown command 'smooth' (choose from resample, n4, warp, register, realign, sdc, superres)" smooth in.nii.gz
 expect_usage "unknown option '--metrc'; did you mean '--metric'?" register moving.nii.gz --fixed in.nii.gz --metrc mi
 
 # help-json: valid JSON with the options structs' defaults.
@@ -54,6 +54,6 @@ want = {("resample", "mode"): "itk", ("resample", "degree"): 3, ("resample", "cv
         ("realign", "write-degree"): 4, ("realign", "sep"): 4, ("realign", "dtype"): "float32"}
 bad = [f"{c} --{o}: {d.get(c, {}).get(o)!r} != {v!r}" for (c, o), v in want.items() if d.get(c, {}).get(o) != v]
 assert not bad, bad
-assert set(d) == {"resample", "n4", "warp", "register", "realign", "sdc"}, sorted(d)
+assert set(d) == {"resample", "n4", "warp", "register", "realign", "sdc", "superres"}, sorted(d)
 print("help-json ok:", ", ".join(f"{c} ({len(o)} options)" for c, o in d.items()))
 PY

@@ -97,6 +97,13 @@ CASES = [
     ("sdc", "no-align", vx.sdc, "align_volumes", lambda v: not v),
     ("sdc", "cg-iterations", vx.sdc, "cg_iterations", None),
     ("sdc", "no-motion", vx.sdc, "motion", lambda v: not v),
+    ("superres", "iterations", vx.superres, "iterations", None),
+    ("superres", "regularization", vx.superres, "regularization", None),
+    ("superres", "cg-iterations", vx.superres, "cg_iterations", None),
+    ("superres", "gn-iterations", vx.superres, "gn_iterations", None),
+    ("superres", "slice-motion", vx.superres, "slice_motion", None),
+    ("superres", "slice-groups", vx.superres, "slice_groups", None),
+    ("superres", "no-outlier-rejection", vx.superres, "outlier_rejection", lambda v: not v),
 ]
 
 

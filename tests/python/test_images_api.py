@@ -255,7 +255,8 @@ def test_top_level_exports_the_public_api_only():
     assert set(vx.__all__) <= names and all(hasattr(vx, n) for n in vx.__all__)
     for moved in ("approx_adjoint_warp", "approx_warp_jvp"):
         assert moved not in names and hasattr(vx.approx, moved)
-    for sub in ("io", "spline", "resampling", "warping", "registration", "realignment", "bias", "solvers", "approx"):
+    for sub in ("io", "spline", "resampling", "warping", "registration", "realignment", "bias", "distortion",
+                "reconstruction", "solvers", "approx"):
         assert sub in names
 
 
@@ -341,3 +342,6 @@ def test_defaults_are_the_cpp_defaults():
     d = defaults(vx.realign)
     assert {k: d[k] for k in vx.REALIGN_DEFAULTS} == vx.REALIGN_DEFAULTS
     assert d["reslice"] is True and vx.REALIGN_DEFAULTS["ref"] == "mean"
+    d = defaults(vx.superres)
+    assert {k: d[k] for k in vx.SUPERRES_DEFAULTS} == vx.SUPERRES_DEFAULTS
+    assert vx.SUPERRES_DEFAULTS["iterations"] == 3 and d["resolution"] is None

@@ -2,7 +2,8 @@
 // - Barzilai-Borwein projected gradient with bounds and an optional non-monotone line search,
 //   and its split variant with one step size per group of variables;
 // - Gauss-Newton (Levenberg-Marquardt damped) for small parameter vectors, from the normal
-//   equations J^T J, J^T r that the caller computes (so the Jacobian is never stored).
+//   equations J^T J, J^T r that the caller computes (so the Jacobian is never stored);
+// - conjugate gradients for symmetric positive definite systems given as an operator.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -68,5 +69,15 @@ struct AdamOptions {
 
 /// Adam (Kingma & Ba); returns the best point seen.
 SolveResult adam_minimize(const ObjectiveGradient& fg, std::vector<double> x0, const AdamOptions& o);
+
+/// apply(v, out): out = H v for a symmetric positive definite H (n values each).
+using LinearOperator = std::function<void(const double* v, double* out)>;
+
+/// Solve H x = rhs by conjugate gradients with the Jacobi preconditioner `diag` (H's diagonal, n
+/// positive values). Starts from x = 0, or from the given x when `warm_start` (x must hold n
+/// values). Stops after max_iterations products with H or when ||r|| <= tol * ||r_0||; sums are
+/// serial, in index order (bit-identical for any thread count). Returns the iterations run.
+int conjugate_gradient(const LinearOperator& apply, const std::vector<double>& rhs, const std::vector<double>& diag,
+                       std::vector<double>& x, int max_iterations, double tol, bool warm_start = false);
 
 } // namespace voxalign
