@@ -251,11 +251,15 @@ order). See docs/register.md.)");
   cmd->add_option("--save-inverse-warp", a->save_inverse_warp, "syn: the inverse displacement field (same format)");
   cmd->add_option("--save-jacobian", a->save_jacobian, "syn: the Jacobian determinant of the warp on the fixed grid");
   SynOptions& so = a->syn;
-  add_choice(cmd, "--syn-metric", so.metric, metric_names(), "syn: lncc (ANTs' CC) or ssd");
+  add_choice(cmd, "--syn-metric", so.metric, metric_names(), "syn: lncc (ANTs' CC), ssd or mi (Mattes' mutual information)");
   cmd->add_option("--syn-radius", so.radius, "syn: lncc window radius (voxels)")
       ->capture_default_str()
       ->check(number_check(1, 32, true));
-  add_parsed(cmd, "--syn-levels", join(so.levels, ","), "syn: shrink factors, coarse to fine", [&so](const std::string& s) {
+  cmd->add_option("--syn-bins", so.bins, "syn: mi histogram bins")->capture_default_str()->check(number_check(8, 256, true));
+  add_parsed(cmd, "--syn-levels", join(so.levels, ","),
+             "syn: shrink factors, coarse to fine (default: from the fixed voxel size, the finest level at ~2 mm, "
+             "then 2x and 4x: 8,4,2 at 1 mm, 4,2,1 at 2 mm)",
+             [&so](const std::string& s) {
     so.levels = as_vector<int>(parse_number_list(s, "--syn-levels", 1, 64, true));
     VX_CHECK(!so.levels.empty(), InvalidArgument, "--syn-levels: give at least one shrink factor");
   });

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "voxalign/register/syn.hpp"
 #include "voxalign/spline/prefilter.hpp"
@@ -21,13 +22,16 @@ struct LevelImages {
   Mat4 fixed_world_to_voxel = Mat4::Identity();  ///< world -> fixed level voxel
   Mat4 moving_world_to_voxel = Mat4::Identity(); ///< world -> moving level voxel
   double varf = 1, varm = 1; ///< variances of the level images (scale of lncc's regularisation)
+  double fmin = 0, fmax = 1, mmin = 0, mmax = 1; ///< ranges of the level images (mi's histogram axes)
+  std::vector<uint8_t> mask; ///< 1: the grid voxel counts in the metric; empty: every voxel
 };
 
 double variance(const Image<float>& im);
 
-/// The metric of F(x + u1) against M(A(x + u2)) on L.grid and its gradients w.r.t. u1, u2 (when not null).
+/// The metric of F(x + u1) against M(A(x + u2)) on L.grid (over L.mask's voxels) and its gradients
+/// w.r.t. u1, u2 (when not null).
 double level_metric(const LevelImages& L, const Mat4& affine, const Image<float>& u1, const Image<float>& u2,
-                    Metric metric, int radius, Image<float>* g1, Image<float>* g2);
+                    const SynOptions& o, Image<float>* g1, Image<float>* g2);
 
 /// Gaussian smoothing of each component (sigma in voxels; <= 0: none).
 void smooth_field(Image<float>& u, double sigma_vox);
