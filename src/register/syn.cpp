@@ -133,22 +133,30 @@ Image<float> invert(const Image<float>& u) {
 }
 
 /// The map y -> y + a(y) followed by z -> z + b(z), as one field on their (common) grid.
-DisplacementField compose(const Image<float>& a, const Image<float>& b) {
+Image<float> compose(const Image<float>& a, const Image<float>& b) {
   const Geometry& g = a.geometry();
   const int64_t* n = g.dims.data();
   const int64_t N = g.frame_size();
   const Eigen::Matrix3d Linv = g.affine.topLeftCorner<3, 3>().inverse();
-  DisplacementField f;
-  f.u = Image<double>(g, no_init);
+  Image<float> out(g, no_init);
   parallel_for(N, kVoxGrain, [&](int64_t lo, int64_t hi) {
-    for (int64_t q = lo; q < hi; ++q) {
-      const Eigen::Vector3d x{double(q % n[0]), double((q / n[0]) % n[1]), double(q / (n[0] * n[1]))};
+    VoxelIndex v(lo, n);
+    for (int64_t q = lo; q < hi; ++q, v.next()) {
+      const Eigen::Vector3d x = v.point();
       const Eigen::Vector3d av{a.data()[q], a.data()[q + N], a.data()[q + 2 * N]};
       const Eigen::Vector3d r = av + sample_field(b.data(), n, x + Linv * av);
-      // float values: the field written to a float32 file is the one the moved image was made with
-      for (int d = 0; d < 3; ++d) f.u.data()[q + d * N] = double(float(r[d]));
+      for (int d = 0; d < 3; ++d) out.data()[q + d * N] = float(r[d]);
     }
   });
+  return out;
+}
+
+/// A float field as a DisplacementField (double storage of the float values: the field written to a
+/// float32 file is the one the moved image was made with).
+DisplacementField as_field(const Image<float>& u) {
+  DisplacementField f;
+  f.u = Image<double>(u.geometry(), no_init);
+  std::copy(u.data(), u.data() + u.size(), f.u.data());
   return f;
 }
 
@@ -224,11 +232,14 @@ SynResult register_syn(const Image<float>& fixed, const Image<float>& moving, co
     res.levels.push_back(rl);
     res.metric = E;
   }
+  // Forward D = phi2 o phi1^-1: y -> y + w(y), then z -> z + u2(z). Inverse phi1 o phi2^-1. Both on
+  // the finest level's grid, where the fields were estimated (smooth at its scale), then brought to
+  // the fixed grid: inverting on the full grid would cost shrink^3 as much for the same map.
   const Geometry& fg = fixed.geometry();
-  if (!u1.geometry().same_grid(fg)) u1 = resample_field(u1, fg), u2 = resample_field(u2, fg);
-  // Forward D = phi2 o phi1^-1: y -> y + w(y), then z -> z + u2(z). Inverse phi1 o phi2^-1.
-  res.forward = compose(invert(u1), u2);
-  res.inverse = compose(invert(u2), u1);
+  Image<float> fwd = compose(invert(u1), u2), inv = compose(invert(u2), u1);
+  if (!fwd.geometry().same_grid(fg)) fwd = resample_field(fwd, fg), inv = resample_field(inv, fg);
+  res.forward = as_field(fwd);
+  res.inverse = as_field(inv);
   return res;
 }
 

@@ -69,38 +69,53 @@ template <class F> double block_sum(int64_t n, F&& f) {
 /// E = -(1/N) sum_x cc(x) over windows of radius r (cc regularised below), and dE/df, dE/dm per voxel (exact: every window
 /// a voxel belongs to contributes).
 double lncc(const float* f, const float* m, const int64_t* n, int r, double varf, double varm, const uint8_t* mask,
-            int64_t count, float* df, float* dm) {
+            int64_t count, std::vector<std::vector<double>>& t, float* df, float* dm) {
   const int64_t N = n[0] * n[1] * n[2];
   const double meanf = block_sum(N, [&](int64_t q) { return double(f[q]); }) / double(N);
   const double meanm = block_sum(N, [&](int64_t q) { return double(m[q]); }) / double(N);
   // Regularised cc = P^2 / ((Q + n epsf)(R + n epsm)): smooth everywhere, and ~0 in flat windows,
   // whose plain correlation is a ratio of rounding errors. varf, varm: of the level images (constants).
   const double epsf = 1e-3 * varf + 1e-30, epsm = 1e-3 * varm + 1e-30;
-  std::vector<std::vector<double>> s(5, std::vector<double>(static_cast<size_t>(N)));
+  // t: 7 arrays of N kept by the caller across iterations (fresh pages cost as much as the sums);
+  // the first 5 hold the window sums, then every voxel's 7 coefficients replace its sums in place.
+  t.resize(7);
+  for (auto& v : t) v.resize(static_cast<size_t>(N));
   parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
     for (int64_t q = a; q < b; ++q) {
       const double fv = f[q] - meanf, mv = m[q] - meanm; // centred: less cancellation below
-      s[0][q] = fv, s[1][q] = mv, s[2][q] = fv * fv, s[3][q] = mv * mv, s[4][q] = fv * mv;
+      t[0][q] = fv, t[1][q] = mv, t[2][q] = fv * fv, t[3][q] = mv * mv, t[4][q] = fv * mv;
     }
   });
-  for (auto& v : s) box_sum(v, n, r);
+  for (int a = 0; a < 5; ++a) box_sum(t[size_t(a)], n, r);
   // Per window: A = 2P/(QR), B = A P/R, B' = A P/Q with P = sfm', Q = sff', R = smm' (centred sums).
-  std::vector<std::vector<double>> t(7, std::vector<double>(static_cast<size_t>(N)));
-  const double cc_sum = block_sum(N, [&](int64_t q) {
-    const int64_t i = q % n[0], j = (q / n[0]) % n[1], k = q / (n[0] * n[1]);
-    const double cnt = double(window_count(i, n[0], r) * window_count(j, n[1], r) * window_count(k, n[2], r));
-    const double mf = s[0][q] / cnt, mm = s[1][q] / cnt;
-    const double Q = s[2][q] - s[0][q] * mf + epsf * cnt, R = s[3][q] - s[1][q] * mm + epsm * cnt;
-    const double P = s[4][q] - s[0][q] * mm;
-    if (mask && !mask[q]) { // a window centred outside the mask adds nothing
-      for (auto& v : t) v[q] = 0;
-      return 0.0;
+  // Blocks of kVoxGrain voxels summed in order, then the blocks in order (as block_sum).
+  std::vector<int64_t> cnt_axis[3];
+  for (int d = 0; d < 3; ++d) {
+    cnt_axis[d].resize(size_t(n[d]));
+    for (int64_t i = 0; i < n[d]; ++i) cnt_axis[d][size_t(i)] = window_count(i, n[d], r);
+  }
+  std::vector<double> part(size_t((N + kVoxGrain - 1) / kVoxGrain), 0.0);
+  parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
+    double sum = 0;
+    VoxelIndex v(a, n);
+    for (int64_t q = a; q < b; ++q, v.next()) {
+      const double cnt = double(cnt_axis[0][size_t(v.i)] * cnt_axis[1][size_t(v.j)] * cnt_axis[2][size_t(v.k)]);
+      const double s0 = t[0][q], s1 = t[1][q], s2 = t[2][q], s3 = t[3][q], s4 = t[4][q];
+      const double mf = s0 / cnt, mm = s1 / cnt;
+      const double Q = s2 - s0 * mf + epsf * cnt, R = s3 - s1 * mm + epsm * cnt;
+      const double P = s4 - s0 * mm;
+      if (mask && !mask[q]) { // a window centred outside the mask adds nothing
+        for (auto& w : t) w[q] = 0;
+        continue;
+      }
+      const double cc = P * P / (Q * R), A = 2 * P / (Q * R), B = A * P / R, Bp = A * P / Q;
+      t[0][q] = A, t[1][q] = A * mf, t[2][q] = A * mm, t[3][q] = B, t[4][q] = B * mm, t[5][q] = Bp, t[6][q] = Bp * mf;
+      sum += cc;
     }
-    const double cc = P * P / (Q * R), A = 2 * P / (Q * R), B = A * P / R, Bp = A * P / Q;
-    t[0][q] = A, t[1][q] = A * mf, t[2][q] = A * mm, t[3][q] = B, t[4][q] = B * mm, t[5][q] = Bp, t[6][q] = Bp * mf;
-    return cc;
+    part[size_t(a / kVoxGrain)] = sum;
   });
-  s.clear();
+  double cc_sum = 0;
+  for (double p : part) cc_sum += p;
   for (auto& v : t) box_sum(v, n, r);
   const double c = -1.0 / double(count);
   parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
@@ -236,8 +251,9 @@ void warped(const Coefficients<float>& c, const Geometry& grid, const Mat4& P, c
   const float* ud = u.data();
   float* fd = field.data();
   parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
-    for (int64_t q = a; q < b; ++q) {
-      const Eigen::Vector3d x{double(q % n[0]), double((q / n[0]) % n[1]), double(q / (n[0] * n[1]))};
+    VoxelIndex v(a, n);
+    for (int64_t q = a; q < b; ++q, v.next()) {
+      const Eigen::Vector3d x = v.point();
       const Eigen::Vector3d um{ud[q], ud[q + N], ud[q + 2 * N]};
       const Eigen::Vector3d p = M.topLeftCorner<3, 3>() * x + M.topRightCorner<3, 1>() + L * um;
       for (int d = 0; d < 3; ++d) fd[q + d * N] = float(p[d] - x[d]);
@@ -281,7 +297,7 @@ double level_metric(const LevelImages& L, const Mat4& affine, const Image<float>
       o.metric == Metric::SSD ? ssd(fw.data(), mw.data(), N, mask, count, df.data(), dm.data())
       : o.metric == Metric::MI
           ? mi(fw.data(), mw.data(), N, mask, count, L, o.bins, df.data(), dm.data())
-          : lncc(fw.data(), mw.data(), n, o.radius, L.varf, L.varm, mask, count, df.data(), dm.data());
+          : lncc(fw.data(), mw.data(), n, o.radius, L.varf, L.varm, mask, count, L.scratch, df.data(), dm.data());
   auto chain = [&](Image<float>* g, const Image<float>& grad, const std::vector<float>& dv) {
     if (!g) return;
     *g = Image<float>(grad.geometry(), no_init);
@@ -321,8 +337,9 @@ void compose_update(Image<float>& u, const Image<float>& delta) {
   const float* dd = delta.data();
   float* od = out.data();
   parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
-    for (int64_t q = a; q < b; ++q) {
-      const Eigen::Vector3d x{double(q % n[0]), double((q / n[0]) % n[1]), double(q / (n[0] * n[1]))};
+    VoxelIndex v(a, n);
+    for (int64_t q = a; q < b; ++q, v.next()) {
+      const Eigen::Vector3d x = v.point();
       const Eigen::Vector3d dv{dd[q], dd[q + N], dd[q + 2 * N]};
       const Eigen::Vector3d r = dv + sample_field(ud, n, x + Linv * dv);
       for (int d = 0; d < 3; ++d) od[q + d * N] = float(r[d]);
@@ -339,8 +356,9 @@ Image<float> resample_field(const Image<float>& u, const Geometry& to) {
   const int64_t N = to.frame_size();
   const Mat4 M = u.geometry().affine.inverse() * to.affine;
   parallel_for(N, kVoxGrain, [&](int64_t a, int64_t b) {
-    for (int64_t q = a; q < b; ++q) {
-      const Eigen::Vector4d x{double(q % n[0]), double((q / n[0]) % n[1]), double(q / (n[0] * n[1])), 1.0};
+    VoxelIndex v(a, n);
+    for (int64_t q = a; q < b; ++q, v.next()) {
+      const Eigen::Vector4d x{double(v.i), double(v.j), double(v.k), 1.0};
       const Eigen::Vector3d v = sample_field(u.data(), u.geometry().dims.data(), (M * x).head<3>());
       for (int d = 0; d < 3; ++d) out.data()[q + d * N] = float(v[d]);
     }
