@@ -15,9 +15,12 @@ function: exact inside the grid). Figures, over the brain (ch2bet > 0):
 
 Peers: ANTsPy ants.registration(type_of_transform='SyN') (its quick default: affine then SyN[0.2,3,0]
 with mattes, iterations 40x20x0) and, with --schedule slow, 'antsRegistrationSyN' (the script's
-schedule via ANTsPy's 'antsRegistrationSyN[s]': SyN[0.1,3,0], CC radius 4, 100x70x50x20 on 8x4x2x1).
+schedule via ANTsPy's 'antsRegistrationSyN[s]': SyN[0.1,3,0], CC radius 4, 100x70x50x20 on 8x4x2x1);
+elastix (itk-elastix, `pip install itk-elastix`): its default 'affine' then 'bspline' parameter maps
+(B-spline free-form deformation, Mattes MI, 4 resolutions, final grid spacing 10 mm), the estimated
+map read from transformix's deformation field; FireANTs when it imports (it needs PyTorch).
 
-Usage: python3 bench/bench_syn.py [--pairs 2] [--vox 2] [--peers ants] [--schedule quick|slow|both]
+Usage: python3 bench/bench_syn.py [--pairs 2] [--vox 2] [--peers ants,elastix,fireants] [--schedule quick|slow|both]
 """
 import argparse
 import os
@@ -125,6 +128,56 @@ def run_ants(F, M, A, tmp, kind):
     return sec, list(out["fwdtransforms"])  # [warp, affine]: the first applied first to the fixed point
 
 
+def run_elastix(F, M, A, tmp):
+    import itk
+    fp, mp = os.path.join(tmp, "fixed.nii.gz"), os.path.join(tmp, "moving.nii.gz")
+    nib.save(nib.Nifti1Image(F, A), fp)
+    nib.save(nib.Nifti1Image(M, A), mp)
+    fi, mi = itk.imread(fp, itk.F), itk.imread(mp, itk.F)  # read before the clock starts
+    po = itk.ParameterObject.New()
+    po.AddParameterMap(po.GetDefaultParameterMap("affine"))
+    po.AddParameterMap(po.GetDefaultParameterMap("bspline"))
+    t0 = time.perf_counter()
+    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(2)  # (its number_of_threads argument crashes 5.4)
+    _, params = itk.elastix_registration_method(fi, mi, parameter_object=po, log_to_console=False)
+    sec = time.perf_counter() - t0
+    # transformix's deformation field: fixed point (LPS) -> moving point - fixed point, on the fixed grid
+    d = itk.array_from_image(itk.transformix_deformation_field(mi, params)).transpose(2, 1, 0, 3).copy()
+    d[..., :2] *= -1  # LPS -> RAS
+    return sec, [(d.astype(np.float32), A)]
+
+
+def run_fireants(F, M, A, tmp):
+    """FireANTs (PyTorch) on the CPU: its README's affine then greedy compositive deformable schedule
+    (CC kernel 5, scales 4,2,1 x 200,100,50). E from its warped coordinates (grid_sample's [-1, 1])."""
+    import torch
+    from fireants.io import BatchedImages, Image
+    from fireants.registration.affine import AffineRegistration
+    from fireants.registration.greedy import GreedyRegistration
+    torch.set_num_threads(2)
+    fp, mp = os.path.join(tmp, "fixed.nii.gz"), os.path.join(tmp, "moving.nii.gz")
+    nib.save(nib.Nifti1Image(F, A), fp)
+    nib.save(nib.Nifti1Image(M, A), mp)
+    bf = BatchedImages([Image.load_file(fp, device="cpu")])
+    bm = BatchedImages([Image.load_file(mp, device="cpu")])
+    t0 = time.perf_counter()
+    aff = AffineRegistration([4, 2, 1], [200, 100, 50], bf, bm, optimizer="Adam", optimizer_lr=3e-3, cc_kernel_size=5)
+    aff.optimize()
+    reg = GreedyRegistration(scales=[4, 2, 1], iterations=[200, 100, 50], fixed_images=bf, moving_images=bm,
+                             cc_kernel_size=5, deformation_type="compositive", smooth_grad_sigma=1,
+                             smooth_warp_sigma=0.5, optimizer="Adam", optimizer_lr=0.5,
+                             init_affine=aff.get_affine_matrix().detach())
+    reg.optimize()
+    sec = time.perf_counter() - t0
+    with torch.no_grad():
+        g = reg.get_warped_coordinates(bf, bm)[0].cpu().numpy().transpose(2, 1, 0, 3)  # X, Y, Z, (x, y, z)
+    n = np.array(M.shape, float)
+    ijk = (g + 1) / 2 * (n - 1)  # align_corners=True
+    E = ijk @ A[:3, :3].T + A[:3, 3]
+    X = world(A, F.shape)
+    return sec, [((E - X).astype(np.float32), A)]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pairs", type=int, default=2)
@@ -145,13 +198,17 @@ def main():
             X = world(A, F.shape)
             err0 = np.sqrt(np.mean(np.sum((G(X[brain]) - X[brain]) ** 2, -1)))
             tools = [("voxalign syn", lambda: run_voxalign(F, M, A, tmp))]
-            if "ants" in a.peers:
+            if "ants" in a.peers.split(","):
                 for k in kinds:
                     tools.append((f"ants {k}", lambda k=k: run_ants(F, M, A, tmp, k)))
+            if "elastix" in a.peers:
+                tools.append(("elastix affine+bspline", lambda: run_elastix(F, M, A, tmp)))
+            if "fireants" in a.peers:
+                tools.append(("fireants", lambda: run_fireants(F, M, A, tmp)))
             for name, fn in tools:
                 try:
                     sec, tr = fn()
-                except ImportError as e:
+                except (ImportError, ModuleNotFoundError) as e:
                     print(f"{name}: skipped ({e})")
                     continue
                 err, dice, jmin = figures(estimated_map(A, F.shape, tr), G, A, brain, labels, F.shape)
