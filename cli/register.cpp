@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common.hpp"
@@ -80,6 +81,9 @@ void run(const RegisterArgs& a) {
   Image<float> fmask, mmask;
   if (!a.fixed_mask.empty()) fmask = read_mask(a.fixed_mask, "--fixed-mask");
   if (!a.moving_mask.empty()) mmask = read_mask(a.moving_mask, "--moving-mask");
+  for (const auto& [m, opt, path] : {std::tuple{&fmask, "--fixed-mask", &a.fixed_mask}, {&mmask, "--moving-mask", &a.moving_mask}})
+    VX_CHECK(m->size() == 0 || std::any_of(m->data(), m->data() + m->size(), [](float v) { return v != 0.0f; }),
+             InvalidArgument, opt, " ", *path, ": the mask is empty (no non-zero voxel)");
 
   std::vector<std::string> written; // reported at the end: the files appear only when every image succeeded
   auto wrote = [&](const std::string& f) { written.push_back(f); };

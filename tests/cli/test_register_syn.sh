@@ -89,7 +89,7 @@ print(f'mi + head mask: syn {err(E):.3f} mm, affine only {err(Ea):.3f} mm'); ass
 " || exit 1
 rm -f miaff.mat miwarp.nii.gz
 expect_fail "syn metric: ssd, lncc or mi" register moving.nii.gz --fixed fixed.nii.gz --transform syn -o out.nii.gz --syn-metric ncc
-expect_fail "mask is empty" register moving.nii.gz --fixed fixed.nii.gz --transform syn -o out.nii.gz --fixed-mask empty.nii.gz
+expect_fail "--fixed-mask empty.nii.gz: the mask is empty" register moving.nii.gz --fixed fixed.nii.gz --transform syn -o out.nii.gz --fixed-mask empty.nii.gz
 expect_fail "do not overlap" register far.nii.gz --fixed fixed.nii.gz --transform syn -o out.nii.gz --init identity \
   --iterations 0
 expect_fail "--syn-step" register moving.nii.gz --fixed fixed.nii.gz --transform syn -o out.nii.gz --syn-step 0
