@@ -144,7 +144,12 @@ def run_elastix(F, M, A, tmp):
     _, params = itk.elastix_registration_method(fi, mi, parameter_object=po, log_to_console=False)
     sec, cpu = time.perf_counter() - t0, time.process_time() - c0
     # transformix's deformation field: fixed point (LPS) -> moving point - fixed point, on the fixed grid
-    d = itk.array_from_image(itk.transformix_deformation_field(mi, params)).transpose(2, 1, 0, 3).copy()
+    cwd = os.getcwd()
+    os.chdir(tmp)  # transformix writes deformationField.nii into the working directory
+    try:
+        d = itk.array_from_image(itk.transformix_deformation_field(mi, params)).transpose(2, 1, 0, 3).copy()
+    finally:
+        os.chdir(cwd)
     d[..., :2] *= -1  # LPS -> RAS
     return sec, cpu, [(d.astype(np.float32), A)]
 
