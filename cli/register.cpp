@@ -189,7 +189,7 @@ Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as AN
 --save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Without -o only the transform files are written
 (give at least one --save-*). Several moving images: give one -o (when given) and one of each --save-* per
 moving image, in order. --transform syn: rigid, then affine (the options above), then greedy symmetric
-diffeomorphic registration (--syn-*); -o is the moving image through warp and affine, --save-transform the
+diffeomorphic registration (--syn-*; --fixed-mask limits its metric too); -o is the moving image through warp and affine, --save-transform the
 affine, --save-warp the displacement field (apply as `resample -t WARP -t AFFINE`, antsApplyTransforms'
 order). See docs/register.md.)");
   cmd->add_option("moving", a->moving, "Moving image(s) (.nii/.nii.gz, 2D or 3D)")->required();
