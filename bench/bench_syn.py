@@ -11,13 +11,18 @@ function: exact inside the grid). Figures, over the brain (ch2bet > 0):
   dice  mean Dice over the AAL labels (aal.nii.gz on ch2's grid, resampled nearest to the pair's grid)
         of the atlas carried through E and the same atlas carried through the truth;
   detJ  min det of the Jacobian of E in the brain (finite differences on the fixed grid): <= 0 is folding;
-  time  the registration call alone (in memory, no file I/O), 2 threads for every tool.
+  time  the registration call alone (in memory, no file I/O), 2 threads for every tool;
+  cpu   the process's CPU seconds over that call (all threads; every tool runs in this process): less
+        sensitive than the wall time to other work on a shared machine.
 
 Peers: ANTsPy ants.registration(type_of_transform='SyN') (its quick default: affine then SyN[0.2,3,0]
 with mattes, iterations 40x20x0) and, with --schedule slow, 'antsRegistrationSyN' (the script's
-schedule via ANTsPy's 'antsRegistrationSyN[s]': SyN[0.1,3,0], CC radius 4, 100x70x50x20 on 8x4x2x1).
+schedule via ANTsPy's 'antsRegistrationSyN[s]': SyN[0.1,3,0], CC radius 4, 100x70x50x20 on 8x4x2x1);
+elastix (itk-elastix, `pip install itk-elastix`): its default 'affine' then 'bspline' parameter maps
+(B-spline free-form deformation, Mattes MI, 4 resolutions, final grid spacing 10 mm), the estimated
+map read from transformix's deformation field; FireANTs when it imports (it needs PyTorch).
 
-Usage: python3 bench/bench_syn.py [--pairs 2] [--vox 2] [--peers ants] [--schedule quick|slow|both]
+Usage: python3 bench/bench_syn.py [--pairs 2] [--vox 2] [--peers ants,elastix,fireants] [--schedule quick|slow|both]
 """
 import argparse
 import os
@@ -106,10 +111,10 @@ def figures(E, G, A, brain, labels, shape):
 
 
 def run_voxalign(F, M, A, tmp):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     r = vx.register(M, F, moving_affine=A, fixed_affine=A, transform="syn")
-    sec = time.perf_counter() - t0
-    return sec, [(r.warp, A), r.matrix]
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return sec, cpu, [(r.warp, A), r.matrix]
 
 
 def run_ants(F, M, A, tmp, kind):
@@ -118,11 +123,66 @@ def run_ants(F, M, A, tmp, kind):
     nib.save(nib.Nifti1Image(F, A), fp)
     nib.save(nib.Nifti1Image(M, A), mp)
     fi, mi = ants.image_read(fp), ants.image_read(mp)  # read before the clock starts
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     prefix = os.path.join(tmp, "".join(c if c.isalnum() else "_" for c in kind) + "_")  # ANTs refuses brackets
     out = ants.registration(fi, mi, type_of_transform=kind, outprefix=prefix)
-    sec = time.perf_counter() - t0
-    return sec, list(out["fwdtransforms"])  # [warp, affine]: the first applied first to the fixed point
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return sec, cpu, list(out["fwdtransforms"])  # [warp, affine]: the first applied first to the fixed point
+
+
+def run_elastix(F, M, A, tmp):
+    import itk
+    fp, mp = os.path.join(tmp, "fixed.nii.gz"), os.path.join(tmp, "moving.nii.gz")
+    nib.save(nib.Nifti1Image(F, A), fp)
+    nib.save(nib.Nifti1Image(M, A), mp)
+    fi, mi = itk.imread(fp, itk.F), itk.imread(mp, itk.F)  # read before the clock starts
+    po = itk.ParameterObject.New()
+    po.AddParameterMap(po.GetDefaultParameterMap("affine"))
+    po.AddParameterMap(po.GetDefaultParameterMap("bspline"))
+    t0, c0 = time.perf_counter(), time.process_time()
+    itk.MultiThreaderBase.SetGlobalDefaultNumberOfThreads(2)  # (its number_of_threads argument crashes 5.4)
+    _, params = itk.elastix_registration_method(fi, mi, parameter_object=po, log_to_console=False)
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # transformix's deformation field: fixed point (LPS) -> moving point - fixed point, on the fixed grid
+    cwd = os.getcwd()
+    os.chdir(tmp)  # transformix writes deformationField.nii into the working directory
+    try:
+        d = itk.array_from_image(itk.transformix_deformation_field(mi, params)).transpose(2, 1, 0, 3).copy()
+    finally:
+        os.chdir(cwd)
+    d[..., :2] *= -1  # LPS -> RAS
+    return sec, cpu, [(d.astype(np.float32), A)]
+
+
+def run_fireants(F, M, A, tmp):
+    """FireANTs (PyTorch) on the CPU: its README's affine then greedy compositive deformable schedule
+    (CC kernel 5, scales 4,2,1 x 200,100,50). E from its warped coordinates (grid_sample's [-1, 1])."""
+    import torch
+    from fireants.io import BatchedImages, Image
+    from fireants.registration.affine import AffineRegistration
+    from fireants.registration.greedy import GreedyRegistration
+    torch.set_num_threads(2)
+    fp, mp = os.path.join(tmp, "fixed.nii.gz"), os.path.join(tmp, "moving.nii.gz")
+    nib.save(nib.Nifti1Image(F, A), fp)
+    nib.save(nib.Nifti1Image(M, A), mp)
+    bf = BatchedImages([Image.load_file(fp, device="cpu")])
+    bm = BatchedImages([Image.load_file(mp, device="cpu")])
+    t0, c0 = time.perf_counter(), time.process_time()
+    aff = AffineRegistration([4, 2, 1], [200, 100, 50], bf, bm, optimizer="Adam", optimizer_lr=3e-3, cc_kernel_size=5)
+    aff.optimize()
+    reg = GreedyRegistration(scales=[4, 2, 1], iterations=[200, 100, 50], fixed_images=bf, moving_images=bm,
+                             cc_kernel_size=5, deformation_type="compositive", smooth_grad_sigma=1,
+                             smooth_warp_sigma=0.5, optimizer="Adam", optimizer_lr=0.5,
+                             init_affine=aff.get_affine_matrix().detach())
+    reg.optimize()
+    sec, cpu = time.perf_counter() - t0, time.process_time() - c0
+    with torch.no_grad():
+        g = reg.get_warped_coordinates(bf, bm)[0].cpu().numpy().transpose(2, 1, 0, 3)  # X, Y, Z, (x, y, z)
+    n = np.array(M.shape, float)
+    ijk = (g + 1) / 2 * (n - 1)  # align_corners=True
+    E = ijk @ A[:3, :3].T + A[:3, 3]
+    X = world(A, F.shape)
+    return sec, cpu, [((E - X).astype(np.float32), A)]
 
 
 def main():
@@ -145,24 +205,28 @@ def main():
             X = world(A, F.shape)
             err0 = np.sqrt(np.mean(np.sum((G(X[brain]) - X[brain]) ** 2, -1)))
             tools = [("voxalign syn", lambda: run_voxalign(F, M, A, tmp))]
-            if "ants" in a.peers:
+            if "ants" in a.peers.split(","):
                 for k in kinds:
                     tools.append((f"ants {k}", lambda k=k: run_ants(F, M, A, tmp, k)))
+            if "elastix" in a.peers:
+                tools.append(("elastix affine+bspline", lambda: run_elastix(F, M, A, tmp)))
+            if "fireants" in a.peers:
+                tools.append(("fireants", lambda: run_fireants(F, M, A, tmp)))
             for name, fn in tools:
                 try:
-                    sec, tr = fn()
-                except ImportError as e:
+                    sec, cpu, tr = fn()
+                except (ImportError, ModuleNotFoundError) as e:
                     print(f"{name}: skipped ({e})")
                     continue
                 err, dice, jmin = figures(estimated_map(A, F.shape, tr), G, A, brain, labels, F.shape)
-                rows.append((p, name, err, dice, jmin, sec))
+                rows.append((p, name, err, dice, jmin, sec, cpu))
                 print(f"pair {p} (start {err0:.2f} mm)  {name:28s} err {err:.3f} mm  dice {dice:.3f}  "
-                      f"min detJ {jmin:.3f}  time {sec:.1f} s", flush=True)
-    print("\n| tool | composition error RMS (mm) | AAL Dice | min det J | time (s) |\n|---|---|---|---|---|")
+                      f"min detJ {jmin:.3f}  time {sec:.1f} s  cpu {cpu:.1f} s", flush=True)
+    print("\n| tool | composition error RMS (mm) | AAL Dice | min det J | time (s) | cpu (s) |\n|---|---|---|---|---|---|")
     for name in dict.fromkeys(r[1] for r in rows):
         rs = [r for r in rows if r[1] == name]
         print(f"| {name} | {np.mean([r[2] for r in rs]):.3f} | {np.mean([r[3] for r in rs]):.3f} | "
-              f"{min(r[4] for r in rs):.3f} | {np.mean([r[5] for r in rs]):.1f} |")
+              f"{min(r[4] for r in rs):.3f} | {np.mean([r[5] for r in rs]):.1f} | {np.mean([r[6] for r in rs]):.1f} |")
 
 
 if __name__ == "__main__":

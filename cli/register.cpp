@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common.hpp"
@@ -80,6 +81,9 @@ void run(const RegisterArgs& a) {
   Image<float> fmask, mmask;
   if (!a.fixed_mask.empty()) fmask = read_mask(a.fixed_mask, "--fixed-mask");
   if (!a.moving_mask.empty()) mmask = read_mask(a.moving_mask, "--moving-mask");
+  for (const auto& [m, opt, path] : {std::tuple{&fmask, "--fixed-mask", &a.fixed_mask}, {&mmask, "--moving-mask", &a.moving_mask}})
+    VX_CHECK(m->size() == 0 || std::any_of(m->data(), m->data() + m->size(), [](float v) { return v != 0.0f; }),
+             InvalidArgument, opt, " ", *path, ": the mask is empty (no non-zero voxel)");
 
   std::vector<std::string> written; // reported at the end: the files appear only when every image succeeded
   auto wrote = [&](const std::string& f) { written.push_back(f); };
@@ -185,7 +189,7 @@ Transforms written: --save-transform (ITK AffineTransform_double_3_3, LPS, as AN
 --save-fsl (FLIRT .mat), --save-matrix (4x4 RAS pull-back). Without -o only the transform files are written
 (give at least one --save-*). Several moving images: give one -o (when given) and one of each --save-* per
 moving image, in order. --transform syn: rigid, then affine (the options above), then greedy symmetric
-diffeomorphic registration (--syn-*); -o is the moving image through warp and affine, --save-transform the
+diffeomorphic registration (--syn-*; --fixed-mask limits its metric too); -o is the moving image through warp and affine, --save-transform the
 affine, --save-warp the displacement field (apply as `resample -t WARP -t AFFINE`, antsApplyTransforms'
 order). See docs/register.md.)");
   cmd->add_option("moving", a->moving, "Moving image(s) (.nii/.nii.gz, 2D or 3D)")->required();
@@ -251,11 +255,15 @@ order). See docs/register.md.)");
   cmd->add_option("--save-inverse-warp", a->save_inverse_warp, "syn: the inverse displacement field (same format)");
   cmd->add_option("--save-jacobian", a->save_jacobian, "syn: the Jacobian determinant of the warp on the fixed grid");
   SynOptions& so = a->syn;
-  add_choice(cmd, "--syn-metric", so.metric, metric_names(), "syn: lncc (ANTs' CC) or ssd");
+  add_choice(cmd, "--syn-metric", so.metric, metric_names(), "syn: lncc (ANTs' CC), ssd or mi (Mattes' mutual information)");
   cmd->add_option("--syn-radius", so.radius, "syn: lncc window radius (voxels)")
       ->capture_default_str()
       ->check(number_check(1, 32, true));
-  add_parsed(cmd, "--syn-levels", join(so.levels, ","), "syn: shrink factors, coarse to fine", [&so](const std::string& s) {
+  cmd->add_option("--syn-bins", so.bins, "syn: mi histogram bins")->capture_default_str()->check(number_check(8, 256, true));
+  add_parsed(cmd, "--syn-levels", join(so.levels, ","),
+             "syn: shrink factors, coarse to fine (default: from the fixed voxel size, the finest level at ~2 mm, "
+             "then 2x and 4x: 8,4,2 at 1 mm, 4,2,1 at 2 mm)",
+             [&so](const std::string& s) {
     so.levels = as_vector<int>(parse_number_list(s, "--syn-levels", 1, 64, true));
     VX_CHECK(!so.levels.empty(), InvalidArgument, "--syn-levels: give at least one shrink factor");
   });

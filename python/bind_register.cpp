@@ -41,6 +41,7 @@ SynOptions syn_options(const nb::dict& kw) {
     const std::string k = nb::cast<std::string>(key);
     if (k == "syn_metric") o.metric = metric_names().parse(nb::cast<std::string>(val));
     else if (k == "syn_radius") o.radius = nb::cast<int>(val);
+    else if (k == "syn_bins") o.bins = nb::cast<int>(val);
     else if (k == "syn_levels") o.levels = nb::cast<std::vector<int>>(val);
     else if (k == "syn_smoothing") o.smoothing = nb::cast<std::vector<double>>(val);
     else if (k == "syn_iterations") o.iterations = nb::cast<std::vector<int>>(val);
@@ -78,7 +79,8 @@ nb::dict register_defaults() {
   const SynOptions so;
   d["syn_metric"] = metric_names().name(so.metric);
   d["syn_radius"] = so.radius;
-  d["syn_levels"] = nb::tuple(nb::cast(so.levels));
+  d["syn_bins"] = so.bins;
+  d["syn_levels"] = so.levels.empty() ? nb::none() : nb::object(nb::tuple(nb::cast(so.levels)));
   d["syn_smoothing"] = so.smoothing.empty() ? nb::none() : nb::object(nb::tuple(nb::cast(so.smoothing)));
   d["syn_iterations"] = nb::tuple(nb::cast(so.iterations));
   d["syn_step"] = so.step;

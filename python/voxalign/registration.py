@@ -184,8 +184,8 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
              freeze: Sequence[str] = _D["freeze"], degree: int = _D["degree"], max_samples: int = _D["max_samples"],
              bins: int = _D["bins"], radius: int = _D["radius"], tolerance: float = _D["tolerance"],
              learning_rate: float = _D["learning_rate"], skip_fill: bool = _D["skip_fill"],
-             syn_metric: str = _D["syn_metric"], syn_radius: int = _D["syn_radius"],
-             syn_levels: Sequence[int] = _D["syn_levels"], syn_smoothing: Optional[Sequence[float]] = _D["syn_smoothing"],
+             syn_metric: str = _D["syn_metric"], syn_radius: int = _D["syn_radius"], syn_bins: int = _D["syn_bins"],
+             syn_levels: Optional[Sequence[int]] = _D["syn_levels"], syn_smoothing: Optional[Sequence[float]] = _D["syn_smoothing"],
              syn_iterations=_D["syn_iterations"], syn_step: float = _D["syn_step"],
              syn_update_sigma: float = _D["syn_update_sigma"], syn_total_sigma: float = _D["syn_total_sigma"],
              syn_convergence: float = _D["syn_convergence"]):
@@ -193,9 +193,10 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
 
     ``moving`` may be a list: each is registered to ``fixed`` and a list of results is returned.
     transform: translation | rigid | similarity | affine | syn (rigid, affine, then greedy SyN with the
-    syn_* options: metric lncc | ssd, lncc radius, levels, smoothing (mm), iterations (one or per level),
+    syn_* options: metric lncc | ssd | mi, lncc radius, mi bins, levels (default None: from the fixed voxel
+    size, the finest at ~2 mm: 8,4,2 at 1 mm), smoothing (mm), iterations (one or per level),
     step (voxels), update_sigma and total_sigma (voxels), convergence; docs/register.md; the result's
-    ``warp``/``inverse_warp`` hold the fields, ``apply`` uses them). metric: ssd | ncc | lncc | mi (Mattes).
+    ``warp``/``inverse_warp`` hold the fields, ``apply`` uses them; fixed_mask limits its metric too). metric: ssd | ncc | lncc | mi (Mattes).
     levels: shrink factors (coarse to fine); smoothing: Gaussian sigma in mm per level (default
     shrink/2 fixed voxels, none at shrink 1); a repeated factor with decreasing smoothing gives a
     continuation in smoothing. optimizer: auto (gn for ssd, lbfgs otherwise) | gn | lbfgs | gd | adam.
@@ -212,7 +213,7 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
                          init=init, fixed_mask=fixed_mask, moving_mask=moving_mask, freeze=freeze, degree=degree,
                          max_samples=max_samples, bins=bins, radius=radius, tolerance=tolerance,
                          learning_rate=learning_rate, skip_fill=skip_fill, syn_metric=syn_metric, syn_radius=syn_radius,
-                         syn_levels=syn_levels, syn_smoothing=syn_smoothing, syn_iterations=syn_iterations,
+                         syn_bins=syn_bins, syn_levels=syn_levels, syn_smoothing=syn_smoothing, syn_iterations=syn_iterations,
                          syn_step=syn_step, syn_update_sigma=syn_update_sigma, syn_total_sigma=syn_total_sigma,
                          syn_convergence=syn_convergence) for m in moving]
     transform = name_of("transform", transform, "register: transform")
@@ -233,9 +234,11 @@ def register(moving, fixed, *, moving_affine=None, fixed_affine=None, transform:
         opts["iterations"] = [int(i) for i in np.atleast_1d(iterations)]
     if transform == "syn":
         opts.update(syn_metric=name_of("metric", syn_metric, "register: syn_metric"), syn_radius=int(syn_radius),
-                    syn_levels=[int(s) for s in syn_levels], syn_iterations=[int(i) for i in np.atleast_1d(syn_iterations)],
+                    syn_bins=int(syn_bins), syn_iterations=[int(i) for i in np.atleast_1d(syn_iterations)],
                     syn_step=float(syn_step), syn_update_sigma=float(syn_update_sigma),
                     syn_total_sigma=float(syn_total_sigma), syn_convergence=float(syn_convergence))
+        if syn_levels is not None:
+            opts["syn_levels"] = [int(s) for s in syn_levels]
         if syn_smoothing is not None:
             opts["syn_smoothing"] = [float(s) for s in syn_smoothing]
     d = _core.register(m, maff, f, faff, fm, mm, init_m, opts)

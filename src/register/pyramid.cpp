@@ -11,29 +11,40 @@ namespace voxalign::reg {
 namespace {
 
 /// Apply a 1D symmetric kernel (taps k[0..r], k[-q] = k[q]) along `axis` of a contiguous 3D array,
-/// 'nearest' boundary, writing into `out` (which may not alias `in`).
+/// 'nearest' boundary, writing into `out` (which may not alias `in`). Lines are read L at a time into
+/// a padded buffer; along axes 1 and 2 the L lines are neighbours along axis 0, so every read fetches
+/// whole cache lines. Each output is k0 p0 + sum_t k_t (p_t + p_-t) in that order: the same sums, so
+/// the same values, whichever way the lines are grouped.
 void convolve_axis(const float* in, float* out, const int64_t* dims, int axis, const std::vector<double>& k) {
   const int64_t n = dims[axis];
   const int r = int(k.size()) - 1;
+  constexpr int64_t L = 16;
+  const int64_t lanes = axis == 0 ? dims[1] * dims[2] : dims[0]; // per plane (axes 1, 2) or in all (axis 0)
+  const int64_t planes = axis == 0 ? 1 : axis == 1 ? dims[2] : dims[1];
+  const int64_t lane_stride = axis == 0 ? n : 1;
   const int64_t stride = axis == 0 ? 1 : axis == 1 ? dims[0] : dims[0] * dims[1];
-  const int64_t lines = dims[0] * dims[1] * dims[2] / n;
-  parallel_for(lines, 64, [&](int64_t b, int64_t e) {
-    std::vector<double> buf(static_cast<size_t>(n + 2 * r));
-    for (int64_t line = b; line < e; ++line) {
-      // Line start: for axis 0 lines are rows; for axis 1 (i, k) pairs; for axis 2 (i, j) pairs.
-      int64_t base;
-      if (axis == 0) base = line * n;
-      else if (axis == 1) base = (line / dims[0]) * dims[0] * dims[1] + line % dims[0];
-      else base = line;
-      for (int64_t q = -r; q < n + r; ++q) {
-        const int64_t c = std::clamp<int64_t>(q, 0, n - 1);
-        buf[static_cast<size_t>(q + r)] = in[base + c * stride];
+  const int64_t groups = (lanes + L - 1) / L, padded = n + 2 * r;
+  parallel_for(planes * groups, 4, [&](int64_t b, int64_t e) {
+    std::vector<double> buf(static_cast<size_t>(padded * L));
+    for (int64_t job = b; job < e; ++job) {
+      const int64_t p = job / groups, i0 = (job % groups) * L, nl = std::min(L, lanes - i0);
+      const int64_t base = axis == 0 ? i0 * n : axis == 1 ? i0 + dims[0] * dims[1] * p : i0 + dims[0] * p;
+      for (int64_t q = 0; q < padded; ++q) {
+        const float* row = in + base + std::clamp<int64_t>(q - r, 0, n - 1) * stride;
+        double* bq = buf.data() + q * L;
+        for (int64_t l = 0; l < nl; ++l) bq[l] = row[l * lane_stride];
       }
       for (int64_t q = 0; q < n; ++q) {
-        const double* p = buf.data() + q + r;
-        double s = k[0] * p[0];
-        for (int t = 1; t <= r; ++t) s += k[static_cast<size_t>(t)] * (p[t] + p[-t]);
-        out[base + q * stride] = float(s);
+        const double* c = buf.data() + (q + r) * L;
+        double s[L];
+        for (int64_t l = 0; l < L; ++l) s[l] = k[0] * c[l];
+        for (int t = 1; t <= r; ++t) {
+          const double kt = k[static_cast<size_t>(t)];
+          const double *a = c + t * L, *z = c - t * L;
+          for (int64_t l = 0; l < L; ++l) s[l] += kt * (a[l] + z[l]);
+        }
+        float* o = out + base + q * stride;
+        for (int64_t l = 0; l < nl; ++l) o[l * lane_stride] = float(s[l]);
       }
     }
   });

@@ -1,5 +1,5 @@
 // SyN in C++: the exact metric gradients w.r.t. both half-way fields against central finite differences
-// (ssd and lncc), a small known-warp recovery that stays diffeomorphic and is identical for 1 and 2
+// (ssd, lncc and mi, with and without a mask), the default levels, a small known-warp recovery that stays diffeomorphic and is identical for 1 and 2
 // threads, and the ITK displacement-field file round trip. The real-T1 recoveries are in tests/python.
 #include <gtest/gtest.h>
 
@@ -76,7 +76,7 @@ double dot(const Image<float>& a, const Image<float>& b) {
 } // namespace
 
 // Central differences along random smooth directions (h = 0.02 mm) agree with the exact gradient
-// within 1 % for both fields, both metrics, degrees 1 and 3.
+// within 1 % for both fields, every metric, degrees 1 and 3, over the whole grid and inside a mask.
 TEST(Syn, MetricGradientMatchesFiniteDifferences) {
   const Geometry g = grid(18, 16, 14, 1.5);
   const Image<float> F = blobs(g, [](double, double, double) { return std::array<double, 3>{0, 0, 0}; });
@@ -86,23 +86,29 @@ TEST(Syn, MetricGradientMatchesFiniteDifferences) {
   Mat4 A = Mat4::Identity();
   A(0, 3) = 0.4, A(1, 0) = 0.03;
   const Image<float> u1 = smooth_random_field(g, 1, 0.7), u2 = smooth_random_field(g, 2, 0.9);
-  for (Metric metric : {Metric::SSD, Metric::LNCC})
+  Image<float> box(g, 0.0f); // a mask: the middle of the grid
+  for (int64_t k = 3; k < 11; ++k)
+    for (int64_t j = 4; j < 12; ++j)
+      for (int64_t i = 5; i < 14; ++i) box.data()[i + 18 * (j + 16 * k)] = 1.0f;
+  for (const Image<float>* mask : std::vector<const Image<float>*>{nullptr, &box})
+  for (Metric metric : {Metric::SSD, Metric::LNCC, Metric::MI})
     for (int degree : {1, 3}) {
       SynOptions o;
-      o.metric = metric, o.degree = degree;
+      o.metric = metric, o.degree = degree, o.bins = 16;
       Image<float> g1, g2;
-      syn::metric_and_gradient(F, M, A, u1, u2, o, &g1, &g2);
+      syn::metric_and_gradient(F, M, A, u1, u2, o, &g1, &g2, mask);
       for (int which = 0; which < 2; ++which) {
         const Image<float> v = smooth_random_field(g, 10 + which, 1.0);
         const double h = 0.02;
         auto E = [&](double s) {
-          return which == 0 ? syn::metric_and_gradient(F, M, A, add(u1, v, s), u2, o, nullptr, nullptr)
-                            : syn::metric_and_gradient(F, M, A, u1, add(u2, v, s), o, nullptr, nullptr);
+          return which == 0 ? syn::metric_and_gradient(F, M, A, add(u1, v, s), u2, o, nullptr, nullptr, mask)
+                            : syn::metric_and_gradient(F, M, A, u1, add(u2, v, s), o, nullptr, nullptr, mask);
         };
         const double fd = (E(h) - E(-h)) / (2 * h);
         const double an = dot(which == 0 ? g1 : g2, v);
         EXPECT_NEAR(an, fd, 0.01 * std::abs(fd) + 1e-9)
-            << metric_names().name(metric) << " degree " << degree << " field " << which + 1;
+            << metric_names().name(metric) << " degree " << degree << " field " << which + 1
+            << (mask ? " masked" : "");
       }
     }
 }
@@ -178,7 +184,10 @@ TEST(Syn, BadOptionsAreRefused) {
   const Geometry g = grid(12, 12, 12, 2.0);
   const Image<float> F = blobs(g, [](double, double, double) { return std::array<double, 3>{0, 0, 0}; });
   SynOptions o;
-  o.metric = Metric::MI;
+  o.metric = Metric::NCC;
+  EXPECT_THROW(register_syn(F, F, Mat4::Identity(), o), InvalidArgument);
+  o = SynOptions{};
+  o.metric = Metric::MI, o.bins = 4;
   EXPECT_THROW(register_syn(F, F, Mat4::Identity(), o), InvalidArgument);
   o = SynOptions{};
   o.iterations = {1, 2};
@@ -187,4 +196,59 @@ TEST(Syn, BadOptionsAreRefused) {
   Mat4 far = Mat4::Identity();
   far(0, 3) = 1000;
   EXPECT_THROW(register_syn(F, F, far, o), InvalidArgument);
+  const Image<float> empty(g, 0.0f);
+  try {
+    register_syn(F, F, Mat4::Identity(), SynOptions{}, {}, &empty);
+    ADD_FAILURE() << "an empty mask was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("mask is empty"), std::string::npos) << e.what();
+  }
+}
+
+// The default levels follow the voxel size: the finest at ~2 mm, capped at >= 8 voxels per axis.
+TEST(Syn, DefaultLevelsFollowVoxelSize) {
+  const SynOptions o;
+  EXPECT_EQ(syn_levels(o, grid(181, 217, 181, 1.0)), (std::vector<int>{8, 4, 2}));
+  EXPECT_EQ(syn_levels(o, grid(90, 108, 90, 2.0)), (std::vector<int>{4, 2, 1}));
+  EXPECT_EQ(syn_levels(o, grid(300, 300, 300, 0.5)), (std::vector<int>{16, 8, 4}));
+  EXPECT_EQ(syn_levels(o, grid(20, 30, 30, 2.0)), (std::vector<int>{2, 2, 1}));
+  SynOptions given;
+  given.levels = {3, 1};
+  EXPECT_EQ(syn_levels(given, grid(181, 217, 181, 1.0)), (std::vector<int>{3, 1}));
+}
+
+// With a fixed mask the metric ignores what lies outside: a moving image that differs from the fixed
+// one only outside the mask gives (nearly) zero update inside, and the masked run still recovers a
+// warp inside the mask.
+TEST(Syn, FixedMaskLimitsTheMetric) {
+  const Geometry g = grid(32, 30, 28, 2.0);
+  const Image<float> F = blobs(g, [](double, double, double) { return std::array<double, 3>{0, 0, 0}; });
+  Image<float> M = blobs(g, [](double i, double j, double) {
+    return std::array<double, 3>{1.2 * std::sin(j / 6.0), 1.0 * std::cos(i / 7.0), 0.0};
+  });
+  Image<float> mask(g, 0.0f);
+  for (int64_t k = 6; k < 22; ++k)
+    for (int64_t j = 6; j < 24; ++j)
+      for (int64_t i = 6; i < 26; ++i) mask.data()[i + 32 * (j + 30 * k)] = 1.0f;
+  SynOptions o;
+  o.levels = {2, 1}, o.iterations = {30, 20}, o.metric = Metric::SSD;
+  Geometry g3 = g;
+  g3.dims[3] = 3, g3.ndim = 4;
+  const Image<float> zero(g3, 0.0f);
+  const double before = syn::metric_and_gradient(F, M, Mat4::Identity(), zero, zero, o, nullptr, nullptr, &mask);
+  const SynResult r = register_syn(F, M, Mat4::Identity(), o, {}, &mask);
+  Image<float> fwd(g3);
+  for (int64_t q = 0; q < fwd.size(); ++q) fwd.data()[q] = float(r.forward.u.data()[q]);
+  const double after = syn::metric_and_gradient(F, M, Mat4::Identity(), zero, fwd, o, nullptr, nullptr, &mask);
+  EXPECT_LT(after, 0.2 * before) << "masked ssd before " << before << " after " << after;
+  // Outside the mask only: the same images but M differs from F in a corner far from the mask.
+  Image<float> M2 = F;
+  for (int64_t k = 0; k < 4; ++k)
+    for (int64_t j = 0; j < 4; ++j)
+      for (int64_t i = 0; i < 4; ++i) M2.data()[i + 32 * (j + 30 * k)] += 50.0f;
+  Image<float> g1, g2;
+  o.degree = 1; // no prefilter: the corner's change stays in the corner
+  const double e = syn::metric_and_gradient(F, M2, Mat4::Identity(), zero, zero, o, &g1, &g2, &mask);
+  EXPECT_EQ(e, 0.0);
+  EXPECT_EQ(dot(g2, g2), 0.0);
 }

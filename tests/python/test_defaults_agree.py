@@ -74,7 +74,8 @@ CASES = [
     ("register", "keep-fill", vx.register, "skip_fill", lambda v: not v),
     ("register", "syn-metric", vx.register, "syn_metric", None),
     ("register", "syn-radius", vx.register, "syn_radius", None),
-    ("register", "syn-levels", vx.register, "syn_levels", lambda v: as_list(v, ",")),
+    ("register", "syn-levels", vx.register, "syn_levels", None),  # null / None: from the voxel size
+    ("register", "syn-bins", vx.register, "syn_bins", None),
     ("register", "syn-smoothing", vx.register, "syn_smoothing", None),
     ("register", "syn-iterations", vx.register, "syn_iterations", lambda v: as_list(v, ",")),
     ("register", "syn-step", vx.register, "syn_step", None),

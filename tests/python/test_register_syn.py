@@ -89,7 +89,11 @@ def test_saved_files_through_ants_and_simpleitk(pair, tmp_path):
 
 def test_bad_syn_options():
     a = np.random.default_rng(0).normal(size=(12, 12, 12)).astype(np.float32)
-    with pytest.raises(ValueError, match="syn metric: ssd or lncc"):
-        vx.register(a, a, transform="syn", syn_metric="mi")
+    with pytest.raises(ValueError, match="syn metric: ssd, lncc or mi"):
+        vx.register(a, a, transform="syn", syn_metric="ncc")
+    with pytest.raises(ValueError, match="syn bins"):
+        vx.register(a, a, transform="syn", syn_metric="mi", syn_bins=4)
+    with pytest.raises(ValueError, match="mask is empty"):
+        vx.register(a, a, transform="syn", fixed_mask=np.zeros(a.shape, np.uint8))
     with pytest.raises(ValueError, match="syn iterations"):
         vx.register(a, a, transform="syn", syn_iterations=[1, 2])
