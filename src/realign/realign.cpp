@@ -9,7 +9,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "../register/engine.hpp"
+#include "voxalign/register/engine.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/resample/resample.hpp"

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <limits>
 
-#include "engine.hpp"
+#include "voxalign/register/engine.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 

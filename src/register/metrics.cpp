@@ -9,8 +9,8 @@
 #include <cmath>
 #include <vector>
 
-#include "../spline/evaluate.hpp"
-#include "engine.hpp"
+#include "voxalign/kernel/cpu/evaluate.hpp"
+#include "voxalign/register/engine.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "engine.hpp"
+#include "voxalign/register/engine.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/solve/solvers.hpp"
 

@@ -7,7 +7,7 @@
 #include <tuple>
 #include <utility>
 
-#include "engine.hpp"
+#include "voxalign/register/engine.hpp"
 #include "syn_internal.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"

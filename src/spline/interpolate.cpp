@@ -6,7 +6,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "evaluate.hpp"
+#include "voxalign/kernel/cpu/evaluate.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/spline/point_map.hpp"

@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "../spline/evaluate.hpp"
+#include "voxalign/kernel/cpu/evaluate.hpp"
 #include "voxalign/core/error.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/spline/interpolate.hpp"

@@ -2,7 +2,7 @@
 // the interior test, the stencil (folded tap offsets, weights, weight derivatives), the
 // tensor-product sum and a coefficient view that can be passed by value to a CUDA kernel. Plain
 // VX_HD code with no SIMD types, so a CPU loop and a GPU thread run the same source; the CPU's
-// vector fast paths (src/spline/evaluate.hpp, src/spline/simd/) are checked against it.
+// vector fast paths (include/voxalign/kernel/cpu/evaluate.hpp, src/spline/simd/) are checked against it.
 #pragma once
 #include <cmath>
 #include <cstdint>

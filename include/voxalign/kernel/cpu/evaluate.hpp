@@ -1,6 +1,6 @@
 // Internal: the CPU's evaluation of spline coefficients at one point, for any kernel K, dimension D
 // and scalar T: the portable stencil (voxalign/kernel/stencil.hpp) plus the CPU's vector fast
-// paths (rows as GCC vectors here, AVX2 batches of 8 in simd/x8.hpp).
+// paths (rows as GCC vectors here, AVX2 batches of 8 in x8.hpp).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -128,4 +128,4 @@ VX_HD T evaluate_point(const T* c, const int64_t* dims, const int64_t* strides, 
 
 } // namespace voxalign::detail
 
-#include "simd/x8.hpp"
+#include "voxalign/kernel/cpu/x8.hpp"

@@ -1,5 +1,6 @@
-// Internal: one pyramid level of a registration (fixed samples + moving coefficients) and the
-// evaluation of every metric with its exact gradient with respect to the voxel->voxel matrix.
+// Internal to the library (register and realign use it; not a stable API): one pyramid level of a
+// registration (fixed samples + moving coefficients) and the evaluation of every metric with its
+// exact gradient with respect to the voxel->voxel matrix.
 #pragma once
 #include <cstdint>
 #include <memory>
