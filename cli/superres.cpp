@@ -20,7 +20,7 @@ namespace {
 
 struct SuperresArgs {
   std::vector<std::string> stacks;
-  std::string output, mask, transforms;
+  std::string output, mask, transforms, residuals;
   SuperresOptions o;
   CommonArgs common;
 };
@@ -44,21 +44,39 @@ std::string transform_name(const std::string& dir, size_t k) {
   return (std::filesystem::path(dir) / b).string();
 }
 
+std::string residual_name(const std::string& dir, size_t k) {
+  char b[40];
+  std::snprintf(b, sizeof b, "stack%02zu_residual.nii.gz", k + 1);
+  return (std::filesystem::path(dir) / b).string();
+}
+
+/// --save-transforms / --save-residuals DIR: its parent exists and DIR is a directory if it exists.
+void check_save_dir(const std::string& option, const std::string& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  const auto parent = std::filesystem::path(dir).parent_path();
+  VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, option, " ", dir,
+           ": its parent directory does not exist");
+  VX_CHECK(!std::filesystem::exists(dir, ec) || std::filesystem::is_directory(dir, ec), InvalidArgument, option, " ",
+           dir, ": exists and is not a directory");
+}
+
 void run(const SuperresArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Image<float>> stacks;
-  NiftiHeaderInfo first;
+  std::vector<NiftiMeta> metas;
   for (size_t k = 0; k < a.stacks.size(); ++k) {
     NiftiHeaderInfo info;
     stacks.push_back(read_image(a.stacks[k], "STACK " + std::to_string(k + 1), &info));
     const Geometry& g = stacks.back().geometry();
     VX_CHECK(g.dims[3] == 1, InvalidArgument, "STACK ", a.stacks[k], " is 4D (", g.dims[3],
              " volumes): superres takes 3D stacks");
-    if (k == 0) first = info;
+    metas.push_back(info.meta);
   }
   Image<float> mask;
   if (!a.mask.empty()) mask = read_mask(a.mask, "--mask");
   SuperresOptions o = a.o;
+  o.residuals = !a.residuals.empty();
   ProgressReporter bar = ProgressReporter::to_stderr("superres", a.common.quiet);
   o.progress = [&bar](const SuperresProgress& p) { bar.update(p.fraction, p.stage); };
   SuperresResult r;
@@ -68,7 +86,7 @@ void run(const SuperresArgs& a) {
     rethrow_with_context(a.stacks[0] + (a.stacks.size() > 1 ? " ..." : ""));
   }
   bar.finish();
-  NiftiMeta meta = first.meta;
+  NiftiMeta meta = metas[0];
   meta.descrip = "voxalign superres";
   meta.slice_duration = 0;
   NiftiWriteOptions w;
@@ -79,6 +97,20 @@ void run(const SuperresArgs& a) {
     create_output_directory(a.transforms);
     for (size_t k = 0; k < r.transforms.size(); ++k)
       write_text_file(transform_name(a.transforms, k), stack_transforms_text(r.transforms[k]));
+  }
+  if (!a.residuals.empty()) {
+    create_output_directory(a.residuals);
+    for (size_t k = 0; k < r.residuals.size(); ++k) {
+      NiftiMeta rm = metas[k]; // the stack's own header: the residual is on its grid
+      rm.descrip = "voxalign superres residual";
+      rm.cal_min = rm.cal_max = 0; // the stack's display range does not fit its residual
+      rm.intent_code = 0;
+      rm.intent_name.clear();
+      NiftiWriteOptions rw;
+      rw.dtype = DataType::Float32;
+      rw.meta = &rm;
+      write_nifti(residual_name(a.residuals, k), r.residuals[k], rw);
+    }
   }
   if (!a.common.quiet) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -92,6 +124,7 @@ void run(const SuperresArgs& a) {
     if (a.o.slice_motion) std::printf("; %d outlier slices", outliers);
     std::printf("; %.2f s %s\n", secs, threads_used().c_str());
     if (!a.transforms.empty()) std::printf("transforms: %s/stack01.tfm ...\n", a.transforms.c_str());
+    if (!a.residuals.empty()) std::printf("residuals: %s/stack01_residual.nii.gz ...\n", a.residuals.c_str());
   }
 }
 
@@ -111,7 +144,10 @@ with --regularization times ||grad x||^2) and the motions (Gauss-Newton, exact d
 --iterations rounds. The output grid covers the first stack's field of view along its axes at
 --resolution. --save-transforms DIR writes DIR/stack01.tfm ...: ITK text, the output world -> stack world
 pull-back (voxalign resample STACK --like OUTPUT -t DIR/stack01.tfm aligns a stack to the output); with slice
-motion one transform per motion group in slice order (#Transform g). See docs/superres.md.)");
+motion one transform per motion group in slice order (#Transform g). --save-residuals DIR writes
+DIR/stack01_residual.nii.gz ...: each stack's residual y - D B W(T) x of the final reconstruction and
+motions (per slice with --slice-motion), float32 on the stack's own grid and header; it shows where the
+model fails (motion left, artefacts, outlier slices). See docs/superres.md.)");
   cmd->add_option("stacks", a->stacks, "Thick-slice stacks (3D NIfTI); the first is the reference")->required();
   cmd->add_option("-o,--output", a->output, "Reconstructed high-resolution image")->required();
   SuperresOptions& o = a->o;
@@ -139,23 +175,22 @@ motion one transform per motion group in slice order (#Transform g). See docs/su
   cmd->add_flag("--no-outlier-rejection", [&o](int64_t n) { o.outlier_rejection = n == 0; },
                 "With --slice-motion: keep every slice at full weight");
   cmd->add_option("--save-transforms", a->transforms, "Directory for one ITK transform file per stack (stack01.tfm ...)");
+  cmd->add_option("--save-residuals", a->residuals,
+                  "Directory for each stack's residual y - D B W(T) x on its grid (stack01_residual.nii.gz ..., float32)");
   add_common_options(cmd, a->common, "Data type of the reconstruction");
   cmd->callback([a] {
     apply_threads(a->common.threads);
     VX_CHECK(a->o.slice_groups == 0 || a->o.slice_motion, InvalidArgument, "--slice-groups needs --slice-motion");
     check_superres_options(a->o);
     check_nifti_output_path(a->output);
-    if (!a->transforms.empty()) {
-      std::error_code ec;
-      const auto parent = std::filesystem::path(a->transforms).parent_path();
-      VX_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec), InvalidArgument, "--save-transforms ",
-               a->transforms, ": its parent directory does not exist");
-      VX_CHECK(!std::filesystem::exists(a->transforms, ec) || std::filesystem::is_directory(a->transforms, ec),
-               InvalidArgument, "--save-transforms ", a->transforms, ": exists and is not a directory");
+    check_save_dir("--save-transforms", a->transforms);
+    check_save_dir("--save-residuals", a->residuals);
+    std::vector<std::pair<std::string, std::string>> inputs{{"--mask", a->mask}}, outputs{{"-o", a->output}};
+    for (size_t k = 0; k < a->stacks.size(); ++k) {
+      inputs.push_back({"STACK " + std::to_string(k + 1), a->stacks[k]});
+      if (!a->residuals.empty()) outputs.push_back({"--save-residuals", residual_name(a->residuals, k)});
     }
-    std::vector<std::pair<std::string, std::string>> inputs{{"--mask", a->mask}};
-    for (size_t k = 0; k < a->stacks.size(); ++k) inputs.push_back({"STACK " + std::to_string(k + 1), a->stacks[k]});
-    check_distinct_files(inputs, {{"-o", a->output}});
+    check_distinct_files(inputs, outputs);
     run(*a);
   });
 }

@@ -21,7 +21,7 @@ Image<float> image_of(const InArr<float>& a, const Mat44& affine, const std::str
 nb::dict py_superres(std::vector<InArr<float>> stacks, std::vector<Mat44> affines, std::optional<InArr<float>> mask,
                      std::optional<Mat44> mask_affine, double resolution, int iterations, double regularization,
                      int cg_iterations, int gn_iterations, bool slice_motion, int slice_groups, bool outlier_rejection,
-                     bool register_init) {
+                     bool register_init, bool residuals) {
   if (stacks.size() != affines.size()) throw InvalidArgument("superres: one affine per stack");
   SuperresOptions o;
   o.resolution = resolution;
@@ -33,6 +33,7 @@ nb::dict py_superres(std::vector<InArr<float>> stacks, std::vector<Mat44> affine
   o.slice_groups = slice_groups;
   o.outlier_rejection = outlier_rejection;
   o.register_init = register_init;
+  o.residuals = residuals;
   check_superres_options(o);
   std::vector<Image<float>> in;
   for (size_t k = 0; k < stacks.size(); ++k) in.push_back(image_of(stacks[k], affines[k], "stack " + std::to_string(k + 1)));
@@ -61,6 +62,9 @@ nb::dict py_superres(std::vector<InArr<float>> stacks, std::vector<Mat44> affine
   out["slice_axis"] = nb::cast(r.slice_axis);
   out["residual_rms"] = nb::cast(r.residual_rms);
   out["cg_iterations"] = r.cg_iterations;
+  nb::list res;
+  for (Image<float>& im : r.residuals) res.append(from_image(std::move(im), 3));
+  out["residuals"] = res;
   return out;
 }
 
@@ -74,6 +78,7 @@ nb::dict superres_defaults() {
   d["slice_motion"] = o.slice_motion;
   d["slice_groups"] = o.slice_groups;
   d["outlier_rejection"] = o.outlier_rejection;
+  d["residuals"] = o.residuals;
   return d;
 }
 
@@ -83,7 +88,7 @@ void bind_superres(nb::module_& m) {
   m.def("superres", &py_superres, nb::arg("stacks"), nb::arg("affines"), nb::arg("mask").none(),
         nb::arg("mask_affine").none(), nb::arg("resolution"), nb::arg("iterations"), nb::arg("regularization"),
         nb::arg("cg_iterations"), nb::arg("gn_iterations"), nb::arg("slice_motion"), nb::arg("slice_groups"),
-        nb::arg("outlier_rejection"), nb::arg("register_init") = true);
+        nb::arg("outlier_rejection"), nb::arg("register_init"), nb::arg("residuals"));
   m.attr("SUPERRES_DEFAULTS") = superres_defaults();
 }
 

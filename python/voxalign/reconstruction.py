@@ -20,7 +20,9 @@ class SuperresResult:
     group of each slice along ``slice_axis[k]``), the robust slice weights, the voxels of each slice
     whose data were used (``slice_voxels``: 0 for a slice outside the output grid or mask, which keeps
     its stack's motion), the RMS of the weighted residuals after each reconstruction and the
-    conjugate-gradient iterations run."""
+    conjugate-gradient iterations run. ``residuals`` (with ``residuals=True``, else None): per stack,
+    the residual y - A x of the final reconstruction and motions as a float32 array on the stack's
+    grid (its affine)."""
     image: object
     affine: np.ndarray
     transforms: list
@@ -30,13 +32,15 @@ class SuperresResult:
     residual_rms: list = field(default_factory=list)
     cg_iterations: int = 0
     slice_voxels: list = field(default_factory=list)
+    residuals: list | None = None
 
 
 def superres(stacks, *, affines=None, mask=None, mask_affine=None, resolution=None,
              iterations: int = _D["iterations"], regularization: float = _D["regularization"],
              cg_iterations: int = _D["cg_iterations"], gn_iterations: int = _D["gn_iterations"],
              slice_motion: bool = _D["slice_motion"], slice_groups: int = _D["slice_groups"],
-             outlier_rejection: bool = _D["outlier_rejection"], register_init: bool = True) -> SuperresResult:
+             outlier_rejection: bool = _D["outlier_rejection"], register_init: bool = True,
+             residuals: bool = _D["residuals"]) -> SuperresResult:
     """Reconstruct one high-resolution image from thick-slice ``stacks`` (paths, nibabel images, or
     arrays with their ``affines``) of a subject who moved between them (``slice_motion``: during
     them, one rigid motion per slice, or per ``slice_groups`` interleaved groups), as
@@ -44,7 +48,7 @@ def superres(stacks, *, affines=None, mask=None, mask_affine=None, resolution=No
     at ``resolution`` mm (None: the stacks' smallest in-plane spacing). ``mask``: region whose data are used
     (any grid in the first stack's world; ``mask_affine`` for an array); the output is 0 outside it.
     ``register_init``: start the motions from a rigid registration of each stack to the first
-    (False: from the identity)."""
+    (False: from the identity). ``residuals``: also return each stack's residual (``.residuals``)."""
     if isinstance(stacks, (str, bytes)) or not hasattr(stacks, "__len__") or len(stacks) == 0:
         raise TypeError("superres: give a list of stacks")
     if affines is not None and len(affines) != len(stacks):
@@ -72,9 +76,10 @@ def superres(stacks, *, affines=None, mask=None, mask_affine=None, resolution=No
         maff = np.asarray(ml.affine, dtype=np.float64)
     r = _core.superres(arrays, affs, m, maff, float(resolution or 0.0), int(iterations), float(regularization),
                        int(cg_iterations), int(gn_iterations), bool(slice_motion), int(slice_groups),
-                       bool(outlier_rejection), bool(register_init))
+                       bool(outlier_rejection), bool(register_init), bool(residuals))
     aff = np.asarray(r["affine"])
     img = result(r["image"], loaded[0].like, aff)
     return SuperresResult(img, aff, [[np.asarray(t) for t in ts] for ts in r["transforms"]], list(r["slice_group"]),
                           list(r["slice_axis"]), [list(w) for w in r["slice_weights"]], list(r["residual_rms"]),
-                          int(r["cg_iterations"]), [list(v) for v in r["slice_voxels"]])
+                          int(r["cg_iterations"]), [list(v) for v in r["slice_voxels"]],
+                          [np.asarray(e) for e in r["residuals"]] if residuals else None)

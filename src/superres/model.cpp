@@ -112,6 +112,23 @@ StackModel make_stack(const Image<float>& stack, double fine_mm) {
   return m;
 }
 
+Image<float> on_stack_grid(const StackModel& m, const float* v, const Geometry& g) {
+  const int sa = m.slice_axis, ia = sa == 0 ? 1 : 0, ib = sa == 2 ? 1 : 2;
+  const auto& yd = m.y.geometry().dims;
+  VX_CHECK(g.dims[size_t(ia)] == yd[0] && g.dims[size_t(ib)] == yd[1] && g.dims[size_t(sa)] == yd[2], InvalidArgument,
+           "superres: the grid does not match the stack's model");
+  Image<float> out(g, no_init);
+  auto o = out.view();
+  for (int64_t s = 0; s < yd[2]; ++s)
+    for (int64_t b = 0; b < yd[1]; ++b)
+      for (int64_t a = 0; a < yd[0]; ++a) {
+        int64_t idx[3];
+        idx[ia] = a, idx[ib] = b, idx[sa] = s;
+        o(idx[0], idx[1], idx[2]) = v[(s * yd[1] + b) * yd[0] + a];
+      }
+  return out;
+}
+
 void update_slice_field(StackModel& m, const Mat4& w2v, int64_t s) {
   const auto& fd = m.field.geometry().dims;
   write_slice_field(m, w2v * m.motion[size_t(m.group[size_t(s)])], s, m.field.data(), s * m.nq, fd[0] * fd[1] * fd[2]);

@@ -32,6 +32,9 @@ struct StackModel {
 /// group (motions identity).
 StackModel make_stack(const Image<float>& stack, double fine_mm);
 
+/// `v` (one value per stack voxel, the model's order) on the stack's own grid `g` (make_stack's inverse).
+Image<float> on_stack_grid(const StackModel& m, const float* v, const Geometry& g);
+
 /// World position of fine point (a, b, slice s, sample q).
 inline Vec3 fine_world(const StackModel& m, int64_t a, int64_t b, int64_t s, int q) {
   const double z = double(s) + (q - 0.5 * (m.nq - 1)) * m.dq;

@@ -423,9 +423,16 @@ SuperresResult superres(const std::vector<Image<float>>& in, const SuperresOptio
   for (int it = 0; it <= o.iterations; ++it) {
     report("reconstruct " + std::to_string(it + 1) + "/" + std::to_string(o.iterations + 1));
     R.reconstruct();
-    const auto r = R.residuals();
+    auto r = R.residuals();
     res_out.residual_rms.push_back(R.residual_rms(r));
-    if (it == o.iterations) break;
+    if (it == o.iterations) {
+      // The last reconstruction's residuals are those of the final model (no motion update follows).
+      for (size_t k = 0; o.residuals && k < r.size(); ++k) {
+        for (float& v : r[k]) v = -v; // y - A x
+        res_out.residuals.push_back(on_stack_grid(R.stacks[k], r[k].data(), in[k].geometry()));
+      }
+      break;
+    }
     report("motion " + std::to_string(it + 1) + "/" + std::to_string(o.iterations));
     // Slice motion: the first update moves whole stacks, the later ones each group.
     R.motions(o.slice_motion && it > 0);

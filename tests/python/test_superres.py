@@ -86,3 +86,25 @@ def test_bad_input_is_refused(data):
     far[:3, 3] += 500
     with pytest.raises(ValueError, match="overlap"):
         vx.superres([arrays[0], arrays[1]], affines=[affines[0], far])
+
+
+def test_residuals_are_the_noise_on_each_stack_grid(data, recon):
+    # The stacks are clean stacks (the analytic phantom) plus noise of SD 2 drawn after them, so
+    # noisy - clean is the noise itself. The residual y - A x of a good fit is that noise, less what
+    # the reconstruction absorbs, plus the model's mismatch at the phantom's 0.5 mm edges and the
+    # motion left: measured RMS 1.8, 3.2, 3.4 and correlation with the noise 0.65, 0.52, 0.49 (a
+    # residual of the wrong sign, grid or voxel order correlates about -0.5 or 0).
+    arrays, affines, _ = data
+    assert recon.residuals is None  # off by default
+    clean, _, _ = sd.stacks(noise=0.0, seed=0)
+    r = vx.superres(arrays, affines=affines, resolution=1.0, residuals=True)
+    np.testing.assert_array_equal(r.image, recon.image)  # asking for them changes nothing else
+    assert len(r.residuals) == len(arrays)
+    for k, (y, c, e) in enumerate(zip(arrays, clean, r.residuals)):
+        assert e.shape == y.shape and e.dtype == np.float32, (k, e.shape, e.dtype)
+        region = c > 20  # inside the phantom, well inside the output grid
+        noise = (y - c)[region]
+        rms_e = float(np.sqrt(np.mean(e[region] ** 2)))
+        corr = float(np.corrcoef(e[region], noise)[0, 1])
+        assert 1.0 < rms_e < 4.0, (k, rms_e, corr)
+        assert corr > 0.4, (k, rms_e, corr)

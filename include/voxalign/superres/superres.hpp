@@ -34,6 +34,7 @@ struct SuperresOptions {
   bool outlier_rejection = true; ///< slice motion: down-weight slices whose residual is an outlier
   bool register_init = true;     ///< start the motions from a rigid registration of each stack to the first
   double max_memory_gb = 0.0;    ///< refuse when the estimate exceeds this (0: the machine's physical memory)
+  bool residuals = false;        ///< also return each stack's residual y_k - A_k x of the final reconstruction
   std::function<void(const SuperresProgress&)> progress;
 };
 
@@ -50,6 +51,10 @@ struct SuperresResult {
   /// slice with none keeps its stack's motion.
   std::vector<std::vector<int64_t>> slice_voxels;
   std::vector<double> residual_rms;             ///< after each reconstruction: RMS of the weighted residuals
+  /// With options.residuals, per stack: y_k - A_k x on the stack's own grid (its geometry), with the
+  /// final motions and the reconstruction before the mask zeroes it. Voxels whose data were not used
+  /// (weight 0: profile outside the output grid or mask) keep their residual; residual_rms leaves them out.
+  std::vector<Image<float>> residuals;
   int cg_iterations = 0;                        ///< all reconstructions together
 };
 
