@@ -180,20 +180,6 @@ void eval_ncc(const Level& L, const Samples& s, bool grad, Evaluation& ev) {
   ev.G = chain(L, s, w, false);
 }
 
-// Cubic B-spline Parzen window and its derivative.
-double beta3(double t) {
-  t = std::abs(t);
-  if (t < 1) return 2.0 / 3.0 - t * t + 0.5 * t * t * t;
-  if (t < 2) return (2 - t) * (2 - t) * (2 - t) / 6.0;
-  return 0.0;
-}
-double dbeta3(double t) {
-  const double a = std::abs(t);
-  if (a < 1) return -2 * t + 1.5 * t * a;
-  if (a < 2) return -0.5 * (2 - a) * (2 - a) * (t > 0 ? 1 : -1);
-  return 0.0;
-}
-
 void eval_mi(const Level& L, const Samples& s, bool grad, Evaluation& ev) {
   // Mattes: fixed values binned with a box window, moving with a cubic B-spline window; two bins
   // of padding on each side so the window never leaves the histogram.

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "voxalign/core/error.hpp"
+#include "voxalign/register/engine.hpp"
 #include "voxalign/core/parallel.hpp"
 #include "voxalign/warp/warp.hpp"
 
@@ -141,20 +142,6 @@ double ssd(const float* f, const float* m, int64_t N, const uint8_t* mask, int64
          });
 }
 
-// Cubic B-spline Parzen window and its derivative.
-double beta3(double t) {
-  t = std::abs(t);
-  if (t < 1) return 2.0 / 3.0 - t * t + 0.5 * t * t * t;
-  if (t < 2) return (2 - t) * (2 - t) * (2 - t) / 6.0;
-  return 0.0;
-}
-double dbeta3(double t) {
-  const double a = std::abs(t);
-  if (a < 1) return -2 * t + 1.5 * t * a;
-  if (a < 2) return -0.5 * (2 - a) * (2 - a) * (t > 0 ? 1 : -1);
-  return 0.0;
-}
-
 /// Histogram position of value v on an axis of B bins whose [lo, hi] spans bins 2 .. B-3 (two bins of
 /// padding: the cubic window stays inside); values beyond are clamped (and have no derivative).
 struct Axis {
@@ -186,7 +173,7 @@ double mi(const float* f, const float* m, int64_t N, const uint8_t* mask, int64_
       const double u = af.pos(f[q], c), v = am.pos(m[q], c);
       const int l0 = int(std::floor(u)) - 1, k0 = int(std::floor(v)) - 1;
       double wl[4], wk[4];
-      for (int t = 0; t < 4; ++t) wl[t] = beta3(l0 + t - u), wk[t] = beta3(k0 + t - v);
+      for (int t = 0; t < 4; ++t) wl[t] = reg::beta3(l0 + t - u), wk[t] = reg::beta3(k0 + t - v);
       for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) h[(l0 + i) * B + k0 + j] += wl[i] * wk[j];
     }
@@ -220,8 +207,8 @@ double mi(const float* f, const float* m, int64_t N, const uint8_t* mask, int64_
       const int l0 = int(std::floor(u)) - 1, k0 = int(std::floor(v)) - 1;
       double wl[4], wk[4], dl[4], dk[4];
       for (int t = 0; t < 4; ++t) {
-        wl[t] = beta3(l0 + t - u), wk[t] = beta3(k0 + t - v);
-        dl[t] = dbeta3(l0 + t - u), dk[t] = dbeta3(k0 + t - v);
+        wl[t] = reg::beta3(l0 + t - u), wk[t] = reg::beta3(k0 + t - v);
+        dl[t] = reg::dbeta3(l0 + t - u), dk[t] = reg::dbeta3(k0 + t - v);
       }
       double gf = 0, gm = 0;
       for (int i = 0; i < 4; ++i)

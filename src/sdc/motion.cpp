@@ -13,10 +13,8 @@ namespace voxalign::sdc_detail {
 namespace {
 constexpr int64_t kBlock = 4096; // voxels per reduction block: sums in block order, any thread count
 
-AffineModel rigid_model(const Vec3& centre) {
+AffineModel rigid_model(const Vec3& centre) { // AffineModel's default: 3D rigid
   AffineModel m;
-  m.ndim = 3;
-  m.groups = {"translation", "rotation"};
   m.centre = centre;
   return m;
 }

@@ -15,10 +15,8 @@ namespace {
 
 constexpr Mode kModelMode = Mode::Constant; // zero outside the output grid: A's rows there see nothing
 
-AffineModel rigid_model(const Vec3& centre) {
+AffineModel rigid_model(const Vec3& centre) { // AffineModel's default: 3D rigid
   AffineModel am;
-  am.ndim = 3;
-  am.groups = {"translation", "rotation"};
   am.centre = centre;
   return am;
 }

@@ -2,6 +2,7 @@
 // registration (fixed samples + moving coefficients) and the evaluation of every metric with its
 // exact gradient with respect to the voxel->voxel matrix.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -13,6 +14,21 @@
 #include <Eigen/Dense>
 
 namespace voxalign::reg {
+
+/// The cubic B-spline Parzen window of the mutual-information histograms (Mattes' metric and SyN's
+/// mi) and its derivative.
+inline double beta3(double t) {
+  t = std::abs(t);
+  if (t < 1) return 2.0 / 3.0 - t * t + 0.5 * t * t * t;
+  if (t < 2) return (2 - t) * (2 - t) * (2 - t) / 6.0;
+  return 0.0;
+}
+inline double dbeta3(double t) {
+  const double a = std::abs(t);
+  if (a < 1) return -2 * t + 1.5 * t * a;
+  if (a < 2) return -0.5 * (2 - a) * (2 - a) * (t > 0 ? 1 : -1);
+  return 0.0;
+}
 
 
 /// Moving values and gradients at the samples (buffers reused across evaluations).
