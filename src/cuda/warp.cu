@@ -96,24 +96,40 @@ VX_HD void point_of(const FieldView<T>& f, bool has_field, const Mat& M, Grid3 g
 }
 
 // Pass 1 of the deterministic scatter: per coefficient, the sum of |weight| in fixed point with
-// scale 2^32 (a bound, so its rounding does not matter), and the largest |y|.
+// scale 2^32 (a bound, so its rounding does not matter).
 template <int K, int D, class T>
-__global__ void weight_bound_kernel(CoefView<T, D> c, FieldView<T> f, bool has_field, Mat M, Grid3 g, const T* y,
-                                    unsigned long long* wsum, unsigned long long* ymax) {
+__global__ void weight_bound_kernel(CoefView<T, D> c, FieldView<T> f, bool has_field, Mat M, Grid3 g,
+                                    unsigned long long* wsum) {
   VX_GRID_LOOP(q, g.size()) {
     double x[D];
     point_of<D>(f, has_field, M, g, q, x);
-    const double ay = std::abs(double(y[q]));
-    atomicMax(ymax, (unsigned long long)__double_as_longlong(ay)); // non-negative doubles order as integers
     kernel::visit_taps<K, D, T>(c, x, [&](int64_t o, T w) {
       atomicAdd(wsum + o, (unsigned long long)kernel::to_fixed(std::abs(double(w)), kernel::kWeightScale));
     });
   }
 }
 
-__global__ void max_kernel(const unsigned long long* a, int64_t n, unsigned long long* out) {
-  VX_GRID_LOOP(q, n) atomicMax(out, a[q]);
+// The largest of n values (key(q): non-negative doubles' bits order as the doubles do) into *out:
+// a maximum per thread, then per warp, then one atomic per warp (one atomic per value would
+// serialise millions of them on one address).
+template <class Key> __global__ void max_kernel(Key key, int64_t n, unsigned long long* out) {
+  unsigned long long m = 0;
+  VX_GRID_LOOP(q, n) m = max(m, key(q));
+  for (int s = 16; s > 0; s >>= 1) m = max(m, __shfl_down_sync(0xffffffffu, m, s));
+  if ((threadIdx.x & 31) == 0) atomicMax(out, m);
 }
+constexpr unsigned kReduceBlocks = 1024;
+
+struct WeightSumKey {
+  const unsigned long long* a;
+  __device__ unsigned long long operator()(int64_t q) const { return a[q]; }
+};
+template <class T> struct AbsBitsKey {
+  const T* y;
+  __device__ unsigned long long operator()(int64_t q) const {
+    return (unsigned long long)__double_as_longlong(std::abs(double(y[q])));
+  }
+};
 
 // Pass 2: y(x) w added to the taps, in fixed point at `scale` (deterministic) or as T atomics.
 template <int K, int D, class T, bool Fixed>
@@ -180,8 +196,9 @@ void adjoint(const DeviceGrid<T>& y, const DeviceGrid<T>* field, const double* M
     check(cudaMalloc(reinterpret_cast<void**>(&maxes), 16), "adjoint: allocating");
     check(cudaMemset(wsum, 0, size_t(n) * 8), "adjoint: clear");
     check(cudaMemset(maxes, 0, 16), "adjoint: clear");
-    weight_bound_kernel<K, D, T><<<blocks_for(g.size()), kBlock>>>(v, fv, field != nullptr, Mm, g, y.data(), wsum, maxes);
-    max_kernel<<<blocks_for(n), kBlock>>>(wsum, n, maxes + 1);
+    weight_bound_kernel<K, D, T><<<blocks_for(g.size()), kBlock>>>(v, fv, field != nullptr, Mm, g, wsum);
+    max_kernel<<<kReduceBlocks, kBlock>>>(AbsBitsKey<T>{y.data()}, g.size(), maxes);
+    max_kernel<<<kReduceBlocks, kBlock>>>(WeightSumKey{wsum}, n, maxes + 1);
     check_launch("adjoint bound");
     unsigned long long host[2];
     check(cudaMemcpy(host, maxes, 16, cudaMemcpyDeviceToHost), "adjoint: bound");
