@@ -69,8 +69,8 @@ test-cli:
 	bash tests/cli/run_all.sh
 
 # The device check (docs/cuda.md): a CUDA build, the GPU tests and the GPU benchmark, in one run.
-test-gpu:
-	@bash tools/test_gpu.sh $(BUILD)
+test-gpu: deps
+	@$(CUDA_ENV) bash tools/test_gpu.sh build/gpu $(CUDA_ARGS)
 
 docs: build
 	bash tools/cli_docs.sh $(BUILD)/voxalign > docs/cli.md.tmp && mv docs/cli.md.tmp docs/cli.md
